@@ -151,10 +151,12 @@ class Err(Generic[E]):
         return True
 
     def unwrap(self) -> NoReturn:
-        exc = UnwrapError(self, f"called unwrap() on an Err value: {self._error!r}")
         if isinstance(self._error, BaseException):
-            raise exc from self._error
-        raise exc
+            # Name the type only: exception messages (driver errors above all)
+            # can carry DSNs or SQL, and the original is chained as the cause.
+            kind = type(self._error).__qualname__
+            raise UnwrapError(self, f"called unwrap() on an Err value: {kind}") from self._error
+        raise UnwrapError(self, f"called unwrap() on an Err value: {self._error!r}")
 
     def unwrap_err(self) -> E:
         return self._error
