@@ -1,0 +1,57 @@
+"""The buttress exception hierarchy, the error taxonomy and error capture.
+
+Owns ``ButtressError`` and its subclasses (``_hierarchy``), what an error is
+(``_taxonomy``), ``classify`` (``_classify``: drivers recognised by name, never
+imported) and ``capture``/``with_error_handling`` (``_capture``). Messages never
+carry a secret, a DSN or SQL text.
+"""
+
+from buttress.errors._capture import ErrorHandler, capture, with_error_handling
+from buttress.errors._classify import UNKNOWN, classify, register_classification
+from buttress.errors._hierarchy import (
+    BackendError,
+    BackendUnavailableError,
+    ButtressError,
+    InvalidDSNError,
+    MissingDependencyError,
+    UnsupportedBackendError,
+    ValidationError,
+)
+from buttress.errors._taxonomy import (
+    Classification,
+    ContextualError,
+    ErrorCategory,
+    ErrorContext,
+    Severity,
+    user_message_for,
+)
+
+__all__ = [
+    "UNKNOWN",
+    "BackendError",
+    "BackendUnavailableError",
+    "ButtressError",
+    "Classification",
+    "ContextualError",
+    "ErrorCategory",
+    "ErrorContext",
+    "ErrorHandler",
+    "InvalidDSNError",
+    "MissingDependencyError",
+    "Severity",
+    "UnsupportedBackendError",
+    "ValidationError",
+    "capture",
+    "classify",
+    "register_classification",
+    "user_message_for",
+    "with_error_handling",
+]
+
+# Public classes report the public module, so tracebacks, pickles and
+# classify's name-keyed rules ("buttress.errors.ValidationError") see one path.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj
