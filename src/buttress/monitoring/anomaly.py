@@ -1,0 +1,264 @@
+"""Pure anomaly detection over one metric's recorded series.
+
+A rule compares the newest sample with a trailing baseline (the median of the
+samples in a window before it) or checks that a metric stayed flat at zero for a
+period. Rules are ratios, so a series scaled by a positive constant gets the
+same verdict. Nothing here reads a clock or storage: ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TypeAlias
+
+import attrs
+
+from buttress.errors import ValidationError
+
+__all__ = [
+    "AlertLevel",
+    "Anomaly",
+    "DropRule",
+    "FlatRule",
+    "Rule",
+    "Sample",
+    "SpikeRule",
+    "alert_level",
+    "detect",
+]
+
+
+class AlertLevel(enum.IntEnum):
+    """Overall verdict; the value is the exit code ``buttress doctor`` uses."""
+
+    HEALTHY = 0
+    WARNING = 1
+    CRITICAL = 2
+
+
+def _aware(_instance: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(attribute.name, "must be a timezone-aware datetime")
+
+
+def _finite(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(attribute.name, "must be a finite number")
+
+
+@attrs.frozen
+class Sample:
+    """One recorded value of a metric at a moment."""
+
+    at: datetime = attrs.field(validator=_aware)
+    value: float = attrs.field(validator=_finite)
+
+
+def _fraction(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _finite(_instance, attribute, value)
+    if value <= 0:
+        raise ValidationError(attribute.name, "must be > 0")
+
+
+def _positive_period(
+    _instance: object, attribute: attrs.Attribute[timedelta], value: timedelta
+) -> None:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ValidationError(attribute.name, "must be a positive timedelta")
+
+
+def _metric_name(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(attribute.name, "must be a non-empty string")
+
+
+def _min_samples(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(attribute.name, "must be an int >= 1")
+
+
+@attrs.frozen
+class Anomaly:
+    """What a rule found: which metric, how bad, and a sentence for humans."""
+
+    metric: str
+    rule: str
+    level: AlertLevel
+    message: str
+    observed: float
+    baseline: float | None
+
+
+def _baseline(
+    series: Sequence[Sample], latest: Sample, window: timedelta, min_samples: int
+) -> float | None:
+    start = latest.at - window
+    before = [s.value for s in series if start <= s.at < latest.at]
+    if len(before) < min_samples:
+        return None
+    return statistics.median(before)
+
+
+def _check_thresholds(warning: float, critical: float | None) -> None:
+    if critical is not None and critical < warning:
+        raise ValidationError("critical", "must be >= the warning threshold")
+
+
+@attrs.frozen
+class DropRule:
+    """Newest value below the trailing median by more than ``warning`` (a fraction).
+
+    ``DropRule("signups", warning=0.5)`` warns when signups fall more than 50 %
+    below the median of the previous ``window``; ``critical`` (optional, larger)
+    escalates.
+    """
+
+    metric: str = attrs.field(validator=_metric_name)
+    warning: float = attrs.field(default=0.5, validator=_fraction)
+    critical: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_fraction)
+    )
+    window: timedelta = attrs.field(default=timedelta(days=1), validator=_positive_period)
+    min_samples: int = attrs.field(default=3, validator=_min_samples)
+
+    def __attrs_post_init__(self) -> None:
+        if self.warning >= 1:
+            raise ValidationError("warning", "a drop is a fraction below 1 (0.5 means 50 %)")
+        if self.critical is not None and self.critical >= 1:
+            raise ValidationError("critical", "a drop is a fraction below 1")
+        _check_thresholds(self.warning, self.critical)
+
+    def check(self, series: Sequence[Sample], now: datetime) -> Anomaly | None:
+        if not series:
+            return None
+        latest = series[-1]
+        baseline = _baseline(series, latest, self.window, self.min_samples)
+        if baseline is None or baseline <= 0:
+            return None
+        drop = (baseline - latest.value) / baseline
+        level = _level(drop, self.warning, self.critical)
+        if level is AlertLevel.HEALTHY:
+            return None
+        return Anomaly(
+            self.metric,
+            "drop",
+            level,
+            f"{self.metric} is {drop:.0%} below its trailing median ({latest.value:g} vs "
+            f"{baseline:g})",
+            latest.value,
+            baseline,
+        )
+
+
+@attrs.frozen
+class SpikeRule:
+    """Newest value above the trailing median by more than ``warning`` (a fraction).
+
+    ``SpikeRule("errors", warning=1.0)`` warns when errors more than double.
+    """
+
+    metric: str = attrs.field(validator=_metric_name)
+    warning: float = attrs.field(default=1.0, validator=_fraction)
+    critical: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_fraction)
+    )
+    window: timedelta = attrs.field(default=timedelta(days=1), validator=_positive_period)
+    min_samples: int = attrs.field(default=3, validator=_min_samples)
+
+    def __attrs_post_init__(self) -> None:
+        _check_thresholds(self.warning, self.critical)
+
+    def check(self, series: Sequence[Sample], now: datetime) -> Anomaly | None:
+        if not series:
+            return None
+        latest = series[-1]
+        baseline = _baseline(series, latest, self.window, self.min_samples)
+        if baseline is None or baseline <= 0:
+            return None
+        rise = (latest.value - baseline) / baseline
+        level = _level(rise, self.warning, self.critical)
+        if level is AlertLevel.HEALTHY:
+            return None
+        return Anomaly(
+            self.metric,
+            "spike",
+            level,
+            f"{self.metric} is {rise:.0%} above its trailing median ({latest.value:g} vs "
+            f"{baseline:g})",
+            latest.value,
+            baseline,
+        )
+
+
+@attrs.frozen
+class FlatRule:
+    """The metric stayed at exactly zero for the whole of ``period`` ("no signups in 24 h").
+
+    Fires only when the recorded samples cover the period (the oldest sample in
+    the series is at least ``period`` old), so a fresh installation does not
+    alert.
+    """
+
+    metric: str = attrs.field(validator=_metric_name)
+    period: timedelta = attrs.field(default=timedelta(hours=24), validator=_positive_period)
+    level: AlertLevel = attrs.field(default=AlertLevel.WARNING)
+
+    def check(self, series: Sequence[Sample], now: datetime) -> Anomaly | None:
+        if not series or now - series[0].at < self.period:
+            return None
+        start = now - self.period
+        recent = [s.value for s in series if s.at >= start]
+        if not recent or any(value != 0 for value in recent):
+            return None
+        return Anomaly(
+            self.metric,
+            "flat",
+            self.level,
+            f"{self.metric} has been 0 for {_human(self.period)}",
+            0.0,
+            None,
+        )
+
+
+Rule: TypeAlias = DropRule | SpikeRule | FlatRule
+
+
+def _level(change: float, warning: float, critical: float | None) -> AlertLevel:
+    if critical is not None and change > critical:
+        return AlertLevel.CRITICAL
+    if change > warning:
+        return AlertLevel.WARNING
+    return AlertLevel.HEALTHY
+
+
+def _human(period: timedelta) -> str:
+    seconds = period.total_seconds()
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def detect(
+    series: Iterable[Sample], rules: Iterable[Rule], now: datetime
+) -> list[Anomaly]:
+    """Every anomaly the rules find in ``series`` (any order; sorted by time here)."""
+    if now.tzinfo is None:
+        raise ValidationError("now", "must be a timezone-aware datetime")
+    ordered = sorted(series, key=lambda sample: sample.at)
+    found = []
+    for rule in rules:
+        anomaly = rule.check(ordered, now)
+        if anomaly is not None:
+            found.append(anomaly)
+    return found
+
+
+def alert_level(anomalies: Iterable[Anomaly]) -> AlertLevel:
+    """The worst level among ``anomalies`` (HEALTHY when there are none)."""
+    return max((a.level for a in anomalies), default=AlertLevel.HEALTHY)
