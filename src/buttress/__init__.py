@@ -1,8 +1,15 @@
 """buttress: typed reliability parts for Python services.
 
-This module only re-exports the public names; optional drivers (asyncpg,
-redis) and adapter frameworks are imported when first used, never here.
+This module only re-exports the public names. The small core (Result, errors,
+clock, logging) is imported at once; every component is imported on first
+attribute access (PEP 562), and optional drivers (asyncpg, redis) and adapter
+frameworks only when used, so ``import buttress`` stays cheap.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from buttress._version import __version__
 from buttress.clock import Clock, SystemClock
@@ -28,33 +35,114 @@ from buttress.errors import (
 from buttress.log import configure_logging, get_logger, redact, register_secret
 from buttress.result import Err, Ok, Result, UnwrapError, as_result
 
+if TYPE_CHECKING:
+    from buttress.backends import Backend, connect, redact_dsn
+    from buttress.config import ConfigEntry, ConfigStore, Setting
+    from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
+    from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
+    from buttress.health import ComponentStatus, HealthRegistry, HealthReport, Status, aggregate
+    from buttress.lifecycle import GracefulShutdown, StartupReport, StartupValidator
+    from buttress.migrations import Migrator
+    from buttress.schema import Column, Schema, SchemaReport, SchemaValidator, Table
+
+_LAZY: dict[str, str] = {
+    "Backend": "buttress.backends",
+    "connect": "buttress.backends",
+    "redact_dsn": "buttress.backends",
+    "ConfigEntry": "buttress.config",
+    "ConfigStore": "buttress.config",
+    "Setting": "buttress.config",
+    "DeliveryMetrics": "buttress.deploy",
+    "Deployment": "buttress.deploy",
+    "DeploymentLog": "buttress.deploy",
+    "FeatureFlags": "buttress.flags",
+    "Flag": "buttress.flags",
+    "FlagContext": "buttress.flags",
+    "FlagEvaluation": "buttress.flags",
+    "ComponentStatus": "buttress.health",
+    "HealthRegistry": "buttress.health",
+    "HealthReport": "buttress.health",
+    "Status": "buttress.health",
+    "aggregate": "buttress.health",
+    "GracefulShutdown": "buttress.lifecycle",
+    "StartupReport": "buttress.lifecycle",
+    "StartupValidator": "buttress.lifecycle",
+    "Migrator": "buttress.migrations",
+    "Column": "buttress.schema",
+    "Schema": "buttress.schema",
+    "SchemaReport": "buttress.schema",
+    "SchemaValidator": "buttress.schema",
+    "Table": "buttress.schema",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'buttress' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 __all__ = [
+    "Backend",
     "BackendError",
     "BackendUnavailableError",
     "ButtressError",
     "Classification",
     "Clock",
+    "Column",
+    "ComponentStatus",
+    "ConfigEntry",
+    "ConfigStore",
     "ContextualError",
+    "DeliveryMetrics",
+    "Deployment",
+    "DeploymentLog",
     "Err",
     "ErrorCategory",
     "ErrorContext",
     "ErrorHandler",
+    "FeatureFlags",
+    "Flag",
+    "FlagContext",
+    "FlagEvaluation",
+    "GracefulShutdown",
+    "HealthRegistry",
+    "HealthReport",
     "InvalidDSNError",
+    "Migrator",
     "MissingDependencyError",
     "Ok",
     "Result",
+    "Schema",
+    "SchemaReport",
+    "SchemaValidator",
+    "Setting",
     "Severity",
+    "StartupReport",
+    "StartupValidator",
+    "Status",
     "SystemClock",
+    "Table",
     "UnsupportedBackendError",
     "UnwrapError",
     "ValidationError",
     "__version__",
+    "aggregate",
     "as_result",
     "capture",
     "classify",
     "configure_logging",
+    "connect",
     "get_logger",
     "redact",
+    "redact_dsn",
     "register_classification",
     "register_secret",
     "with_error_handling",

@@ -1,0 +1,338 @@
+"""Flag evaluation cost: buttress ``is_enabled`` beside the usual Python flag libraries.
+
+Three rows, each a sync evaluation from an in-memory snapshot in one process:
+a plain on flag, a flag targeting a user list (asked for a listed user), and a
+50% rollout bucketed on the user id. Peers that are not installed are skipped
+(``pip install 'buttress[bench]'`` installs them). Prints per-call medians and
+each peer's cost as a multiple of buttress's.
+
+    python benchmarks/flags.py [--quick]
+
+With ``BUTTRESS_BENCH_POSTGRES_DSN`` set it also measures propagation: 100
+changes through one ``FeatureFlags`` instance, timed until a second instance
+(its own pool, push only) sees each one; median and p99 are printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from buttress.flags import FeatureFlags, Flag, FlagContext
+
+ROWS = ("plain", "targeted", "rollout 50%")
+TARGET_USER = "alice"
+ROLLOUT_USER = "user-42"
+
+Probe = Callable[[], object]
+Suite = dict[str, Probe]
+
+
+def median_ns(probe: Probe, repeats: int, number: int) -> float:
+    probe()  # warm caches (bucket memo, peers' lazy set-up)
+    runs = timeit.repeat(probe, number=number, repeat=repeats)
+    return statistics.median(runs) / number * 1e9
+
+
+def buttress_suite() -> Suite:
+    flags = FeatureFlags(refresh_interval=None)
+
+    async def load() -> None:
+        await flags.start()
+        await flags.upsert(Flag("plain", "Plain", enabled=True))
+        await flags.upsert(Flag("targeted", "Targeted", enabled=True, users={TARGET_USER}))
+        await flags.upsert(Flag("rollout", "Rollout", enabled=True, percentage=50))
+
+    asyncio.run(load())
+    is_enabled = flags.is_enabled
+    target = FlagContext(TARGET_USER)
+    rollout = FlagContext(ROLLOUT_USER)
+    # A targeted flag with a user list and no percentage is on only for listed users.
+    return {
+        "plain": lambda: is_enabled("plain"),
+        "targeted": lambda: is_enabled("targeted", target),
+        "rollout 50%": lambda: is_enabled("rollout", rollout),
+    }
+
+
+def openfeature_suite() -> Suite:
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+    from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
+
+    from openfeature import api
+
+    def targeted(flag: InMemoryFlag[bool], ctx: EvaluationContext) -> FlagResolutionDetails[bool]:
+        hit = ctx.targeting_key == TARGET_USER
+        return FlagResolutionDetails(value=hit, reason=Reason.TARGETING_MATCH)
+
+    def rollout(flag: InMemoryFlag[bool], ctx: EvaluationContext) -> FlagResolutionDetails[bool]:
+        digest = hashlib.blake2b(f"rollout\0{ctx.targeting_key}".encode(), digest_size=8)
+        on = int.from_bytes(digest.digest(), "big") % 10_000 < 5_000
+        return FlagResolutionDetails(value=on, reason=Reason.SPLIT)
+
+    variants = {"on": True, "off": False}
+    api.set_provider(
+        InMemoryProvider(
+            {
+                "plain": InMemoryFlag("on", variants),
+                "targeted": InMemoryFlag("off", variants, context_evaluator=targeted),
+                "rollout": InMemoryFlag("off", variants, context_evaluator=rollout),
+            }
+        )
+    )
+    client = api.get_client()
+    target = EvaluationContext(targeting_key=TARGET_USER)
+    user = EvaluationContext(targeting_key=ROLLOUT_USER)
+    return {
+        "plain": lambda: client.get_boolean_value("plain", False),
+        "targeted": lambda: client.get_boolean_value("targeted", False, target),
+        "rollout 50%": lambda: client.get_boolean_value("rollout", False, user),
+    }
+
+
+def growthbook_suite() -> Suite:
+    from growthbook import GrowthBook
+
+    features: dict[str, Any] = {
+        "plain": {"defaultValue": True},
+        "targeted": {
+            "defaultValue": False,
+            "rules": [{"condition": {"id": {"$in": [TARGET_USER]}}, "force": True}],
+        },
+        "rollout": {
+            "defaultValue": False,
+            "rules": [{"force": True, "coverage": 0.5, "hashAttribute": "id"}],
+        },
+    }
+    target = GrowthBook(attributes={"id": TARGET_USER}, features=features)
+    user = GrowthBook(attributes={"id": ROLLOUT_USER}, features=features)
+    return {
+        "plain": lambda: user.is_on("plain"),
+        "targeted": lambda: target.is_on("targeted"),
+        "rollout 50%": lambda: user.is_on("rollout"),
+    }
+
+
+def unleash_suite() -> Suite:
+    from UnleashClient.cache import FileCache
+    from UnleashClient.clients.unleash_client import UnleashClient
+
+    logging.getLogger("UnleashClient").setLevel(logging.CRITICAL)
+    cache = FileCache("buttress-bench", directory=tempfile.mkdtemp())
+    cache.bootstrap_from_dict(
+        {
+            "version": 1,
+            "features": [
+                {"name": "plain", "enabled": True, "strategies": [{"name": "default"}]},
+                {
+                    "name": "targeted",
+                    "enabled": True,
+                    "strategies": [{"name": "userWithId", "parameters": {"userIds": TARGET_USER}}],
+                },
+                {
+                    "name": "rollout",
+                    "enabled": True,
+                    "strategies": [
+                        {
+                            "name": "flexibleRollout",
+                            "parameters": {
+                                "rollout": "50",
+                                "stickiness": "userId",
+                                "groupId": "rollout",
+                            },
+                        }
+                    ],
+                },
+            ],
+        }
+    )
+    client = UnleashClient(
+        url="http://127.0.0.1:9",
+        app_name="buttress-bench",
+        disable_metrics=True,
+        disable_registration=True,
+        cache=cache,
+    )
+    client.initialize_client(fetch_toggles=False)
+    target = {"userId": TARGET_USER}
+    user = {"userId": ROLLOUT_USER}
+    return {
+        "plain": lambda: client.is_enabled("plain"),
+        "targeted": lambda: client.is_enabled("targeted", target),
+        "rollout 50%": lambda: client.is_enabled("rollout", user),
+    }
+
+
+def flagsmith_suite() -> Suite:
+    from flagsmith import Flagsmith
+
+    def state(feature_id: int, name: str, enabled: bool, n: int) -> dict[str, Any]:
+        return {
+            "enabled": enabled,
+            "feature_state_value": None,
+            "feature": {"id": feature_id, "name": name},
+            "featurestate_uuid": f"00000000-0000-0000-0000-{n:012d}",
+            "multivariate_feature_state_values": [],
+        }
+
+    rollout_on = state(3, "rollout", True, 4)
+    rollout_on["feature_segment"] = {"priority": 0}
+    document: dict[str, Any] = {
+        "api_key": "bench",
+        "name": "bench",
+        "feature_states": [
+            state(1, "plain", True, 1),
+            state(2, "targeted", False, 2),
+            state(3, "rollout", False, 3),
+        ],
+        "identity_overrides": [
+            {"identifier": TARGET_USER, "identity_features": [state(2, "targeted", True, 5)]}
+        ],
+        "project": {
+            "segments": [
+                {
+                    "id": 1,
+                    "name": "half",
+                    "rules": [
+                        {
+                            "type": "ALL",
+                            "rules": [],
+                            "conditions": [
+                                {"operator": "PERCENTAGE_SPLIT", "property_": "", "value": "50"}
+                            ],
+                        }
+                    ],
+                    "feature_states": [rollout_on],
+                }
+            ]
+        },
+    }
+
+    class Offline:
+        def get_environment(self) -> dict[str, Any]:
+            return document
+
+    client = Flagsmith(offline_mode=True, offline_handler=Offline())  # type: ignore[arg-type]  # a dict document is what it reads
+    return {
+        "plain": lambda: client.get_environment_flags().is_feature_enabled("plain"),
+        "targeted": lambda: client.get_identity_flags(TARGET_USER).is_feature_enabled("targeted"),
+        "rollout 50%": lambda: client.get_identity_flags(ROLLOUT_USER).is_feature_enabled(
+            "rollout"
+        ),
+    }
+
+
+PEERS: dict[str, Callable[[], Suite]] = {
+    "openfeature-sdk (in-memory)": openfeature_suite,
+    "growthbook (local)": growthbook_suite,
+    "UnleashClient (offline)": unleash_suite,
+    "flagsmith (offline)": flagsmith_suite,
+}
+
+
+def main() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quick = "--quick" in sys.argv
+    repeats, number = (5, 2_000) if quick else (9, 20_000)
+    suites: dict[str, Suite] = {"buttress": buttress_suite()}
+    for name, build in PEERS.items():
+        try:
+            suites[name] = build()
+        except Exception as exc:
+            print(f"skipping {name}: {type(exc).__name__}: {exc}")
+    sanity = {name: [bool(suite[row]()) for row in ROWS] for name, suite in suites.items()}
+    print("answers (plain, targeted, rollout):", sanity)
+
+    results: dict[str, dict[str, float]] = {}
+    for name, suite in suites.items():
+        number_here = number if name == "buttress" else max(number // 10, 200)
+        results[name] = {row: median_ns(suite[row], repeats, number_here) for row in ROWS}
+
+    empty = median_ns(lambda: None, repeats, number)
+    print(f"\ncalibration: calling an empty lambda costs {empty:,.0f} ns on this machine now")
+
+    width = max(len(name) for name in suites) + 2
+    print(f"\nmedian ns per evaluation ({repeats} runs); ratio = peer / buttress")
+    print("library".ljust(width) + "".join(row.rjust(24) for row in ROWS))
+    base = results["buttress"]
+    for name, row_times in results.items():
+        cells = []
+        for row in ROWS:
+            ns = row_times[row]
+            ratio = "" if name == "buttress" else f" ({ns / base[row]:.1f}x)"
+            cells.append(f"{ns:,.0f} ns{ratio}".rjust(24))
+        print(name.ljust(width) + "".join(cells))
+    for row in ROWS:
+        peers = {name: t[row] for name, t in results.items() if name != "buttress"}
+        if peers:
+            fastest = min(peers, key=peers.__getitem__)
+            print(
+                f"{row}: buttress {base[row]:,.0f} ns; fastest peer {fastest} "
+                f"{peers[fastest]:,.0f} ns = {peers[fastest] / base[row]:.1f}x"
+            )
+    report_propagation()
+
+
+async def until(flags: FeatureFlags, predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds, woken by the instance's snapshot changes."""
+    changed = asyncio.Event()
+    unsubscribe = flags.on_change(lambda _keys: changed.set())
+    try:
+        async with asyncio.timeout(within):
+            while not predicate():
+                await changed.wait()
+                changed.clear()
+    finally:
+        unsubscribe()
+
+
+async def propagation(dsn: str, changes: int = 100) -> list[float]:
+    """Seconds from ``update`` returning on one instance to the other instance seeing it."""
+    from buttress.backends import connect
+
+    async with (
+        connect(dsn) as writer_backend,
+        connect(dsn) as reader_backend,
+        FeatureFlags(writer_backend, refresh_interval=None) as writer,
+        FeatureFlags(reader_backend, refresh_interval=None) as reader,
+    ):
+        await writer.upsert(Flag("propagation", "Propagation", enabled=False))
+        await until(reader, lambda: "propagation" in reader.snapshot)
+        latencies = []
+        for n in range(changes):
+            want = n % 2 == 0
+            started = time.perf_counter()
+            await writer.update("propagation", enabled=want)
+            await until(reader, lambda want=want: reader.is_enabled("propagation") is want)  # type: ignore[misc]  # default binds the loop value
+            latencies.append(time.perf_counter() - started)
+        await writer.delete("propagation")
+        return latencies
+
+
+def report_propagation() -> None:
+    dsn = os.environ.get("BUTTRESS_BENCH_POSTGRES_DSN")
+    if not dsn:
+        print("\npropagation: set BUTTRESS_BENCH_POSTGRES_DSN to measure it on PostgreSQL")
+        return
+    latencies = sorted(asyncio.run(propagation(dsn)))
+    p99 = latencies[min(len(latencies) - 1, round(len(latencies) * 0.99) - 1)]
+    print(
+        f"\npropagation on PostgreSQL ({len(latencies)} changes, LISTEN/NOTIFY): "
+        f"median {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""ASGI endpoints for ``/health``, ``/health/live`` and ``/health/ready``.
+
+``HealthASGIApp`` answers health paths from a ``HealthRegistry`` (the
+refresher's snapshot when one runs) and hands every other request to the
+wrapped app, or answers 404 when standing alone. Works with any ASGI server
+or framework (Starlette ``Mount``, FastAPI ``app.mount``, middleware style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+
+from buttress.adapters._health_routes import ALL, render, resolve
+from buttress.health import HealthRegistry
+
+__all__ = ["ASGIApp", "HealthASGIApp", "Receive", "Scope", "Send"]
+
+Scope = MutableMapping[str, object]
+Message = MutableMapping[str, object]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_METHODS = ("GET", "HEAD")
+
+
+class HealthASGIApp:
+    """Serve health+json for a registry; everything else goes to ``app``.
+
+    >>> app = HealthASGIApp(registry, app=my_asgi_app)            # doctest: +SKIP
+    """
+
+    def __init__(
+        self, registry: HealthRegistry, *, app: ASGIApp | None = None, path: str = "/health"
+    ) -> None:
+        if not path.startswith("/") or path.endswith("/"):
+            from buttress.errors import ValidationError
+
+            raise ValidationError("path", "must start with '/' and not end with '/'")
+        self.registry = registry
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope.get("type")
+        if kind == "http":
+            path = str(scope.get("path", ""))
+            root_path = str(scope.get("root_path", "") or "")
+            route = resolve(self.registry, self.path, path, root_path)
+            if route is not None:
+                await self._answer(scope, send, None if route is ALL else str(route))
+                return
+        if self.app is not None:
+            await self.app(scope, receive, send)
+            return
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "http":
+            await _plain(send, 404, b"not found")
+
+    async def _answer(self, scope: Scope, send: Send, group: str | None) -> None:
+        method = str(scope.get("method", "GET")).upper()
+        if method not in _METHODS:
+            await _plain(send, 405, b"method not allowed", [(b"allow", b"GET, HEAD")])
+            return
+        report = await self.registry.probe(group)
+        status, headers, body = render(report)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+async def _plain(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message.get("type") == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message.get("type") == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

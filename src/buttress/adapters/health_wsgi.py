@@ -1,0 +1,159 @@
+"""WSGI endpoints for ``/health``, ``/health/live`` and ``/health/ready``.
+
+WSGI has no event loop, so ``HealthWSGIApp`` runs the registry on one private
+loop in a daemon thread shared by all requests (concurrent requests still share
+in-flight checks), optionally with the background refresher so probes get the
+snapshot at once. Other paths go to the wrapped app, or get 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from types import TracebackType
+from typing import Protocol, TypeVar
+
+from buttress.adapters._health_routes import ALL, error_body, render, resolve
+from buttress.health import HealthRegistry, HealthReport
+from buttress.log import get_logger
+
+__all__ = ["HealthWSGIApp", "StartResponse", "WSGIApp", "WSGIEnvironment"]
+
+WSGIEnvironment = dict[str, object]
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
+
+
+class StartResponse(Protocol):
+    def __call__(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: _ExcInfo | None = ...,
+        /,
+    ) -> Callable[[bytes], object]: ...
+
+
+WSGIApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
+
+T = TypeVar("T")
+_log = get_logger("health")
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+class _LoopThread:
+    """One event loop in a daemon thread, started on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, coro: Coroutine[object, object, T]) -> concurrent.futures.Future[T]:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=loop.run_forever, name="buttress-health", daemon=True
+                )
+                self._thread.start()
+                self._loop = loop
+            return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop).result(timeout=5)
+        except concurrent.futures.TimeoutError:
+            _log.warning("health.loop_close_timed_out")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
+
+
+async def _cancel_tasks() -> None:
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class HealthWSGIApp:
+    """Serve health+json for a registry from WSGI; everything else goes to ``app``.
+
+    ``refresh_interval`` starts the registry's background refresher on the
+    private loop, so probes answer from the snapshot without waiting on checks.
+    ``request_timeout`` bounds how long a request waits for a run (503 after).
+    """
+
+    def __init__(
+        self,
+        registry: HealthRegistry,
+        *,
+        app: WSGIApp | None = None,
+        path: str = "/health",
+        refresh_interval: float | None = None,
+        request_timeout: float = 30.0,
+    ) -> None:
+        if not path.startswith("/") or path.endswith("/"):
+            from buttress.errors import ValidationError
+
+            raise ValidationError("path", "must start with '/' and not end with '/'")
+        self.registry = registry
+        self.app = app
+        self.path = path
+        self.request_timeout = request_timeout
+        self._loop = _LoopThread()
+        if refresh_interval is not None:
+            self._call(self._start_refresher(refresh_interval))
+
+    async def _start_refresher(self, interval: float) -> None:
+        self.registry.start_refresher(interval)
+
+    def _call(self, coro: Coroutine[object, object, T]) -> T:
+        return self._loop.submit(coro).result(timeout=self.request_timeout)
+
+    def close(self) -> None:
+        """Stop the refresher (if any) and the private loop."""
+        try:
+            self._call(self.registry.stop_refresher())
+        finally:
+            self._loop.close()
+
+    def report(self, group: str | None = None) -> HealthReport:
+        """What ``/health`` (or a group) would answer, from sync code."""
+        return self._call(self.registry.probe(group))
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", "") or "")
+        script_name = str(environ.get("SCRIPT_NAME", "") or "")
+        route = resolve(self.registry, self.path, script_name + path, script_name)
+        if route is None:
+            if self.app is not None:
+                return self.app(environ, start_response)
+            return _respond(start_response, 404, [("content-type", "text/plain")], b"not found")
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        if method not in ("GET", "HEAD"):
+            headers = [("content-type", "text/plain"), ("allow", "GET, HEAD")]
+            return _respond(start_response, 405, headers, b"method not allowed")
+        group = None if route is ALL else str(route)
+        try:
+            status, headers, body = render(self.report(group))
+        except concurrent.futures.TimeoutError:
+            _log.warning("health.request_timed_out", group=group, timeout=self.request_timeout)
+            status, headers, body = error_body(503, "health report timed out")
+        return _respond(start_response, status, headers, b"" if method == "HEAD" else body)
+
+
+def _respond(
+    start_response: StartResponse, status: int, headers: list[tuple[str, str]], body: bytes
+) -> list[bytes]:
+    start_response(f"{status} {_REASONS.get(status, 'Unknown')}", headers)
+    return [body]

@@ -1,0 +1,602 @@
+"""An OpenFeature provider (``openfeature-sdk`` 0.10) backed by ``FeatureFlags``.
+
+Boolean lookups are buttress flags; string, integer, float and object lookups
+are ``ConfigStore`` values, optionally gated by a flag of the same key. This
+module owns only the translation (contexts in, resolution details and provider
+events out); every decision stays in ``buttress.flags``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Final, Self, TypeAlias, TypeVar, cast
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.config import ConfigStore, JSONValue
+from buttress.errors import MissingDependencyError, ValidationError
+from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
+from buttress.flags import Reason as FlagReason
+from buttress.log import get_logger
+
+try:
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.event import ProviderEventDetails
+    from openfeature.exception import ErrorCode, ProviderNotReadyError
+    from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
+    from openfeature.provider import AbstractProvider, Metadata
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError("openfeature-sdk", "openfeature") from exc
+
+__all__ = ["ButtressProvider", "to_flag_context"]
+
+_T = TypeVar("_T")
+ObjectValue: TypeAlias = Sequence[FlagValueType] | Mapping[str, FlagValueType]
+
+_ON: Final = "on"
+_OFF: Final = "off"
+
+# Enum attribute lookups cost a few hundred ns each on Python 3.11; bind the members once.
+_STATIC: Final = Reason.STATIC
+_DEFAULT: Final = Reason.DEFAULT
+_DISABLED: Final = Reason.DISABLED
+_SPLIT: Final = Reason.SPLIT
+_STALE: Final = Reason.STALE
+_TARGETING_MATCH: Final = Reason.TARGETING_MATCH
+_FLAG_NOT_FOUND: Final = ErrorCode.FLAG_NOT_FOUND
+_TYPE_MISMATCH: Final = ErrorCode.TYPE_MISMATCH
+_INVALID_CONTEXT: Final = ErrorCode.INVALID_CONTEXT
+_GENERAL: Final = ErrorCode.GENERAL
+_B_DISABLED: Final = FlagReason.DISABLED
+_B_SCHEDULED_OFF: Final = FlagReason.SCHEDULED_OFF
+_B_UNKNOWN_FLAG: Final = FlagReason.UNKNOWN_FLAG
+_B_ERROR: Final = FlagReason.ERROR
+_B_USER_TARGET: Final = FlagReason.USER_TARGET
+_B_ROLE_TARGET: Final = FlagReason.ROLE_TARGET
+_B_PERCENTAGE: Final = FlagReason.PERCENTAGE
+
+
+class _Absent:
+    __slots__ = ()
+
+
+_ABSENT: Final = _Absent()
+"""No config value under a key (distinct from a stored JSON ``null``)."""
+
+
+class _Sensitive:
+    __slots__ = ()
+
+
+_SENSITIVE: Final = _Sensitive()
+"""A sensitive config value: never served, since hooks and telemetry would see it."""
+
+_Lookup: TypeAlias = "JSONValue | _Absent | _Sensitive"
+
+
+class _InvalidContext(ValueError):
+    pass
+
+
+def to_flag_context(context: EvaluationContext | None) -> FlagContext | None:
+    """Map an OpenFeature context: ``targeting_key`` → ``user_id``, ``"role"`` → ``role``.
+
+    Every other attribute goes to ``FlagContext.attributes``. An empty targeting
+    key counts as none (it would put every anonymous caller in one bucket).
+    Raises ``ValidationError`` when ``role`` is present but not a str.
+    """
+    if context is None:
+        return None
+    attributes = context.attributes
+    user_id = context.targeting_key or None
+    if not attributes:
+        return None if user_id is None else FlagContext(user_id)
+    role = attributes.get("role")
+    if role is not None and not isinstance(role, str):
+        raise ValidationError("role", f"must be a str, got {type(role).__name__}")
+    others = {name: value for name, value in attributes.items() if name != "role"}
+    return FlagContext(user_id, role, others)
+
+
+def _as_kind(kind: str, value: JSONValue) -> tuple[bool, object]:
+    """``(True, value)`` when ``value`` is exactly of ``kind``; a bool is never a number."""
+    if kind == "string":
+        return isinstance(value, str), value
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if kind == "float":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # JSON has one number type: an int stored for a float setting is still that number.
+            return True, float(value)
+        return False, value
+    if kind == "object":
+        return isinstance(value, dict | list), value
+    return False, value
+
+
+def _json_kind(value: JSONValue) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return "object"
+
+
+def _fingerprint(value: _Lookup) -> str:
+    # Python's == says 1 == 1.0 == True; a change between those is still a change.
+    if isinstance(value, _Absent):
+        return "<absent>"
+    if isinstance(value, _Sensitive):
+        return "<sensitive>"
+    return json.dumps(value, sort_keys=True)
+
+
+def _error(default: _T, code: ErrorCode, message: str) -> FlagResolutionDetails[_T]:
+    return FlagResolutionDetails(
+        value=default, error_code=code, error_message=message, reason=Reason.ERROR
+    )
+
+
+def _success_reason(evaluation: FlagEvaluation, flag: Flag | None) -> Reason:
+    reason = evaluation.reason
+    if reason is _B_USER_TARGET or reason is _B_ROLE_TARGET:
+        return _TARGETING_MATCH
+    if reason is _B_PERCENTAGE:
+        return _SPLIT
+    # DEFAULT: no rule matched. A flag without rules is STATIC (nothing was evaluated).
+    if flag is not None and flag.plain:
+        return _STATIC
+    return _DEFAULT
+
+
+def _snapshot_of(flags: FeatureFlags) -> Mapping[str, Flag]:
+    # ``FeatureFlags.snapshot`` copies the dict per call: right for the watcher, too slow for
+    # telling STATIC from DEFAULT per evaluation. Its copy-on-write dict is read directly
+    # until FeatureFlags offers an O(1) public read of one flag.
+    return flags._snapshot
+
+
+class ButtressProvider(AbstractProvider):
+    """OpenFeature provider over a ``FeatureFlags`` (and optionally a ``ConfigStore``).
+
+    >>> provider = ButtressProvider(flags, config=config)          # doctest: +SKIP
+    >>> async with provider:                                       # doctest: +SKIP
+    ...     api.set_provider_and_wait(provider)
+
+    ``start()`` follows changes: it emits ``PROVIDER_CONFIGURATION_CHANGED``
+    with ``flags_changed``, ``PROVIDER_STALE`` while a snapshot serves with the
+    store down, and ``PROVIDER_READY`` when the store is back. Synchronous typed
+    lookups read the config values loaded by ``start()``/``load_config()``;
+    asynchronous ones read the ``ConfigStore`` itself.
+    """
+
+    def __init__(
+        self,
+        flags: FeatureFlags,
+        *,
+        config: ConfigStore | None = None,
+        name: str = "buttress",
+        clock: Clock = SYSTEM_CLOCK,
+        watch_interval: float | None = 0.25,
+        config_interval: float | None = 5.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(flags, FeatureFlags):
+            raise ValidationError("flags", f"must be a FeatureFlags, got {type(flags).__name__}")
+        if config is not None and not isinstance(config, ConfigStore):
+            raise ValidationError(
+                "config", f"must be a ConfigStore or None, got {type(config).__name__}"
+            )
+        if not isinstance(name, str) or not name:
+            raise ValidationError("name", "must be a non-empty str")
+        for field, interval in (
+            ("watch_interval", watch_interval),
+            ("config_interval", config_interval),
+        ):
+            if interval is not None and (
+                isinstance(interval, bool)
+                or not isinstance(interval, int | float)
+                or not interval > 0
+            ):
+                raise ValidationError(field, "must be a positive number of seconds or None")
+        self._flags = flags
+        self._config = config
+        self._metadata = Metadata(name=name)
+        self._clock = clock
+        self._watch_interval = watch_interval
+        self._config_interval = config_interval
+        self._lock = threading.Lock()
+        self._seen_ref: Mapping[str, Flag] = _snapshot_of(flags)
+        self._seen: dict[str, Flag] = dict(self._seen_ref)
+        self._values: dict[str, JSONValue | _Sensitive] = {}
+        self._config_loaded = False
+        self._config_stale = False
+        self._reported_stale = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._log = get_logger("openfeature", provider=name)
+
+    # -- OpenFeature lifecycle ------------------------------------------------------
+
+    def get_metadata(self) -> Metadata:
+        return self._metadata
+
+    def initialize(self, evaluation_context: EvaluationContext) -> None:
+        """No I/O: the snapshot is already in memory. Fails (the SDK emits ERROR) without one."""
+        with self._lock:
+            current = _snapshot_of(self._flags)
+            self._seen_ref, self._seen = current, dict(current)
+            if self._flags.stale and not current:
+                # Recovery must then announce itself with READY (see ``check_for_changes``).
+                self._reported_stale = True
+                raise ProviderNotReadyError(
+                    "the flag store was unreachable at start and no snapshot was persisted"
+                )
+
+    def shutdown(self) -> None:
+        """Stop following changes (safe from the SDK's shutdown thread)."""
+        loop, tasks = self._loop, tuple(self._tasks)
+        if loop is None or not tasks:
+            return
+        for task in tasks:
+            with contextlib.suppress(RuntimeError):  # the loop may already be closed
+                loop.call_soon_threadsafe(task.cancel)
+
+    # -- following changes ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load config values and watch for changes (tasks on the running loop). Idempotent."""
+        if self._tasks:
+            return
+        self._loop = asyncio.get_running_loop()
+        if self._config is not None:
+            await self.load_config()
+        if self._watch_interval is not None:
+            self._tasks.append(self._loop.create_task(self._watch_flags(self._watch_interval)))
+        if self._config is not None and self._config_interval is not None:
+            self._tasks.append(self._loop.create_task(self._watch_config(self._config_interval)))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def check_for_changes(self) -> list[str]:
+        """Compare the flag snapshot with the last one seen; emit events; return changed keys.
+
+        The watcher calls this every ``watch_interval``; tests and hosts that
+        drive their own loop may call it directly.
+        """
+        with self._lock:
+            current = _snapshot_of(self._flags)
+            changed: list[str] = []
+            if current is not self._seen_ref:
+                keys = self._seen.keys() | current.keys()
+                changed = sorted(k for k in keys if self._seen.get(k) != current.get(k))
+                self._seen_ref, self._seen = current, dict(current)
+            stale = self._flags.stale or self._config_stale
+            was_stale, self._reported_stale = self._reported_stale, stale
+        self._emit(changed, stale=stale, was_stale=was_stale)
+        return changed
+
+    async def load_config(self) -> list[str]:
+        """Reload the config values synchronous lookups read; emit and return changed keys.
+
+        On failure the previous values keep serving, marked STALE.
+        """
+        if self._config is None:
+            return []
+        try:
+            entries = await self._config.list(environment=self._config.environment)
+        except Exception as exc:  # noqa: BLE001 - the last values keep serving, flagged stale
+            self._config_stale = True
+            self._log.warning("openfeature.config_refresh_failed", error=type(exc).__name__)
+            self.check_for_changes()
+            return []
+        values: dict[str, JSONValue | _Sensitive] = {}
+        # The store's own environment wins over "all": apply "all" first.
+        for entry in sorted(entries, key=lambda e: e.environment != "all"):
+            values[entry.key] = _SENSITIVE if entry.sensitive else entry.value
+        with self._lock:
+            previous, self._values = self._values, values
+            first_load, self._config_loaded = not self._config_loaded, True
+            self._config_stale = False
+        changed: list[str] = []
+        if not first_load:
+            keys = previous.keys() | values.keys()
+            changed = sorted(
+                k
+                for k in keys
+                if _fingerprint(previous.get(k, _ABSENT)) != _fingerprint(values.get(k, _ABSENT))
+            )
+            if changed:
+                self.emit_provider_configuration_changed(
+                    ProviderEventDetails(flags_changed=changed)
+                )
+        self.check_for_changes()
+        return changed
+
+    def _emit(self, changed: list[str], *, stale: bool, was_stale: bool) -> None:
+        if changed:
+            self._log.info("openfeature.configuration_changed", flags_changed=changed)
+            self.emit_provider_configuration_changed(ProviderEventDetails(flags_changed=changed))
+        if stale and not was_stale:
+            self._log.warning("openfeature.stale")
+            self.emit_provider_stale(
+                ProviderEventDetails(message="store unreachable; serving the last snapshot")
+            )
+        elif was_stale and not stale:
+            self._log.info("openfeature.ready_again")
+            self.emit_provider_ready(ProviderEventDetails(message="store reachable again"))
+
+    async def _watch_flags(self, interval: float) -> None:
+        while True:
+            await self._clock.sleep(interval)
+            try:
+                self.check_for_changes()
+            except Exception as exc:  # noqa: BLE001 - a failing event handler must not stop us
+                self._log.error("openfeature.watch_failed", error=type(exc).__name__)
+
+    async def _watch_config(self, interval: float) -> None:
+        while True:
+            await self._clock.sleep(interval)
+            try:
+                await self.load_config()
+            except Exception as exc:  # noqa: BLE001 - a failing event handler must not stop us
+                self._log.error("openfeature.watch_failed", error=type(exc).__name__)
+
+    # -- boolean: buttress flags ---------------------------------------------------------
+
+    def resolve_boolean_details(
+        self,
+        flag_key: str,
+        default_value: bool,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[bool]:
+        return self._boolean(flag_key, default_value, evaluation_context, None)
+
+    async def resolve_boolean_details_async(
+        self,
+        flag_key: str,
+        default_value: bool,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[bool]:
+        if flag_key in _snapshot_of(self._flags):
+            return self._boolean(flag_key, default_value, evaluation_context, None)
+        lookup, _stale = await self._fetch(flag_key)
+        return self._boolean(flag_key, default_value, evaluation_context, lookup)
+
+    def _boolean(
+        self,
+        key: str,
+        default: bool,
+        context: EvaluationContext | None,
+        config_value: _Lookup | None,
+    ) -> FlagResolutionDetails[bool]:
+        """``config_value`` None: consult the loaded config copy only if the flag is unknown."""
+        flag = _snapshot_of(self._flags).get(key)
+        if flag is None:
+            if config_value is None:
+                config_value = self._values.get(key, _ABSENT)
+            if isinstance(config_value, _Absent):
+                return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
+            return _error(default, _TYPE_MISMATCH, f"{key!r} is a config value, not a boolean flag")
+        stale = self._flags.stale
+        if flag.plain:
+            # No rule reads the context: the switch alone decides (the hot, common case).
+            if flag.enabled:
+                return FlagResolutionDetails(True, reason=_STALE if stale else _STATIC, variant=_ON)
+            return FlagResolutionDetails(default, reason=_STALE if stale else _DISABLED)
+        try:
+            flag_context = to_flag_context(context)
+        except ValidationError as exc:
+            return _error(default, _INVALID_CONTEXT, str(exc))
+        evaluation = self._flags.evaluate(key, flag_context)
+        reason = evaluation.reason
+        if reason is _B_DISABLED or reason is _B_SCHEDULED_OFF:
+            return FlagResolutionDetails(default, reason=_STALE if stale else _DISABLED)
+        if reason is _B_UNKNOWN_FLAG:  # deleted since the lookup above
+            return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
+        if reason is _B_ERROR:
+            return _error(default, _GENERAL, f"evaluating {key!r} failed")
+        enabled = evaluation.enabled
+        return FlagResolutionDetails(
+            enabled,
+            reason=_STALE if stale else _success_reason(evaluation, flag),
+            variant=_ON if enabled else _OFF,
+        )
+
+    # -- typed values: ConfigStore, gated by a flag of the same key ------------------------
+
+    def resolve_string_details(
+        self,
+        flag_key: str,
+        default_value: str,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[str]:
+        return self._sync_typed("string", flag_key, default_value, evaluation_context)
+
+    def resolve_integer_details(
+        self,
+        flag_key: str,
+        default_value: int,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[int]:
+        return self._sync_typed("integer", flag_key, default_value, evaluation_context)
+
+    def resolve_float_details(
+        self,
+        flag_key: str,
+        default_value: float,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[float]:
+        return self._sync_typed("float", flag_key, default_value, evaluation_context)
+
+    def resolve_object_details(
+        self,
+        flag_key: str,
+        default_value: ObjectValue,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[ObjectValue]:
+        return self._sync_typed("object", flag_key, default_value, evaluation_context)
+
+    async def resolve_string_details_async(
+        self,
+        flag_key: str,
+        default_value: str,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[str]:
+        return await self._async_typed("string", flag_key, default_value, evaluation_context)
+
+    async def resolve_integer_details_async(
+        self,
+        flag_key: str,
+        default_value: int,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[int]:
+        return await self._async_typed("integer", flag_key, default_value, evaluation_context)
+
+    async def resolve_float_details_async(
+        self,
+        flag_key: str,
+        default_value: float,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[float]:
+        return await self._async_typed("float", flag_key, default_value, evaluation_context)
+
+    async def resolve_object_details_async(
+        self,
+        flag_key: str,
+        default_value: ObjectValue,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[ObjectValue]:
+        return await self._async_typed("object", flag_key, default_value, evaluation_context)
+
+    def _cached(self, key: str) -> _Lookup:
+        return self._values.get(key, _ABSENT)
+
+    async def _fetch(self, key: str) -> tuple[_Lookup, bool]:
+        """The config value now (and False), or the loaded copy (and True) if the store fails."""
+        if self._config is None:
+            return _ABSENT, False
+        try:
+            entry = await self._config.get_entry(key)
+        except Exception as exc:  # noqa: BLE001 - fall back to the loaded values, flagged stale
+            self._log.warning("openfeature.config_read_failed", key=key, error=type(exc).__name__)
+            return self._cached(key), True
+        if entry is None:
+            return _ABSENT, False
+        return (_SENSITIVE if entry.sensitive else entry.value), False
+
+    def _sync_typed(
+        self, kind: str, key: str, default: _T, context: EvaluationContext | None
+    ) -> FlagResolutionDetails[_T]:
+        if self._config is not None and not self._config_loaded:
+            return _error(
+                default,
+                ErrorCode.PROVIDER_NOT_READY,
+                "config values are not loaded: await provider.start() or load_config() first "
+                "(or use the async client methods)",
+            )
+        return self._typed(kind, key, default, context, self._cached(key), self._config_stale)
+
+    async def _async_typed(
+        self, kind: str, key: str, default: _T, context: EvaluationContext | None
+    ) -> FlagResolutionDetails[_T]:
+        lookup, stale = await self._fetch(key)
+        return self._typed(kind, key, default, context, lookup, stale)
+
+    def _typed(
+        self,
+        kind: str,
+        key: str,
+        default: _T,
+        context: EvaluationContext | None,
+        lookup: _Lookup,
+        config_stale: bool,
+    ) -> FlagResolutionDetails[_T]:
+        flag = _snapshot_of(self._flags).get(key)
+        if isinstance(lookup, _Absent):
+            if flag is None:
+                return _error(default, ErrorCode.FLAG_NOT_FOUND, f"no flag or config value {key!r}")
+            return _error(
+                default, ErrorCode.TYPE_MISMATCH, f"{key!r} is a boolean flag, not a {kind} value"
+            )
+        if isinstance(lookup, _Sensitive):
+            return _error(
+                default,
+                ErrorCode.GENERAL,
+                f"config {key!r} is sensitive; sensitive values are not served to OpenFeature",
+            )
+        ok, value = _as_kind(kind, lookup)
+        if not ok:
+            return _error(
+                default,
+                ErrorCode.TYPE_MISMATCH,
+                f"config {key!r} holds a {_json_kind(lookup)}, not a {kind}",
+            )
+        # The checks above make ``value`` a ``_T`` for the kind the caller asked for.
+        typed = cast(_T, value)
+        if flag is None:
+            reason = Reason.STALE if config_stale else Reason.STATIC
+            return FlagResolutionDetails(value=typed, reason=reason)
+        try:
+            flag_context = to_flag_context(context)
+        except ValidationError as exc:
+            return _error(default, ErrorCode.INVALID_CONTEXT, str(exc))
+        evaluation = self._flags.evaluate(key, flag_context)
+        stale = config_stale or self._flags.stale
+        if evaluation.reason is FlagReason.ERROR:
+            return _error(default, ErrorCode.GENERAL, f"evaluating {key!r} failed")
+        if evaluation.reason is FlagReason.UNKNOWN_FLAG:
+            # The flag was deleted between the two reads: the value is ungated now.
+            return FlagResolutionDetails(
+                value=typed, reason=Reason.STALE if stale else Reason.STATIC
+            )
+        if (
+            evaluation.reason is FlagReason.DISABLED
+            or evaluation.reason is FlagReason.SCHEDULED_OFF
+        ):
+            return FlagResolutionDetails(
+                value=default, reason=Reason.STALE if stale else Reason.DISABLED
+            )
+        if not evaluation.enabled:
+            # Outside a percentage rollout: the caller keeps its own default.
+            return FlagResolutionDetails(
+                value=default, reason=Reason.STALE if stale else Reason.SPLIT
+            )
+        return FlagResolutionDetails(
+            value=typed,
+            reason=Reason.STALE if stale else _success_reason(evaluation, flag),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ButtressProvider(name={self._metadata.name!r}, flags={self._flags!r}, "
+            f"config={self._config!r})"
+        )

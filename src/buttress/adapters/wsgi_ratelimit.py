@@ -1,0 +1,85 @@
+"""WSGI rate-limit middleware (Flask, Django, any WSGI server).
+
+Each request takes ``cost(environ)`` units for ``key(environ)`` (the client
+address by default) from a limiter with a sync store (memory or SQLite); a
+refusal is answered with 429, the standard error envelope and the rate-limit
+headers. The middleware never raises: a limiter failure follows
+``on_backend_error``, logged once per outage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Literal
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from buttress.ratelimit import Decision, RateLimiter
+from buttress.ratelimit._http import MiddlewareBase, refusal
+
+__all__ = ["WSGIRateLimitMiddleware"]
+
+
+class WSGIRateLimitMiddleware(MiddlewareBase[WSGIEnvironment]):
+    """Limit every request to ``app`` with ``limiter``.
+
+    >>> app.wsgi_app = WSGIRateLimitMiddleware(app.wsgi_app, limiter)  # doctest: +SKIP
+
+    Options mirror ``ASGIRateLimitMiddleware``: ``key``, ``cost``, ``exempt``,
+    ``trusted_proxies``, ``on_backend_error`` and ``headers``.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        limiter: RateLimiter,
+        *,
+        key: Callable[[WSGIEnvironment], str] | None = None,
+        cost: Callable[[WSGIEnvironment], int] | None = None,
+        exempt: Iterable[str] = (),
+        trusted_proxies: Iterable[str] = (),
+        on_backend_error: Literal["allow", "deny"] = "allow",
+        headers: bool = True,
+    ) -> None:
+        super().__init__(
+            limiter,
+            key=key,
+            cost=cost,
+            exempt=exempt,
+            trusted_proxies=trusted_proxies,
+            on_backend_error=on_backend_error,
+            headers=headers,
+        )
+        self.app = app
+
+    def _client_key(self, environ: WSGIEnvironment) -> str:
+        return self._client(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"))
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self._exempt(str(environ.get("PATH_INFO", "") or "/")):
+            return self.app(environ, start_response)
+        decision = self._decide(environ)
+        if decision is None:
+            return self.app(environ, start_response)
+        if not decision.allowed:
+            body, fields = refusal(decision, self._window)
+            start_response("429 Too Many Requests", fields)
+            return [body]
+        if not self._headers:
+            return self.app(environ, start_response)
+        extra = list(decision.headers(window=self._window).items())
+
+        def start_with_headers(
+            status: str, headers: list[tuple[str, str]], exc_info: object = None
+        ) -> Callable[[bytes], object]:
+            return start_response(status, [*headers, *extra], exc_info)  # type: ignore[arg-type]  # exc_info is passed through as received
+
+        return self.app(environ, start_with_headers)
+
+    def _decide(self, environ: WSGIEnvironment) -> Decision | None:
+        """The decision, or None to pass the request through untouched."""
+        try:
+            decision = self.limiter.hit(*self._key_and_cost(environ))
+        except Exception as exc:  # noqa: BLE001 - the middleware must never break the app
+            return self._policy.failed(exc)
+        self._policy.succeeded()
+        return decision

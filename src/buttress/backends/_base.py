@@ -1,0 +1,160 @@
+"""What every backend is: ``Backend``, and the SQL face shared by SQLite and PostgreSQL.
+
+Backends are the only place buttress does I/O. This module holds the common
+lifecycle (ping, idempotent close, async context manager, redacted repr) and
+the ``SqlConnection`` protocol; drivers live in the per-backend modules.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+from buttress.backends._dsn import BackendKind
+from buttress.errors import UnsupportedBackendError
+
+__all__ = ["Backend", "Row", "SqlBackend", "SqlConnection", "require_sql"]
+
+Row = Mapping[str, Any]
+"""One result row: column name -> value (values are whatever the driver decodes)."""
+
+
+class Backend(abc.ABC):
+    """A connected store. Use ``async with`` or call ``await close()`` when done."""
+
+    kind: ClassVar[BackendKind]
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._closed = False
+
+    @property
+    def dsn(self) -> str:
+        """The DSN with its password replaced by ``***`` (the real one is never kept here)."""
+        return self._dsn
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def ping(self) -> float:
+        """Round-trip the store once; return the latency in seconds."""
+        started = time.perf_counter()
+        await self._ping()
+        return time.perf_counter() - started
+
+    async def close(self) -> None:
+        """Release connections; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._close()
+
+    async def run_migrations(self) -> None:
+        """Apply buttress's own packaged migrations (namespace ``buttress``).
+
+        ``connect(dsn, migrate=True)``, the default, calls this once after
+        connecting. SQL backends get buttress's tables; memory and Redis keep no
+        tables, so nothing happens there. With nothing pending it costs two reads
+        and takes no lock.
+        """
+        from buttress.migrations import apply_builtin
+
+        await apply_builtin(self)
+
+    @abc.abstractmethod
+    async def _ping(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<{type(self).__name__} {self._dsn!r}{state}>"
+
+    __str__ = __repr__
+
+
+@runtime_checkable
+class SqlConnection(Protocol):
+    """Statements on one SQL session; placeholders are the driver's (``$1`` or ``?``)."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    async def execute(self, sql: str, *args: object) -> int:
+        """Run one statement; return the number of rows it changed (0 when not applicable)."""
+        ...
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None:
+        """Run one statement once per argument tuple."""
+        ...
+
+    async def execute_script(self, sql: str) -> None:
+        """Run several ``;``-separated statements without arguments, in order."""
+        ...
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
+
+    async def fetchval(self, sql: str, *args: object) -> Any: ...
+
+
+class SqlBackend(Backend, abc.ABC):
+    """A SQL store (``SqliteBackend`` or ``PostgresBackend``).
+
+    Statements on the backend itself run on any pooled connection in autocommit
+    mode. ``transaction()`` pins one connection inside BEGIN/COMMIT (ROLLBACK when
+    the block raises); ``connection()`` pins one in autocommit mode.
+    """
+
+    dialect: ClassVar[str]
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[SqlConnection]: ...
+
+    @abc.abstractmethod
+    def connection(self) -> AbstractAsyncContextManager[SqlConnection]: ...
+
+    @abc.abstractmethod
+    async def execute(self, sql: str, *args: object) -> int: ...
+
+    @abc.abstractmethod
+    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None: ...
+
+    @abc.abstractmethod
+    async def execute_script(self, sql: str) -> None: ...
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def fetchval(self, sql: str, *args: object) -> Any: ...
+
+
+def require_sql(backend: Backend, component: str) -> SqlBackend:
+    """``backend`` as a ``SqlBackend``, or ``UnsupportedBackendError`` naming ``component``."""
+    if isinstance(backend, SqlBackend):
+        return backend
+    raise UnsupportedBackendError(
+        f"{component} needs a SQL backend (sqlite:// or postgresql://), got {backend.kind!r}"
+    )

@@ -1,0 +1,95 @@
+"""``connect(dsn)``: pick the backend for a DSN's scheme and open it.
+
+The returned ``Connecting`` is both awaitable and an async context manager (as
+``asyncpg.create_pool`` is), so ``b = await connect(dsn)`` and
+``async with connect(dsn) as b:`` both work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any
+
+from buttress.backends._base import Backend
+from buttress.backends._dsn import parse_dsn
+from buttress.backends._options import opt_bool
+from buttress.errors import BackendError
+
+__all__ = ["Connecting", "connect"]
+
+
+class Connecting:
+    """A backend being opened: ``await`` it, or use it with ``async with``."""
+
+    __slots__ = ("_backend", "_dsn", "_options")
+
+    def __init__(self, dsn: str, options: dict[str, object]) -> None:
+        self._dsn = dsn
+        self._options = options
+        self._backend: Backend | None = None
+
+    async def _open(self) -> Backend:
+        if self._backend is not None:
+            raise BackendError("this connect() call was already awaited; call connect() again")
+        options = dict(self._options)
+        migrate = opt_bool(options, "migrate", True)
+        options.pop("migrate", None)
+        dsn = parse_dsn(self._dsn)
+        backend: Backend
+        if dsn.kind == "memory":
+            from buttress.backends.memory import MemoryBackend
+
+            backend = await MemoryBackend.open(dsn, options)
+        elif dsn.kind == "sqlite":
+            from buttress.backends.sqlite import SqliteBackend
+
+            backend = await SqliteBackend.open(dsn, options)
+        elif dsn.kind == "postgresql":
+            from buttress.backends.postgres import PostgresBackend
+
+            backend = await PostgresBackend.open(dsn, options)
+        else:
+            from buttress.backends.redis import RedisBackend
+
+            backend = await RedisBackend.open(dsn, options)
+        try:
+            if migrate:
+                await backend.run_migrations()
+        except BaseException:
+            await backend.close()
+            raise
+        self._backend = backend
+        return backend
+
+    def __await__(self) -> Generator[Any, None, Backend]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Backend:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._backend is not None:
+            await self._backend.close()
+
+    def __repr__(self) -> str:
+        from buttress.backends._dsn import redact_dsn
+
+        return f"<Connecting {redact_dsn(self._dsn)!r}>"
+
+
+def connect(dsn: str, **options: object) -> Connecting:
+    """Open the backend named by ``dsn``.
+
+    Schemes: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
+    ``sqlite://`` (in memory), ``postgresql://`` / ``postgres://``, ``redis://`` /
+    ``rediss://``. ``migrate=True`` (the default) runs buttress's own migrations
+    after connecting. Other options depend on the backend; an unknown one is a
+    ``ValidationError`` naming it.
+    """
+    return Connecting(dsn, options)

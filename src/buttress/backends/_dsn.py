@@ -1,0 +1,209 @@
+"""DSN parsing and password redaction for every backend scheme.
+
+Owns the one rule that matters most here: a password (in the user-info part or
+a ``password=``-like query parameter) never leaves this module except inside
+``DSN.secret_url``, which only the driver sees. Everything printable is redacted.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from urllib.parse import parse_qsl, quote, unquote
+
+import attrs
+
+from buttress.errors import InvalidDSNError
+
+__all__ = ["DSN", "BackendKind", "parse_dsn", "redact_dsn", "scrub"]
+
+BackendKind = Literal["memory", "sqlite", "postgresql", "redis"]
+
+MASK = "***"
+
+_KINDS: dict[str, BackendKind] = {
+    "memory": "memory",
+    "sqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "redis": "redis",
+    "rediss": "redis",
+}
+SUPPORTED_SCHEMES = "memory://, sqlite://, postgresql://, postgres://, redis://, rediss://"
+_DEFAULT_PORTS: dict[BackendKind, int] = {"postgresql": 5432, "redis": 6379}
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+# A query parameter whose key looks secret: mask up to the next '&' or '#'.
+_SECRET_QUERY = re.compile(r"([?&][^=&#]*(?:pass|pwd|secret|token)[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
+def _split_userinfo(rest: str) -> tuple[str | None, str]:
+    """Split ``user:pass@host...`` at the LAST '@' so an unquoted '@' in a password stays inside."""
+    at = rest.rfind("@")
+    if at < 0:
+        return None, rest
+    return rest[:at], rest[at + 1 :]
+
+
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` with its password (and secret-looking query values) replaced by ``***``.
+
+    Never raises; anything it cannot make sense of is masked wholesale rather
+    than risked (a malformed DSN prints as ``<scheme>://***``).
+
+    >>> redact_dsn("postgresql://app:s3cret@db:5432/app")
+    'postgresql://app:***@db:5432/app'
+    """
+    match = _SCHEME.match(dsn)
+    if match is None:
+        return MASK if dsn else ""
+    scheme = match.group(1)
+    userinfo, after = _split_userinfo(dsn[match.end() :])
+    if userinfo is not None:
+        user, sep, _password = userinfo.partition(":")
+        # Everything after the first ':' is the password, however it is spelled.
+        userinfo = f"{user}:{MASK}" if sep else user
+        head = f"{scheme}://{userinfo}@"
+    else:
+        head = f"{scheme}://"
+    return head + _SECRET_QUERY.sub(lambda m: m.group(1) + MASK, after)
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every spelling of each secret (raw, quoted) replaced by ``***``."""
+    for secret in secrets:
+        if not secret:
+            continue
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            text = text.replace(form, MASK)
+    return text
+
+
+@attrs.frozen(repr=False)
+class DSN:
+    """A parsed DSN. ``redacted`` is safe to show; ``secret_url`` goes to the driver only."""
+
+    scheme: str
+    kind: BackendKind
+    secret_url: str = attrs.field(repr=False)
+    redacted: str
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    database: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be shown (the password and secret query values)."""
+        found = [self.password] if self.password else []
+        found.extend(value for key, value in self.query if value and _SECRET_QUERY_KEY.search(key))
+        return tuple(found)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for messages (no credentials)."""
+        return f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"DSN({self.redacted!r})"
+
+    __str__ = __repr__
+
+
+def parse_dsn(dsn: str) -> DSN:
+    """Parse and validate ``dsn``; raise ``InvalidDSNError`` naming the scheme and the rule."""
+    if not isinstance(dsn, str):
+        raise InvalidDSNError(f"must be a string like 'sqlite:///app.db', got {type(dsn).__name__}")
+    match = _SCHEME.match(dsn)
+    if match is None:
+        raise InvalidDSNError(
+            f"must start with a scheme such as 'sqlite:///app.db'; supported: {SUPPORTED_SCHEMES}"
+        )
+    scheme = match.group(1).lower()
+    kind = _KINDS.get(scheme)
+    if kind is None:
+        raise InvalidDSNError(f"unsupported scheme {scheme!r}; supported: {SUPPORTED_SCHEMES}")
+    rest = dsn[match.end() :]
+    redacted = redact_dsn(dsn)
+    if kind == "memory":
+        if rest:
+            raise InvalidDSNError("memory:// takes no host, path or options")
+        return DSN(scheme=scheme, kind=kind, secret_url=dsn, redacted=redacted)
+    if kind == "sqlite":
+        return _parse_sqlite(scheme, rest, dsn, redacted)
+    return _parse_network(scheme, kind, rest, dsn, redacted)
+
+
+def _parse_sqlite(scheme: str, rest: str, dsn: str, redacted: str) -> DSN:
+    # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute.db, sqlite:// = memory.
+    if "?" in rest or "#" in rest:
+        raise InvalidDSNError("sqlite DSNs take no query string; pass options to connect()")
+    if rest and not rest.startswith("/"):
+        raise InvalidDSNError(
+            "sqlite DSNs take no host: use sqlite:///relative.db or sqlite:////absolute/path.db"
+        )
+    path = unquote(rest[1:]) if rest else ":memory:"
+    if path in ("", ":memory:"):
+        path = ":memory:"
+    if "\x00" in path:
+        raise InvalidDSNError("sqlite path must not contain NUL characters")
+    return DSN(scheme=scheme, kind="sqlite", secret_url=dsn, redacted=redacted, database=path)
+
+
+def _parse_network(scheme: str, kind: BackendKind, rest: str, dsn: str, redacted: str) -> DSN:
+    userinfo, after = _split_userinfo(rest)
+    user = password = None
+    if userinfo is not None:
+        if any(c in userinfo for c in "@/?#"):
+            raise InvalidDSNError(
+                f"{scheme}:// user name and password must be percent-encoded "
+                "(use urllib.parse.quote(password, safe='') for @ / ? # characters)"
+            )
+        raw_user, sep, raw_password = userinfo.partition(":")
+        user = unquote(raw_user) or None
+        password = unquote(raw_password) if sep else None
+    cut = min((i for i in (after.find(c) for c in "/?#") if i >= 0), default=len(after))
+    hostport, tail = after[:cut], after[cut:]
+    path, _, query_string = tail.partition("?")
+    query_string = query_string.partition("#")[0]
+    path = path.partition("#")[0]
+    query = tuple(parse_qsl(query_string, keep_blank_values=True))
+    host, port = _host_port(kind, hostport, dict(query))
+    database = unquote(path.lstrip("/")) or None
+    if kind == "redis" and database is not None and not database.isdigit():
+        raise InvalidDSNError(f"{scheme}:// database must be a number like /0, got a path")
+    return DSN(
+        scheme=scheme,
+        kind=kind,
+        secret_url=dsn,
+        redacted=redacted,
+        host=host,
+        port=port,
+        user=user,
+        password=password,
+        database=database,
+        query=query,
+    )
+
+
+def _host_port(kind: BackendKind, hostport: str, query: dict[str, str]) -> tuple[str, int]:
+    default_port = _DEFAULT_PORTS[kind]
+    # Several hosts (libpq's "h1:5432,h2:5433"): messages report the first.
+    first = hostport.split(",")[0]
+    if first.startswith("["):
+        host, _, port_text = first[1:].partition("]")
+        port_text = port_text.removeprefix(":")
+    elif first.count(":") == 1:
+        host, _, port_text = first.partition(":")
+    else:
+        host, port_text = first, ""
+    host = unquote(host) or query.get("host") or "localhost"
+    port_text = port_text or query.get("port", "")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InvalidDSNError(f"port must be a number between 1 and 65535 (scheme {kind})")
+    return host, int(port_text)

@@ -1,0 +1,226 @@
+"""The PostgreSQL backend: an asyncpg pool with bounded connect retries.
+
+Statements go to the driver as written (``$1`` placeholders). Rows come back as
+plain dicts so both SQL dialects look the same to callers. asyncpg is imported
+only when a PostgreSQL DSN is opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from buttress.backends._base import Row, SqlBackend, SqlConnection
+from buttress.backends._dsn import DSN
+from buttress.backends._options import (
+    check_known,
+    opt_int,
+    opt_seconds,
+    opt_str_map,
+)
+from buttress.backends._retry import Attempts, connect_with_retry, unavailable
+from buttress.errors import BackendUnavailableError, MissingDependencyError, ValidationError
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+__all__ = ["PostgresBackend"]
+
+_OPTIONS = frozenset(
+    {
+        "min_size",
+        "max_size",
+        "statement_timeout",
+        "command_timeout",
+        "connect_timeout",
+        "connect_attempts",
+        "connect_deadline",
+        "application_name",
+        "server_settings",
+    }
+)
+_CLOSE_WAIT = 10.0
+# Command tags whose trailing number is a count of changed rows.
+_ROWCOUNT_TAGS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "COPY"})
+
+
+def _rowcount(status: str) -> int:
+    parts = status.split()
+    if parts and parts[0] in _ROWCOUNT_TAGS and parts[-1].isdigit():
+        return int(parts[-1])
+    return 0
+
+
+class _Session:
+    """SQL on one pinned asyncpg connection (implements ``SqlConnection``)."""
+
+    dialect: ClassVar[str] = "postgresql"
+
+    def __init__(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: object) -> int:
+        return _rowcount(await self._conn.execute(sql, *args))
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None:
+        await self._conn.executemany(sql, args)
+
+    async def execute_script(self, sql: str) -> None:
+        # Without arguments asyncpg uses the simple protocol: several statements are fine.
+        await self._conn.execute(sql)
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return [dict(record) for record in await self._conn.fetch(sql, *args)]
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        record = await self._conn.fetchrow(sql, *args)
+        return None if record is None else dict(record)
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        return await self._conn.fetchval(sql, *args)
+
+    def __repr__(self) -> str:
+        return "<PostgresSession>"
+
+
+def _driver() -> Any:
+    try:
+        import asyncpg
+    except ImportError:
+        raise MissingDependencyError("asyncpg", "postgres") from None
+    return asyncpg
+
+
+class PostgresBackend(SqlBackend):
+    """PostgreSQL through an asyncpg pool (``pool``); ``$1`` placeholders.
+
+    Options: ``min_size`` (1), ``max_size`` (10), ``statement_timeout`` (seconds,
+    server-side, default none), ``command_timeout`` (seconds, client-side),
+    ``connect_timeout`` (per attempt, 5), ``connect_attempts`` (3),
+    ``connect_deadline`` (total seconds of retrying, 10), ``application_name``
+    ("buttress"), ``server_settings`` (extra session settings).
+    """
+
+    kind = "postgresql"
+    dialect: ClassVar[str] = "postgresql"
+
+    def __init__(self, dsn: DSN, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        super().__init__(dsn.redacted)
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, dsn: DSN, options: dict[str, object]) -> PostgresBackend:
+        check_known("postgresql", options, _OPTIONS)
+        min_size = opt_int(options, "min_size", 1, minimum=0)
+        max_size = opt_int(options, "max_size", 10, minimum=1)
+        if min_size > max_size:
+            raise ValidationError("min_size", f"must be <= max_size ({max_size})")
+        statement_timeout = opt_seconds(options, "statement_timeout", None, allow_none=True)
+        command_timeout = opt_seconds(options, "command_timeout", None, allow_none=True)
+        connect_timeout = opt_seconds(options, "connect_timeout", 5.0)
+        connect_deadline = opt_seconds(options, "connect_deadline", 10.0)
+        attempts = opt_int(options, "connect_attempts", 3, minimum=1)
+        settings = opt_str_map(options, "server_settings")
+        application_name = options.get("application_name", "buttress")
+        if not isinstance(application_name, str):
+            raise ValidationError("application_name", "must be a str")
+        settings.setdefault("application_name", application_name)
+        if statement_timeout is not None:
+            settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
+        assert connect_timeout is not None
+        assert connect_deadline is not None
+
+        driver = _driver()
+
+        async def open_once() -> asyncpg.Pool[asyncpg.Record]:
+            pool = driver.create_pool(
+                dsn.secret_url,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+                server_settings=settings,
+            )
+            try:
+                await pool
+                if min_size == 0:
+                    await pool.fetchval("SELECT 1")
+            except BaseException:
+                pool.terminate()
+                raise
+            return pool  # type: ignore[no-any-return]  # driver module is typed as Any
+
+        def should_retry(exc: BaseException) -> bool:
+            return isinstance(
+                exc,
+                OSError
+                | TimeoutError
+                | driver.PostgresConnectionError
+                | driver.CannotConnectNowError
+                | driver.TooManyConnectionsError,
+            )
+
+        failure: BackendUnavailableError | None = None
+        counter = Attempts()
+        try:
+            pool = await connect_with_retry(
+                open_once,
+                should_retry=should_retry,
+                attempts=attempts,
+                deadline=connect_deadline,
+                counter=counter,
+            )
+        except (
+            OSError,
+            TimeoutError,
+            ValueError,
+            driver.PostgresError,
+            driver.InterfaceError,
+        ) as exc:
+            failure = unavailable(dsn, exc, counter.count)
+        if failure is not None:
+            # Raised outside the except block: the driver's exception (whose text
+            # may hold the DSN) must not travel along as __context__.
+            raise failure
+        return cls(dsn, pool)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[SqlConnection]:
+        async with self.pool.acquire() as conn:
+            yield _Session(conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlConnection]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield _Session(conn)
+
+    async def execute(self, sql: str, *args: object) -> int:
+        return _rowcount(await self.pool.execute(sql, *args))
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None:
+        await self.pool.executemany(sql, args)
+
+    async def execute_script(self, sql: str) -> None:
+        await self.pool.execute(sql)
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return [dict(record) for record in await self.pool.fetch(sql, *args)]
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        record = await self.pool.fetchrow(sql, *args)
+        return None if record is None else dict(record)
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        return await self.pool.fetchval(sql, *args)
+
+    async def _ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def _close(self) -> None:
+        try:
+            await asyncio.wait_for(self.pool.close(), _CLOSE_WAIT)
+        except TimeoutError:
+            self.pool.terminate()

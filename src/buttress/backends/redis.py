@@ -1,0 +1,119 @@
+"""The Redis backend: a ``redis.asyncio.Redis`` client, pinged (with retries) on connect.
+
+Only ``RateLimiter`` and ``CircuitBreaker`` keep shared state here; other
+components refuse it. redis-py is imported only when a Redis DSN is opened.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from buttress.backends._base import Backend
+from buttress.backends._dsn import DSN
+from buttress.backends._options import check_known, opt_bool, opt_int, opt_seconds
+from buttress.backends._retry import Attempts, connect_with_retry, unavailable
+from buttress.errors import BackendUnavailableError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["RedisBackend"]
+
+_OPTIONS = frozenset(
+    {
+        "max_connections",
+        "socket_timeout",
+        "connect_timeout",
+        "connect_attempts",
+        "connect_deadline",
+        "decode_responses",
+        "health_check_interval",
+    }
+)
+
+
+def _driver() -> Any:
+    try:
+        import redis.asyncio
+        import redis.exceptions
+    except ImportError:
+        raise MissingDependencyError("redis", "redis") from None
+    return redis
+
+
+class RedisBackend(Backend):
+    """Redis through redis-py's asyncio client (``client``).
+
+    Options: ``max_connections`` (50), ``socket_timeout`` (seconds, 5),
+    ``connect_timeout`` (per attempt, 5), ``connect_attempts`` (3),
+    ``connect_deadline`` (10), ``decode_responses`` (False),
+    ``health_check_interval`` (seconds, 30).
+    """
+
+    kind = "redis"
+
+    def __init__(self, dsn: DSN, client: Redis) -> None:
+        super().__init__(dsn.redacted)
+        self.client = client
+
+    @classmethod
+    async def open(cls, dsn: DSN, options: dict[str, object]) -> RedisBackend:
+        check_known("redis", options, _OPTIONS)
+        max_connections = opt_int(options, "max_connections", 50, minimum=1)
+        socket_timeout = opt_seconds(options, "socket_timeout", 5.0, allow_none=True)
+        connect_timeout = opt_seconds(options, "connect_timeout", 5.0)
+        connect_deadline = opt_seconds(options, "connect_deadline", 10.0)
+        attempts = opt_int(options, "connect_attempts", 3, minimum=1)
+        decode_responses = opt_bool(options, "decode_responses", False)
+        health_check_interval = opt_int(options, "health_check_interval", 30, minimum=0)
+        assert connect_deadline is not None
+
+        driver = _driver()
+        errors = driver.exceptions
+        failure: BackendUnavailableError | None = None
+        try:
+            client = driver.asyncio.from_url(
+                dsn.secret_url,
+                max_connections=max_connections,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=connect_timeout,
+                decode_responses=decode_responses,
+                health_check_interval=health_check_interval,
+            )
+        except ValueError as exc:
+            failure = unavailable(dsn, exc)
+        if failure is not None:
+            raise failure
+
+        def should_retry(exc: BaseException) -> bool:
+            # redis-py's AuthenticationError is a ConnectionError: retrying cannot fix it.
+            if isinstance(exc, errors.AuthenticationError | errors.ResponseError):
+                return False
+            return isinstance(
+                exc, OSError | TimeoutError | errors.ConnectionError | errors.TimeoutError
+            )
+
+        async def ping_once() -> None:
+            await client.ping()
+
+        counter = Attempts()
+        try:
+            await connect_with_retry(
+                ping_once,
+                should_retry=should_retry,
+                attempts=attempts,
+                deadline=connect_deadline,
+                counter=counter,
+            )
+        except (OSError, TimeoutError, errors.RedisError) as exc:
+            failure = unavailable(dsn, exc, counter.count)
+        if failure is not None:
+            await client.aclose()
+            raise failure
+        return cls(dsn, client)
+
+    async def _ping(self) -> None:
+        await self.client.ping()
+
+    async def _close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,47 @@
+"""Circuit breakers: a pure state machine with sync/async wrappers on top.
+
+``CircuitBreaker`` is the public face; ``breakers`` finds breakers by name;
+the stores share one circuit across a fleet (Redis, PostgreSQL, or in memory).
+"""
+
+from buttress.breaker._breaker import BreakerStats, CircuitBreaker
+from buttress.breaker._config import BreakerConfig
+from buttress.breaker._errors import CircuitOpenError
+from buttress.breaker._events import (
+    CallEvent,
+    CallFailed,
+    CallIgnored,
+    CallRejected,
+    CallSucceeded,
+    StateChange,
+)
+from buttress.breaker._registry import BreakerRegistry, breakers
+from buttress.breaker._state import BreakerState
+from buttress.breaker._stores import (
+    MemoryBreakerStore,
+    PostgresBreakerStore,
+    RedisBreakerStore,
+    SharedStore,
+    Snapshot,
+)
+
+__all__ = [
+    "BreakerConfig",
+    "BreakerRegistry",
+    "BreakerState",
+    "BreakerStats",
+    "CallEvent",
+    "CallFailed",
+    "CallIgnored",
+    "CallRejected",
+    "CallSucceeded",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "MemoryBreakerStore",
+    "PostgresBreakerStore",
+    "RedisBreakerStore",
+    "SharedStore",
+    "Snapshot",
+    "StateChange",
+    "breakers",
+]

@@ -1,0 +1,480 @@
+"""``ConfigStore``: validated, environment-aware, audited runtime configuration.
+
+This file owns the rules between callers and a ``ConfigBackendStore``: JSON
+checks before any write, environment resolution, typed reads, secret
+registration and redaction, history and revert. Stores only load and save.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar, overload
+
+from buttress.backends import Backend, SqlBackend
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.config._cache import ReadCache
+from buttress.config._errors import ConfigMissingError
+from buttress.config._json import JSONValue, dumps, loads, string_leaves
+from buttress.config._model import (
+    ALL,
+    ConfigChange,
+    ConfigEntry,
+    validate_environment,
+)
+from buttress.config._store import (
+    ConfigBackendStore,
+    MemoryConfigStore,
+    StoredChange,
+    StoredEntry,
+    memory_config_store_for,
+)
+from buttress.config._typed import Setting, check_default, coerce, to_json
+from buttress.errors import UnsupportedBackendError, ValidationError
+from buttress.flags._model import validate_key
+from buttress.log import get_logger, register_secret
+
+__all__ = ["MAINTENANCE_KEY", "ConfigStore"]
+
+T = TypeVar("T")
+
+MAINTENANCE_KEY = "maintenance_mode"
+"""The config key behind ``is_maintenance_mode`` (a bool, per environment)."""
+
+_UNSET: Any = object()
+
+
+def _store_for(backend: Backend | ConfigBackendStore | None) -> ConfigBackendStore:
+    if backend is None:
+        return MemoryConfigStore()
+    if isinstance(backend, ConfigBackendStore):
+        return backend
+    if backend.kind == "memory":
+        return memory_config_store_for(backend)
+    if isinstance(backend, SqlBackend):
+        from buttress.config._sql import SqlConfigStore
+
+        return SqlConfigStore(backend)
+    raise UnsupportedBackendError(
+        f"ConfigStore needs a memory, sqlite or postgresql backend, not {backend.kind!r}"
+    )
+
+
+def _check_optional_text(field: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(field, f"must be a str or None, got {type(value).__name__}")
+
+
+def _check_version(field: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(field, "must be an int >= 0 (0 means 'must not exist yet')")
+
+
+def _protect(value: JSONValue) -> None:
+    """Register every leaf of a sensitive value (and its JSON text) with the log redactor."""
+    for leaf in string_leaves(value):
+        register_secret(leaf)
+    if not isinstance(value, str):
+        register_secret(dumps(value))
+
+
+class ConfigStore:
+    """Runtime configuration for one environment's view.
+
+    A store for environment E reads E's entry first, then ``"all"``'s; a store
+    for ``"all"`` reads ``"all"`` entries only. Writes name their environment
+    (``"all"`` unless told otherwise).
+    """
+
+    def __init__(
+        self,
+        backend: Backend | ConfigBackendStore | None = None,
+        *,
+        environment: str = ALL,
+        clock: Clock = SYSTEM_CLOCK,
+        refresh_interval: float = 1.0,
+    ) -> None:
+        if (
+            isinstance(refresh_interval, bool)
+            or not isinstance(refresh_interval, int | float)
+            or not refresh_interval > 0
+        ):
+            raise ValidationError("refresh_interval", "must be a positive number of seconds")
+        self._environment = validate_environment("environment", environment)
+        self._store = _store_for(backend)
+        self._clock = clock
+        self._opened = False
+        self._log = get_logger("config", environment=self._environment)
+        self._cache = ReadCache(self._store, clock, float(refresh_interval))
+
+    @property
+    def environment(self) -> str:
+        return self._environment
+
+    def _view(self) -> tuple[str, ...]:
+        return (ALL,) if self._environment == ALL else (self._environment, ALL)
+
+    async def _open(self) -> None:
+        if not self._opened:
+            await self._store.open()
+            self._opened = True
+
+    async def start(self) -> None:
+        """Serve reads from a local cache until ``stop()``.
+
+        On SQL stores the cache is checked against the store's change counter
+        at most every ``refresh_interval`` seconds; on PostgreSQL LISTEN/NOTIFY
+        invalidates it at once on every instance (the counter is the fallback
+        while the listener reconnects). Without ``start()`` every read goes to
+        the store. Idempotent.
+        """
+        await self._open()
+        self._cache.start()
+
+    async def stop(self) -> None:
+        """Stop caching and following changes; close the store. The store stays usable."""
+        await self._cache.stop()
+        if self._opened:
+            await self._store.close()
+            self._opened = False
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- decoding ---------------------------------------------------------
+
+    def _decode(self, row: StoredEntry) -> tuple[bool, JSONValue]:
+        try:
+            value = loads(row.value_json)
+        except ValueError:
+            self._log.error("config.invalid_value", key=row.key, stored_environment=row.environment)
+            return False, None
+        if row.sensitive:
+            _protect(value)
+        return True, value
+
+    def _entry(self, row: StoredEntry, value: JSONValue) -> ConfigEntry:
+        return ConfigEntry(
+            row.key,
+            value,
+            row.environment,
+            row.sensitive,
+            row.description,
+            row.updated_at,
+            row.updated_by,
+            row.version,
+        )
+
+    def _change(self, change: StoredChange) -> ConfigChange:
+        def decode(text: str | None) -> JSONValue:
+            if text is None:
+                return None
+            try:
+                return loads(text)
+            except ValueError:
+                return None
+
+        return ConfigChange(
+            change.key,
+            change.environment,
+            change.version,
+            change.action,
+            change.changed_at,
+            change.changed_by,
+            change.reason,
+            decode(change.old_json),
+            decode(change.new_json),
+            change.sensitive,
+        )
+
+    async def _resolve(self, key: str) -> StoredEntry | None:
+        if self._cache.active:
+            return await self._cache.get(key, self._resolve_uncached)
+        return await self._resolve_uncached(key)
+
+    async def _resolve_uncached(self, key: str) -> StoredEntry | None:
+        rows = await self._store.fetch(key, self._view())
+        by_environment = {row.environment: row for row in rows}
+        for environment in self._view():
+            if environment in by_environment:
+                return by_environment[environment]
+        return None
+
+    # -- reads ----------------------------------------------------------------
+
+    @overload
+    async def get(self, key: str, default: JSONValue = None) -> JSONValue: ...
+
+    @overload
+    async def get(self, key: str, default: T, *, type: builtins.type[T]) -> T: ...
+
+    async def get(
+        self,
+        key: str,
+        default: object = None,
+        *,
+        type: object = _UNSET,
+    ) -> object:
+        """The value for ``key`` in this store's view, or ``default``.
+
+        With ``type=`` the value is checked (and attrs classes built) and a
+        mismatch raises ``ConfigTypeError`` naming the key; a missing key
+        gives ``default`` unchecked. A stored value that does not parse reads
+        as ``default`` and is logged without the value.
+        """
+        validate_key("key", key)
+        await self._open()
+        row = await self._resolve(key)
+        if row is None:
+            return default
+        ok, value = self._decode(row)
+        if not ok:
+            return default
+        if type is _UNSET:
+            return value
+        return coerce(key, value, type)
+
+    async def get_entry(self, key: str) -> ConfigEntry | None:
+        """The entry this store's view resolves ``key`` to (real value; its repr masks secrets)."""
+        validate_key("key", key)
+        await self._open()
+        row = await self._resolve(key)
+        if row is None:
+            return None
+        ok, value = self._decode(row)
+        return self._entry(row, value) if ok else None
+
+    async def list(self, environment: str | None = None) -> builtins.list[ConfigEntry]:
+        """Every entry (or those of ``environment`` and ``"all"``), sensitive values masked."""
+        environments: Sequence[str] | None = None
+        if environment is not None:
+            validate_environment("environment", environment)
+            environments = (environment,) if environment == ALL else (environment, ALL)
+        await self._open()
+        rows = await self._store.fetch_all(environments)
+        entries = []
+        for row in sorted(rows, key=lambda r: (r.key, r.environment)):
+            if row.sensitive:
+                entries.append(self._entry(row, None).redacted())
+                continue
+            ok, value = self._decode(row)
+            if ok:
+                entries.append(self._entry(row, value))
+        return entries
+
+    async def read(self, setting: Setting[T]) -> T:
+        """The typed value of a declared ``Setting`` (its default when unset)."""
+        check_default(setting)
+        value = await self.get(setting.key, _UNSET)
+        if value is _UNSET:
+            if setting.required:
+                raise ConfigMissingError(setting.key)
+            return setting.default
+        result: T = coerce(setting.key, value, setting.type)
+        return result
+
+    async def missing(self, *settings: Setting[Any]) -> builtins.list[str]:
+        """Keys of required settings (no default) that have no value in this view."""
+        keys = []
+        for setting in settings:
+            if setting.required and await self._resolve(setting.key) is None:
+                keys.append(setting.key)
+        return keys
+
+    # -- writes -------------------------------------------------------------------
+
+    async def set(
+        self,
+        key: str,
+        value: object,
+        *,
+        updated_by: str | None = None,
+        environment: str = ALL,
+        sensitive: bool = False,
+        description: str | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> ConfigEntry:
+        """Store ``value`` (JSON, or an attrs instance) for ``key`` in ``environment``.
+
+        Everything is checked before anything is written. With
+        ``expected_version`` the write happens only if the entry is still at
+        that version (0: only if it does not exist), else ``ConfigConflictError``.
+        """
+        validate_key("key", key)
+        validate_environment("environment", environment)
+        if not isinstance(sensitive, bool):
+            raise ValidationError("sensitive", "must be a bool")
+        _check_optional_text("updated_by", updated_by)
+        _check_optional_text("description", description)
+        _check_optional_text("reason", reason)
+        _check_version("expected_version", expected_version)
+        json_value = to_json(value)
+        if sensitive:
+            _protect(json_value)
+        await self._open()
+        change = await self._store.write(
+            key,
+            environment,
+            dumps(json_value),
+            sensitive=sensitive,
+            description=description,
+            changed_by=updated_by,
+            reason=reason,
+            at=self._clock.now(),
+            expected_version=expected_version,
+        )
+        self._cache.invalidate(key)
+        self._log_change(change)
+        return ConfigEntry(
+            key,
+            json_value,
+            environment,
+            sensitive,
+            description,
+            change.changed_at,
+            updated_by,
+            change.version,
+        )
+
+    async def delete(
+        self,
+        key: str,
+        *,
+        environment: str = ALL,
+        updated_by: str | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> bool:
+        """Delete ``key``'s entry for ``environment``; True if there was one. History stays."""
+        validate_key("key", key)
+        validate_environment("environment", environment)
+        _check_version("expected_version", expected_version)
+        await self._open()
+        change = await self._store.remove(
+            key,
+            environment,
+            changed_by=updated_by,
+            reason=reason,
+            at=self._clock.now(),
+            expected_version=expected_version,
+        )
+        self._cache.invalidate(key)
+        if change is None:
+            return False
+        self._log_change(change)
+        return True
+
+    async def history(
+        self, key: str, *, environment: str = ALL, limit: int = 50
+    ) -> builtins.list[ConfigChange]:
+        """``key``'s changes in ``environment``, newest first; sensitive values masked."""
+        validate_key("key", key)
+        validate_environment("environment", environment)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError("limit", "must be a positive int")
+        await self._open()
+        changes = await self._store.history(key, environment, limit)
+        return [self._change(change).redacted() for change in changes]
+
+    async def revert(
+        self,
+        key: str,
+        to_version: int,
+        *,
+        environment: str = ALL,
+        updated_by: str | None = None,
+        reason: str | None = None,
+    ) -> ConfigEntry | None:
+        """Restore the value ``key`` had at ``to_version``, recorded as a new change.
+
+        Reverting to a version that was a deletion deletes the entry (returns None).
+        """
+        validate_key("key", key)
+        validate_environment("environment", environment)
+        if isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 1:
+            raise ValidationError("to_version", "must be a positive int")
+        await self._open()
+        target = await self._store.change_at(key, environment, to_version)
+        if target is None:
+            raise ValidationError("to_version", f"no version {to_version} recorded for {key!r}")
+        why = reason if reason is not None else f"revert to version {to_version}"
+        if target.new_json is None:
+            await self.delete(key, environment=environment, updated_by=updated_by, reason=why)
+            return None
+        rows = await self._store.fetch(key, (environment,))
+        description = rows[0].description if rows else None
+        change = await self._store.write(
+            key,
+            environment,
+            target.new_json,
+            sensitive=target.sensitive,
+            description=description,
+            changed_by=updated_by,
+            reason=why,
+            at=self._clock.now(),
+            expected_version=None,
+            revert=True,
+        )
+        self._cache.invalidate(key)
+        self._log_change(change)
+        return await self.get_entry_in(key, environment)
+
+    async def get_entry_in(self, key: str, environment: str) -> ConfigEntry | None:
+        """The entry stored for exactly ``environment`` (no fallback to ``"all"``)."""
+        validate_key("key", key)
+        validate_environment("environment", environment)
+        await self._open()
+        rows = await self._store.fetch(key, (environment,))
+        if not rows:
+            return None
+        ok, value = self._decode(rows[0])
+        return self._entry(rows[0], value) if ok else None
+
+    def _log_change(self, change: StoredChange) -> None:
+        self._log.info(
+            "config.changed",
+            key=change.key,
+            stored_environment=change.environment,
+            version=change.version,
+            action=change.action,
+            changed_by=change.changed_by,
+            reason=change.reason,
+            sensitive=change.sensitive,
+        )
+
+    # -- maintenance mode ---------------------------------------------------------------
+
+    async def is_maintenance_mode(self) -> bool:
+        """True when ``maintenance_mode`` is ``true`` in this store's view."""
+        return await self.get(MAINTENANCE_KEY, False) is True
+
+    async def set_maintenance_mode(
+        self, enabled: bool, *, updated_by: str | None = None, reason: str | None = None
+    ) -> None:
+        """Switch maintenance mode for this store's environment."""
+        if not isinstance(enabled, bool):
+            raise ValidationError("enabled", "must be a bool")
+        await self.set(
+            MAINTENANCE_KEY,
+            enabled,
+            updated_by=updated_by,
+            environment=self._environment,
+            reason=reason,
+            description="maintenance mode switch",
+        )
+
+    def __repr__(self) -> str:
+        return f"ConfigStore(environment={self._environment!r}, store={self._store!r})"

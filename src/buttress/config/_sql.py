@@ -1,0 +1,384 @@
+"""Config in SQLite or PostgreSQL: one row per (key, environment) plus its history.
+
+Each write is one transaction: bump the ``config`` change counter (which
+serialises writers), check ``expected_version``, upsert the row, append the
+history row, and on PostgreSQL NOTIFY ``buttress_config``. Tables are created
+with CREATE TABLE IF NOT EXISTS until they move into buttress's own migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from buttress.backends import SqlBackend, SqlConnection
+from buttress.config._errors import ConfigConflictError
+from buttress.config._model import ConfigAction
+from buttress.config._sqlbits import (
+    bump_counter,
+    create_tables,
+    from_db_time,
+    listen_forever,
+    placeholders,
+    read_counter,
+    to_db_time,
+)
+from buttress.config._store import StoredChange, StoredEntry
+from buttress.log import get_logger
+
+__all__ = ["CHANNEL", "SqlConfigStore", "remove_entry", "write_entry"]
+
+CHANNEL = "buttress_config"
+_COUNTER = "config"
+
+
+def _ddl(time_type: str, bool_type: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS buttress_config (
+    key TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    value TEXT NOT NULL,
+    sensitive {bool_type} NOT NULL,
+    description TEXT,
+    updated_at {time_type} NOT NULL,
+    updated_by TEXT,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (key, environment)
+);
+CREATE TABLE IF NOT EXISTS buttress_config_history (
+    key TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    changed_at {time_type} NOT NULL,
+    changed_by TEXT,
+    reason TEXT,
+    old_value TEXT,
+    new_value TEXT,
+    sensitive {bool_type} NOT NULL,
+    PRIMARY KEY (key, environment, version)
+);
+"""
+
+
+_DDL = {
+    "sqlite": _ddl("TEXT", "INTEGER"),
+    "postgresql": _ddl("TIMESTAMPTZ", "BOOLEAN"),
+}
+
+_ENTRY_COLUMNS = "key, environment, value, sensitive, description, updated_at, updated_by, version"
+_CHANGE_COLUMNS = (
+    "key, environment, version, action, changed_at, changed_by, reason, old_value, "
+    "new_value, sensitive"
+)
+
+
+def _entry(row: Mapping[str, Any]) -> StoredEntry:
+    return StoredEntry(
+        row["key"],
+        row["environment"],
+        row["value"],
+        bool(row["sensitive"]),
+        row["description"],
+        from_db_time(row["updated_at"]),
+        row["updated_by"],
+        int(row["version"]),
+    )
+
+
+def _change(row: Mapping[str, Any]) -> StoredChange:
+    action: ConfigAction = row["action"]
+    return StoredChange(
+        row["key"],
+        row["environment"],
+        int(row["version"]),
+        action,
+        from_db_time(row["changed_at"]),
+        row["changed_by"],
+        row["reason"],
+        row["old_value"],
+        row["new_value"],
+        bool(row["sensitive"]),
+    )
+
+
+def _bool(value: bool, dialect: str) -> object:
+    return value if dialect == "postgresql" else int(value)
+
+
+async def _begin(
+    tx: SqlConnection, key: str, environment: str, expected: int | None
+) -> tuple[StoredEntry | None, int]:
+    """Bump the counter, read the current row, check the version, pick the next one."""
+    await bump_counter(tx, _COUNTER)
+    row = await tx.fetchrow(
+        placeholders(
+            f"SELECT {_ENTRY_COLUMNS} FROM buttress_config WHERE key = ? AND environment = ?",
+            tx.dialect,
+        ),
+        key,
+        environment,
+    )
+    old = _entry(row) if row is not None else None
+    current = old.version if old is not None else 0
+    if expected is not None and expected != current:
+        raise ConfigConflictError(key, environment, expected, current)
+    last = await tx.fetchval(
+        placeholders(
+            "SELECT COALESCE(MAX(version), 0) FROM buttress_config_history "
+            "WHERE key = ? AND environment = ?",
+            tx.dialect,
+        ),
+        key,
+        environment,
+    )
+    return old, int(last) + 1
+
+
+async def _record(tx: SqlConnection, change: StoredChange) -> StoredChange:
+    await tx.execute(
+        placeholders(
+            f"INSERT INTO buttress_config_history ({_CHANGE_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tx.dialect,
+        ),
+        change.key,
+        change.environment,
+        change.version,
+        change.action,
+        to_db_time(change.changed_at, tx.dialect),
+        change.changed_by,
+        change.reason,
+        change.old_json,
+        change.new_json,
+        _bool(change.sensitive, tx.dialect),
+    )
+    if tx.dialect == "postgresql":
+        await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, change.key)
+    return change
+
+
+async def write_entry(
+    tx: SqlConnection,
+    key: str,
+    environment: str,
+    value_json: str,
+    *,
+    sensitive: bool,
+    description: str | None,
+    changed_by: str | None,
+    reason: str | None,
+    at: datetime,
+    expected_version: int | None = None,
+    revert: bool = False,
+) -> StoredChange:
+    """Set one entry inside the caller's transaction, exactly as ``ConfigStore.set`` does.
+
+    For components that must change config atomically with their own rows
+    (``DeploymentLog`` sets ``app_version``): bumps the change counter, checks
+    ``expected_version``, upserts, appends history and NOTIFYs on PostgreSQL.
+    ``value_json`` must already be checked JSON text (``_json.dumps``).
+    """
+    old, version = await _begin(tx, key, environment, expected_version)
+    await tx.execute(
+        placeholders(
+            f"INSERT INTO buttress_config ({_ENTRY_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key, environment) DO UPDATE SET value = excluded.value, "
+            "sensitive = excluded.sensitive, description = excluded.description, "
+            "updated_at = excluded.updated_at, updated_by = excluded.updated_by, "
+            "version = excluded.version",
+            tx.dialect,
+        ),
+        key,
+        environment,
+        value_json,
+        _bool(sensitive, tx.dialect),
+        description,
+        to_db_time(at, tx.dialect),
+        changed_by,
+        version,
+    )
+    action: ConfigAction = "revert" if revert else ("create" if old is None else "update")
+    return await _record(
+        tx,
+        StoredChange(
+            key, environment, version, action, at, changed_by, reason,
+            old.value_json if old else None, value_json,
+            sensitive or bool(old and old.sensitive),
+        ),
+    )  # fmt: skip
+
+
+async def remove_entry(
+    tx: SqlConnection,
+    key: str,
+    environment: str,
+    *,
+    changed_by: str | None,
+    reason: str | None,
+    at: datetime,
+    expected_version: int | None = None,
+) -> StoredChange | None:
+    """Delete one entry inside the caller's transaction; None if there was none."""
+    old, version = await _begin(tx, key, environment, expected_version)
+    if old is None:
+        return None
+    await tx.execute(
+        placeholders("DELETE FROM buttress_config WHERE key = ? AND environment = ?", tx.dialect),
+        key,
+        environment,
+    )
+    return await _record(
+        tx,
+        StoredChange(
+            key, environment, version, "delete", at, changed_by, reason, old.value_json,
+            None, old.sensitive,
+        ),
+    )  # fmt: skip
+
+
+class SqlConfigStore:
+    """``ConfigBackendStore`` over a ``SqliteBackend`` or ``PostgresBackend``."""
+
+    def __init__(self, backend: SqlBackend) -> None:
+        self._backend = backend
+        self._dialect = backend.dialect
+        self._log = get_logger("config", store=self._dialect)
+
+    def _q(self, sql: str) -> str:
+        return placeholders(sql, self._dialect)
+
+    async def open(self) -> None:
+        await create_tables(self._backend, _DDL[self._dialect], _COUNTER)
+
+    async def close(self) -> None:
+        return None
+
+    async def fetch(self, key: str, environments: Sequence[str]) -> list[StoredEntry]:
+        marks = ", ".join("?" for _ in environments)
+        rows = await self._backend.fetch(
+            self._q(
+                f"SELECT {_ENTRY_COLUMNS} FROM buttress_config "
+                f"WHERE key = ? AND environment IN ({marks})"
+            ),
+            key,
+            *environments,
+        )
+        return [_entry(row) for row in rows]
+
+    async def fetch_all(self, environments: Sequence[str] | None) -> list[StoredEntry]:
+        if environments is None:
+            rows = await self._backend.fetch(f"SELECT {_ENTRY_COLUMNS} FROM buttress_config")
+        else:
+            marks = ", ".join("?" for _ in environments)
+            rows = await self._backend.fetch(
+                self._q(
+                    f"SELECT {_ENTRY_COLUMNS} FROM buttress_config WHERE environment IN ({marks})"
+                ),
+                *environments,
+            )
+        return [_entry(row) for row in rows]
+
+    async def write(
+        self,
+        key: str,
+        environment: str,
+        value_json: str,
+        *,
+        sensitive: bool,
+        description: str | None,
+        changed_by: str | None,
+        reason: str | None,
+        at: datetime,
+        expected_version: int | None,
+        revert: bool = False,
+    ) -> StoredChange:
+        async with self._backend.transaction() as tx:
+            return await write_entry(
+                tx,
+                key,
+                environment,
+                value_json,
+                sensitive=sensitive,
+                description=description,
+                changed_by=changed_by,
+                reason=reason,
+                at=at,
+                expected_version=expected_version,
+                revert=revert,
+            )
+
+    async def remove(
+        self,
+        key: str,
+        environment: str,
+        *,
+        changed_by: str | None,
+        reason: str | None,
+        at: datetime,
+        expected_version: int | None,
+    ) -> StoredChange | None:
+        async with self._backend.transaction() as tx:
+            return await remove_entry(
+                tx,
+                key,
+                environment,
+                changed_by=changed_by,
+                reason=reason,
+                at=at,
+                expected_version=expected_version,
+            )
+
+    async def history(self, key: str, environment: str, limit: int) -> list[StoredChange]:
+        rows = await self._backend.fetch(
+            self._q(
+                f"SELECT {_CHANGE_COLUMNS} FROM buttress_config_history "
+                "WHERE key = ? AND environment = ? ORDER BY version DESC LIMIT ?"
+            ),
+            key,
+            environment,
+            limit,
+        )
+        return [_change(row) for row in rows]
+
+    async def change_at(self, key: str, environment: str, version: int) -> StoredChange | None:
+        row = await self._backend.fetchrow(
+            self._q(
+                f"SELECT {_CHANGE_COLUMNS} FROM buttress_config_history "
+                "WHERE key = ? AND environment = ? AND version = ?"
+            ),
+            key,
+            environment,
+            version,
+        )
+        return _change(row) if row is not None else None
+
+    async def change_token(self) -> int:
+        return await read_counter(self._backend, _COUNTER)
+
+    @property
+    def shared(self) -> bool:
+        return True
+
+    async def listen(
+        self,
+        *,
+        on_connected: Callable[[], None],
+        on_key: Callable[[str], Awaitable[None]],
+        on_lost: Callable[[], None],
+    ) -> None:
+        if self._dialect != "postgresql":
+            return  # SQLite: the change counter is polled instead
+        await listen_forever(
+            self._backend,
+            CHANNEL,
+            on_connected=on_connected,
+            on_payload=on_key,
+            on_lost=on_lost,
+            log=self._log,
+        )
+
+    def __repr__(self) -> str:
+        return f"SqlConfigStore({self._dialect})"

@@ -1,0 +1,25 @@
+"""Feature flags: the pure evaluation core, the flag values, stores and ``FeatureFlags``.
+
+``evaluate(flag, context, now)`` is the whole decision; ``FeatureFlags`` keeps
+an in-memory snapshot of a store so ``is_enabled`` never does I/O.
+"""
+
+from buttress.flags._evaluate import bucket, evaluate, rollout_warning
+from buttress.flags._model import Flag, FlagContext, FlagEvaluation, Reason
+from buttress.flags._service import FeatureFlags, FlagNotFoundError
+from buttress.flags._store import FlagChange, FlagStore, MemoryFlagStore
+
+__all__ = [
+    "FeatureFlags",
+    "Flag",
+    "FlagChange",
+    "FlagContext",
+    "FlagEvaluation",
+    "FlagNotFoundError",
+    "FlagStore",
+    "MemoryFlagStore",
+    "Reason",
+    "bucket",
+    "evaluate",
+    "rollout_warning",
+]

@@ -1,0 +1,401 @@
+"""``FeatureFlags``: a store, an in-memory snapshot, and the sync hot path over it.
+
+``is_enabled`` and ``evaluate`` read only the snapshot (no I/O, never raise).
+The snapshot is replaced whole on every change (copy on write), fed by the
+store's push where it has one, else by polling ``change_token`` every
+``refresh_interval``; when the store is unreachable the last snapshot stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any, Self
+
+import attrs
+
+from buttress.backends import Backend, SqlBackend
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import ButtressError, UnsupportedBackendError, ValidationError
+from buttress.flags._evaluate import decide, rollout_warning
+from buttress.flags._model import Flag, FlagContext, FlagEvaluation, Reason, validate_key
+from buttress.flags._store import FlagChange, FlagStore, MemoryFlagStore, memory_store_for
+from buttress.log import get_logger
+
+__all__ = ["FeatureFlags", "FlagNotFoundError"]
+
+_NOT_SCHEDULED = datetime(1970, 1, 1, tzinfo=UTC)
+"""Handed to ``decide`` for flags without a schedule, which never read ``now``."""
+
+
+class FlagNotFoundError(ButtressError, KeyError):
+    """``update`` named a flag that does not exist."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"flag {key!r} does not exist")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _store_for(backend: Backend | FlagStore | None) -> FlagStore:
+    if backend is None:
+        return MemoryFlagStore()
+    if isinstance(backend, FlagStore):
+        return backend
+    if backend.kind == "memory":
+        return memory_store_for(backend)
+    if isinstance(backend, SqlBackend):
+        from buttress.flags._sql import SqlFlagStore
+
+        return SqlFlagStore(backend)
+    raise UnsupportedBackendError(
+        f"FeatureFlags needs a memory, sqlite or postgresql backend, not {backend.kind!r}"
+    )
+
+
+class FeatureFlags:
+    """Feature flags served from an in-memory snapshot of a store.
+
+    >>> flags = FeatureFlags()          # memory store
+    >>> flags.is_enabled("new-checkout")
+    False
+    """
+
+    def __init__(
+        self,
+        backend: Backend | FlagStore | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        refresh_interval: float | None = 30.0,
+        snapshot_path: str | Path | None = None,
+    ) -> None:
+        if refresh_interval is not None and not refresh_interval > 0:
+            raise ValidationError(
+                "refresh_interval", "must be a positive number of seconds or None"
+            )
+        self._store = _store_for(backend)
+        self._clock = clock
+        self._refresh_interval = refresh_interval
+        self._snapshot_path = Path(snapshot_path) if snapshot_path is not None else None
+        self._snapshot: dict[str, Flag] = {}
+        self._token: int | None = None
+        self._opened = False
+        self._started = False
+        self._stale = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[frozenset[str]], None]] = []
+        self._log = get_logger("flags")
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the snapshot and follow changes (push, else polling). Idempotent."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            await self._open()
+            self._unsubscribe = await self._store.subscribe(self._on_change)
+            await self.refresh()
+        except Exception as exc:  # noqa: BLE001 - any store failure: serve the last snapshot
+            # Serve what we have (or the persisted snapshot) rather than fail startup.
+            self._stale = True
+            self._load_persisted()
+            self._log.warning("flags.start_degraded", error=type(exc).__name__)
+        if not self._store.pushes and self._refresh_interval is not None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def stop(self) -> None:
+        """Stop following changes and close the store; the snapshot keeps serving."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for task in tuple(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._opened:
+            await self._store.close()
+            self._opened = False
+        self._started = False
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _open(self) -> None:
+        if not self._opened:
+            await self._store.open()
+            self._opened = True
+
+    # -- the hot path --------------------------------------------------------
+
+    def is_enabled(self, key: str, context: FlagContext | None = None) -> bool:
+        """Whether ``key`` is on for ``context``: snapshot only, never raises, unknown is False."""
+        try:
+            flag = self._snapshot.get(key)
+            if flag is None or not flag.enabled:
+                return False
+            if flag.plain:
+                return True
+            now = self._clock.now() if flag.scheduled else _NOT_SCHEDULED
+            if context is None:
+                return decide(flag, None, None, now)[0]
+            return decide(flag, context.user_id, context.role, now)[0]
+        except Exception as exc:  # noqa: BLE001 - the contract: evaluation fails closed
+            self._log_error(key, exc)
+            return False
+
+    def evaluate(self, key: str, context: FlagContext | None = None) -> FlagEvaluation:
+        """Like ``is_enabled`` and says which rule decided (``UNKNOWN_FLAG``, ``ERROR``...)."""
+        try:
+            flag = self._snapshot.get(key)
+            if flag is None:
+                return FlagEvaluation(key, False, Reason.UNKNOWN_FLAG)
+            now = self._clock.now() if flag.scheduled else _NOT_SCHEDULED
+            if context is None:
+                enabled, reason, user_bucket = decide(flag, None, None, now)
+            else:
+                enabled, reason, user_bucket = decide(flag, context.user_id, context.role, now)
+            return FlagEvaluation(key, enabled, reason, user_bucket)
+        except Exception as exc:  # noqa: BLE001 - the contract: evaluation fails closed
+            self._log_error(key, exc)
+            return FlagEvaluation(str(key), False, Reason.ERROR)
+
+    def _log_error(self, key: object, exc: Exception) -> None:
+        with contextlib.suppress(Exception):
+            self._log.error("flags.evaluation_failed", key=str(key), error=type(exc).__name__)
+
+    @property
+    def snapshot(self) -> Mapping[str, Flag]:
+        """The flags ``is_enabled`` decides from right now: a read-only view, O(1).
+
+        A snapshot is never modified once in force (changes swap in a new one),
+        so the view stays consistent; read ``snapshot`` again for newer flags.
+        """
+        return MappingProxyType(self._snapshot)
+
+    @property
+    def stale(self) -> bool:
+        """True while the last refresh failed and an older snapshot is serving."""
+        return self._stale
+
+    # -- storage ---------------------------------------------------------------
+
+    async def upsert(
+        self, flag: Flag, *, updated_by: str | None = None, reason: str | None = None
+    ) -> Flag:
+        """Create or replace ``flag`` (recorded in its history with who and why)."""
+        if not isinstance(flag, Flag):
+            raise ValidationError("flag", f"must be a Flag, got {type(flag).__name__}")
+        await self._open()
+        change = await self._store.put(
+            flag, changed_by=updated_by, reason=reason, at=self._clock.now()
+        )
+        self._apply(flag.key, flag)
+        self._log_change(change)
+        return flag
+
+    async def update(
+        self,
+        key: str,
+        /,
+        *,
+        updated_by: str | None = None,
+        reason: str | None = None,
+        **changes: Any,
+    ) -> Flag:
+        """Change some fields of an existing flag; raises ``FlagNotFoundError`` if absent."""
+        validate_key("key", key)
+        if "key" in changes:
+            raise ValidationError("key", "cannot be changed by update; upsert a new flag")
+        unknown = set(changes) - {a.name for a in attrs.fields(Flag) if a.init}
+        if unknown:
+            raise ValidationError(", ".join(sorted(unknown)), "is not a Flag field")
+        await self._open()
+        current = await self._store.get(key)
+        if current is None:
+            raise FlagNotFoundError(key)
+        return await self.upsert(
+            attrs.evolve(current, **changes), updated_by=updated_by, reason=reason
+        )
+
+    async def get(self, key: str) -> Flag | None:
+        """The stored flag (read from the store, not the snapshot), or None."""
+        validate_key("key", key)
+        await self._open()
+        return await self._store.get(key)
+
+    async def list(self) -> builtins.list[Flag]:
+        """Every stored flag, sorted by key."""
+        await self._open()
+        flags, _token = await self._store.load()
+        return [flags[key] for key in sorted(flags)]
+
+    async def delete(
+        self, key: str, *, updated_by: str | None = None, reason: str | None = None
+    ) -> bool:
+        """Delete ``key``; True if it existed. Its history is kept."""
+        validate_key("key", key)
+        await self._open()
+        change = await self._store.remove(
+            key, changed_by=updated_by, reason=reason, at=self._clock.now()
+        )
+        self._apply(key, None)
+        if change is None:
+            return False
+        self._log_change(change)
+        return True
+
+    async def history(self, key: str, limit: int = 50) -> builtins.list[FlagChange]:
+        """The flag's changes, newest first: who, when, why, old and new."""
+        validate_key("key", key)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError("limit", "must be a positive int")
+        await self._open()
+        return await self._store.history(key, limit)
+
+    async def refresh(self) -> None:
+        """Reload the whole snapshot from the store now.
+
+        On failure the previous snapshot stays and ``stale`` turns True; the
+        error propagates to the caller (the poller logs and retries instead).
+        """
+        await self._open()
+        try:
+            flags, token = await self._store.load()
+        except BaseException:
+            self._stale = True
+            raise
+        self._token = token
+        self._stale = False
+        self._swap(flags)
+
+    # -- following changes -------------------------------------------------------
+
+    def on_change(self, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
+        """Call ``callback(keys)`` after the snapshot changes (flags added, changed or removed).
+
+        Called on the event loop, after the new snapshot is in force; an
+        exception in a callback is logged and ignored. Returns an unsubscribe function.
+        """
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def _swap(self, snapshot: dict[str, Flag]) -> None:
+        old = self._snapshot
+        changed = frozenset(
+            key for key in old.keys() | snapshot.keys() if old.get(key) != snapshot.get(key)
+        )
+        self._snapshot = snapshot
+        if not changed:
+            return
+        self._persist()
+        for callback in tuple(self._listeners):
+            try:
+                callback(changed)
+            except Exception as exc:  # noqa: BLE001 - a listener must not break propagation
+                self._log.error("flags.listener_failed", error=type(exc).__name__)
+
+    def _apply(self, key: str, flag: Flag | None) -> None:
+        snapshot = dict(self._snapshot)
+        if flag is None:
+            snapshot.pop(key, None)
+        else:
+            snapshot[key] = flag
+        self._swap(snapshot)
+
+    def _on_change(self, key: str | None, flag: Flag | None) -> None:
+        if key is None:
+            task = asyncio.get_running_loop().create_task(self._refresh_logged())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        self._apply(key, flag)
+
+    async def _refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:  # noqa: BLE001 - logged; the snapshot keeps serving
+            self._log.warning("flags.refresh_failed", error=type(exc).__name__)
+
+    async def _poll(self) -> None:
+        assert self._refresh_interval is not None
+        while True:
+            await self._clock.sleep(self._refresh_interval)
+            try:
+                token = await self._store.change_token()
+                if token != self._token or self._stale:
+                    await self.refresh()
+            except Exception as exc:  # noqa: BLE001 - logged; retried at the next interval
+                self._stale = True
+                self._log.warning("flags.refresh_failed", error=type(exc).__name__)
+
+    def _log_change(self, change: FlagChange) -> None:
+        if change.new is not None:
+            warning = rollout_warning(change.old, change.new)
+            if warning is not None:
+                self._log.warning("flags.rollout_warning", key=change.key, warning=warning)
+        self._log.info(
+            "flags.changed",
+            key=change.key,
+            version=change.version,
+            action=change.action,
+            changed_by=change.changed_by,
+            reason=change.reason,
+        )
+
+    # -- surviving a restart while the store is down ----------------------------
+
+    def _persist(self) -> None:
+        if self._snapshot_path is None:
+            return
+        payload = {key: flag.to_dict() for key, flag in self._snapshot.items()}
+        tmp = self._snapshot_path.with_suffix(self._snapshot_path.suffix + ".tmp")
+        try:
+            tmp.write_text(json.dumps(payload, sort_keys=True))
+            tmp.replace(self._snapshot_path)
+        except OSError as exc:
+            self._log.warning("flags.snapshot_persist_failed", error=type(exc).__name__)
+
+    def _load_persisted(self) -> None:
+        if self._snapshot_path is None or self._snapshot:
+            return
+        try:
+            payload = json.loads(self._snapshot_path.read_text())
+            self._snapshot = {key: Flag.from_dict(data) for key, data in payload.items()}
+        except (OSError, ValueError, TypeError) as exc:
+            self._log.warning("flags.snapshot_load_failed", error=type(exc).__name__)
+
+    def __repr__(self) -> str:
+        return (
+            f"FeatureFlags(store={self._store!r}, flags={len(self._snapshot)}, stale={self._stale})"
+        )

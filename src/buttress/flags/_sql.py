@@ -1,0 +1,249 @@
+"""Flags in SQLite or PostgreSQL, with a change counter and, on PostgreSQL, LISTEN/NOTIFY.
+
+Every write is one transaction that first bumps the ``flags`` change counter
+(serialising writers on that row), then updates the flag and appends its
+history row, then (PostgreSQL) NOTIFYs ``buttress_flags`` with the key, which
+the server delivers at commit. Tables are created with CREATE TABLE IF NOT
+EXISTS until they move into buttress's own migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from buttress.backends import SqlBackend, SqlConnection
+from buttress.config._sqlbits import (
+    bump_counter,
+    create_tables,
+    from_db_time,
+    listen_forever,
+    placeholders,
+    read_counter,
+    to_db_time,
+)
+from buttress.flags._model import Flag
+from buttress.flags._store import ChangeCallback, FlagAction, FlagChange
+from buttress.log import get_logger
+
+__all__ = ["CHANNEL", "SqlFlagStore"]
+
+CHANNEL = "buttress_flags"
+_COUNTER = "flags"
+
+
+def _ddl(time_type: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS buttress_flags (
+    key TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at {time_type} NOT NULL,
+    updated_by TEXT
+);
+CREATE TABLE IF NOT EXISTS buttress_flag_history (
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    changed_at {time_type} NOT NULL,
+    changed_by TEXT,
+    reason TEXT,
+    old_data TEXT,
+    new_data TEXT,
+    PRIMARY KEY (key, version)
+);
+"""
+
+
+_DDL = {"sqlite": _ddl("TEXT"), "postgresql": _ddl("TIMESTAMPTZ")}
+
+
+def _encode(flag: Flag | None) -> str | None:
+    return None if flag is None else json.dumps(flag.to_dict(), sort_keys=True)
+
+
+def _decode(text: object) -> Flag | None:
+    if text is None:
+        return None
+    return Flag.from_dict(json.loads(str(text)))
+
+
+def _change(row: Mapping[str, Any]) -> FlagChange:
+    action: FlagAction = row["action"]
+    return FlagChange(
+        row["key"],
+        int(row["version"]),
+        action,
+        from_db_time(row["changed_at"]),
+        row["changed_by"],
+        row["reason"],
+        _decode(row["old_data"]),
+        _decode(row["new_data"]),
+    )
+
+
+class SqlFlagStore:
+    """``FlagStore`` over a ``SqliteBackend`` or ``PostgresBackend``."""
+
+    def __init__(self, backend: SqlBackend) -> None:
+        self._backend = backend
+        self._dialect = backend.dialect
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribers: list[ChangeCallback] = []
+        self._log = get_logger("flags", store=self._dialect)
+
+    def _q(self, sql: str) -> str:
+        return placeholders(sql, self._dialect)
+
+    @property
+    def pushes(self) -> bool:
+        # PostgreSQL pushes, but a notification can be lost while the listener
+        # reconnects; polling stays on as the safety net, so never claim it is enough.
+        return False
+
+    async def open(self) -> None:
+        await create_tables(self._backend, _DDL[self._dialect], _COUNTER)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def change_token(self) -> int:
+        return await read_counter(self._backend, _COUNTER)
+
+    async def load(self) -> tuple[dict[str, Flag], int]:
+        # Token first: a change landing in between makes the token older than the
+        # data, which costs one extra reload, never a missed change.
+        token = await self.change_token()
+        rows = await self._backend.fetch("SELECT key, data FROM buttress_flags")
+        flags: dict[str, Flag] = {}
+        for row in rows:
+            try:
+                flag = _decode(row["data"])
+            except (ValueError, TypeError):
+                self._log.error("flags.stored_flag_unreadable", key=row["key"])
+                continue
+            if flag is not None:
+                flags[flag.key] = flag
+        return flags, token
+
+    async def get(self, key: str) -> Flag | None:
+        data = await self._backend.fetchval(
+            self._q("SELECT data FROM buttress_flags WHERE key = ?"), key
+        )
+        return _decode(data)
+
+    async def _begin_change(self, tx: SqlConnection, key: str) -> tuple[Flag | None, int]:
+        await bump_counter(tx, _COUNTER)
+        old = _decode(
+            await tx.fetchval(self._q("SELECT data FROM buttress_flags WHERE key = ?"), key)
+        )
+        last = await tx.fetchval(
+            self._q("SELECT COALESCE(MAX(version), 0) FROM buttress_flag_history WHERE key = ?"),
+            key,
+        )
+        return old, int(last) + 1
+
+    async def _finish_change(self, tx: SqlConnection, change: FlagChange) -> None:
+        await tx.execute(
+            self._q(
+                "INSERT INTO buttress_flag_history (key, version, action, changed_at, "
+                "changed_by, reason, old_data, new_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            change.key,
+            change.version,
+            change.action,
+            to_db_time(change.changed_at, self._dialect),
+            change.changed_by,
+            change.reason,
+            _encode(change.old),
+            _encode(change.new),
+        )
+        if self._dialect == "postgresql":
+            await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, change.key)
+
+    async def put(
+        self, flag: Flag, *, changed_by: str | None, reason: str | None, at: datetime
+    ) -> FlagChange:
+        async with self._backend.transaction() as tx:
+            old, version = await self._begin_change(tx, flag.key)
+            await tx.execute(
+                self._q(
+                    "INSERT INTO buttress_flags (key, data, version, updated_at, updated_by) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                    "data = excluded.data, version = excluded.version, "
+                    "updated_at = excluded.updated_at, updated_by = excluded.updated_by"
+                ),
+                flag.key,
+                _encode(flag),
+                version,
+                to_db_time(at, self._dialect),
+                changed_by,
+            )
+            action: FlagAction = "create" if old is None else "update"
+            change = FlagChange(flag.key, version, action, at, changed_by, reason, old, flag)
+            await self._finish_change(tx, change)
+        return change
+
+    async def remove(
+        self, key: str, *, changed_by: str | None, reason: str | None, at: datetime
+    ) -> FlagChange | None:
+        async with self._backend.transaction() as tx:
+            old, version = await self._begin_change(tx, key)
+            if old is None:
+                return None  # the counter bump rolls back with nothing else to commit
+            await tx.execute(self._q("DELETE FROM buttress_flags WHERE key = ?"), key)
+            change = FlagChange(key, version, "delete", at, changed_by, reason, old, None)
+            await self._finish_change(tx, change)
+        return change
+
+    async def history(self, key: str, limit: int) -> list[FlagChange]:
+        rows = await self._backend.fetch(
+            self._q(
+                "SELECT key, version, action, changed_at, changed_by, reason, old_data, new_data "
+                "FROM buttress_flag_history WHERE key = ? ORDER BY version DESC LIMIT ?"
+            ),
+            key,
+            limit,
+        )
+        return [_change(row) for row in rows]
+
+    async def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        if self._dialect == "postgresql" and self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _emit(self, key: str | None, flag: Flag | None) -> None:
+        for callback in tuple(self._subscribers):
+            callback(key, flag)
+
+    async def _listen(self) -> None:
+        async def deliver(key: str) -> None:
+            # Fetched after the notification, one key at a time: a later fetch
+            # always sees a state at least as new, so the snapshot never regresses.
+            self._emit(key, await self.get(key))
+
+        await listen_forever(
+            self._backend,
+            CHANNEL,
+            on_connected=lambda: self._emit(None, None),  # reload what we may have missed
+            on_payload=deliver,
+            on_lost=lambda: None,
+            log=self._log,
+        )
+
+    def __repr__(self) -> str:
+        return f"SqlFlagStore({self._dialect})"

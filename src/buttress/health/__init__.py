@@ -1,0 +1,27 @@
+"""Health checks: statuses, their aggregation, the registry and its renderings.
+
+``HealthRegistry`` runs registered checks concurrently with timeouts and
+returns a ``HealthReport``; ``buttress.health.builtin`` has ready-made checks.
+"""
+
+from buttress.health.registry import (
+    READINESS_COMPONENT,
+    CheckResult,
+    HealthCheck,
+    HealthRegistry,
+)
+from buttress.health.report import ComponentStatus, HealthReport, render_text
+from buttress.health.status import Status, aggregate, effective_status
+
+__all__ = [
+    "READINESS_COMPONENT",
+    "CheckResult",
+    "ComponentStatus",
+    "HealthCheck",
+    "HealthRegistry",
+    "HealthReport",
+    "Status",
+    "aggregate",
+    "effective_status",
+    "render_text",
+]

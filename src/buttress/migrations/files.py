@@ -1,0 +1,180 @@
+"""Migration files: naming, directives, the down section and checksums.
+
+A migration is ``NNNN_name.sql``. Comment directives anywhere in the up part:
+``-- depends: 0003_orders`` (several, or comma-separated), ``-- buttress:
+no-transaction`` and ``-- buttress: allow-destructive``. A line ``-- down``
+starts the optional down section. Parsing collects every problem it finds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import attrs
+
+from buttress.migrations.sqltext import split_statements, tokenize
+
+__all__ = [
+    "CHECKSUM_ALGORITHM",
+    "Migration",
+    "ParseOutcome",
+    "checksum",
+    "load_directory",
+    "normalise_text",
+    "parse_migration",
+]
+
+CHECKSUM_ALGORITHM = "sha256-normalised-v1"
+"""Stored next to each checksum; a later algorithm gets a new name, never a new meaning."""
+
+FILENAME_RE = re.compile(r"^(?P<version>\d{4,})_(?P<name>[A-Za-z0-9][A-Za-z0-9_\-]*)\.sql$")
+_DEPENDS_RE = re.compile(r"^--\s*depends\s*:(?P<refs>.*)$", re.IGNORECASE)
+_DIRECTIVE_RE = re.compile(r"^--\s*buttress\s*:(?P<flags>.*)$", re.IGNORECASE)
+_DOWN_RE = re.compile(r"^--\s*down\s*$", re.IGNORECASE)
+_REFERENCE_RE = re.compile(r"^\d{4,}(?:_[A-Za-z0-9][A-Za-z0-9_\-]*)?$")
+_FLAGS = frozenset({"no-transaction", "allow-destructive"})
+
+
+def normalise_text(text: str) -> str:
+    """The text a checksum covers: no BOM, LF line ends, no trailing whitespace
+    on any line, no trailing blank lines. Re-saving on another OS or an editor
+    trimming whitespace therefore never reads as drift."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip() for line in text.split("\n")]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def checksum(text: str, algorithm: str = CHECKSUM_ALGORITHM) -> str:
+    """Hex digest of ``text`` under ``algorithm`` (``ValueError`` if unknown)."""
+    if algorithm != CHECKSUM_ALGORITHM:
+        raise ValueError(f"unknown checksum algorithm {algorithm!r}")
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+
+
+@attrs.frozen
+class Migration:
+    """One parsed migration file."""
+
+    version: int
+    name: str
+    up: str
+    down: str | None = None
+    depends: tuple[str, ...] = ()
+    no_transaction: bool = False
+    allow_destructive: bool = False
+    checksum: str = ""
+    path: Path | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.version:04d}_{self.name}"
+
+    @property
+    def filename(self) -> str:
+        return self.path.name if self.path is not None else f"{self.id}.sql"
+
+
+@attrs.frozen
+class ParseOutcome:
+    migration: Migration | None
+    errors: tuple[str, ...]
+
+
+def parse_migration(filename: str, text: str, *, path: Path | None = None) -> ParseOutcome:
+    """Parse one file's text; problems are returned, not raised."""
+    errors: list[str] = []
+    match = FILENAME_RE.match(filename)
+    if match is None:
+        return ParseOutcome(None, (f"{filename}: name must look like NNNN_name.sql",))
+    up_lines: list[str] = []
+    down_lines: list[str] | None = None
+    depends: list[str] = []
+    flags: set[str] = set()
+    for number, raw in enumerate(normalise_text(text).split("\n"), start=1):
+        line = raw.strip()
+        if _DOWN_RE.match(line):
+            if down_lines is not None:
+                errors.append(f"{filename}:{number}: a second '-- down' line")
+            down_lines = []
+            continue
+        if down_lines is not None:
+            down_lines.append(raw)
+            continue
+        up_lines.append(raw)
+        if dep := _DEPENDS_RE.match(line):
+            for ref in (r.strip() for r in dep["refs"].replace(",", " ").split()):
+                if _REFERENCE_RE.match(ref):
+                    depends.append(ref)
+                else:
+                    errors.append(
+                        f"{filename}:{number}: bad dependency {ref!r} (expected NNNN or NNNN_name)"
+                    )
+        elif directive := _DIRECTIVE_RE.match(line):
+            for flag in directive["flags"].replace(",", " ").split():
+                if flag.lower() in _FLAGS:
+                    flags.add(flag.lower())
+                else:
+                    errors.append(
+                        f"{filename}:{number}: unknown directive {flag!r} "
+                        f"(known: {', '.join(sorted(_FLAGS))})"
+                    )
+    up = "\n".join(up_lines).strip()
+    statements = split_statements(up)
+    if not statements:
+        errors.append(f"{filename}: has no statements before '-- down'")
+    if "no-transaction" not in flags and any(_controls_transaction(s) for s in statements):
+        errors.append(
+            f"{filename}: controls transactions itself (BEGIN/COMMIT/ROLLBACK); "
+            "each file already runs in one: remove them, or add "
+            "'-- buttress: no-transaction'"
+        )
+    down = "\n".join(down_lines).strip() if down_lines is not None else None
+    migration = Migration(
+        version=int(match["version"]),
+        name=match["name"],
+        up=up,
+        down=down or None,
+        depends=tuple(depends),
+        no_transaction="no-transaction" in flags,
+        allow_destructive="allow-destructive" in flags,
+        checksum=checksum(text),
+        path=path,
+    )
+    return ParseOutcome(migration, tuple(errors))
+
+
+_TRANSACTION_WORDS = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "START", "END", "ABORT"})
+
+
+def _controls_transaction(statement: str) -> bool:
+    first = next((t.text.upper() for t in tokenize(statement) if t.kind == "word"), "")
+    return first in _TRANSACTION_WORDS
+
+
+def load_directory(directory: str | Path) -> tuple[list[Migration], list[str]]:
+    """Every ``*.sql`` migration in ``directory`` (not recursive), sorted by
+    version, and every problem found (bad names, bad directives, unreadable files)."""
+    root = Path(directory)
+    if not root.is_dir():
+        return [], [f"{root}: migrations directory does not exist"]
+    return _load(sorted(p for p in root.iterdir() if p.suffix == ".sql" and p.is_file()))
+
+
+def _load(paths: Iterable[Path]) -> tuple[list[Migration], list[str]]:
+    migrations: list[Migration] = []
+    errors: list[str] = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(f"{path.name}: cannot read: {exc}")
+            continue
+        outcome = parse_migration(path.name, text, path=path)
+        errors.extend(outcome.errors)
+        if outcome.migration is not None:
+            migrations.append(outcome.migration)
+    migrations.sort(key=lambda m: (m.version, m.name))
+    return migrations, errors

@@ -1,0 +1,323 @@
+"""``Migrator``: apply a directory of checksummed SQL migrations, safely.
+
+Reads files (``files``), orders them (``resolver``), checks them against the
+``schema_migrations`` rows of its namespace, and applies pending ones under the
+database's migration lock, each in its own transaction unless the file opts
+out. Decisions (what is pending, what is wrong) are pure; this is the I/O shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import attrs
+
+from buttress.backends import Backend, SqlBackend, SqlConnection, require_sql
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import ValidationError
+from buttress.log import get_logger
+from buttress.migrations import decide
+from buttress.migrations.decide import Snapshot
+from buttress.migrations.errors import (
+    DestructiveMigrationError,
+    MigrationFailedError,
+    MigrationValidationError,
+)
+from buttress.migrations.files import CHECKSUM_ALGORITHM, Migration, load_directory
+from buttress.migrations.lock import migration_lock
+from buttress.migrations.report import (
+    MigrateResult,
+    MigrationReport,
+    MigrationStatus,
+)
+from buttress.migrations.resolver import resolve
+from buttress.migrations.sqltext import split_statements
+from buttress.migrations.store import (
+    TRACKING_TABLE,
+    AppliedMigration,
+    delete_applied,
+    ensure_table,
+    inspect_tracking,
+    is_recorded,
+    read_applied,
+    record_applied,
+)
+from buttress.schema.identifiers import check_identifier
+
+__all__ = ["PRODUCTION_ENVIRONMENTS", "Migrator"]
+
+PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+LEGACY_RENAME = "schema_migrations_legacy"
+
+
+def _default_applied_by() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class Migrator:
+    """Applies the ``NNNN_name.sql`` files of ``directory`` to a SQL backend.
+
+    ``namespace`` separates independent sets of migrations sharing one database
+    (buttress's own use ``"buttress"``). ``environment`` (default: the
+    ``BUTTRESS_ENV`` variable) turns on production safety when it is
+    ``production`` or ``prod``.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        directory: str | os.PathLike[str],
+        *,
+        namespace: str = "app",
+        environment: str | None = None,
+        lock_timeout: float = 30.0,
+        applied_by: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._backend: SqlBackend = require_sql(backend, "Migrator")
+        self.directory = Path(directory)
+        self.namespace = check_identifier(namespace, field="namespace")
+        self.environment = (
+            environment if environment is not None else os.environ.get("BUTTRESS_ENV")
+        )
+        if (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, int | float)
+            or not (lock_timeout >= 0)
+        ):
+            raise ValidationError("lock_timeout", "must be a number of seconds >= 0")
+        self.lock_timeout = float(lock_timeout)
+        self.applied_by = applied_by or _default_applied_by()
+        self._clock = clock
+        self._dialect = self._backend.dialect
+        self._log = get_logger("migrations", namespace=self.namespace)
+
+    @property
+    def production(self) -> bool:
+        return (self.environment or "").strip().lower() in PRODUCTION_ENVIRONMENTS
+
+    async def _snapshot(self, conn: SqlConnection) -> Snapshot:
+        migrations, parse_errors = load_directory(self.directory)
+        tracking = await inspect_tracking(conn, self._dialect)
+        applied = await read_applied(conn, self._dialect, self.namespace) if tracking.exists else {}
+        return Snapshot(
+            tuple(migrations), tuple(parse_errors), resolve(migrations), tracking, applied
+        )
+
+    def _report(self, snap: Snapshot) -> MigrationReport:
+        return decide.report(snap, production=self.production)
+
+    async def validate(self) -> MigrationReport:
+        """Every problem at once: file names and directives, dependencies
+        (missing, cyclic), checksum drift, applied versions without a file,
+        conflicting legacy tables, destructive pending files in production."""
+        return self._report(await self._snapshot(self._backend))
+
+    async def status(self) -> MigrationStatus:
+        snap = await self._snapshot(self._backend)
+        return MigrationStatus(
+            namespace=self.namespace,
+            entries=decide.states(snap),
+            legacy_tables=snap.tracking.legacy,
+            report=self._report(snap),
+        )
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[SqlConnection]:
+        async with (
+            self._backend.connection() as conn,
+            migration_lock(self._backend, conn, lock_timeout=self.lock_timeout, clock=self._clock),
+        ):
+            yield conn
+
+    async def migrate(self, *, dry_run: bool = False, force: bool = False) -> MigrateResult:
+        """Apply pending migrations in dependency-then-version order.
+
+        Refuses (``MigrationValidationError``) while ``validate()`` finds errors,
+        unless ``force``; destructive files in production are refused even then.
+        """
+        quick = await self._snapshot(self._backend)
+        if not decide.pending(quick) and not self._report(quick).errors:
+            return MigrateResult(applied=(), dry_run=dry_run)
+        if dry_run:
+            self._check(quick, force=force)
+            return MigrateResult(tuple(m.id for m in decide.pending(quick)), dry_run=True)
+        applied: list[str] = []
+        async with self._locked() as conn:
+            snap = await self._snapshot(conn)  # re-read: another migrator may have run
+            self._check(snap, force=force)
+            await ensure_table(conn, self._dialect)
+            for migration in decide.pending(snap):
+                if await self._apply(conn, migration):
+                    applied.append(migration.id)
+        return MigrateResult(tuple(applied), dry_run=False)
+
+    def _check(self, snap: Snapshot, *, force: bool) -> None:
+        if self.production:
+            destructive = decide.destructive_problems(decide.pending(snap))
+            if destructive:
+                raise DestructiveMigrationError(destructive)
+        report = self._report(snap)
+        if not force and report.errors:
+            raise MigrationValidationError(report.errors)
+        blocking = decide.blocking_errors(snap)  # force skips drift, never these
+        if blocking:
+            raise MigrationValidationError(blocking)
+
+    async def _apply(self, conn: SqlConnection, migration: Migration) -> bool:
+        statements = split_statements(migration.up)
+        started = time.perf_counter()
+        if migration.no_transaction:
+            try:
+                await self._run(conn, migration, statements)
+            except MigrationFailedError:
+                # Its earlier statements stay applied: record the failure so status
+                # shows it, unless the connection itself is gone (then the original
+                # error is still the one to raise).
+                with contextlib.suppress(Exception):
+                    entry = self._entry(migration, started, False)
+                    await record_applied(conn, self._dialect, entry)
+                raise
+            await record_applied(conn, self._dialect, self._entry(migration, started, True))
+        else:
+            async with self._transaction(conn):
+                if await is_recorded(conn, self._dialect, self.namespace, migration.version):
+                    return False  # applied meanwhile by a migrator without our lock
+                await self._run(conn, migration, statements)
+                await record_applied(conn, self._dialect, self._entry(migration, started, True))
+        elapsed = int((time.perf_counter() - started) * 1000)
+        self._log.info(
+            "migration.applied",
+            migration=migration.id,
+            execution_ms=elapsed,
+            transactional=not migration.no_transaction,
+        )
+        return True
+
+    def _entry(self, migration: Migration, started: float, success: bool) -> AppliedMigration:
+        return AppliedMigration(
+            namespace=self.namespace,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            checksum_algorithm=CHECKSUM_ALGORITHM,
+            applied_at=self._clock.now(),
+            execution_ms=int((time.perf_counter() - started) * 1000),
+            success=success,
+            applied_by=self.applied_by,
+        )
+
+    @asynccontextmanager
+    async def _transaction(self, conn: SqlConnection) -> AsyncIterator[None]:
+        await conn.execute("BEGIN IMMEDIATE" if self._dialect == "sqlite" else "BEGIN")
+        try:
+            yield
+        except BaseException:
+            # A broken connection cannot roll back, but the server discards the
+            # transaction anyway; the original error is the one worth raising.
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+
+    async def _run(
+        self,
+        conn: SqlConnection,
+        migration: Migration,
+        statements: Sequence[str],
+        *,
+        source: str | None = None,
+    ) -> None:
+        text = source if source is not None else migration.up
+        cursor = 0
+        for index, statement in enumerate(statements):
+            found = text.find(statement, cursor)
+            cursor = found if found >= 0 else cursor
+            line = text.count("\n", 0, cursor) + 1
+            try:
+                await conn.execute(statement)
+            except Exception as exc:
+                self._log.error(
+                    "migration.failed",
+                    migration=migration.id,
+                    statement=index + 1,
+                    line=line,
+                    error=type(exc).__name__,
+                )
+                raise MigrationFailedError(migration.filename, index, line, statement, exc) from exc
+
+    async def rollback(self, version: int) -> tuple[str, ...]:
+        """Undo every applied migration newer than ``version`` (0 undoes all),
+        dependants first, each by its ``-- down`` section in its own transaction.
+        Checks that every one has a down section before undoing anything."""
+        async with self._locked() as conn:
+            snap = await self._snapshot(conn)
+            targets = [
+                m
+                for m in reversed(snap.resolution.order)
+                if m.version > version and m.version in snap.applied
+            ]
+            problems = [f"{m.filename}: has no '-- down' section" for m in targets if not m.down]
+            orphans = [
+                row.id
+                for v, row in snap.applied.items()
+                if v > version and v not in {m.version for m in snap.migrations}
+            ]
+            problems += [f"{name}: applied but its file is missing" for name in orphans]
+            if problems:
+                raise MigrationValidationError(problems)
+            destructive = decide.destructive_problems(targets, down=True) if self.production else []
+            if destructive:
+                raise DestructiveMigrationError(destructive)
+            undone: list[str] = []
+            for migration in targets:
+                down = migration.down or ""
+                async with self._transaction(conn):
+                    await self._run(conn, migration, split_statements(down), source=down)
+                    await delete_applied(conn, self._dialect, self.namespace, migration.version)
+                self._log.info("migration.rolled_back", migration=migration.id)
+                undone.append(migration.id)
+        return tuple(undone)
+
+    async def baseline(self, version: int | None = None) -> tuple[str, ...]:
+        """Record the files up to ``version`` (default: all) as applied without
+        running them, for a database that already has their effects. A
+        ``schema_migrations`` table of another tool is renamed to
+        ``schema_migrations_legacy`` first (nothing is dropped)."""
+        async with self._locked() as conn:
+            snap = await self._snapshot(conn)
+            if snap.parse_errors or snap.resolution.errors:
+                raise MigrationValidationError(snap.parse_errors + snap.resolution.errors)
+            async with self._transaction(conn):
+                if snap.tracking.conflicting:
+                    await conn.execute(f"ALTER TABLE {TRACKING_TABLE} RENAME TO {LEGACY_RENAME}")
+                    self._log.warning(
+                        "migration.legacy_renamed", table=TRACKING_TABLE, to=LEGACY_RENAME
+                    )
+                await ensure_table(conn, self._dialect)
+                recorded: list[str] = []
+                for migration in snap.resolution.order:
+                    if version is not None and migration.version > version:
+                        continue
+                    if migration.version in snap.applied and not snap.tracking.conflicting:
+                        continue
+                    entry = attrs.evolve(
+                        self._entry(migration, time.perf_counter(), True),
+                        execution_ms=0,
+                        applied_by=f"baseline {self.applied_by}",
+                    )
+                    await record_applied(conn, self._dialect, entry)
+                    recorded.append(migration.id)
+        self._log.info("migration.baseline", recorded=len(recorded))
+        return tuple(recorded)

@@ -1,0 +1,130 @@
+"""Reading SQL text without executing it: tokens, statements, destructiveness.
+
+A small lexer that knows quotes, quoted identifiers, comments, dollar quoting
+and trigger/function bodies, so a file is split into the statements the
+database would see, and a DROP inside a string literal is not a DROP.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import attrs
+
+__all__ = ["Token", "destructive_reason", "split_statements", "tokenize"]
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<line_comment>--[^\n]*)
+  | (?P<block_comment>/\*)
+  | (?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)
+  | (?P<string>[EeXxBbNn]?'(?:[^']|'')*(?:'|\Z))
+  | (?P<ident>"(?:[^"]|"")*(?:"|\Z)|`[^`]*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
+  | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+  | (?P<semicolon>;)
+  | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+@attrs.frozen
+class Token:
+    kind: str
+    text: str
+
+
+def _block_comment_end(sql: str, start: int) -> int:
+    depth, pos = 0, start
+    while pos < len(sql):
+        if sql.startswith("/*", pos):
+            depth, pos = depth + 1, pos + 2
+        elif sql.startswith("*/", pos):
+            depth, pos = depth - 1, pos + 2
+            if depth == 0:
+                return pos
+        else:
+            pos += 1
+    return len(sql)
+
+
+def tokenize(sql: str) -> Iterator[Token]:
+    """Tokens of ``sql``; unterminated quotes and comments run to the end."""
+    pos = 0
+    while pos < len(sql):
+        match = _TOKEN_RE.match(sql, pos)
+        assert match is not None  # the ``other`` branch matches any character
+        kind = match.lastgroup or "other"
+        end = match.end()
+        if kind == "block_comment":
+            end = _block_comment_end(sql, pos)
+            kind = "comment"
+        elif kind == "line_comment":
+            kind = "comment"
+        elif kind == "dollar":
+            closing = sql.find(match.group(), end)
+            end = len(sql) if closing < 0 else closing + len(match.group())
+            kind = "string"
+        yield Token(kind, sql[pos:end])
+        pos = end
+
+
+_BODY_OWNERS = frozenset({"TRIGGER", "FUNCTION", "PROCEDURE"})
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of ``sql`` in order, without the separating semicolons.
+
+    ``BEGIN … END`` blocks (SQLite triggers, PostgreSQL ``BEGIN ATOMIC``) and
+    ``CASE … END`` inside them stay in their statement.
+    """
+    statements: list[str] = []
+    current: list[str] = []
+    words: list[str] = []
+    depth = 0
+    for token in tokenize(sql):
+        if token.kind == "semicolon" and depth == 0:
+            text = "".join(current).strip()
+            if words:
+                statements.append(text)
+            current, words = [], []
+            continue
+        current.append(token.text)
+        if token.kind != "word":
+            continue
+        word = token.text.upper()
+        words.append(word)
+        if words[0] == "CREATE" and _BODY_OWNERS.intersection(words[:6]):
+            if word in {"BEGIN", "CASE"}:
+                depth += 1
+            elif word == "END" and depth > 0:
+                depth -= 1
+    if words:
+        statements.append("".join(current).strip())
+    return statements
+
+
+def _words(statement: str) -> list[str]:
+    return [t.text.upper() for t in tokenize(statement) if t.kind == "word"]
+
+
+def destructive_reason(statement: str) -> str | None:
+    """Why ``statement`` destroys data (DROP, TRUNCATE, DELETE without WHERE,
+    ALTER … DROP), or None. Words inside strings, comments and quoted
+    identifiers do not count; ``DROP DEFAULT``/``DROP NOT NULL`` lose nothing."""
+    words = _words(statement)
+    for position, word in enumerate(words):
+        following = words[position + 1 : position + 3]
+        if word == "DROP":
+            if following[:1] == ["DEFAULT"] or following == ["NOT", "NULL"]:
+                continue
+            if words[0] == "ALTER":
+                return "ALTER … DROP removes a column or constraint"
+            return "DROP removes an object and its data"
+        if word == "TRUNCATE":
+            return "TRUNCATE removes every row"
+        if word == "DELETE" and following[:1] == ["FROM"] and "WHERE" not in words[position:]:
+            return "DELETE without WHERE removes every row"
+    return None

@@ -1,0 +1,23 @@
+"""Rate limiting: at most N units per period per key, in one process or a fleet.
+
+Pure algorithms (GCRA, exact sliding window, fixed window) decide; in-process
+tables or one round trip to SQLite, Redis or PostgreSQL store. See docs/ratelimit.md.
+"""
+
+from buttress.ratelimit._algorithms import ALGORITHMS, fixed_window, gcra, sliding_window
+from buttress.ratelimit._limiter import OnBackendError, RateLimiter, ahit_all, hit_all
+from buttress.ratelimit._values import Decision, Rate, RateLimitExceeded
+
+__all__ = [
+    "ALGORITHMS",
+    "Decision",
+    "OnBackendError",
+    "Rate",
+    "RateLimitExceeded",
+    "RateLimiter",
+    "ahit_all",
+    "fixed_window",
+    "gcra",
+    "hit_all",
+    "sliding_window",
+]

@@ -1,0 +1,177 @@
+"""The rate-limit arithmetic: pure functions ``(state, now, limit, period, cost) ->
+(Decision, new state)``, one per algorithm.
+
+Everything that decides admission lives here and nothing here does I/O, reads a
+clock or knows where state is kept. Times are integer nanoseconds since the Unix
+epoch, so equal inputs always give equal answers (no float drift at boundaries).
+States are plain ints and tuples, cheap to keep in a dict or serialise.
+
+``cost == 0`` is a report: always allowed, nothing consumed (used by ``peek``).
+Callers guarantee ``1 <= limit``, ``1 <= period`` and ``0 <= cost <= limit``.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeAlias, TypeVar
+
+import attrs
+
+from buttress.ratelimit._values import Decision
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "FixedState",
+    "GcraState",
+    "LogState",
+    "fixed_window",
+    "gcra",
+    "sliding_window",
+]
+
+GcraState: TypeAlias = int
+"""GCRA: the theoretical arrival time of the next unit (ns)."""
+FixedState: TypeAlias = tuple[int, int]
+"""Fixed window: (window start ns, units used in it)."""
+LogState: TypeAlias = tuple[int, ...]
+"""Sliding window: admission times (ns), one entry per unit, oldest first."""
+
+S = TypeVar("S")
+
+_new = tuple.__new__
+_US: Final = 1e6
+
+# Durations in a Decision are rounded *up* to whole microseconds (written inline
+# as ``-(-ns // 1000) / _US`` on the hot path), so that sleeping ``retry_after``
+# on any clock with microsecond resolution is always enough.
+
+
+def gcra(
+    state: GcraState | None, now: int, limit: int, period: int, cost: int
+) -> tuple[Decision, GcraState | None]:
+    """Generic cell rate algorithm: a burst of ``limit``, then one unit per
+    ``period / limit``.
+
+    The emission interval is rounded *up* to a whole nanosecond and the burst
+    tolerance is ``limit`` intervals, so a full burst always passes and over any
+    span ``t`` at most ``limit + floor(t * limit / period)`` units are admitted.
+    """
+    interval = -(-period // limit)
+    tolerance = interval * limit
+    tat = state if state is not None and state > now else now
+    new_tat = tat + cost * interval
+    ahead = new_tat - now
+    if ahead <= tolerance:
+        decision = _new(
+            Decision, (True, limit, (tolerance - ahead) // interval, -(-ahead // 1000) / _US, 0.0)
+        )
+        return decision, new_tat
+    return _new(
+        Decision,
+        (
+            False,
+            limit,
+            max(0, (tolerance - (tat - now)) // interval),
+            -(-(tat - now) // 1000) / _US,
+            -(-(ahead - tolerance) // 1000) / _US,
+        ),
+    ), state
+
+
+def _gcra_expires_at(state: GcraState, period: int) -> int:
+    return state
+
+
+def fixed_window(
+    state: FixedState | None, now: int, limit: int, period: int, cost: int
+) -> tuple[Decision, FixedState | None]:
+    """At most ``limit`` units per window ``[k * period, (k + 1) * period)`` since
+    the Unix epoch. A clock that steps back keeps the newer window (never
+    re-grants a spent quota)."""
+    start = now - now % period
+    if state is not None and state[0] >= start:
+        start, used = state
+    else:
+        used = 0
+    left = -(-(start + period - now) // 1000) / _US
+    if used + cost <= limit:
+        used += cost
+        decision = _new(Decision, (True, limit, limit - used, left if used else 0.0, 0.0))
+        return decision, (start, used)
+    return _new(Decision, (False, limit, limit - used, left, left)), state
+
+
+def _fixed_expires_at(state: FixedState, period: int) -> int:
+    return state[0] + period
+
+
+def sliding_window(
+    state: LogState | None, now: int, limit: int, period: int, cost: int
+) -> tuple[Decision, LogState | None]:
+    """Exact sliding window: at most ``limit`` units in any window of ``period``.
+
+    A unit admitted at ``t`` counts until ``t + period``. The log keeps one entry
+    per admitted unit still inside the window, so memory grows with ``limit``.
+    """
+    log: LogState = state or ()
+    first_live = bisect_right(log, now - period)
+    live = len(log) - first_live
+    if live + cost <= limit:
+        if cost == 0:
+            reset = -(-(log[-1] + period - now) // 1000) / _US if live else 0.0
+            return _new(Decision, (True, limit, limit - live, reset, 0.0)), state
+        # A clock that stepped back must not unsort the log.
+        stamp = now if not log or log[-1] <= now else log[-1]
+        new_log = log[first_live:] + (stamp,) * cost
+        reset = -(-(stamp + period - now) // 1000) / _US
+        return _new(Decision, (True, limit, limit - live - cost, reset, 0.0)), new_log
+    # The request fits once enough of the oldest live units have expired.
+    blocking = log[first_live + live + cost - limit - 1]
+    reset = -(-(log[-1] + period - now) // 1000) / _US
+    retry = -(-(blocking + period - now) // 1000) / _US
+    return _new(Decision, (False, limit, limit - live, reset, retry)), state
+
+
+def _log_expires_at(state: LogState, period: int) -> int:
+    return state[-1] + period if state else 0
+
+
+def _load_int(text: str) -> GcraState:
+    return int(text)
+
+
+def _load_pair(text: str) -> FixedState:
+    start, used = json.loads(text)
+    return int(start), int(used)
+
+
+def _load_log(text: str) -> LogState:
+    return tuple(int(t) for t in json.loads(text))
+
+
+Step: TypeAlias = Callable[[Any, int, int, int, int], tuple[Decision, Any]]
+
+
+@attrs.frozen(slots=True)
+class Algorithm(Generic[S]):
+    """One algorithm: its step, when a state stops mattering (``expires_at(state,
+    period)``: from then on it decides exactly like no state), and how it is stored."""
+
+    name: str
+    step: Callable[[S | None, int, int, int, int], tuple[Decision, S | None]]
+    expires_at: Callable[[S, int], int]
+    load: Callable[[str], S]
+
+    def dump(self, state: S) -> str:
+        return json.dumps(state)
+
+
+ALGORITHMS: Final[dict[str, Algorithm[Any]]] = {
+    "gcra": Algorithm("gcra", gcra, _gcra_expires_at, _load_int),
+    "fixed_window": Algorithm("fixed_window", fixed_window, _fixed_expires_at, _load_pair),
+    "sliding_window": Algorithm("sliding_window", sliding_window, _log_expires_at, _load_log),
+}
+"""Algorithms by the name ``RateLimiter(algorithm=...)`` accepts."""

@@ -1,0 +1,413 @@
+"""``RateLimiter``: sync and async twins over the pure algorithms, an in-process
+fast path, the shared-store path with its outage policy, and ``hit_all``.
+
+The limiter owns validation, key naming and the outage policy; admission
+arithmetic lives in ``_algorithms`` and I/O in the stores.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
+
+from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
+from buttress.errors import BackendError, UnsupportedBackendError, ValidationError
+from buttress.log import get_logger
+from buttress.ratelimit._algorithms import ALGORITHMS
+from buttress.ratelimit._memory import MemoryTable, shared_table
+from buttress.ratelimit._store import Check, Store, binding, decide_all
+from buttress.ratelimit._values import Decision, Rate, RateLimitExceeded
+
+if TYPE_CHECKING:
+    from buttress.backends import Backend
+
+__all__ = ["OnBackendError", "RateLimiter", "ahit_all", "hit_all"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+OnBackendError = Literal["raise", "allow", "deny"]
+
+OUTAGE_RETRY_AFTER: Final = 1.0
+"""``retry_after`` of the refusals made by ``on_backend_error="deny"``."""
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US: Final = timedelta(microseconds=1)
+_logger = get_logger("ratelimit")
+
+
+def _wall_ns(clock: Clock) -> Callable[[], int]:
+    """A reader of ``clock``'s wall time in integer nanoseconds since the epoch."""
+    if type(clock) is SystemClock:
+        return time.time_ns
+
+    def read() -> int:
+        # Exact (datetime has microseconds); floats would blur window edges.
+        return (clock.now() - _EPOCH) // _ONE_US * 1000
+
+    return read
+
+
+def _check_cost(cost: object, limit: int, *, allow_zero: bool = False) -> int:
+    if isinstance(cost, bool) or not isinstance(cost, int):
+        raise ValidationError("cost", "must be an integer")
+    if cost < (0 if allow_zero else 1):
+        raise ValidationError("cost", "must be >= 0" if allow_zero else "must be >= 1")
+    if cost > limit:
+        raise ValidationError(
+            "cost", f"must not exceed the limit ({limit}); such a request could never pass"
+        )
+    return cost
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise ValidationError("key", "must be a string")
+    return key
+
+
+def _open_store(backend: Backend, now: Callable[[], int]) -> Store:
+    kind = getattr(backend, "kind", None)
+    if kind == "sqlite":
+        from buttress.ratelimit._sqlite import SqliteStore
+
+        return SqliteStore(backend, now)
+    if kind == "redis":
+        from buttress.ratelimit._redis import RedisStore
+
+        return RedisStore(backend)
+    if kind == "postgresql":
+        from buttress.ratelimit._postgres import PostgresStore
+
+        return PostgresStore(backend)
+    raise UnsupportedBackendError(
+        f"RateLimiter: unsupported backend kind {kind!r}; use memory, sqlite, redis or postgresql"
+    )
+
+
+class RateLimiter:
+    """Admits at most ``rate.limit`` units per ``rate.per_seconds`` per key.
+
+    >>> from buttress.testing import FakeClock
+    >>> limiter = RateLimiter(Rate(2, 1.0), clock=FakeClock())
+    >>> [limiter.hit("alice").allowed for _ in range(3)]
+    [True, True, False]
+    """
+
+    __slots__ = (
+        "_algorithm",
+        "_backend",
+        "_fallback",
+        "_limit",
+        "_namespace",
+        "_now",
+        "_on_backend_error",
+        "_outage",
+        "_period",
+        "_rate",
+        "_step",
+        "_store",
+        "_table",
+    )
+
+    def __init__(
+        self,
+        rate: Rate,
+        *,
+        algorithm: str = "gcra",
+        backend: Backend | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        prefix: str = "buttress",
+        on_backend_error: OnBackendError = "raise",
+        fallback: RateLimiter | None = None,
+    ) -> None:
+        if not isinstance(rate, Rate):
+            raise ValidationError("rate", "must be a buttress.Rate")
+        if algorithm not in ALGORITHMS:
+            raise ValidationError("algorithm", f"must be one of {', '.join(sorted(ALGORITHMS))}")
+        if not isinstance(prefix, str) or not prefix:
+            raise ValidationError("prefix", "must be a non-empty string")
+        if on_backend_error not in ("raise", "allow", "deny"):
+            raise ValidationError("on_backend_error", "must be 'raise', 'allow' or 'deny'")
+        if fallback is not None and (
+            not isinstance(fallback, RateLimiter) or fallback._table is None
+        ):
+            raise ValidationError("fallback", "must be an in-memory RateLimiter")
+        self._rate = rate
+        self._algorithm = ALGORITHMS[algorithm]
+        self._step = self._algorithm.step
+        self._limit = rate.limit
+        self._period = rate.per_ns
+        self._now = _wall_ns(clock)
+        self._namespace = f"{prefix}:rl:{algorithm}:{rate.limit}:{self._period}"
+        self._on_backend_error = on_backend_error
+        self._fallback = fallback
+        self._outage = False
+        self._backend = backend
+        self._table: MemoryTable | None = None
+        self._store: Store | None = None
+        if backend is None or getattr(backend, "kind", None) == "memory":
+            self._table = shared_table(backend, self._namespace, self._algorithm, self._period)
+        else:
+            self._store = _open_store(backend, self._now)
+
+    @property
+    def rate(self) -> Rate:
+        return self._rate
+
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm.name
+
+    def __repr__(self) -> str:
+        where = "memory" if self._store is None else self._store.kind
+        return f"RateLimiter({self._rate}, algorithm={self._algorithm.name!r}, backend={where})"
+
+    def hit(self, key: str, cost: int = 1) -> Decision:
+        """Check and consume ``cost`` units for ``key`` (memory or SQLite)."""
+        table = self._table
+        if table is None or cost != 1 or type(cost) is not int or type(key) is not str:
+            return self._hit_checked(key, cost)
+        now = self._now()
+        with table.lock:
+            data = table.data
+            decision, state = self._step(data.get(key), now, self._limit, self._period, 1)
+            if decision[0]:
+                data[key] = state
+                if len(data) > table.sweep_at:
+                    table.sweep(now)
+        return decision
+
+    def _hit_checked(self, key: str, cost: int) -> Decision:
+        _check_key(key)
+        _check_cost(cost, self._limit)
+        if self._table is not None:
+            return hit_all([(self, key)], cost=cost)
+        return self._shared_sync([(self, key, cost)], consume=True)[0]
+
+    async def ahit(self, key: str, cost: int = 1) -> Decision:
+        """Async twin of ``hit``; the only way to use Redis and PostgreSQL."""
+        if self._table is not None:
+            return self.hit(key, cost)
+        if type(key) is not str or type(cost) is not int or not 1 <= cost <= self._limit:
+            _check_key(key)
+            _check_cost(cost, self._limit)
+        return (await self._shared_async(((self, key, cost),), consume=True))[0]
+
+    def peek(self, key: str, cost: int = 1) -> Decision:
+        """The decision ``hit(key, cost)`` would return now, consuming nothing
+        (``cost=0`` reports what is left)."""
+        _check_key(key)
+        _check_cost(cost, self._limit, allow_zero=True)
+        table = self._table
+        if table is None:
+            return self._shared_sync([(self, key, cost)], consume=False)[0]
+        return self._step(table.data.get(key), self._now(), self._limit, self._period, cost)[0]
+
+    async def apeek(self, key: str, cost: int = 1) -> Decision:
+        """Async twin of ``peek``."""
+        if self._table is not None:
+            return self.peek(key, cost)
+        _check_key(key)
+        _check_cost(cost, self._limit, allow_zero=True)
+        return (await self._shared_async([(self, key, cost)], consume=False))[0]
+
+    def reset(self, key: str) -> None:
+        """Forget ``key``: its next hit sees a full quota."""
+        _check_key(key)
+        table = self._table
+        if table is None:
+            self._sync_store().reset([self._storage_key(key)])
+            return
+        with table.lock:
+            table.data.pop(key, None)
+
+    async def areset(self, key: str) -> None:
+        """Async twin of ``reset``."""
+        if self._store is None:
+            self.reset(key)
+            return
+        _check_key(key)
+        await self._store.areset([self._storage_key(key)])
+
+    def limit(
+        self,
+        key: str | Callable[..., str] = "default",
+        *,
+        cost: int | Callable[..., int] = 1,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a sync or async function so each call first takes ``cost`` units
+        for ``key`` (a string, or a callable given the call's arguments); a refusal
+        raises ``RateLimitExceeded``."""
+        if not isinstance(cost, int) or isinstance(cost, bool):
+            if not callable(cost):
+                raise ValidationError("cost", "must be an integer or a callable")
+        else:
+            _check_cost(cost, self._limit)
+        if not isinstance(key, str) and not callable(key):
+            raise ValidationError("key", "must be a string or a callable")
+
+        def arguments(args: tuple[object, ...], kwargs: dict[str, object]) -> tuple[str, int]:
+            k = key(*args, **kwargs) if callable(key) else key
+            c = cost(*args, **kwargs) if callable(cost) else cost
+            return k, c
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            if inspect.iscoroutinefunction(fn):
+                afn = cast(Callable[..., Awaitable[object]], fn)
+
+                @functools.wraps(fn)
+                async def async_wrapper(*args: object, **kwargs: object) -> object:
+                    decision = await self.ahit(*arguments(args, kwargs))
+                    if not decision.allowed:
+                        raise RateLimitExceeded(decision)
+                    return await afn(*args, **kwargs)
+
+                return cast(Callable[P, R], async_wrapper)
+
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                decision = self.hit(*arguments(args, kwargs))
+                if not decision.allowed:
+                    raise RateLimitExceeded(decision)
+                return fn(*args, **kwargs)
+
+            return wrapper
+
+        return decorate
+
+    def _storage_key(self, key: str) -> str:
+        return f"{self._namespace}:{key}"
+
+    def _check(self, key: str, cost: int) -> Check:
+        return (self._algorithm, self._storage_key(key), self._limit, self._period, cost)
+
+    def _sync_store(self) -> Store:
+        assert self._store is not None
+        return self._store
+
+    def _shared_sync(self, items: Sequence[_Item], *, consume: bool) -> list[Decision]:
+        checks = [lim._check(key, cost) for lim, key, cost in items]
+        try:
+            decisions = self._sync_store().decide(checks, consume)
+        except UnsupportedBackendError:
+            raise  # a misuse, not an outage: no policy may hide it
+        except BackendError as exc:
+            return self._outage_decisions(exc, items, consume)
+        if self._outage:
+            self._recovered()
+        return decisions
+
+    async def _shared_async(self, items: Sequence[_Item], *, consume: bool) -> list[Decision]:
+        checks = [lim._check(key, cost) for lim, key, cost in items]
+        try:
+            decisions = await self._sync_store().adecide(checks, consume)
+        except UnsupportedBackendError:
+            raise  # a misuse, not an outage: no policy may hide it
+        except BackendError as exc:
+            return self._outage_decisions(exc, items, consume)
+        if self._outage:
+            self._recovered()
+        return decisions
+
+    def _outage_decisions(
+        self, exc: BackendError, items: Sequence[_Item], consume: bool
+    ) -> list[Decision]:
+        """Each limiter's ``on_backend_error`` (or fallback limiter) decides its check."""
+        if any(lim._fallback is None and lim._on_backend_error == "raise" for lim, _, _ in items):
+            raise exc
+        if not self._outage:
+            self._outage = True
+            _logger.warning(
+                "ratelimit.backend_unavailable",
+                backend=self._sync_store().kind,
+                error=type(exc).__name__,
+                policy="fallback" if self._fallback else self._on_backend_error,
+            )
+        return [lim._outage_decision(key, cost, consume) for lim, key, cost in items]
+
+    def _outage_decision(self, key: str, cost: int, consume: bool) -> Decision:
+        fallback = self._fallback
+        if fallback is not None:
+            return fallback.hit(key, cost) if consume else fallback.peek(key, cost)
+        limit = self._limit
+        if self._on_backend_error == "allow":
+            return Decision(True, limit, limit - cost, 0.0, 0.0)
+        return Decision(False, limit, 0, OUTAGE_RETRY_AFTER, OUTAGE_RETRY_AFTER)
+
+    def _recovered(self) -> None:
+        self._outage = False
+        _logger.info("ratelimit.backend_recovered", backend=self._sync_store().kind)
+
+
+_Item = tuple[RateLimiter, str, int]
+
+
+def _pairs(pairs: Iterable[tuple[RateLimiter, str]], cost: int) -> list[tuple[RateLimiter, str]]:
+    items = list(pairs)
+    if not items:
+        raise ValidationError("limits", "must name at least one (limiter, key) pair")
+    for limiter, key in items:
+        if not isinstance(limiter, RateLimiter):
+            raise ValidationError("limits", "must be (RateLimiter, key) pairs")
+        _check_key(key)
+        _check_cost(cost, limiter._limit)
+    first = items[0][0]
+    if first._store is not None and any(lim._backend is not first._backend for lim, _ in items):
+        raise ValidationError("limits", "must all use the same backend")
+    if first._store is None and any(lim._store is not None for lim, _ in items):
+        raise ValidationError("limits", "must all use the same backend")
+    return items
+
+
+def _memory_hit_all(items: Sequence[tuple[RateLimiter, str]], cost: int) -> Decision:
+    tables = {id(lim._table): cast(MemoryTable, lim._table) for lim, _ in items}
+    checks = [
+        (lim._algorithm, (id(lim._table), key), lim._limit, lim._period, cost, lim._now())
+        for lim, key in items
+    ]
+
+    def load(ref: Hashable) -> Any:
+        table_id, key = cast(tuple[int, str], ref)
+        return tables[table_id].data.get(key)
+
+    with ExitStack() as stack:
+        # A fixed lock order, so two hit_all calls over the same tables cannot deadlock.
+        for table_id in sorted(tables):
+            stack.enter_context(tables[table_id].lock)
+        decisions, states = decide_all(checks, load)
+        if all(d.allowed for d in decisions):
+            for ref, state in states.items():
+                table_id, key = cast(tuple[int, str], ref)
+                tables[table_id].data[key] = state
+            now = checks[0][5]
+            for table in tables.values():
+                if len(table.data) > table.sweep_at:
+                    table.sweep(now)
+    return binding(decisions)
+
+
+def hit_all(pairs: Iterable[tuple[RateLimiter, str]], *, cost: int = 1) -> Decision:
+    """Take ``cost`` from every ``(limiter, key)`` or from none, in one step; returns
+    the binding decision (the refusal with the longest wait, else the tightest
+    admission). Memory and SQLite; use ``ahit_all`` for Redis and PostgreSQL."""
+    items = _pairs(pairs, cost)
+    first = items[0][0]
+    if first._store is None:
+        return _memory_hit_all(items, cost)
+    return binding(first._shared_sync([(lim, key, cost) for lim, key in items], consume=True))
+
+
+async def ahit_all(pairs: Iterable[tuple[RateLimiter, str]], *, cost: int = 1) -> Decision:
+    """Async twin of ``hit_all``: one round trip on Redis and PostgreSQL."""
+    items = _pairs(pairs, cost)
+    first = items[0][0]
+    if first._store is None:
+        return _memory_hit_all(items, cost)
+    shared = [(lim, key, cost) for lim, key in items]
+    return binding(await first._shared_async(shared, consume=True))

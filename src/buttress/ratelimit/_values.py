@@ -1,0 +1,112 @@
+"""The rate limiter's values: ``Rate`` (what is allowed), ``Decision`` (what happened)
+and ``RateLimitExceeded`` (a refusal as an exception).
+
+Nothing here knows about algorithms or storage; ``Decision.headers`` renders a
+decision as the HTTP fields clients understand.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import attrs
+
+from buttress.errors import ButtressError, ValidationError
+
+__all__ = ["Decision", "Rate", "RateLimitExceeded"]
+
+NS_PER_SECOND = 1_000_000_000
+
+
+def _check_limit(_inst: object, _attr: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("limit", "must be an integer >= 1")
+
+
+def _check_per_seconds(_inst: object, _attr: object, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError("per_seconds", "must be a number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise ValidationError("per_seconds", "must be finite and > 0")
+    if round(value * NS_PER_SECOND) < 1:
+        raise ValidationError("per_seconds", "must be at least one nanosecond")
+
+
+@attrs.frozen(slots=True)
+class Rate:
+    """At most ``limit`` units per ``per_seconds`` seconds.
+
+    >>> Rate(100, 60).per_ns
+    60000000000
+    """
+
+    limit: int = attrs.field(validator=_check_limit)
+    per_seconds: float = attrs.field(validator=_check_per_seconds)
+
+    @property
+    def per_ns(self) -> int:
+        """The period in whole nanoseconds, the unit the algorithms count in."""
+        return round(self.per_seconds * NS_PER_SECOND)
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.per_seconds:g}s"
+
+
+def _whole_seconds(seconds: float) -> int:
+    # Round to the millisecond first: GCRA's whole-nanosecond intervals, rounded up
+    # to microseconds, can end a hair past the second (1.000001 s), which must not
+    # read as 2 in a field that only has whole seconds.
+    return math.ceil(round(seconds, 3))
+
+
+# A NamedTuple rather than an attrs class on purpose: building a frozen attrs
+# instance costs more than the whole in-memory decision budget (about 1 us),
+# while a tuple subclass is immutable, slotted and built in one C call.
+class Decision(NamedTuple):
+    """The outcome of one rate-limit check.
+
+    ``remaining`` counts the unit hits that would pass right now, after this one;
+    ``reset_after`` is the seconds until the key is fully replenished;
+    ``retry_after`` is the seconds until this same request could pass (0 when
+    allowed).
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    retry_after: float
+
+    def headers(self, *, window: float | None = None, policy: str = "default") -> dict[str, str]:
+        """HTTP response fields: ``Retry-After`` (when refused), the IETF
+        ``RateLimit-Policy``/``RateLimit`` fields and ``X-RateLimit-*``.
+
+        ``window`` (the rate's ``per_seconds``) adds ``w=`` to the policy;
+        ``X-RateLimit-Reset`` is in seconds from now, like ``RateLimit``'s ``t``.
+        """
+        reset = _whole_seconds(self.reset_after)
+        quota = f'"{policy}";q={self.limit}'
+        if window is not None:
+            quota += f";w={math.ceil(window)}"
+        fields = {
+            "RateLimit-Policy": quota,
+            "RateLimit": f'"{policy}";r={self.remaining};t={reset}',
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(reset),
+        }
+        if not self.allowed:
+            fields["Retry-After"] = str(max(1, _whole_seconds(self.retry_after)))
+        return fields
+
+
+class RateLimitExceeded(ButtressError):
+    """A call was refused by a rate limiter; ``retry_after`` says when to try again."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        self.retry_after = decision.retry_after
+        super().__init__(
+            f"rate limit exceeded ({decision.limit} units); retry after {decision.retry_after:.3f}s"
+        )

@@ -1,0 +1,1 @@
+"""OpenFeature Gherkin conformance suites run against ``ButtressProvider`` (pytest-bdd)."""

@@ -1,0 +1,7 @@
+"""The python SDK's pinned spec (0cd553d): evaluation.feature."""
+
+from pytest_bdd import scenarios
+
+from .seed import feature
+
+scenarios(feature("spec-0cd553d-python-sdk-pinned/evaluation.feature"))

@@ -1,0 +1,128 @@
+"""Shared fixtures: throwaway PostgreSQL and Redis servers, one per test session.
+
+``postgres_dsn`` gives each test a fresh database, ``redis_dsn`` an emptied
+keyspace, ``sqlite_dsn`` a file under ``tmp_path``; ``sql_dsn`` and ``any_dsn``
+run one test against several backends. A server that cannot start skips its
+tests locally and fails the run under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+import pytest
+
+from servers import PostgresServer, RedisServer, ServerUnavailable
+
+_IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Fixture name -> the marker every test using it gets, so `-m "not postgres"` works.
+_FIXTURE_MARKS = {"postgres_dsn": "postgres", "postgres_server": "postgres",
+                  "redis_dsn": "redis", "redis_server": "redis"}  # fmt: skip
+_PARAM_MARKS = {"postgresql": "postgres", "redis": "redis"}
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # pytest tears fixtures down on KeyboardInterrupt but simply dies on SIGTERM,
+    # which would leave the session's servers running (e.g. under `timeout`).
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        marks = {mark for name, mark in _FIXTURE_MARKS.items() if name in fixtures}
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            for name in ("sql_dsn", "any_dsn"):
+                kind = callspec.params.get(name)
+                if kind in _PARAM_MARKS:
+                    marks.add(_PARAM_MARKS[kind])
+        for mark in sorted(marks):
+            item.add_marker(getattr(pytest.mark, mark))
+
+
+def _unavailable(what: str, reason: str) -> None:
+    message = f"{what} unavailable: {reason}"
+    if _IN_CI:
+        pytest.fail(f"{message} (CI=true: backend tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster for the whole session (superuser ``postgres``, password auth)."""
+    server = PostgresServer()
+    try:
+        try:
+            server.start()
+        except (ServerUnavailable, OSError) as exc:
+            _unavailable("PostgreSQL", str(exc))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A password-protected ``redis-server`` on loopback for the whole session."""
+    server = RedisServer()
+    try:
+        try:
+            server.start()
+        except (ServerUnavailable, OSError) as exc:
+            _unavailable("Redis", str(exc))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for this test; dropped (forcibly) afterwards."""
+    name = postgres_server.create_database()
+    try:
+        yield postgres_server.dsn(name)
+    finally:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def redis_dsn(redis_server: RedisServer) -> str:
+    """Database 0 of the session's Redis, emptied before this test."""
+    redis_server.flushall()
+    return redis_server.dsn(0)
+
+
+@pytest.fixture
+def sqlite_dsn(tmp_path: os.PathLike[str]) -> str:
+    """An absolute ``sqlite:////…`` DSN for a file that does not exist yet."""
+    return f"sqlite:///{os.fspath(tmp_path)}/buttress.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_dsn(request: pytest.FixtureRequest) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    fixture = "sqlite_dsn" if request.param == "sqlite" else "postgres_dsn"
+    dsn: str = request.getfixturevalue(fixture)
+    return dsn
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql", "redis"])
+def any_dsn(request: pytest.FixtureRequest) -> str:
+    """Runs the test once per backend kind."""
+    if request.param == "memory":
+        return "memory://"
+    fixture = {"sqlite": "sqlite_dsn", "postgresql": "postgres_dsn", "redis": "redis_dsn"}
+    dsn: str = request.getfixturevalue(fixture[request.param])
+    return dsn

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from buttress import __version__
+from buttress.cli import main
+from buttress.cli.doctor import DoctorReport, Finding, Level, render_text
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``main()`` configures logging like an application would; undo it per test."""
+    saved_config = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved_config)
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+
+
+def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"buttress {__version__}"
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "doctor" in capsys.readouterr().err
+
+
+def test_doctor_on_default_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BUTTRESS_DSN", raising=False)
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "sqlite:///buttress.db" in out
+    assert "status: ok" in out
+    assert "\x1b[" not in out  # not a terminal: no colour codes
+    assert (tmp_path / "buttress.db").exists()
+
+
+def test_doctor_json_uses_env_dsn(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BUTTRESS_DSN", "memory://")
+    assert main(["doctor", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "ok"
+    assert report["dsn"] == "memory://"
+    assert {f["section"] for f in report["findings"]} >= {"backend", "environment"}
+
+
+def test_doctor_unreachable_backend_is_critical_and_hides_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Port 1 on loopback refuses connections at once.
+    code = main(["doctor", "--json", "--dsn", "postgresql://app:hunter2secret@127.0.0.1:1/db"])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "hunter2secret" not in out
+    report = json.loads(out)
+    assert report["status"] == "critical"
+
+
+def test_doctor_bad_scheme_is_critical(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--dsn", "mysql://x"]) == 2
+    assert "mysql" in capsys.readouterr().out
+
+
+def test_render_text_colours_only_when_asked() -> None:
+    report = DoctorReport(
+        dsn="memory://",
+        findings=(
+            Finding("backend", "ping", Level.OK, "1 ms"),
+            Finding("schema", "drift", Level.WARNING, "optional table missing"),
+        ),
+    )
+    assert report.exit_code == 1
+    plain = render_text(report)
+    assert "status: warning" in plain
+    assert "\x1b[" not in plain
+    assert "\x1b[33m" in render_text(report, colour=True)
+
+
+def test_python_dash_m_entry_point(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "buttress", "doctor", "--dsn", "memory://"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "status: ok" in done.stdout

@@ -1,0 +1,278 @@
+"""``FeatureFlags`` on the memory store: lifecycle, snapshot, history, failure modes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from buttress.backends import MemoryBackend
+from buttress.errors import BackendUnavailableError, UnsupportedBackendError, ValidationError
+from buttress.flags import (
+    FeatureFlags,
+    Flag,
+    FlagChange,
+    FlagContext,
+    FlagEvaluation,
+    FlagNotFoundError,
+    MemoryFlagStore,
+    Reason,
+)
+from buttress.flags._store import ChangeCallback
+from buttress.testing import FakeClock
+
+
+async def test_unknown_flag_is_off_and_reported_unknown() -> None:
+    async with FeatureFlags() as flags:
+        assert flags.is_enabled("nope") is False
+        assert flags.evaluate("nope") == FlagEvaluation("nope", False, Reason.UNKNOWN_FLAG)
+
+
+async def test_upsert_get_list_update_delete() -> None:
+    async with FeatureFlags() as flags:
+        await flags.upsert(Flag("b", "B", enabled=True))
+        await flags.upsert(Flag("a", "A"))
+        assert [f.key for f in await flags.list()] == ["a", "b"]
+        assert flags.is_enabled("b")
+        assert not flags.is_enabled("a")
+        updated = await flags.update("a", enabled=True, roles={"beta"}, percentage=1)
+        assert updated == Flag("a", "A", enabled=True, roles={"beta"}, percentage=1)
+        assert await flags.get("a") == updated
+        assert flags.is_enabled("a", FlagContext("x", role="beta"))
+        assert flags.evaluate("a", FlagContext("x", role="beta")).reason is Reason.ROLE_TARGET
+        assert await flags.delete("a") is True
+        assert await flags.delete("a") is False
+        assert await flags.get("a") is None
+        assert not flags.is_enabled("a", FlagContext("x", role="beta"))
+
+
+async def test_update_refuses_unknown_flags_and_fields() -> None:
+    async with FeatureFlags() as flags:
+        with pytest.raises(FlagNotFoundError, match="'ghost' does not exist"):
+            await flags.update("ghost", enabled=True)
+        await flags.upsert(Flag("a", "A"))
+        with pytest.raises(ValidationError, match="colour: is not a Flag field"):
+            await flags.update("a", colour="red")
+        with pytest.raises(ValidationError, match="percentage"):
+            await flags.update("a", percentage=120)
+        with pytest.raises(ValidationError, match="key"):
+            await flags.update("a", key="b")
+        assert await flags.get("a") == Flag("a", "A")
+
+
+async def test_history_records_who_when_why_old_and_new() -> None:
+    clock = FakeClock()
+    async with FeatureFlags(clock=clock) as flags:
+        await flags.upsert(Flag("a", "A"), updated_by="ann", reason="launch prep")
+        clock.advance(60)
+        await flags.update("a", enabled=True, percentage=10, updated_by="bob", reason="5% go")
+        clock.advance(60)
+        await flags.delete("a", updated_by="cy", reason="done")
+        history = await flags.history("a")
+    assert [(c.version, c.action, c.changed_by, c.reason) for c in history] == [
+        (3, "delete", "cy", "done"),
+        (2, "update", "bob", "5% go"),
+        (1, "create", "ann", "launch prep"),
+    ]
+    delete, update, create = history
+    assert create.old is None
+    assert create.new == Flag("a", "A")
+    assert update.old == Flag("a", "A")
+    assert update.new == Flag("a", "A", enabled=True, percentage=10)
+    assert delete.new is None
+    assert update.changed_at - create.changed_at == timedelta(seconds=60)
+    assert isinstance(delete, FlagChange)
+
+
+async def test_history_limit_is_validated_and_applied() -> None:
+    async with FeatureFlags() as flags:
+        for percentage in range(1, 6):
+            await flags.upsert(Flag("a", "A", percentage=percentage))
+        assert [c.version for c in await flags.history("a", limit=2)] == [5, 4]
+        with pytest.raises(ValidationError, match="limit"):
+            await flags.history("a", limit=0)
+
+
+async def test_instances_sharing_a_store_see_changes_at_once() -> None:
+    store = MemoryFlagStore()
+    async with FeatureFlags(store) as one, FeatureFlags(store) as two:
+        await one.upsert(Flag("a", "A", enabled=True))
+        assert two.is_enabled("a")
+        await two.update("a", enabled=False)
+        assert not one.is_enabled("a")
+
+
+async def test_memory_backend_object_shares_one_store() -> None:
+    backend = MemoryBackend()
+    async with FeatureFlags(backend) as one, FeatureFlags(backend) as two:
+        await one.upsert(Flag("a", "A", enabled=True))
+        assert two.is_enabled("a")
+
+
+def test_redis_backend_is_refused_clearly() -> None:
+    class RedisBackend:
+        kind = "redis"
+
+    with pytest.raises(UnsupportedBackendError, match="not 'redis'"):
+        FeatureFlags(RedisBackend())  # type: ignore[arg-type]  # stands in for a RedisBackend
+
+
+def test_refresh_interval_is_validated() -> None:
+    with pytest.raises(ValidationError, match="refresh_interval"):
+        FeatureFlags(refresh_interval=0)
+
+
+async def test_schedule_uses_the_injected_clock() -> None:
+    clock = FakeClock()
+    start = clock.now() + timedelta(hours=1)
+    async with FeatureFlags(clock=clock) as flags:
+        await flags.upsert(Flag("a", "A", enabled=True, enable_at=start))
+        assert flags.evaluate("a").reason is Reason.SCHEDULED_OFF
+        clock.advance(3600)
+        assert flags.is_enabled("a")
+        assert flags.evaluate("a").reason is Reason.DEFAULT
+
+
+class FlakyStore(MemoryFlagStore):
+    """A memory store that can be switched off, and does not push (so it is polled)."""
+
+    __slots__ = ("down",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    @property
+    def pushes(self) -> bool:
+        return False
+
+    async def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
+        return lambda: None
+
+    async def load(self) -> tuple[dict[str, Flag], int]:
+        if self.down:
+            raise BackendUnavailableError("store down")
+        return await super().load()
+
+    async def change_token(self) -> int:
+        if self.down:
+            raise BackendUnavailableError("store down")
+        return await super().change_token()
+
+
+async def test_polling_picks_up_changes_made_elsewhere() -> None:
+    store = FlakyStore()
+    clock = FakeClock()
+    async with FeatureFlags(store, clock=clock, refresh_interval=5) as flags:
+        await store.put(Flag("a", "A", enabled=True), changed_by=None, reason=None, at=clock.now())
+        assert not flags.is_enabled("a")  # no push: not seen until the next poll
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert flags.is_enabled("a")
+
+
+async def test_unreachable_store_keeps_the_last_snapshot() -> None:
+    store = FlakyStore()
+    await store.put(Flag("a", "A", enabled=True), changed_by=None, reason=None, at=datetime.now())
+    async with FeatureFlags(store, refresh_interval=None) as flags:
+        assert flags.is_enabled("a")
+        store.down = True
+        with pytest.raises(BackendUnavailableError):
+            await flags.refresh()
+        assert flags.stale
+        assert flags.is_enabled("a")
+        store.down = False
+        await flags.refresh()
+        assert not flags.stale
+
+
+async def test_persisted_snapshot_survives_a_restart_while_the_store_is_down(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.json"
+    store = FlakyStore()
+    async with FeatureFlags(store, refresh_interval=None, snapshot_path=path) as flags:
+        await flags.upsert(Flag("a", "A", enabled=True, percentage=50))
+        await flags.refresh()
+    assert json.loads(path.read_text())["a"]["percentage"] == 50
+    store.down = True
+    with capture_logs() as logs:
+        async with FeatureFlags(store, refresh_interval=None, snapshot_path=path) as restarted:
+            assert restarted.stale
+            assert restarted.snapshot == {"a": Flag("a", "A", enabled=True, percentage=50)}
+    assert any(e["event"] == "flags.start_degraded" for e in logs)
+
+
+class Weird:
+    """An object whose attribute access explodes."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError("boom")
+
+
+@given(
+    st.one_of(st.text(), st.none(), st.integers(), st.just(Weird())),
+    st.one_of(st.none(), st.builds(FlagContext, st.text()), st.just(Weird()), st.integers()),
+)
+def test_is_enabled_never_raises(key: object, context: object) -> None:
+    flags = FeatureFlags()
+    flags._apply("a", Flag("a", "A", enabled=True, percentage=50, users={"u"}))
+    flags._apply("b", Flag("b", "B", enabled=True))
+    for probe in (key, "a", "b"):
+        assert isinstance(flags.is_enabled(probe, context), bool)  # type: ignore[arg-type]  # garbage on purpose
+        result = flags.evaluate(probe, context)  # type: ignore[arg-type]  # garbage on purpose
+        assert isinstance(result.enabled, bool)
+    assert flags.is_enabled("a", Weird()) is False  # type: ignore[arg-type]  # garbage on purpose
+    assert flags.evaluate("a", Weird()).reason is Reason.ERROR  # type: ignore[arg-type]  # on purpose
+    assert flags.is_enabled("b", Weird()) is True  # type: ignore[arg-type]  # a plain flag ignores context
+
+
+async def test_changes_are_logged_with_who_and_why() -> None:
+    with capture_logs() as logs:
+        async with FeatureFlags() as flags:
+            await flags.upsert(Flag("a", "A"), updated_by="ann", reason="why not")
+    [changed] = [e for e in logs if e["event"] == "flags.changed"]
+    expected = {"key": "a", "version": 1, "action": "create", "changed_by": "ann"}
+    assert changed.items() >= {**expected, "reason": "why not", "log_level": "info"}.items()
+
+
+async def test_on_change_reports_changed_keys_once_in_force() -> None:
+    store = MemoryFlagStore()
+    seen: list[tuple[frozenset[str], bool]] = []
+    async with FeatureFlags(store) as writer, FeatureFlags(store) as reader:
+        unsubscribe = reader.on_change(lambda keys: seen.append((keys, reader.is_enabled("a"))))
+        await writer.upsert(Flag("a", "A", enabled=True))
+        await writer.upsert(Flag("a", "A", enabled=True))  # no change: no call
+        await writer.delete("a")
+        unsubscribe()
+        await writer.upsert(Flag("b", "B"))
+    assert seen == [(frozenset({"a"}), True), (frozenset({"a"}), False)]
+
+
+async def test_a_failing_listener_is_logged_and_ignored() -> None:
+    def explode(_keys: frozenset[str]) -> None:
+        raise RuntimeError("listener bug")
+
+    with capture_logs() as logs:
+        async with FeatureFlags() as flags:
+            flags.on_change(explode)
+            await flags.upsert(Flag("a", "A", enabled=True))
+            assert flags.is_enabled("a")
+    assert any(e["event"] == "flags.listener_failed" for e in logs)
+
+
+async def test_narrowing_a_live_flag_is_logged_as_a_warning() -> None:
+    with capture_logs() as logs:
+        async with FeatureFlags() as flags:
+            await flags.upsert(Flag("a", "A", enabled=True))
+            await flags.update("a", percentage=10)
+    [warning] = [e for e in logs if e["event"] == "flags.rollout_warning"]
+    assert warning["log_level"] == "warning"
+    assert "narrows this flag from everyone to 10%" in warning["warning"]

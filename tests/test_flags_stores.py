@@ -1,0 +1,180 @@
+"""``FeatureFlags`` on every store: conformance, durability, history, polling, push."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+import pytest
+
+from buttress.backends import Backend, connect, require_sql
+from buttress.flags import FeatureFlags, Flag, FlagContext
+from buttress.testing import FakeClock
+
+
+async def test_flags_and_history_persist(sql_dsn: str) -> None:
+    clock = FakeClock()
+    async with (
+        connect(sql_dsn) as backend,
+        FeatureFlags(backend, clock=clock, refresh_interval=None) as flags,
+    ):
+        await flags.upsert(
+            Flag("a", "A", enabled=True, users={"u1"}, enable_at=clock.now()),
+            updated_by="ann",
+            reason="first",
+        )
+        clock.advance(10)
+        await flags.update("a", percentage=25.5, updated_by="bob")
+        await flags.upsert(Flag("b", "B"))
+        assert await flags.delete("b", reason="unused")
+        assert not await flags.delete("b")
+    async with (
+        connect(sql_dsn) as backend,
+        FeatureFlags(backend, clock=clock, refresh_interval=None) as flags,
+    ):
+        stored = await flags.get("a")
+        start = clock.now() - timedelta(seconds=10)
+        assert stored == Flag(
+            "a", "A", enabled=True, users={"u1"}, percentage=25.5, enable_at=start
+        )
+        assert flags.is_enabled("a", FlagContext("u1"))
+        assert [f.key for f in await flags.list()] == ["a"]
+        history = await flags.history("a")
+        assert [(c.version, c.action, c.changed_by, c.reason) for c in history] == [
+            (2, "update", "bob", None),
+            (1, "create", "ann", "first"),
+        ]
+        assert history[0].changed_at - history[1].changed_at == timedelta(seconds=10)
+        assert history[0].old is not None
+        assert history[0].old.percentage == 0
+        deleted, created = await flags.history("b")
+        assert (deleted.version, deleted.action, deleted.new) == (2, "delete", None)
+        assert (created.version, created.action, created.old) == (1, "create", None)
+
+
+async def test_sqlite_instances_see_changes_by_polling(sqlite_dsn: str) -> None:
+    async with (
+        connect(sqlite_dsn) as one_backend,
+        connect(sqlite_dsn) as two_backend,
+        FeatureFlags(one_backend, refresh_interval=None) as one,
+        FeatureFlags(two_backend, refresh_interval=0.05) as two,
+    ):
+        await one.upsert(Flag("a", "A", enabled=True))
+        await _wait_for(two, lambda: two.is_enabled("a"), within=5)
+
+
+@pytest.mark.postgres
+async def test_postgres_change_reaches_another_instance_within_a_second(
+    postgres_dsn: str,
+) -> None:
+    async with (
+        connect(postgres_dsn) as one_backend,
+        connect(postgres_dsn) as two_backend,
+        FeatureFlags(one_backend, refresh_interval=None) as one,
+        FeatureFlags(two_backend, refresh_interval=None) as two,  # push only, no polling
+    ):
+        await one.upsert(Flag("a", "A", enabled=False))
+        await _wait_for(two, lambda: "a" in two.snapshot)
+        latencies = []
+        for round_ in range(10):
+            want = round_ % 2 == 0
+            started = time.perf_counter()
+            await one.update("a", enabled=want)
+
+            def seen(want: bool = want) -> bool:
+                return two.is_enabled("a") is want
+
+            await _wait_for(two, seen)
+            latencies.append(time.perf_counter() - started)
+        print(f"\npropagation: median {sorted(latencies)[5] * 1000:.1f} ms, max "
+              f"{max(latencies) * 1000:.1f} ms")  # fmt: skip
+        assert max(latencies) < 1.0
+
+
+@pytest.mark.postgres
+async def test_postgres_listener_reconnects_and_reloads(postgres_dsn: str) -> None:
+    async with (
+        connect(postgres_dsn) as one_backend,
+        connect(postgres_dsn) as two_backend,
+        FeatureFlags(one_backend, refresh_interval=None) as one,
+        FeatureFlags(two_backend, refresh_interval=None) as two,
+    ):
+        await one.upsert(Flag("a", "A", enabled=True))
+        await _wait_for(two, lambda: two.is_enabled("a"))
+        # Cut every other connection (the listener's included), then change a flag.
+        await require_sql(one_backend, "test").execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        await one.upsert(Flag("b", "B", enabled=True))
+        await _wait_for(two, lambda: two.is_enabled("b"), within=5)
+        assert two.is_enabled("a")
+
+
+async def test_closed_database_keeps_the_last_snapshot(sql_dsn: str) -> None:
+    backend = await connect(sql_dsn)
+    flags = FeatureFlags(backend, refresh_interval=None)
+    await flags.start()
+    await flags.upsert(Flag("a", "A", enabled=True, percentage=100))
+    await backend.close()
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the driver raises
+        await flags.refresh()
+    assert flags.stale
+    assert flags.is_enabled("a", FlagContext("anyone"))
+    await flags.stop()
+
+
+async def _wait_for(
+    flags: FeatureFlags, predicate: Callable[[], bool], within: float = 1.0
+) -> None:
+    """Wait until ``predicate()`` holds, woken by ``flags``' snapshot changes."""
+    changed = asyncio.Event()
+    unsubscribe = flags.on_change(lambda _keys: changed.set())
+    try:
+        async with asyncio.timeout(within):
+            while not predicate():
+                await changed.wait()
+                changed.clear()
+    finally:
+        unsubscribe()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    if request.param == "memory":
+        dsn = "memory://"
+    else:
+        dsn = request.getfixturevalue("sqlite_dsn" if request.param == "sqlite" else "postgres_dsn")
+    async with connect(dsn) as opened:
+        yield opened
+
+
+async def test_store_conformance(backend: Backend) -> None:
+    """The same behaviour from every store: CRUD, history order, change tokens, loading."""
+    clock = FakeClock()
+    async with FeatureFlags(backend, clock=clock, refresh_interval=None) as writer:
+        assert await writer.list() == []
+        assert await writer.get("a") is None
+        assert await writer.history("a") == []
+        assert not await writer.delete("a")
+        first = Flag("a", "A", description="d", enabled=True, roles={"r1", "r2"}, percentage=0.01)
+        await writer.upsert(first, updated_by="ann")
+        clock.advance(1)
+        second = await writer.update("a", disable_at=clock.now() + timedelta(days=1))
+        await writer.upsert(Flag("b", "B"))
+        assert await writer.get("a") == second
+        assert [f.key for f in await writer.list()] == ["a", "b"]
+        assert [(c.version, c.action) for c in await writer.history("a")] == [
+            (2, "update"),
+            (1, "create"),
+        ]
+        [latest] = await writer.history("a", limit=1)
+        assert (latest.old, latest.new) == (first, second)
+        assert latest.changed_at == clock.now()
+    async with FeatureFlags(backend, clock=clock, refresh_interval=None) as reader:
+        assert reader.snapshot == {"a": second, "b": Flag("b", "B")}
+        assert reader.is_enabled("a", FlagContext(role="r2"))
+        assert await reader.delete("b")
+        assert await reader.get("b") is None

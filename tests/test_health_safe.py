@@ -1,0 +1,53 @@
+"""Messages from failing checks are safe to publish; importing stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from buttress.health._safe import safe_error_message, scrub
+
+secrets = st.text(
+    alphabet=st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="!$%^*-_"),
+    min_size=6,
+    max_size=30,
+)
+
+
+@given(secrets)
+def test_url_passwords_never_survive(secret: str) -> None:
+    text = f"cannot connect to postgresql://app:{secret}@db.internal:5432/prod"
+    assert secret not in scrub(text)
+    assert "postgresql://app:***@db.internal:5432/prod" in scrub(text)
+
+
+@given(secrets, st.sampled_from(["password", "PASSWORD", "token", "api_key", "secret", "pwd"]))
+def test_secret_pairs_are_masked(secret: str, key: str) -> None:
+    for sep in ("=", ": ", " = "):
+        assert secret not in scrub(f"login failed {key}{sep}{secret} for user")
+
+
+def test_long_messages_are_cut_and_whitespace_folded() -> None:
+    out = scrub("a\n\n  b " + "x" * 1000)
+    assert out.startswith("a b x")
+    assert len(out) == 200
+    assert out.endswith("…")
+
+
+def test_safe_error_message_shapes() -> None:
+    assert safe_error_message(ValueError("bad")) == "ValueError: bad"
+    assert safe_error_message(TimeoutError()) == "TimeoutError"
+
+
+def test_importing_health_and_lifecycle_pulls_in_no_driver_or_framework() -> None:
+    code = (
+        "import sys, buttress.health, buttress.health.builtin, buttress.lifecycle, "
+        "buttress.adapters.health_asgi, buttress.adapters.health_wsgi; "
+        "print(sorted(m for m in ('asyncpg', 'redis', 'starlette', 'flask', 'httpx') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,60 @@
+"""The ``buttress migrate`` command handlers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import structlog
+
+from buttress.migrations import cli as migrations_cli
+
+
+def _call(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="buttress")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dsn")
+    common.add_argument("--json", action="store_true")
+    migrations_cli.register(parser.add_subparsers(dest="command"), common)
+    args = parser.parse_args(argv)
+    # Keep structlog's default stdout printer out of the JSON under test (the
+    # real CLI routes logs to stderr).
+    with structlog.testing.capture_logs():
+        code: int = args.handler(args)
+    return code
+
+
+def test_migrate_cli_flow(
+    sqlite_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "0001_t.sql").write_text("CREATE TABLE t (id integer);\n-- down\nDROP TABLE t;")
+    (directory / "0002_u.sql").write_text("CREATE TABLE u (id integer);\n-- down\nDROP TABLE u;")
+    base = ("--dsn", sqlite_dsn, "--dir", str(directory))
+    assert _call("migrate", "status", *base) == 1  # pending
+    capsys.readouterr()
+    assert _call("migrate", *base, "--dry-run", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == {"applied": ["0001_t", "0002_u"], "dry_run": True}
+    assert _call("migrate", *base) == 0
+    assert "applied 2 migration(s)" in capsys.readouterr().out
+    assert _call("migrate", "status", *base, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["pending"] == []
+    assert _call("migrate", "rollback", "1", *base) == 0
+    assert "0002_u" in capsys.readouterr().out
+    (directory / "0001_t.sql").write_text("CREATE TABLE t (id bigint);")
+    assert _call("migrate", *base, "--validate-only") == 2
+    assert "changed after it was applied" in capsys.readouterr().out
+    assert _call("migrate", *base, "--json") == 2
+    assert json.loads(capsys.readouterr().out)["type"] == "MigrationValidationError"
+    assert _call("migrate", "rollback", *base) == 2
+
+
+def test_baseline_cli(sqlite_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "0001_t.sql").write_text("CREATE TABLE t (id integer);")
+    assert _call("migrate", "baseline", "--dsn", sqlite_dsn, "--dir", str(directory), "--json") == 0
+    assert json.loads(capsys.readouterr().out) == {"baselined": ["0001_t"]}

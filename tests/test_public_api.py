@@ -1,0 +1,46 @@
+"""The public face of ``import buttress``: contract names, lazy loading, no drivers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import buttress
+
+CONTRACT = (
+    "Ok", "Err", "Result", "UnwrapError", "as_result", "ConfigStore", "ConfigEntry",
+    "FeatureFlags", "Flag", "FlagContext", "FlagEvaluation", "DeploymentLog", "Deployment",
+    "HealthRegistry", "HealthReport", "Status", "ComponentStatus", "StartupValidator",
+    "GracefulShutdown", "connect", "SchemaValidator", "Schema", "Table", "Column", "Migrator",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+def test_contract_name_is_importable_from_the_top_level(name: str) -> None:
+    assert name in buttress.__all__
+    assert getattr(buttress, name) is not None
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in buttress.__all__:
+        assert hasattr(buttress, name), name
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = buttress.no_such_name
+
+
+def test_import_buttress_loads_no_driver_framework_or_component() -> None:
+    probe = (
+        "import sys, buttress; "
+        "heavy = ['asyncpg', 'redis', 'starlette', 'flask', 'openfeature', 'tenacity', "
+        "'buttress.backends', 'buttress.flags', 'buttress.health']; "
+        "print([m for m in heavy if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,252 @@
+"""ASGI and WSGI rate-limit middleware through the real frameworks' test clients
+(Starlette's TestClient and Flask's test client)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, cast
+
+import pytest
+
+from buttress.adapters.asgi_ratelimit import ASGIRateLimitMiddleware, Scope
+from buttress.adapters.wsgi_ratelimit import WSGIRateLimitMiddleware
+from buttress.backends import Backend
+from buttress.errors import BackendUnavailableError, ValidationError
+from buttress.ratelimit import Decision, Rate, RateLimiter
+from buttress.ratelimit import _limiter as limiter_module
+from buttress.ratelimit._http import ClientAddress
+from buttress.ratelimit._store import Check
+from buttress.testing import FakeClock
+
+starlette = pytest.importorskip("starlette")
+flask = pytest.importorskip("flask")
+
+from flask import Flask  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import PlainTextResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for httpx2; the httpx-based client still works.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
+
+
+def limiter(limit: int = 2, per: float = 60.0) -> RateLimiter:
+    return RateLimiter(Rate(limit, per), clock=FakeClock())
+
+
+async def hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("hello")
+
+
+def starlette_app(rl: RateLimiter, **options: Any) -> TestClient:
+    app = Starlette(
+        routes=[Route("/", hello), Route("/health", hello), Route("/static/x", hello)],
+        middleware=[Middleware(ASGIRateLimitMiddleware, limiter=rl, **options)],
+    )
+    return TestClient(app)
+
+
+def flask_app(rl: RateLimiter, **options: Any) -> Flask:
+    app = Flask("ratelimit-test")
+
+    @app.route("/")
+    def index() -> str:
+        return "hello"
+
+    @app.route("/health")
+    def health() -> str:
+        return "ok"
+
+    app.wsgi_app = WSGIRateLimitMiddleware(app.wsgi_app, rl, **options)  # type: ignore[method-assign]  # Flask's documented middleware hook
+    return app
+
+
+def assert_refusal(status: int, headers: dict[str, str], body: object) -> None:
+    assert status == 429
+    # GCRA at 2 per 60 s: one unit comes back every 30 s.
+    assert headers["retry-after"] == "30"
+    assert headers["ratelimit-policy"] == '"default";q=2;w=60'
+    assert headers["ratelimit"] == '"default";r=0;t=60'
+    assert headers["x-ratelimit-limit"] == "2"
+    assert headers["x-ratelimit-remaining"] == "0"
+    assert headers["content-type"] == "application/json"
+    assert body == {
+        "success": False,
+        "error": {
+            "code": "RATE_LIMITED",
+            "message": "Too many requests; retry after 30 seconds.",
+            "retry_after": 30,
+        },
+    }
+
+
+def test_asgi_limits_and_answers_429() -> None:
+    client = starlette_app(limiter(per=60.0), key=lambda scope: "one")
+    first = client.get("/")
+    assert first.status_code == 200
+    assert first.text == "hello"
+    assert first.headers["x-ratelimit-remaining"] == "1"
+    assert first.headers["ratelimit"] == '"default";r=1;t=30'
+    assert client.get("/").status_code == 200
+    refused = client.get("/")
+    assert_refusal(
+        refused.status_code, {k.lower(): v for k, v in refused.headers.items()}, refused.json()
+    )
+
+
+def test_wsgi_limits_and_answers_429() -> None:
+    client = flask_app(limiter(per=60.0)).test_client()
+    first = client.get("/")
+    assert first.status_code == 200
+    assert first.headers["X-RateLimit-Remaining"] == "1"
+    assert client.get("/").status_code == 200
+    refused = client.get("/")
+    assert_refusal(
+        refused.status_code, {k.lower(): v for k, v in refused.headers.items()}, refused.json
+    )
+
+
+def test_asgi_exempt_paths_and_prefixes() -> None:
+    client = starlette_app(limiter(limit=1), exempt=["/health", "/static/*"])
+    for _ in range(3):
+        assert client.get("/health").status_code == 200
+        assert client.get("/static/x").status_code == 200
+    assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 429
+
+
+def test_wsgi_exempt_paths() -> None:
+    client = flask_app(limiter(limit=1), exempt=["/health"]).test_client()
+    for _ in range(3):
+        assert client.get("/health").status_code == 200
+    assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 429
+
+
+def test_asgi_cost_function() -> None:
+    def cost(scope: Scope) -> int:
+        return 2 if scope.get("method") == "POST" else 1
+
+    client = starlette_app(limiter(limit=3), cost=cost)
+    assert client.get("/").status_code == 200
+    assert client.post("/").status_code in (405, 200)  # the route refuses POST, after limiting
+    assert client.get("/").status_code == 429
+
+
+def test_asgi_keys_by_client_address_by_default() -> None:
+    rl = limiter(limit=1)
+    client = starlette_app(rl)
+    assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 429
+    # Starlette's TestClient reports the peer as "testclient".
+    assert not rl.peek("testclient").allowed
+    # X-Forwarded-For is ignored without trusted proxies.
+    assert client.get("/", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 429
+
+
+def test_wsgi_trusted_proxy_uses_forwarded_for() -> None:
+    rl = limiter(limit=1)
+    client = flask_app(rl, trusted_proxies=["127.0.0.1"]).test_client()
+    env = {"REMOTE_ADDR": "127.0.0.1"}
+    forwarded = {"X-Forwarded-For": "198.51.100.7, 203.0.113.5"}
+    assert client.get("/", headers=forwarded, environ_base=env).status_code == 200
+    assert client.get("/", headers=forwarded, environ_base=env).status_code == 429
+    other = {"X-Forwarded-For": "203.0.113.6"}
+    assert client.get("/", headers=other, environ_base=env).status_code == 200
+    assert not rl.peek("203.0.113.5").allowed
+
+
+def test_client_address_resolution() -> None:
+    resolve = ClientAddress(["10.0.0.0/8", "127.0.0.1"])
+    assert resolve("127.0.0.1", "1.2.3.4, 10.1.1.1") == "1.2.3.4"
+    assert resolve("127.0.0.1", "spoofed, 5.6.7.8") == "5.6.7.8"
+    assert resolve("9.9.9.9", "1.2.3.4") == "9.9.9.9"  # untrusted peer
+    assert resolve("10.0.0.1", "10.0.0.2") == "10.0.0.2"  # all trusted: left-most
+    assert resolve(None, None) == "unknown"
+    assert ClientAddress()("127.0.0.1", "1.2.3.4") == "127.0.0.1"
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        ClientAddress(["not-an-ip"])
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        ClientAddress("10.0.0.0/8")
+
+
+def test_bad_options_are_refused() -> None:
+    async def app(scope: Scope, receive: object, send: object) -> None:
+        return None
+
+    with pytest.raises(ValidationError, match="on_backend_error"):
+        ASGIRateLimitMiddleware(app, limiter(), on_backend_error="ignore")  # type: ignore[arg-type]  # deliberately bad input
+    with pytest.raises(ValidationError, match="exempt"):
+        ASGIRateLimitMiddleware(app, limiter(), exempt=["health"])
+    with pytest.raises(ValidationError, match="limiter"):
+        ASGIRateLimitMiddleware(app, object())  # type: ignore[arg-type]  # deliberately bad input
+
+
+class _DownStore:
+    kind = "redis"
+
+    def decide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+        raise BackendUnavailableError("down")
+
+    async def adecide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+        raise BackendUnavailableError("down")
+
+    def reset(self, keys: Sequence[str]) -> None:
+        raise BackendUnavailableError("down")
+
+    async def areset(self, keys: Sequence[str]) -> None:
+        raise BackendUnavailableError("down")
+
+
+class _Remote:
+    kind = "redis"
+
+
+@pytest.fixture
+def down_limiter(monkeypatch: pytest.MonkeyPatch) -> RateLimiter:
+    monkeypatch.setattr(limiter_module, "_open_store", lambda backend, now: _DownStore())
+    return RateLimiter(Rate(5, 60), backend=cast(Backend, _Remote()))
+
+
+def test_asgi_backend_down_allows_by_default(down_limiter: RateLimiter) -> None:
+    client = starlette_app(down_limiter)
+    assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 200
+
+
+def test_asgi_backend_down_can_deny(down_limiter: RateLimiter) -> None:
+    client = starlette_app(down_limiter, on_backend_error="deny")
+    refused = client.get("/")
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["code"] == "RATE_LIMITED"
+
+
+def test_wsgi_key_function_errors_never_escape() -> None:
+    def broken(environ: object) -> str:
+        raise RuntimeError("bug in key function")
+
+    allow = flask_app(limiter(), key=broken).test_client()
+    assert allow.get("/").status_code == 200
+    deny = flask_app(limiter(), key=broken, on_backend_error="deny").test_client()
+    assert deny.get("/").status_code == 429
+
+
+def test_wsgi_async_only_backend_follows_policy(down_limiter: RateLimiter) -> None:
+    client = flask_app(down_limiter).test_client()
+    assert client.get("/").status_code == 200
+
+
+def test_asgi_passes_non_http_scopes_through() -> None:
+    rl = limiter(limit=1)
+    app = Starlette(
+        routes=[Route("/", hello)],
+        middleware=[Middleware(ASGIRateLimitMiddleware, limiter=rl)],
+    )
+    with TestClient(app) as client:  # runs the lifespan scope through the middleware
+        assert client.get("/").status_code == 200
