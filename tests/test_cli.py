@@ -105,3 +105,50 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "status: ok" in done.stdout
+
+
+def test_doctor_sets_up_a_fresh_sqlite_file_and_reports_each_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert main(["doctor", "--json", "--dsn", dsn]) == 0
+    report = json.loads(capsys.readouterr().out)
+    sections = {f["section"] for f in report["findings"]}
+    assert sections >= {"environment", "backend", "migrations", "health"}
+    migrations = [f for f in report["findings"] if f["section"] == "migrations"]
+    assert [f["level"] for f in migrations] == ["ok"]
+
+
+def test_doctor_reports_pending_app_migrations_as_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_create_users.sql").write_text("CREATE TABLE users (id INTEGER);\n")
+    dsn = f"sqlite:///{tmp_path / 'app.db'}"
+    code = main(["doctor", "--dsn", dsn, "--migrations-dir", str(migrations)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "0001_create_users" in out
+    assert "status: warning" in out
+
+
+def test_doctor_reports_schema_drift_as_critical(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema = tmp_path / "schema.toml"
+    schema.write_text('[tables.orders]\ncolumns = [{ name = "id", type = "integer" }]\n')
+    dsn = f"sqlite:///{tmp_path / 'app.db'}"
+    code = main(["doctor", "--json", "--dsn", dsn, "--schema", str(schema)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 2
+    drift = [f for f in report["findings"] if f["section"] == "schema"]
+    assert drift
+    assert any("orders" in f["detail"] for f in drift)
+
+
+def test_doctor_without_backend_reports_only_why(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["doctor", "--json", "--dsn", "postgresql://u:pw-secret-1@127.0.0.1:1/db"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 2
+    assert {f["section"] for f in report["findings"] if f["level"] == "critical"} == {"backend"}

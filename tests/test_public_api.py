@@ -14,6 +14,7 @@ CONTRACT = (
     "FeatureFlags", "Flag", "FlagContext", "FlagEvaluation", "DeploymentLog", "Deployment",
     "HealthRegistry", "HealthReport", "Status", "ComponentStatus", "StartupValidator",
     "GracefulShutdown", "connect", "SchemaValidator", "Schema", "Table", "Column", "Migrator",
+    "CircuitBreaker", "BreakerState", "CircuitOpenError",
 )  # fmt: skip
 
 

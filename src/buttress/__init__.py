@@ -37,12 +37,28 @@ from buttress.result import Err, Ok, Result, UnwrapError, as_result
 
 if TYPE_CHECKING:
     from buttress.backends import Backend, connect, redact_dsn
+    from buttress.breaker import (
+        BreakerState,
+        BreakerStats,
+        CircuitBreaker,
+        CircuitOpenError,
+        breakers,
+    )
     from buttress.config import ConfigEntry, ConfigStore, Setting
     from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
     from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
     from buttress.health import ComponentStatus, HealthRegistry, HealthReport, Status, aggregate
     from buttress.lifecycle import GracefulShutdown, StartupReport, StartupValidator
     from buttress.migrations import Migrator
+    from buttress.policies import (
+        Pipeline,
+        RetryBudget,
+        adaptive_limit,
+        bulkhead,
+        fallback,
+        retry,
+        timeout,
+    )
     from buttress.schema import Column, Schema, SchemaReport, SchemaValidator, Table
 
 _LAZY: dict[str, str] = {
@@ -68,6 +84,18 @@ _LAZY: dict[str, str] = {
     "StartupReport": "buttress.lifecycle",
     "StartupValidator": "buttress.lifecycle",
     "Migrator": "buttress.migrations",
+    "BreakerState": "buttress.breaker",
+    "BreakerStats": "buttress.breaker",
+    "CircuitBreaker": "buttress.breaker",
+    "CircuitOpenError": "buttress.breaker",
+    "breakers": "buttress.breaker",
+    "Pipeline": "buttress.policies",
+    "RetryBudget": "buttress.policies",
+    "adaptive_limit": "buttress.policies",
+    "bulkhead": "buttress.policies",
+    "fallback": "buttress.policies",
+    "retry": "buttress.policies",
+    "timeout": "buttress.policies",
     "Column": "buttress.schema",
     "Schema": "buttress.schema",
     "SchemaReport": "buttress.schema",
@@ -93,7 +121,11 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendUnavailableError",
+    "BreakerState",
+    "BreakerStats",
     "ButtressError",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "Classification",
     "Clock",
     "Column",
@@ -119,7 +151,9 @@ __all__ = [
     "Migrator",
     "MissingDependencyError",
     "Ok",
+    "Pipeline",
     "Result",
+    "RetryBudget",
     "Schema",
     "SchemaReport",
     "SchemaValidator",
@@ -134,16 +168,22 @@ __all__ = [
     "UnwrapError",
     "ValidationError",
     "__version__",
+    "adaptive_limit",
     "aggregate",
     "as_result",
+    "breakers",
+    "bulkhead",
     "capture",
     "classify",
     "configure_logging",
     "connect",
+    "fallback",
     "get_logger",
     "redact",
     "redact_dsn",
     "register_classification",
     "register_secret",
+    "retry",
+    "timeout",
     "with_error_handling",
 ]

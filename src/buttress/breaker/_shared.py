@@ -289,7 +289,7 @@ class SharedCircuit:
         else:
             self.opened_at = now - snapshot.opened_ago
         if snapshot.state is _O:
-            self.open_until = math.inf if snapshot.forced else now + 2 * snapshot.open_remaining
+            self.open_until = math.inf if snapshot.forced else now + snapshot.open_remaining
         self.state = snapshot.state
         new = self.state_at(now)
         if new is not old:

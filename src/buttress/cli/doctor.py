@@ -1,8 +1,9 @@
 """``buttress doctor``: one readable answer to "is this service's setup sound?".
 
-It collects findings section by section (backend, environment, and what later
-modules add), never stopping at the first problem, and maps the worst finding
-to the exit code: 0 ok, 1 warning, 2 critical.
+It collects findings section by section (environment, backend, buttress's own
+and the application's migrations, schema drift, health checks), never stopping
+at the first problem, and maps the worst finding to the exit code: 0 ok,
+1 warning, 2 critical.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ import os
 import platform
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import attrs
 
 from buttress._version import __version__
+from buttress.errors import ButtressError
+
+if TYPE_CHECKING:
+    from buttress.backends import Backend
+    from buttress.migrations.report import MigrationStatus
 
 __all__ = ["DoctorReport", "Finding", "Level", "collect", "render_text"]
 
@@ -71,30 +77,20 @@ class DoctorReport:
         }
 
 
-Section = Callable[[str], Awaitable[list[Finding]]]
+@attrs.define
+class DoctorContext:
+    """What the sections share: the DSN, options, and the backend once connected."""
+
+    dsn: str
+    schema_path: str | None = None
+    migrations_dir: str | None = None
+    backend: Backend | None = None
 
 
-async def _backend_section(dsn: str) -> list[Finding]:
-    from buttress.backends import connect
-    from buttress.errors import ButtressError
-
-    try:
-        backend = await connect(dsn)
-    except ButtressError as exc:
-        return [Finding("backend", "connect", Level.CRITICAL, str(exc))]
-    try:
-        latency = await backend.ping()
-        return [
-            Finding("backend", "connect", Level.OK, f"{backend.kind} backend reachable"),
-            Finding("backend", "ping", Level.OK, f"{latency * 1000:.2f} ms"),
-        ]
-    except ButtressError as exc:
-        return [Finding("backend", "ping", Level.CRITICAL, str(exc))]
-    finally:
-        await backend.close()
+Section = Callable[[DoctorContext], Awaitable[list[Finding]]]
 
 
-async def _environment_section(dsn: str) -> list[Finding]:
+async def _environment_section(ctx: DoctorContext) -> list[Finding]:
     findings = [
         Finding(
             "environment",
@@ -104,7 +100,7 @@ async def _environment_section(dsn: str) -> list[Finding]:
         ),
         Finding("environment", "buttress", Level.OK, __version__),
     ]
-    scheme = dsn.partition(":")[0].lower()
+    scheme = ctx.dsn.partition(":")[0].lower()
     for package, extra, schemes in (
         ("asyncpg", "postgres", ("postgresql", "postgres")),
         ("redis", "redis", ("redis", "rediss")),
@@ -121,22 +117,132 @@ async def _environment_section(dsn: str) -> list[Finding]:
     return findings
 
 
-SECTIONS: list[Section] = [_environment_section, _backend_section]
+async def _backend_section(ctx: DoctorContext) -> list[Finding]:
+    from buttress.backends import connect
+
+    try:
+        # connect() applies buttress's own migrations, so a fresh SQLite file is
+        # set up here; a failure to migrate is reported like a failure to connect.
+        ctx.backend = await connect(ctx.dsn)
+    except ButtressError as exc:
+        return [Finding("backend", "connect", Level.CRITICAL, str(exc))]
+    backend = ctx.backend
+    findings = [Finding("backend", "connect", Level.OK, f"{backend.kind} backend reachable")]
+    try:
+        latency = await backend.ping()
+    except ButtressError as exc:
+        findings.append(Finding("backend", "ping", Level.CRITICAL, str(exc)))
+    else:
+        findings.append(Finding("backend", "ping", Level.OK, f"{latency * 1000:.2f} ms"))
+    return findings
 
 
-async def collect(dsn: str, sections: Sequence[Section] | None = None) -> DoctorReport:
-    """Run every section and gather their findings (a section that crashes is one finding)."""
+def _status_findings(section: str, status: MigrationStatus) -> list[Finding]:
+    findings: list[Finding] = []
+    if status.pending:
+        detail = f"{len(status.pending)} pending: {', '.join(status.pending)}"
+        findings.append(Finding(section, "pending", Level.WARNING, detail))
+    findings += [Finding(section, "error", Level.CRITICAL, e) for e in status.report.errors]
+    findings += [Finding(section, "warning", Level.WARNING, w) for w in status.report.warnings]
+    if not findings:
+        findings.append(
+            Finding(section, "applied", Level.OK, f"{len(status.applied)} applied, none pending")
+        )
+    return findings
+
+
+async def _migrations_section(ctx: DoctorContext) -> list[Finding]:
+    from buttress.backends import SqlBackend
+    from buttress.migrations import Migrator
+    from buttress.migrations.builtin import builtin_migrator
+
+    backend = ctx.backend
+    if not isinstance(backend, SqlBackend):
+        return []
+    findings = _status_findings("migrations", await builtin_migrator(backend).status())
+    if ctx.migrations_dir is not None:
+        app = Migrator(backend, ctx.migrations_dir)
+        findings += _status_findings("app migrations", await app.status())
+    return findings
+
+
+async def _schema_section(ctx: DoctorContext) -> list[Finding]:
+    from buttress.schema import SchemaValidator, load_schema
+
+    if ctx.schema_path is None or ctx.backend is None:
+        return []
+    report = await SchemaValidator(ctx.backend, load_schema(ctx.schema_path)).validate()
+    levels = {"error": Level.CRITICAL, "warning": Level.WARNING}
+    findings = [
+        Finding(
+            "schema",
+            f.code.value,
+            levels.get(f.severity, Level.WARNING),
+            ".".join(part for part in (f.table, f.column or f.index) if part) + f": {f.message}",
+        )
+        for f in report.findings
+    ]
+    return findings or [Finding("schema", "drift", Level.OK, "database matches the declaration")]
+
+
+async def _health_section(ctx: DoctorContext) -> list[Finding]:
+    from buttress.health import HealthRegistry, Status
+    from buttress.health.builtin import register_standard
+
+    registry = HealthRegistry(version=__version__)
+    register_standard(registry, ctx.backend, disk_path=".")
+    report = await registry.run()
+    levels = {Status.HEALTHY: Level.OK, Status.DEGRADED: Level.WARNING}
+    return [
+        Finding(
+            "health",
+            name,
+            levels.get(component.status, Level.CRITICAL),
+            f"{component.status.value}, {component.latency_ms:.1f} ms"
+            + (f": {component.message}" if component.message else ""),
+        )
+        for name, component in report.components.items()
+    ]
+
+
+SECTIONS: list[Section] = [
+    _environment_section,
+    _backend_section,
+    _migrations_section,
+    _schema_section,
+    _health_section,
+]
+
+
+async def collect(
+    dsn: str,
+    *,
+    schema_path: str | None = None,
+    migrations_dir: str | None = None,
+    sections: Sequence[Section] | None = None,
+) -> DoctorReport:
+    """Run every section and gather their findings (a section that crashes is one finding).
+
+    Sections that need the backend report nothing of their own when it could not
+    be reached: the backend section already says why.
+    """
     from buttress.backends import redact_dsn
 
+    ctx = DoctorContext(dsn, schema_path=schema_path, migrations_dir=migrations_dir)
     findings: list[Finding] = []
-    for section in SECTIONS if sections is None else sections:
-        try:
-            findings.extend(await section(dsn))
-        except Exception as exc:  # noqa: BLE001  # the doctor reports, it never crashes
-            name = getattr(section, "__name__", "section").strip("_")
-            findings.append(
-                Finding(name, "internal", Level.CRITICAL, f"{type(exc).__name__} while checking")
-            )
+    try:
+        for section in SECTIONS if sections is None else sections:
+            name = getattr(section, "__name__", "section").strip("_").removesuffix("_section")
+            try:
+                findings.extend(await section(ctx))
+            except ButtressError as exc:
+                findings.append(Finding(name, "error", Level.CRITICAL, str(exc)))
+            except Exception as exc:  # noqa: BLE001  # the doctor reports, it never crashes
+                detail = f"{type(exc).__name__} while checking"
+                findings.append(Finding(name, "internal", Level.CRITICAL, detail))
+    finally:
+        if ctx.backend is not None:
+            await ctx.backend.close()
     return DoctorReport(dsn=redact_dsn(dsn), findings=tuple(findings))
 
 
@@ -166,7 +272,9 @@ def _wants_colour(stream: TextIO) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = asyncio.run(collect(args.dsn))
+    report = asyncio.run(
+        collect(args.dsn, schema_path=args.schema, migrations_dir=args.migrations_dir)
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -182,5 +290,13 @@ def register(
         "doctor",
         parents=[common],
         help="check the backend, environment and setup; exit 0 ok, 1 warning, 2 critical",
+    )
+    parser.add_argument(
+        "--schema", default=None, help="also check the database against this TOML/JSON schema"
+    )
+    parser.add_argument(
+        "--migrations-dir",
+        default=None,
+        help="also check the application's migrations in this directory",
     )
     parser.set_defaults(handler=run)
