@@ -87,9 +87,30 @@ def redis_server() -> Iterator[RedisServer]:
         server.stop()
 
 
+# Test ids that really used a server, to print how many backend tests passed:
+# CI must show that the PostgreSQL and Redis tests ran, not only that nothing failed.
+_USED_SERVER: dict[str, set[str]] = {"PostgreSQL": set(), "Redis": set()}
+_PASSED: set[str] = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed:
+        _PASSED.add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    counts = ", ".join(
+        f"{server} {len(ids & _PASSED)} passed" for server, ids in _USED_SERVER.items()
+    )
+    terminalreporter.write_line(f"tests against real servers: {counts}")
+
+
 @pytest.fixture
-def postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:
+def postgres_dsn(
+    postgres_server: PostgresServer, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A fresh, empty database for this test; dropped (forcibly) afterwards."""
+    _USED_SERVER["PostgreSQL"].add(request.node.nodeid)
     name = postgres_server.create_database()
     try:
         yield postgres_server.dsn(name)
@@ -98,8 +119,9 @@ def postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_dsn(redis_server: RedisServer) -> str:
+def redis_dsn(redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
     """Database 0 of the session's Redis, emptied before this test."""
+    _USED_SERVER["Redis"].add(request.node.nodeid)
     redis_server.flushall()
     return redis_server.dsn(0)
 
