@@ -6,7 +6,6 @@ clocks; ``buttress.testing.FakeClock`` lets tests move time by hand.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -43,6 +42,8 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio  # imported on first use: ``import buttress`` stays light
+
         await asyncio.sleep(seconds)
 
     def __repr__(self) -> str:
