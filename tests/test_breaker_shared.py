@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from buttress.backends import connect
+from buttress.backends import PostgresBackend, connect, require_sql
 from buttress.breaker import (
     BreakerState,
     CircuitBreaker,
@@ -23,8 +23,15 @@ from buttress.breaker import (
     Snapshot,
     StateChange,
 )
-from buttress.breaker._stores import Op, StepParams
+from buttress.breaker._stores import (
+    BreakerSchemaMissingError,
+    Op,
+    PostgresBreakerStore,
+    StepParams,
+)
 from buttress.errors import UnsupportedBackendError, ValidationError
+from buttress.migrations import apply_builtin
+from buttress.migrations.builtin import builtin_migrator
 from buttress.policies import SyncCallNotSupportedError
 from buttress.testing import FakeClock
 
@@ -330,3 +337,66 @@ def test_unsupported_backend_kind_is_refused() -> None:
 
     with pytest.raises(UnsupportedBackendError, match="redis"):
         CircuitBreaker("v", backend=Sqlite(), registry=None)
+
+
+_PARAMS = StepParams(
+    failure_threshold=2, recovery_timeout=30.0, half_open_max_calls=1, probe_timeout=5.0
+)
+
+
+@pytest.mark.postgres
+async def test_postgres_store_needs_the_packaged_migration(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn, migrate=False) as raw:
+        backend = require_sql(raw, "tests")
+        assert isinstance(backend, PostgresBackend)
+        store = PostgresBreakerStore(backend)
+        with pytest.raises(BreakerSchemaMissingError) as info:
+            await store.step("payments", "failure", 0, "", _PARAMS)
+        assert info.value.migration == "0007_breaker_state"
+        assert [o.split("(")[0] for o in info.value.objects] == [
+            "table buttress_breaker_state",
+            "function buttress_breaker_step",
+        ]
+        message = str(info.value)
+        assert "buttress migrate" in message
+        assert "migrate=True" in message
+        # Nothing was created behind the operator's back.
+        assert await backend.fetchval("SELECT to_regclass('buttress_breaker_state')") is None
+
+        await raw.run_migrations()
+        snapshot = await store.step("payments", "failure", 0, "", _PARAMS)
+        assert (snapshot.state, snapshot.failures) == (BreakerState.CLOSED, 1)
+        recorded = await backend.fetchval(
+            "SELECT name FROM schema_migrations WHERE namespace = 'buttress' AND version = 7"
+        )
+        assert recorded == "breaker_state"
+
+        # A table dropped under an existing function is named on its own.
+        await backend.execute("DROP TABLE buttress_breaker_state")
+        with pytest.raises(BreakerSchemaMissingError) as info:
+            await store.step("payments", "read", 0, "", _PARAMS)
+        assert info.value.objects == ("table buttress_breaker_state",)
+
+
+@pytest.mark.postgres
+async def test_breaker_migration_down_drops_table_and_function(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn) as raw:
+        backend = require_sql(raw, "tests")
+        assert isinstance(backend, PostgresBackend)
+        store = PostgresBreakerStore(backend)
+        assert (await store.step("p", "force_open", 0, "", _PARAMS)).state is BreakerState.OPEN
+        assert await builtin_migrator(backend).rollback(6) == ("0007_breaker_state",)
+        with pytest.raises(BreakerSchemaMissingError) as info:
+            await store.step("p", "read", 0, "", _PARAMS)
+        assert len(info.value.objects) == 2
+        assert (await apply_builtin(backend)).applied == ("0007_breaker_state",)
+        assert (await store.step("p", "read", 0, "", _PARAMS)).state is BreakerState.CLOSED
+
+
+@pytest.mark.postgres
+async def test_shared_breaker_on_an_unmigrated_database_raises(postgres_dsn: str) -> None:
+    async with connect(postgres_dsn, migrate=False) as raw:
+        breaker = CircuitBreaker("payments", backend=raw, registry=None)
+        with pytest.raises(BreakerSchemaMissingError, match="buttress migrate"):
+            await breaker.acall(ok)
+        assert breaker.stats().store_available is True

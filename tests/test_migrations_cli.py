@@ -37,7 +37,10 @@ def test_migrate_cli_flow(
     assert _call("migrate", "status", *base) == 1  # pending
     capsys.readouterr()
     assert _call("migrate", *base, "--dry-run", "--json") == 0
-    assert json.loads(capsys.readouterr().out) == {"applied": ["0001_t", "0002_u"], "dry_run": True}
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["applied"] == ["0001_t", "0002_u"]
+    assert planned["dry_run"] is True
+    assert planned["buttress_applied"][0] == "0001_init"  # buttress's own tables come first
     assert _call("migrate", *base) == 0
     assert "applied 2 migration(s)" in capsys.readouterr().out
     assert _call("migrate", "status", *base, "--json") == 0
@@ -58,3 +61,17 @@ def test_baseline_cli(sqlite_dsn: str, tmp_path: Path, capsys: pytest.CaptureFix
     (directory / "0001_t.sql").write_text("CREATE TABLE t (id integer);")
     assert _call("migrate", "baseline", "--dsn", sqlite_dsn, "--dir", str(directory), "--json") == 0
     assert json.loads(capsys.readouterr().out) == {"baselined": ["0001_t"]}
+
+
+def test_migrate_without_a_directory_sets_up_only_buttress_tables(
+    sqlite_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BUTTRESS_MIGRATIONS_DIR", raising=False)
+    assert _call("migrate", "--dsn", sqlite_dsn, "--json") == 0
+    first = json.loads(capsys.readouterr().out)
+    assert "0001_init" in first["buttress_applied"]
+    assert first["applied"] == []
+    assert _call("migrate", "--dsn", sqlite_dsn, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["buttress_applied"] == []  # idempotent

@@ -20,7 +20,14 @@ import attrs
 
 from buttress.breaker._errors import CircuitOpenError
 from buttress.breaker._state import BreakerState, Event, Outcome, Permit, Transition
-from buttress.breaker._stores import Op, SharedStore, Snapshot, StepParams, store_for
+from buttress.breaker._stores import (
+    BreakerSchemaMissingError,
+    Op,
+    SharedStore,
+    Snapshot,
+    StepParams,
+    store_for,
+)
 from buttress.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -53,7 +60,6 @@ class SharedPermit:
 
 
 _UNTRACKED = SharedPermit(-1, untracked=True)
-_PREPARE_TIMEOUT = 10.0
 
 
 def _positive_seconds(field: str, value: object) -> float:
@@ -119,7 +125,6 @@ class SharedCircuit:
         self.on_store_error: StoreErrorPolicy = on_store_error
         self.store_timeout = store_timeout
         self.available = True
-        self._prepared = False
         self._retry_store_at = -math.inf
         self._background: set[asyncio.Task[object]] = set()
         self.fetched_at = -math.inf
@@ -153,17 +158,12 @@ class SharedCircuit:
         if not self.available and now < self._retry_store_at:
             return None
         try:
-            if not self._prepared:
-                # One-time setup (PostgreSQL creates its table) gets more than a step's time.
-                prepare = getattr(self._store, "prepare", None)
-                if prepare is not None:
-                    async with asyncio.timeout(max(self.store_timeout, _PREPARE_TIMEOUT)):
-                        await prepare()
-                self._prepared = True
             async with asyncio.timeout(self.store_timeout):
                 snapshot = await self._store.step(
                     self._breaker.name, op, epoch, probe, self._params
                 )
+        except BreakerSchemaMissingError:
+            raise  # a deployment mistake, not an outage: no policy can make it work
         except Exception as exc:  # noqa: BLE001  (any store failure means the outage policy applies)
             self._store_failed(now, exc)
             return None

@@ -7,7 +7,6 @@ lazily, so ``import buttress`` never loads redis or asyncpg.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 from collections.abc import Sequence
@@ -16,10 +15,10 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 import attrs
 
 from buttress.breaker._config import BreakerConfig
-from buttress.breaker._shared_scripts import POSTGRES_FUNCTION, POSTGRES_TABLE, REDIS_SCRIPT
+from buttress.breaker._shared_scripts import REDIS_SCRIPT
 from buttress.breaker._state import BreakerMachine, BreakerState, Outcome, Permit, Rejected
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import UnsupportedBackendError
+from buttress.errors import BackendError, UnsupportedBackendError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
     from buttress.backends import PostgresBackend
 
 __all__ = [
+    "BREAKER_MIGRATION",
+    "BreakerSchemaMissingError",
     "MemoryBreakerStore",
     "Op",
     "PostgresBreakerStore",
@@ -140,40 +141,69 @@ def _redis_snapshot(raw: Sequence[object]) -> Snapshot:
     )
 
 
+BREAKER_MIGRATION = "0007_breaker_state"
+_TABLE = "buttress_breaker_state"
+_FUNCTION = (
+    "buttress_breaker_step(text, text, bigint, text, integer, "
+    "double precision, integer, double precision)"
+)
+_STEP = "SELECT * FROM buttress_breaker_step($1, $2, $3, $4, $5, $6, $7, $8)"
+# undefined_function, undefined_table, undefined_object (the %ROWTYPE of a dropped table).
+_UNDEFINED = frozenset({"42883", "42P01", "42704"})
+# to_regclass/to_regprocedure resolve through search_path, as the unqualified step does.
+_MISSING_QUERY = (
+    f"SELECT to_regclass('{_TABLE}') IS NULL AS no_table, "
+    f"to_regprocedure('{_FUNCTION}') IS NULL AS no_function"
+)
+
+
+class BreakerSchemaMissingError(BackendError):
+    """The shared breaker's table or function is missing on PostgreSQL: buttress's
+    own migrations have not run on this database (opened with ``migrate=False``).
+
+    ``objects`` names what is missing; ``migration`` is the packaged migration
+    that creates it.
+    """
+
+    def __init__(self, objects: Sequence[str]) -> None:
+        self.objects = tuple(objects)
+        self.migration = BREAKER_MIGRATION
+        many = len(self.objects) > 1
+        super().__init__(
+            f"shared circuit breaker on PostgreSQL: {' and '.join(self.objects)} "
+            f"{'are' if many else 'is'} missing (created by buttress's migration "
+            f"{BREAKER_MIGRATION}, namespace 'buttress'); run `buttress migrate` or "
+            "connect with migrate=True (the default), or call "
+            "`await buttress.migrations.apply_builtin(backend)`"
+        )
+
+
 class PostgresBreakerStore:
     """A shared circuit in one row, moved by one function call (one statement) per step.
 
-    The table and function are created on first use (``CREATE ... IF NOT
-    EXISTS`` / ``OR REPLACE``, under an advisory lock) until buttress's own
-    migrations take them over.
+    The table and function come from buttress's packaged migration
+    ``0007_breaker_state``; a database without them (opened with
+    ``migrate=False`` and never migrated) raises ``BreakerSchemaMissingError``.
     """
-
-    _LOCK_KEY = 0x6275_7474_6272_6B72 % (2**63)  # "buttbrkr": serialises schema setup
 
     def __init__(self, backend: PostgresBackend) -> None:
         self._backend = backend
-        self._ready = False
-        self._setup_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return "PostgresBreakerStore()"
 
-    async def prepare(self) -> None:
-        """Create the table and function if needed (``step`` also does it on first use)."""
-        if self._ready:
-            return
-        async with self._setup_lock:
-            # Idempotent, so a second waiter running it again is harmless.
-            async with self._backend.transaction() as tx:
-                await tx.execute("SELECT pg_advisory_xact_lock($1)", self._LOCK_KEY)
-                await tx.execute(POSTGRES_TABLE)
-                await tx.execute(POSTGRES_FUNCTION)
-            self._ready = True
+    async def _missing(self) -> list[str]:
+        row = await self._backend.fetchrow(_MISSING_QUERY)
+        assert row is not None  # a SELECT without FROM returns one row
+        missing = []
+        if row["no_table"]:
+            missing.append(f"table {_TABLE}")
+        if row["no_function"]:
+            missing.append(f"function {_FUNCTION}")
+        return missing
 
     async def step(self, name: str, op: Op, epoch: int, probe: str, params: StepParams) -> Snapshot:
-        await self.prepare()
-        row = await self._backend.fetchrow(
-            "SELECT * FROM buttress_breaker_step($1, $2, $3, $4, $5, $6, $7, $8)",
+        args = (
             name,
             op,
             epoch,
@@ -183,6 +213,15 @@ class PostgresBreakerStore:
             params.half_open_max_calls,
             params.probe_timeout,
         )
+        try:
+            row = await self._backend.fetchrow(_STEP, *args)
+        except Exception as exc:
+            # Checked only on failure, so a migrated database pays nothing per step.
+            if getattr(exc, "sqlstate", None) in _UNDEFINED:
+                missing = await self._missing()
+                if missing:
+                    raise BreakerSchemaMissingError(missing) from exc
+            raise
         assert row is not None  # the function always returns one row
         return Snapshot(
             state=_state(row["out_state"]),

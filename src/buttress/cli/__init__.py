@@ -42,13 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     from buttress.cli import doctor
+    from buttress.config import cli as config_cli
     from buttress.deploy import cli as deploy_cli
+    from buttress.flags import cli as flags_cli
     from buttress.migrations import cli as migrations_cli
     from buttress.schema import cli as schema_cli
 
     doctor.register(subparsers, common)
     migrations_cli.register(subparsers, common)
     schema_cli.register(subparsers, common)
+    config_cli.register(subparsers, common)
+    flags_cli.register(subparsers, common)
     deploy_cli.register(subparsers, common)
     return parser
 

@@ -46,13 +46,36 @@ def _migrator_run(
 
 
 def migrate(args: argparse.Namespace) -> int:
-    """Apply pending migrations (``--dry-run``, ``--validate-only``, ``--force``)."""
+    """Apply buttress's own pending migrations, then the application's.
+
+    A deployment pipeline runs this once, before the new version starts
+    (``--dry-run``, ``--validate-only``, ``--force`` apply to the application's
+    files). Without a migrations directory only buttress's own tables are set up.
+    """
     if args.validate_only:
         return validate(args)
+    only_own = not args.dir_given and not os.path.isdir(args.dir)
 
     async def body(m: Migrator) -> Printable:
+        from buttress.backends import SqlBackend
+        from buttress.migrations.builtin import builtin_migrator
+
+        own: tuple[str, ...] = ()
+        if isinstance(m.backend, SqlBackend):
+            own_result = await builtin_migrator(m.backend, environment=args.environment).migrate(
+                dry_run=args.dry_run
+            )
+            own = own_result.applied
+        verb = "would apply" if args.dry_run else "applied"
+        lines = [f"buttress: {verb} {len(own)} migration(s)", *(f"  {o}" for o in own)]
+        payload: dict[str, object] = {"buttress_applied": list(own)}
+        if only_own:
+            payload.update(applied=[], dry_run=args.dry_run)
+            lines.append(f"no application migrations ({args.dir} does not exist)")
+            return payload, "\n".join(lines), 0
         result = await m.migrate(dry_run=args.dry_run, force=args.force)
-        return result.to_dict(), result.render_text(), 0
+        payload.update(result.to_dict())
+        return payload, "\n".join([*lines, result.render_text()]), 0
 
     return _migrator_run(args, body)
 
@@ -107,6 +130,9 @@ _ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from_env = os.environ.get("BUTTRESS_MIGRATIONS_DIR")
+    args.dir_given = args.dir is not None or bool(from_env)
+    args.dir = args.dir or from_env or "migrations"
     return _ACTIONS[args.action](args)
 
 
@@ -134,7 +160,7 @@ def register(
     )
     parser.add_argument(
         "--dir",
-        default=os.environ.get("BUTTRESS_MIGRATIONS_DIR", "migrations"),
+        default=None,
         help="migrations directory (default: $BUTTRESS_MIGRATIONS_DIR or ./migrations)",
     )
     parser.add_argument("--namespace", default="app", help="migration namespace (default: app)")

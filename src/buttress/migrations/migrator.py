@@ -104,6 +104,11 @@ class Migrator:
         self._log = get_logger("migrations", namespace=self.namespace)
 
     @property
+    def backend(self) -> SqlBackend:
+        """The SQL backend this migrator works on."""
+        return self._backend
+
+    @property
     def production(self) -> bool:
         return (self.environment or "").strip().lower() in PRODUCTION_ENVIRONMENTS
 

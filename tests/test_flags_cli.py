@@ -1,0 +1,291 @@
+"""``buttress flags ...``: create/update across invocations, rollout warning, eval, history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from buttress.flags import bucket, cli
+from buttress.log import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_stderr() -> Iterator[None]:
+    """As ``buttress`` does: logs go to stderr so stdout carries only the output."""
+    saved_config = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    configure_logging(level="WARNING", stream=sys.stderr)
+    yield
+    structlog.configure(**saved_config)
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``buttress`` parser shape: a common parent with ``--dsn`` and ``--json``."""
+    root = argparse.ArgumentParser(prog="buttress")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dsn", default=None)
+    common.add_argument("--json", action="store_true")
+    cli.register(root.add_subparsers(dest="command"), common)
+    return root
+
+
+def run(dsn: str, *argv: str) -> int:
+    args = parser().parse_args(["flags", *argv, "--dsn", dsn])
+    code: int = args.handler(args)
+    return code
+
+
+def run_json(capsys: pytest.CaptureFixture[str], dsn: str, *argv: str, code: int = 0) -> object:
+    capsys.readouterr()
+    assert run(dsn, *argv, "--json") == code
+    return json.loads(capsys.readouterr().out)
+
+
+def test_set_creates_then_updates_across_invocations(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(sqlite_dsn, "set", "new-checkout", "--updated-by", "ann", "--reason", "add") == 0
+    assert capsys.readouterr().out.startswith("created new-checkout")
+    made = run_json(capsys, sqlite_dsn, "get", "new-checkout")
+    assert made == {
+        "key": "new-checkout",
+        "name": "new-checkout",
+        "description": None,
+        "enabled": False,
+        "users": [],
+        "roles": [],
+        "percentage": 0.0,
+        "enable_at": None,
+        "disable_at": None,
+    }
+    result = run_json(capsys, sqlite_dsn, "set", "new-checkout", "--users", "bob, alice",
+                      "--roles", "staff", "--name", "New checkout", "--description", "v2",
+                      "--enable-at", "2024-01-01T00:00:00Z")  # fmt: skip
+    assert isinstance(result, dict)
+    assert result["action"] == "updated"
+    assert result["warning"] is None
+    flag = result["flag"]
+    assert flag["users"] == ["alice", "bob"]
+    assert flag["roles"] == ["staff"]
+    assert (flag["name"], flag["description"]) == ("New checkout", "v2")
+    assert flag["enable_at"] == "2024-01-01T00:00:00+00:00"
+    assert flag["enabled"] is False  # untouched fields keep their value
+
+    assert run(sqlite_dsn, "set", "new-checkout", "--enabled") == 0
+    assert run(sqlite_dsn, "set", "other", "--enabled", "--percentage", "25") == 0
+    capsys.readouterr()
+    listed = run_json(capsys, sqlite_dsn, "list")
+    assert isinstance(listed, list)
+    assert [(f["key"], f["enabled"], f["percentage"]) for f in listed] == [
+        ("new-checkout", True, 0.0),
+        ("other", True, 25.0),
+    ]
+    assert run(sqlite_dsn, "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["new-checkout", "on"]
+    assert "users=alice,bob" in lines[0]
+    assert lines[1].split() == ["other", "on", "25%"]
+
+    cleared = run_json(capsys, sqlite_dsn, "set", "new-checkout", "--users", "",
+                       "--enable-at", "none", "--description", "")  # fmt: skip
+    assert isinstance(cleared, dict)
+    assert cleared["flag"]["users"] == []
+    assert cleared["flag"]["enable_at"] is None
+    assert cleared["flag"]["description"] is None
+
+
+def test_narrowing_a_live_flag_prints_the_rollout_warning(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(sqlite_dsn, "set", "search", "--enabled")
+    capsys.readouterr()
+    assert run(sqlite_dsn, "set", "search", "--percentage", "10") == 0
+    captured = capsys.readouterr()
+    assert "warning: search: percentage 10 narrows this flag from everyone to 10%" in captured.err
+    assert captured.out.startswith("updated search")
+
+    widened = run_json(capsys, sqlite_dsn, "set", "search", "--percentage", "0")
+    assert isinstance(widened, dict)
+    assert "now on for everyone (it was 10%)" in widened["warning"]
+
+    # Not live: a disabled flag narrows nobody, so no warning.
+    run(sqlite_dsn, "set", "dark", "--disabled")
+    capsys.readouterr()
+    assert run(sqlite_dsn, "set", "dark", "--percentage", "10") == 0
+    assert "narrows" not in capsys.readouterr().err
+    # Raising an existing rollout is not a narrowing either.
+    run(sqlite_dsn, "set", "rollout", "--enabled", "--percentage", "5")
+    capsys.readouterr()
+    raised = run_json(capsys, sqlite_dsn, "set", "rollout", "--percentage", "50")
+    assert isinstance(raised, dict)
+    assert raised["warning"] is None
+
+
+def test_eval_prints_enabled_and_reason(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(sqlite_dsn, "set", "beta", "--enabled", "--users", "alice", "--roles", "staff",
+        "--percentage", "50", "--disable-at", "2999-01-01T00:00:00+00:00")  # fmt: skip
+    capsys.readouterr()
+    assert run(sqlite_dsn, "eval", "beta", "--user", "alice") == 0
+    assert capsys.readouterr().out == "beta: on (USER_TARGET)\n"
+    by_role = run_json(capsys, sqlite_dsn, "eval", "beta", "--user", "zed", "--role", "staff",
+                       "--attr", "plan=pro")  # fmt: skip
+    assert by_role == {"key": "beta", "enabled": True, "reason": "ROLE_TARGET", "bucket": None}
+
+    for user in [f"user-{n}" for n in range(10)]:
+        result = run_json(capsys, sqlite_dsn, "eval", "beta", "--user", user)
+        assert isinstance(result, dict)
+        expected_bucket = bucket("beta", user)
+        assert result == {
+            "key": "beta",
+            "enabled": expected_bucket < 5000,
+            "reason": "PERCENTAGE",
+            "bucket": expected_bucket,
+        }
+    assert run(sqlite_dsn, "eval", "beta", "--user", "bob") == 0
+    text = capsys.readouterr().out
+    assert text.startswith("beta: o")
+    assert f"(PERCENTAGE, bucket {bucket('beta', 'bob') / 100:.2f})" in text
+
+    late = run_json(capsys, sqlite_dsn, "eval", "beta", "--user", "alice",
+                    "--at", "3000-01-01T00:00:00Z")  # fmt: skip
+    assert late == {"key": "beta", "enabled": False, "reason": "SCHEDULED_OFF", "bucket": None}
+    run(sqlite_dsn, "set", "beta", "--disabled")
+    off = run_json(capsys, sqlite_dsn, "eval", "beta", "--user", "alice")
+    assert off == {"key": "beta", "enabled": False, "reason": "DISABLED", "bucket": None}
+
+
+def test_unknown_flag_exits_1(sqlite_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(sqlite_dsn, "eval", "ghost", "--user", "alice") == 1
+    assert capsys.readouterr().out == "ghost: off (UNKNOWN_FLAG)\n"
+    assert run(sqlite_dsn, "get", "ghost") == 1
+    captured = capsys.readouterr()
+    assert "flag 'ghost' does not exist" in captured.err
+    assert captured.out == ""
+    assert run_json(capsys, sqlite_dsn, "get", "ghost", code=1) is None
+    assert run(sqlite_dsn, "delete", "ghost") == 1
+
+
+def test_history_and_delete(sqlite_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run(sqlite_dsn, "set", "promo", "--updated-by", "ann", "--reason", "new")
+    run(sqlite_dsn, "set", "promo", "--enabled", "--updated-by", "bob", "--reason", "launch")
+    deleted = run_json(capsys, sqlite_dsn, "delete", "promo", "--updated-by", "cy")
+    assert deleted == {"key": "promo", "deleted": True}
+    assert run(sqlite_dsn, "get", "promo") == 1
+    history = run_json(capsys, sqlite_dsn, "history", "promo")
+    assert isinstance(history, list)
+    assert [(c["version"], c["action"], c["changed_by"], c["reason"]) for c in history] == [
+        (3, "delete", "cy", None),
+        (2, "update", "bob", "launch"),
+        (1, "create", "ann", "new"),
+    ]
+    assert history[1]["old"]["enabled"] is False
+    assert history[1]["new"]["enabled"] is True
+    assert history[0]["new"] is None
+    assert run(sqlite_dsn, "history", "promo", "--limit", "2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert "update by bob: launch  [enabled: False -> True]" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["set", "f", "--percentage", "101"], "percentage: must be between 0 and 100"),
+        (["set", "f", "--percentage", "ten"], "percentage: must be a number"),
+        (["set", "f", "--percentage", "nan"], "percentage: must be between 0 and 100"),
+        (["set", "f", "--enable-at", "2024-01-01T00:00"], "enable_at: must carry a timezone"),
+        (["set", "f", "--disable-at", "soon"], "disable_at: must be an ISO 8601 time"),
+        (["set", "f", "--enable-at", "2024-02-01T00:00Z", "--disable-at", "2024-01-01T00:00Z"],
+         "disable_at: must be after enable_at"),
+        (["set", "", "--enabled"], "key: must not be empty"),
+        (["set", "bad key"], "key: must be 1-200 characters"),
+        (["set", "f", "--name", " "], "name: must be a non-empty str"),
+        (["set", "existing"], "flags set: give at least one change"),
+        (["eval", "existing", "--attr", "plan"], "--attr: must be NAME=VALUE"),
+        (["eval", "existing", "--at", "noon"], "at: must be an ISO 8601 time"),
+        (["history", "existing", "--limit", "0"], "limit: must be a positive int"),
+        (["get", ""], "key: must not be empty"),
+    ],
+)  # fmt: skip
+def test_bad_input_exits_2_with_a_message(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    run(sqlite_dsn, "set", "existing", "--enabled")
+    capsys.readouterr()
+    assert run(sqlite_dsn, *argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("buttress flags: ")
+    assert message in captured.err
+    assert captured.out == ""
+
+
+def test_set_refuses_enabled_and_disabled_together(sqlite_dsn: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parser().parse_args(["flags", "set", "f", "--enabled", "--disabled"])
+    assert exit_info.value.code == 2
+
+
+def test_an_unusable_backend_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("nosuch://x", "list") == 2
+    assert "buttress flags:" in capsys.readouterr().err
+
+
+def test_every_action_is_registered() -> None:
+    root = parser()
+    for action in ("list", "get", "set", "eval", "history", "delete"):
+        with pytest.raises(SystemExit) as exit_info:
+            root.parse_args(["flags", action, "--help"])
+        assert exit_info.value.code == 0
+    with pytest.raises(SystemExit):
+        root.parse_args(["flags"])
+
+
+@pytest.mark.postgres
+def test_round_trip_on_postgresql(postgres_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run(postgres_dsn, "set", "pg-flag", "--enabled", "--roles", "staff")
+    run(postgres_dsn, "set", "pg-flag", "--percentage", "30")
+    capsys.readouterr()
+    got = run_json(capsys, postgres_dsn, "get", "pg-flag")
+    assert isinstance(got, dict)
+    assert (got["enabled"], got["roles"], got["percentage"]) == (True, ["staff"], 30.0)
+    staff = run_json(capsys, postgres_dsn, "eval", "pg-flag", "--role", "staff")
+    assert staff == {"key": "pg-flag", "enabled": True, "reason": "ROLE_TARGET", "bucket": None}
+    history = run_json(capsys, postgres_dsn, "history", "pg-flag")
+    assert isinstance(history, list)
+    assert [c["action"] for c in history] == ["update", "create"]
+
+
+def test_through_buttress_main_once_wired(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from buttress.cli import build_parser, main
+
+    if "flags" not in _commands(build_parser()):
+        pytest.skip("buttress.cli.build_parser does not register `flags` yet")
+    assert main(["flags", "set", "wired", "--enabled", "--dsn", sqlite_dsn]) == 0
+    capsys.readouterr()
+    assert main(["flags", "set", "wired", "--percentage", "10", "--json",
+                 "--dsn", sqlite_dsn]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["warning"] is not None  # stdout stays pure JSON
+    assert "narrows" in captured.err
+
+
+def _commands(root: argparse.ArgumentParser) -> set[str]:
+    return {
+        name
+        for action in root._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    }
