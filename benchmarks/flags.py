@@ -67,11 +67,10 @@ def buttress_suite() -> Suite:
 
 
 def openfeature_suite() -> Suite:
+    from openfeature import api
     from openfeature.evaluation_context import EvaluationContext
     from openfeature.flag_evaluation import FlagResolutionDetails, Reason
     from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
-
-    from openfeature import api
 
     def targeted(flag: InMemoryFlag[bool], ctx: EvaluationContext) -> FlagResolutionDetails[bool]:
         hit = ctx.targeting_key == TARGET_USER

@@ -19,6 +19,8 @@ from buttress.migrations import (
     Migrator,
     apply_builtin,
 )
+from buttress.migrations.builtin import builtin_migrator
+from buttress.migrations.files import load_directory
 from buttress.migrations.lock import ADVISORY_LOCK_KEY, migration_lock
 from buttress.testing import FakeClock
 
@@ -277,15 +279,23 @@ async def test_namespaces_do_not_collide_and_builtin_migrations_apply(
     db: SqlBackend, tmp_path: Path
 ) -> None:
     directory = write(tmp_path / "m", {"0001_init.sql": "CREATE TABLE app_things (id integer);"})
+    packaged, problems = load_directory(builtin_migrator(db).directory)
+    assert problems == []
     first = await apply_builtin(db)
-    assert first.applied == ("0001_init",)
+    # Every packaged file, in order; later modules add theirs after these.
+    assert first.applied == tuple(m.id for m in packaged)
+    assert first.applied[:4] == ("0001_init", "0002_config", "0003_flags", "0004_deployments")
     assert (await apply_builtin(db)).applied == ()
     assert (
         await db.fetchval("SELECT value FROM buttress_meta WHERE key = 'created_by'") == "buttress"
     )
     assert (await Migrator(db, directory).migrate()).applied == ("0001_init",)
-    rows = await db.fetch("SELECT namespace, version FROM schema_migrations ORDER BY namespace")
-    assert [(r["namespace"], r["version"]) for r in rows] == [("app", 1), ("buttress", 1)]
+    rows = await db.fetch(
+        "SELECT namespace, version FROM schema_migrations ORDER BY namespace, version"
+    )
+    assert [(r["namespace"], r["version"]) for r in rows] == [("app", 1)] + [
+        ("buttress", m.version) for m in packaged
+    ]
 
 
 @pytest.mark.postgres
@@ -320,6 +330,8 @@ async def test_bad_lock_timeout_is_refused(sqlite_dsn: str, tmp_path: Path, bad:
 _HOLD_LOCK = """
 import asyncio, sys
 from buttress.backends import connect, require_sql
+from buttress.migrations.builtin import builtin_migrator
+from buttress.migrations.files import load_directory
 from buttress.migrations.lock import migration_lock
 
 async def main():

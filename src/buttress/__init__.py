@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         breakers,
     )
     from buttress.config import ConfigEntry, ConfigStore, Setting
+    from buttress.config._sqlbits import MissingTableError
     from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
     from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
     from buttress.health import ComponentStatus, HealthRegistry, HealthReport, Status, aggregate
@@ -68,6 +69,7 @@ _LAZY: dict[str, str] = {
     "ConfigEntry": "buttress.config",
     "ConfigStore": "buttress.config",
     "Setting": "buttress.config",
+    "MissingTableError": "buttress.config._sqlbits",
     "DeliveryMetrics": "buttress.deploy",
     "Deployment": "buttress.deploy",
     "DeploymentLog": "buttress.deploy",
@@ -150,6 +152,7 @@ __all__ = [
     "InvalidDSNError",
     "Migrator",
     "MissingDependencyError",
+    "MissingTableError",
     "Ok",
     "Pipeline",
     "Result",

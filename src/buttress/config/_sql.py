@@ -2,8 +2,8 @@
 
 Each write is one transaction: bump the ``config`` change counter (which
 serialises writers), check ``expected_version``, upsert the row, append the
-history row, and on PostgreSQL NOTIFY ``buttress_config``. Tables are created
-with CREATE TABLE IF NOT EXISTS until they move into buttress's own migrations.
+history row, and on PostgreSQL NOTIFY ``buttress_config``. The tables come
+from buttress's migration ``0002_config``; ``open`` only checks they exist.
 """
 
 from __future__ import annotations
@@ -17,55 +17,24 @@ from buttress.config._errors import ConfigConflictError
 from buttress.config._model import ConfigAction
 from buttress.config._sqlbits import (
     bump_counter,
-    create_tables,
     from_db_time,
     listen_forever,
     placeholders,
     read_counter,
+    require_tables,
     to_db_time,
 )
 from buttress.config._store import StoredChange, StoredEntry
 from buttress.log import get_logger
 
-__all__ = ["CHANNEL", "SqlConfigStore", "remove_entry", "write_entry"]
+__all__ = ["CHANNEL", "TABLES", "SqlConfigStore", "remove_entry", "write_entry"]
 
 CHANNEL = "buttress_config"
 _COUNTER = "config"
 
 
-def _ddl(time_type: str, bool_type: str) -> str:
-    return f"""
-CREATE TABLE IF NOT EXISTS buttress_config (
-    key TEXT NOT NULL,
-    environment TEXT NOT NULL,
-    value TEXT NOT NULL,
-    sensitive {bool_type} NOT NULL,
-    description TEXT,
-    updated_at {time_type} NOT NULL,
-    updated_by TEXT,
-    version INTEGER NOT NULL,
-    PRIMARY KEY (key, environment)
-);
-CREATE TABLE IF NOT EXISTS buttress_config_history (
-    key TEXT NOT NULL,
-    environment TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    action TEXT NOT NULL,
-    changed_at {time_type} NOT NULL,
-    changed_by TEXT,
-    reason TEXT,
-    old_value TEXT,
-    new_value TEXT,
-    sensitive {bool_type} NOT NULL,
-    PRIMARY KEY (key, environment, version)
-);
-"""
-
-
-_DDL = {
-    "sqlite": _ddl("TEXT", "INTEGER"),
-    "postgresql": _ddl("TIMESTAMPTZ", "BOOLEAN"),
-}
+TABLES = ("buttress_config", "buttress_config_history", "buttress_change_counters")
+"""What the config store reads and writes (migration ``0002_config``)."""
 
 _ENTRY_COLUMNS = "key, environment, value, sensitive, description, updated_at, updated_by, version"
 _CHANGE_COLUMNS = (
@@ -251,7 +220,7 @@ class SqlConfigStore:
         return placeholders(sql, self._dialect)
 
     async def open(self) -> None:
-        await create_tables(self._backend, _DDL[self._dialect], _COUNTER)
+        await require_tables(self._backend, "ConfigStore", TABLES)
 
     async def close(self) -> None:
         return None

@@ -1,9 +1,9 @@
-"""SQL helpers shared by the config and flag stores: placeholders, timestamps, LISTEN.
+"""SQL helpers shared by the config, flag and deployment stores.
 
 Statements are written once with ``?`` placeholders and translated for
 PostgreSQL's ``$n``; timestamps are ``timestamptz`` on PostgreSQL and ISO 8601
-text on SQLite. Tables are created with ``CREATE TABLE IF NOT EXISTS`` until
-they move into buttress's own migrations.
+text on SQLite. The tables come from buttress's packaged migrations;
+``require_tables`` turns their absence into one clear ``MissingTableError``.
 """
 
 from __future__ import annotations
@@ -11,21 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from structlog.typing import FilteringBoundLogger
 
 from buttress.backends import SqlBackend, SqlConnection
+from buttress.errors import BackendError
 
 __all__ = [
+    "OWN_TABLES",
+    "MissingTableError",
     "bump_counter",
-    "create_tables",
     "from_db_time",
     "listen_forever",
     "placeholders",
     "read_counter",
+    "require_tables",
     "to_db_time",
 ]
 
@@ -42,26 +45,59 @@ def placeholders(sql: str, dialect: str) -> str:
     return "".join(out)
 
 
-_COUNTERS_DDL = {
-    "sqlite": "CREATE TABLE IF NOT EXISTS buttress_change_counters "
-    "(name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    "postgresql": "CREATE TABLE IF NOT EXISTS buttress_change_counters "
-    "(name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+OWN_TABLES: dict[str, str] = {
+    "buttress_config": "0002_config",
+    "buttress_config_history": "0002_config",
+    "buttress_change_counters": "0002_config",
+    "buttress_flags": "0003_flags",
+    "buttress_flag_history": "0003_flags",
+    "buttress_deployments": "0004_deployments",
 }
+"""Each of these stores' tables and the packaged migration that creates it."""
 
 
-async def create_tables(backend: SqlBackend, ddl: str, counter: str) -> None:
-    """Run ``ddl`` and make sure the change counter ``counter`` exists (idempotent)."""
-    await backend.execute_script(ddl)
-    await backend.execute(_COUNTERS_DDL[backend.dialect])
-    await backend.execute(
-        placeholders(
-            "INSERT INTO buttress_change_counters (name, value) VALUES (?, 0) "
-            "ON CONFLICT (name) DO NOTHING",
-            backend.dialect,
-        ),
-        counter,
-    )
+class MissingTableError(BackendError):
+    """A store's tables do not exist: buttress's own migrations have not run
+    on this database (it was opened with ``migrate=False``)."""
+
+    def __init__(self, component: str, tables: Iterable[str]) -> None:
+        self.component = component
+        self.tables = tuple(tables)
+        self.migrations = tuple(sorted({OWN_TABLES.get(t, "?") for t in self.tables}))
+        many = len(self.tables) > 1
+        super().__init__(
+            f"{component}: {'tables' if many else 'table'} {', '.join(self.tables)} "
+            f"{'are' if many else 'is'} missing (created by buttress's "
+            f"{'migrations' if len(self.migrations) > 1 else 'migration'} "
+            f"{', '.join(self.migrations)}, namespace 'buttress'); "
+            "run `buttress migrate` or connect with migrate=True "
+            "(the default), or call `await buttress.migrations.apply_builtin(backend)`"
+        )
+
+
+async def require_tables(backend: SqlBackend, component: str, tables: Iterable[str]) -> None:
+    """Raise ``MissingTableError`` naming every one of ``tables`` that does not exist.
+
+    One catalog query. Stores call it when they open, so a database opened
+    with ``migrate=False`` fails there, not with a driver error on a later read.
+    """
+    wanted = tuple(tables)
+    if backend.dialect == "postgresql":
+        # to_regclass resolves through search_path, as the stores' unqualified names do.
+        rows = await backend.fetch(
+            "SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NULL",
+            list(wanted),
+        )
+        missing = {str(row["name"]) for row in rows}
+    else:
+        marks = ", ".join("?" for _ in wanted)
+        rows = await backend.fetch(
+            f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
+            *wanted,
+        )
+        missing = set(wanted) - {str(row["name"]) for row in rows}
+    if missing:
+        raise MissingTableError(component, [t for t in wanted if t in missing])
 
 
 async def read_counter(backend: SqlBackend, counter: str) -> int:

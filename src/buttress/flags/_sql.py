@@ -3,8 +3,8 @@
 Every write is one transaction that first bumps the ``flags`` change counter
 (serialising writers on that row), then updates the flag and appends its
 history row, then (PostgreSQL) NOTIFYs ``buttress_flags`` with the key, which
-the server delivers at commit. Tables are created with CREATE TABLE IF NOT
-EXISTS until they move into buttress's own migrations.
+the server delivers at commit. The tables come from buttress's migrations
+``0002_config`` (the counters) and ``0003_flags``; ``open`` only checks them.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 from buttress.backends import SqlBackend, SqlConnection
 from buttress.config._sqlbits import (
     bump_counter,
-    create_tables,
     from_db_time,
     listen_forever,
     placeholders,
     read_counter,
+    require_tables,
     to_db_time,
 )
 from buttress.flags._model import Flag
@@ -36,30 +36,7 @@ CHANNEL = "buttress_flags"
 _COUNTER = "flags"
 
 
-def _ddl(time_type: str) -> str:
-    return f"""
-CREATE TABLE IF NOT EXISTS buttress_flags (
-    key TEXT PRIMARY KEY,
-    data TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    updated_at {time_type} NOT NULL,
-    updated_by TEXT
-);
-CREATE TABLE IF NOT EXISTS buttress_flag_history (
-    key TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    action TEXT NOT NULL,
-    changed_at {time_type} NOT NULL,
-    changed_by TEXT,
-    reason TEXT,
-    old_data TEXT,
-    new_data TEXT,
-    PRIMARY KEY (key, version)
-);
-"""
-
-
-_DDL = {"sqlite": _ddl("TEXT"), "postgresql": _ddl("TIMESTAMPTZ")}
+_TABLES = ("buttress_flags", "buttress_flag_history", "buttress_change_counters")
 
 
 def _encode(flag: Flag | None) -> str | None:
@@ -106,7 +83,7 @@ class SqlFlagStore:
         return False
 
     async def open(self) -> None:
-        await create_tables(self._backend, _DDL[self._dialect], _COUNTER)
+        await require_tables(self._backend, "FeatureFlags", _TABLES)
 
     async def close(self) -> None:
         if self._listener is not None:
