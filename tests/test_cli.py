@@ -152,3 +152,40 @@ def test_doctor_without_backend_reports_only_why(capsys: pytest.CaptureFixture[s
     report = json.loads(capsys.readouterr().out)
     assert code == 2
     assert {f["section"] for f in report["findings"] if f["level"] == "critical"} == {"backend"}
+
+
+def test_doctor_runs_anomaly_rules_over_recorded_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from buttress.backends import connect
+    from buttress.health import HealthReport, Status
+    from buttress.monitoring import HealthHistory
+
+    dsn = f"sqlite:///{tmp_path / 'app.db'}"
+    start = datetime.now(UTC) - timedelta(hours=5)
+
+    async def seed() -> None:
+        async with connect(dsn) as backend:
+            history = HealthHistory(backend)
+            for hour, signups in enumerate([100, 110, 90, 100, 10]):
+                report = HealthReport(
+                    status=Status.HEALTHY,
+                    components={},
+                    version="1",
+                    timestamp=start + timedelta(hours=hour),
+                )
+                await history.record(report, metrics={"signups": signups})
+
+    asyncio.run(seed())
+    capsys.readouterr()  # the seeding's own log lines
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nkind = "drop"\nmetric = "signups"\nwarning = 0.5\n')
+    code = main(["doctor", "--json", "--dsn", dsn, "--rules", str(rules)])
+    report = json.loads(capsys.readouterr().out)
+    monitoring = [f for f in report["findings"] if f["section"] == "monitoring"]
+    assert code == 1
+    assert monitoring[0]["detail"] == "5 health run(s) recorded"
+    assert any(f["name"] == "drop" and f["level"] == "warning" for f in monitoring)

@@ -262,16 +262,30 @@ def test_get_logger_refuses_bad_component(component: object) -> None:
     assert info.value.field == "component"
 
 
-def test_redacts_with_structlog_defaults_when_nothing_is_configured(
+def test_unconfigured_structlog_routes_through_stdlib_logging_redacted(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    structlog.reset_defaults()
+    with caplog.at_level(logging.INFO, logger="buttress"):
+        get_logger("config").info("loaded postgresql://u:pass-one@h/db", password="pass-two")
+    [record] = [r for r in caplog.records if r.name == "buttress.config"]
+    text = record.getMessage()
+    assert record.levelno == logging.INFO
+    assert "loaded" in text
+    assert "pass-one" not in text
+    assert "pass-two" not in text
+    assert MASK in text
+    assert capsys.readouterr().out == ""  # a library never prints to stdout on its own
+
+
+def test_unconfigured_info_events_are_silent_by_default(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     structlog.reset_defaults()
-    get_logger("config").info("loaded postgresql://u:pass-one@h/db", password="pass-two")
-    out = capsys.readouterr().out
-    assert "loaded" in out
-    assert "pass-one" not in out
-    assert "pass-two" not in out
-    assert MASK in out
+    get_logger("migrations").info("migration.applied", migration="0001_init")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "0001_init" not in captured.err
 
 
 def test_honours_the_users_processors_and_redacts_before_them() -> None:

@@ -51,6 +51,15 @@ if TYPE_CHECKING:
     from buttress.health import ComponentStatus, HealthRegistry, HealthReport, Status, aggregate
     from buttress.lifecycle import GracefulShutdown, StartupReport, StartupValidator
     from buttress.migrations import Migrator
+    from buttress.monitoring import (
+        AlertLevel,
+        Anomaly,
+        DropRule,
+        FlatRule,
+        HealthHistory,
+        HealthRecord,
+        SpikeRule,
+    )
     from buttress.policies import (
         Pipeline,
         RetryBudget,
@@ -86,6 +95,13 @@ _LAZY: dict[str, str] = {
     "StartupReport": "buttress.lifecycle",
     "StartupValidator": "buttress.lifecycle",
     "Migrator": "buttress.migrations",
+    "AlertLevel": "buttress.monitoring",
+    "Anomaly": "buttress.monitoring",
+    "DropRule": "buttress.monitoring",
+    "FlatRule": "buttress.monitoring",
+    "HealthHistory": "buttress.monitoring",
+    "HealthRecord": "buttress.monitoring",
+    "SpikeRule": "buttress.monitoring",
     "BreakerState": "buttress.breaker",
     "BreakerStats": "buttress.breaker",
     "CircuitBreaker": "buttress.breaker",
@@ -120,6 +136,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AlertLevel",
+    "Anomaly",
     "Backend",
     "BackendError",
     "BackendUnavailableError",
@@ -138,6 +156,7 @@ __all__ = [
     "DeliveryMetrics",
     "Deployment",
     "DeploymentLog",
+    "DropRule",
     "Err",
     "ErrorCategory",
     "ErrorContext",
@@ -146,7 +165,10 @@ __all__ = [
     "Flag",
     "FlagContext",
     "FlagEvaluation",
+    "FlatRule",
     "GracefulShutdown",
+    "HealthHistory",
+    "HealthRecord",
     "HealthRegistry",
     "HealthReport",
     "InvalidDSNError",
@@ -162,6 +184,7 @@ __all__ = [
     "SchemaValidator",
     "Setting",
     "Severity",
+    "SpikeRule",
     "StartupReport",
     "StartupValidator",
     "Status",

@@ -248,6 +248,21 @@ def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Ev
     return event_dict
 
 
+_KV_RENDERER: Final = structlog.processors.KeyValueRenderer(
+    key_order=["event"], drop_missing=True, sort_keys=True
+)
+
+
+def _to_stdlib(method_name: str, event_dict: EventDict) -> None:
+    level = logging.getLevelNamesMapping().get(method_name.upper(), logging.INFO)
+    if method_name == "exception":
+        level = logging.ERROR
+    component = event_dict.get("component")
+    std = logging.getLogger(f"buttress.{component}" if component else "buttress")
+    if std.isEnabledFor(level):
+        std.log(level, "%s", _KV_RENDERER(None, method_name, dict(event_dict)))
+
+
 def _redacting_pipeline(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Any:
     """Run the *current* global structlog processors with redaction around them.
 
@@ -255,8 +270,14 @@ def _redacting_pipeline(logger: WrappedLogger, method_name: str, event_dict: Eve
     secret) and again just before the final renderer (so text added on the
     way, e.g. formatted exceptions, is covered too).
     """
-    processors = structlog.get_config()["processors"]
     event_dict = redact(logger, method_name, event_dict)
+    if not structlog.is_configured():
+        # An application that never set structlog up gets buttress's events
+        # through stdlib logging ("buttress.<component>" loggers): silent below
+        # WARNING by default, on stderr, and routed wherever its handlers say.
+        _to_stdlib(method_name, event_dict)
+        raise structlog.DropEvent
+    processors = structlog.get_config()["processors"]
     if not processors:
         return event_dict
     *head, last = processors

@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     from buttress.deploy import cli as deploy_cli
     from buttress.flags import cli as flags_cli
     from buttress.migrations import cli as migrations_cli
+    from buttress.monitoring import cli as monitoring_cli
     from buttress.schema import cli as schema_cli
 
     doctor.register(subparsers, common)
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cli.register(subparsers, common)
     flags_cli.register(subparsers, common)
     deploy_cli.register(subparsers, common)
+    monitoring_cli.register(subparsers, common)
     return parser
 
 

@@ -1,7 +1,8 @@
 """``buttress doctor``: one readable answer to "is this service's setup sound?".
 
 It collects findings section by section (environment, backend, buttress's own
-and the application's migrations, schema drift, health checks), never stopping
+and the application's migrations, schema drift, health checks, recorded health
+history and its anomalies), never stopping
 at the first problem, and maps the worst finding to the exit code: 0 ok,
 1 warning, 2 critical.
 """
@@ -84,6 +85,7 @@ class DoctorContext:
     dsn: str
     schema_path: str | None = None
     migrations_dir: str | None = None
+    rules_path: str | None = None
     backend: Backend | None = None
 
 
@@ -205,12 +207,35 @@ async def _health_section(ctx: DoctorContext) -> list[Finding]:
     ]
 
 
+async def _monitoring_section(ctx: DoctorContext) -> list[Finding]:
+    from buttress.backends import SqlBackend
+    from buttress.monitoring import AlertLevel, HealthHistory
+    from buttress.monitoring.cli import load_rules
+
+    if not isinstance(ctx.backend, SqlBackend):
+        return []
+    history = HealthHistory(ctx.backend)
+    runs = await history.count()
+    findings = [Finding("monitoring", "history", Level.OK, f"{runs} health run(s) recorded")]
+    if ctx.rules_path is not None:
+        levels = {AlertLevel.WARNING: Level.WARNING, AlertLevel.CRITICAL: Level.CRITICAL}
+        anomalies = await history.check(load_rules(ctx.rules_path))
+        findings += [
+            Finding("monitoring", a.rule, levels.get(a.level, Level.OK), a.message)
+            for a in anomalies
+        ]
+        if not anomalies:
+            findings.append(Finding("monitoring", "anomalies", Level.OK, "none found"))
+    return findings
+
+
 SECTIONS: list[Section] = [
     _environment_section,
     _backend_section,
     _migrations_section,
     _schema_section,
     _health_section,
+    _monitoring_section,
 ]
 
 
@@ -219,6 +244,7 @@ async def collect(
     *,
     schema_path: str | None = None,
     migrations_dir: str | None = None,
+    rules_path: str | None = None,
     sections: Sequence[Section] | None = None,
 ) -> DoctorReport:
     """Run every section and gather their findings (a section that crashes is one finding).
@@ -228,7 +254,9 @@ async def collect(
     """
     from buttress.backends import redact_dsn
 
-    ctx = DoctorContext(dsn, schema_path=schema_path, migrations_dir=migrations_dir)
+    ctx = DoctorContext(
+        dsn, schema_path=schema_path, migrations_dir=migrations_dir, rules_path=rules_path
+    )
     findings: list[Finding] = []
     try:
         for section in SECTIONS if sections is None else sections:
@@ -273,7 +301,12 @@ def _wants_colour(stream: TextIO) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     report = asyncio.run(
-        collect(args.dsn, schema_path=args.schema, migrations_dir=args.migrations_dir)
+        collect(
+            args.dsn,
+            schema_path=args.schema,
+            migrations_dir=args.migrations_dir,
+            rules_path=args.rules,
+        )
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -298,5 +331,11 @@ def register(
         "--migrations-dir",
         default=None,
         help="also check the application's migrations in this directory",
+    )
+    parser.add_argument(
+        "--rules",
+        default=None,
+        help="also run these anomaly rules (TOML, as for `buttress monitor --rules`) "
+        "over the recorded health history",
     )
     parser.set_defaults(handler=run)

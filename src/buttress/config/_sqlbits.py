@@ -51,6 +51,7 @@ OWN_TABLES: dict[str, str] = {
     "buttress_change_counters": "0002_config",
     "buttress_flags": "0003_flags",
     "buttress_flag_history": "0003_flags",
+    "buttress_health_history": "0005_health_history",
     "buttress_deployments": "0004_deployments",
 }
 """Each of these stores' tables and the packaged migration that creates it."""

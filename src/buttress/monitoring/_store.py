@@ -1,0 +1,168 @@
+"""Where health history lives: the stored values, the store interface, the in-process store.
+
+A store only loads and saves, ordered by (time, id); ``HealthHistory`` checks
+input before a store sees it. ``HealthRecord.value`` is the one place that
+knows how a series name (a metric, or ``latency:<component>``) maps onto a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+from buttress.health.status import Status
+from buttress.monitoring.anomaly import Sample
+
+__all__ = [
+    "LATENCY_PREFIX",
+    "ComponentRecord",
+    "HealthRecord",
+    "HistoryStore",
+    "MemoryHistoryStore",
+]
+
+LATENCY_PREFIX = "latency:"
+"""``series("latency:db")`` is component ``db``'s latency in ms; free-form names may not use it."""
+
+
+@attrs.frozen(slots=True)
+class ComponentRecord:
+    """One component's outcome as recorded: its status and latency."""
+
+    status: Status
+    latency_ms: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"status": self.status.value, "latency_ms": self.latency_ms}
+
+
+@attrs.frozen(slots=True)
+class HealthRecord:
+    """One recorded health run: status, components and free-form metrics at a moment."""
+
+    id: int
+    recorded_at: datetime
+    status: Status
+    version: str | None
+    components: dict[str, ComponentRecord]
+    metrics: dict[str, float]
+
+    def value(self, metric: str) -> float | None:
+        """The value ``series(metric)`` reads from this run, or None when absent."""
+        if metric.startswith(LATENCY_PREFIX):
+            component = self.components.get(metric[len(LATENCY_PREFIX) :])
+            return None if component is None else component.latency_ms
+        return self.metrics.get(metric)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: the time as ISO 8601 text, statuses as their words."""
+        return {
+            "id": self.id,
+            "recorded_at": self.recorded_at.isoformat(),
+            "status": self.status.value,
+            "version": self.version,
+            "components": {name: c.to_dict() for name, c in self.components.items()},
+            "metrics": dict(self.metrics),
+        }
+
+
+class HistoryStore(Protocol):
+    """Where records live. Stores only load and save; ``HealthHistory`` checks input."""
+
+    async def insert(self, record: HealthRecord) -> None:
+        """Store ``record`` under a new id (its own ``id`` is ignored)."""
+        ...
+
+    async def recent(self, limit: int) -> list[HealthRecord]:
+        """Newest first (by time, then id)."""
+        ...
+
+    async def series(
+        self, metric: str, since: datetime | None, until: datetime | None
+    ) -> list[Sample]:
+        """Samples with ``since <= at < until`` that have ``metric``, oldest first."""
+        ...
+
+    async def last_before(self, metric: str, before: datetime) -> Sample | None:
+        """The newest sample of ``metric`` strictly before ``before``."""
+        ...
+
+    async def prune(self, older_than: datetime | None, keep_rows: int | None) -> int:
+        """Delete runs before ``older_than`` and all but the newest ``keep_rows``; count them."""
+        ...
+
+    async def count(self) -> int: ...
+
+
+def _key(record: HealthRecord) -> tuple[datetime, int]:
+    return (record.recorded_at, record.id)
+
+
+class MemoryHistoryStore:
+    """``HistoryStore`` in this process, ordered by (time, id)."""
+
+    __slots__ = ("_lock", "_next_id", "_rows")
+
+    def __init__(self) -> None:
+        self._rows: list[HealthRecord] = []
+        self._next_id = 1
+        self._lock = asyncio.Lock()
+
+    async def insert(self, record: HealthRecord) -> None:
+        async with self._lock:
+            stored = attrs.evolve(record, id=self._next_id)
+            self._next_id += 1
+            bisect.insort(self._rows, stored, key=_key)
+
+    async def recent(self, limit: int) -> list[HealthRecord]:
+        async with self._lock:
+            return self._rows[-limit:][::-1]
+
+    def _between(self, since: datetime | None, until: datetime | None) -> list[HealthRecord]:
+        lo = 0 if since is None else bisect.bisect_left(self._rows, since, key=_time)
+        hi = len(self._rows) if until is None else bisect.bisect_left(self._rows, until, key=_time)
+        return self._rows[lo:hi]
+
+    async def series(
+        self, metric: str, since: datetime | None, until: datetime | None
+    ) -> list[Sample]:
+        async with self._lock:
+            return _samples(self._between(since, until), metric)
+
+    async def last_before(self, metric: str, before: datetime) -> Sample | None:
+        async with self._lock:
+            for record in reversed(self._between(None, before)):
+                value = record.value(metric)
+                if value is not None:
+                    return Sample(record.recorded_at, value)
+            return None
+
+    async def prune(self, older_than: datetime | None, keep_rows: int | None) -> int:
+        async with self._lock:
+            before = len(self._rows)
+            if older_than is not None:
+                del self._rows[: bisect.bisect_left(self._rows, older_than, key=_time)]
+            if keep_rows is not None and len(self._rows) > keep_rows:
+                del self._rows[: len(self._rows) - keep_rows]
+            return before - len(self._rows)
+
+    async def count(self) -> int:
+        return len(self._rows)
+
+
+def _time(record: HealthRecord) -> datetime:
+    return record.recorded_at
+
+
+def _samples(records: Iterable[HealthRecord], metric: str) -> list[Sample]:
+    samples = []
+    for record in records:
+        value = record.value(metric)
+        if value is not None:
+            samples.append(Sample(record.recorded_at, value))
+    return samples
