@@ -14,7 +14,8 @@ CONTRACT = (
     "FeatureFlags", "Flag", "FlagContext", "FlagEvaluation", "DeploymentLog", "Deployment",
     "HealthRegistry", "HealthReport", "Status", "ComponentStatus", "StartupValidator",
     "GracefulShutdown", "connect", "SchemaValidator", "Schema", "Table", "Column", "Migrator",
-    "CircuitBreaker", "BreakerState", "CircuitOpenError",
+    "CircuitBreaker", "BreakerState", "CircuitOpenError", "RateLimiter", "Rate", "Decision",
+    "RateLimitExceeded", "BreakerStats", "Status", "ComponentStatus",
 )  # fmt: skip
 
 

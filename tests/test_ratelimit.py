@@ -474,3 +474,37 @@ async def test_limiters_share_a_connected_memory_backend() -> None:
         b = RateLimiter(Rate(1, 60), backend=backend, clock=clock)
         assert a.hit("k").allowed
         assert not b.hit("k").allowed
+
+
+def test_burst_makes_a_token_bucket() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(2, 1.0), burst=5, clock=clock)
+    assert (limiter.capacity, limiter.window) == (5, 2.5)
+    decisions = [limiter.hit("k") for _ in range(6)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert decisions[0].limit == 5
+    assert decisions[5].retry_after == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert limiter.hit("k").allowed
+    assert not limiter.hit("k").allowed
+    clock.advance(10.0)
+    assert limiter.peek("k", 0).remaining == 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rule"),
+    [
+        ({"burst": 0}, "integer >= 1"),
+        ({"burst": 2.5}, "integer >= 1"),
+        ({"burst": 3, "algorithm": "fixed_window"}, "gcra"),
+    ],
+)
+def test_burst_is_validated(kwargs: dict[str, object], rule: str) -> None:
+    with pytest.raises(ValidationError, match=rule) as info:
+        RateLimiter(Rate(2, 1.0), **kwargs)  # type: ignore[arg-type]  # deliberately bad input
+    assert info.value.field == "burst"
+
+
+def test_capacity_and_window_without_burst() -> None:
+    limiter, _ = make(limit=7, per=30.0, algorithm="sliding_window")
+    assert (limiter.capacity, limiter.window) == (7, 30.0)

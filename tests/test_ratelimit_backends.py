@@ -87,6 +87,14 @@ async def test_repeated_key_in_one_batch(backend: Backend) -> None:
     assert (await limiter.apeek("k", 0)).remaining == 1
 
 
+async def test_token_bucket_burst(backend: Backend) -> None:
+    limiter = RateLimiter(Rate(2, 3600), burst=4, backend=backend)
+    decisions = [await limiter.ahit("k") for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True] * 4 + [False]
+    assert decisions[0].limit == 4
+    assert 1799.0 < decisions[4].retry_after <= 1800.0
+
+
 def _worker(dsn: str, hits: int, queue: multiprocessing.Queue[dict[str, int]]) -> None:
     async def main() -> dict[str, int]:
         async with connect(dsn) as backend:

@@ -190,3 +190,30 @@ def test_hit_all_is_all_or_nothing(
         else:
             assert after == before
             assert decision.retry_after > 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 10),
+    st.integers(1, 20),
+    st.sampled_from([0.5, 1.0, 3.0]),
+    st.lists(st.tuples(st.integers(0, 400_000), st.integers(1, 3)), max_size=40),
+)
+def test_token_bucket_admits_at_most_burst_plus_refill(
+    limit: int, burst: int, per: float, steps: list[tuple[int, int]]
+) -> None:
+    """With ``burst``, over any span t at most burst + floor(t * limit / per)."""
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(limit, per), burst=burst, clock=clock)
+    admitted: list[tuple[int, int]] = []
+    now_us = 0
+    for advance_us, cost in steps:
+        clock.advance(advance_us / 1e6)
+        now_us += advance_us
+        if cost <= burst and limiter.hit("k", cost).allowed:
+            admitted.append((now_us, cost))
+    for i, (start, _) in enumerate(admitted):
+        total = 0
+        for t, cost in admitted[i:]:
+            total += cost
+            assert total <= burst + (t - start) * limit // round(per * 1e6)

@@ -1,10 +1,12 @@
 """The Redis Lua script and the PostgreSQL function decide exactly like the pure
-algorithms they mirror (differential hypothesis test at caller-given times)."""
+algorithms they mirror, for single checks and for hit_all batches (differential
+hypothesis tests at caller-given times)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from buttress.backends import Backend, connect
-from buttress.ratelimit import Decision, Rate, RateLimiter
+from buttress.ratelimit import Decision, Rate, RateLimiter, ahit_all
 from buttress.ratelimit._algorithms import ALGORITHMS
+from buttress.testing import FakeClock
 
 START_US = 1_700_000_000_123_457
 _names = itertools.count()
@@ -121,4 +124,87 @@ async def test_postgres_function_matches_the_pure_algorithms(
     steps = normalise(steps)
     assert await replay(postgres_backend, algorithm, limit, period_us, steps) == reference(
         algorithm, limit, period_us, steps
+    )
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[list[tuple[str, int]], list[tuple[int, list[int], int]]]:
+    """Two or three limiters (algorithm, limit) of period 1 s, and steps of
+    (advance µs, which limiters take part, cost)."""
+    shapes = draw(
+        st.lists(
+            st.tuples(st.sampled_from(sorted(ALGORITHMS)), st.sampled_from([1, 2, 4, 5])),
+            min_size=2,
+            max_size=3,
+        )
+    )
+    steps = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, 600_000),
+                st.lists(st.integers(0, len(shapes) - 1), min_size=1, max_size=4),
+                st.integers(1, 5),
+            ),
+            min_size=1,
+            max_size=12,
+        )
+    )
+    return shapes, steps
+
+
+async def replay_batches(
+    backend: Backend | None,
+    shapes: list[tuple[str, int]],
+    steps: list[tuple[int, list[int], int]],
+) -> list[tuple[Decision, list[Decision]]]:
+    clock = FakeClock(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=START_US))
+    run = next(_names)
+    limiters = [
+        RateLimiter(Rate(limit, 1.0), algorithm=a, backend=backend, clock=clock, prefix=f"b{i}")
+        for i, (a, limit) in enumerate(shapes)
+    ]
+    out = []
+    now_us = START_US
+    for advance, members, cost in steps:
+        now_us += advance
+        clock.advance(advance / 1e6)
+        for limiter in limiters:
+            store: Any = limiter._store
+            if store is not None:
+                store.fixed_now_us = now_us
+        pairs = [(limiters[m], f"r{run}") for m in members]
+        usable = min(cost, *(limiters[m].rate.limit for m in members))
+        decision = await ahit_all(pairs, cost=usable)
+        left = [await limiter.apeek(f"r{run}", 0) for limiter in limiters]
+        out.append((decision, left))
+    return out
+
+
+@pytest.mark.redis
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches())
+async def test_redis_hit_all_matches_memory(
+    redis_backend: Backend,
+    scenario: tuple[list[tuple[str, int]], list[tuple[int, list[int], int]]],
+) -> None:
+    shapes, steps = scenario
+    assert await replay_batches(redis_backend, shapes, steps) == await replay_batches(
+        None, shapes, steps
+    )
+
+
+@pytest.mark.postgres
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches())
+async def test_postgres_hit_all_matches_memory(
+    postgres_backend: Backend,
+    scenario: tuple[list[tuple[str, int]], list[tuple[int, list[int], int]]],
+) -> None:
+    shapes, steps = scenario
+    assert await replay_batches(postgres_backend, shapes, steps) == await replay_batches(
+        None, shapes, steps
     )

@@ -69,6 +69,14 @@ if TYPE_CHECKING:
         retry,
         timeout,
     )
+    from buttress.ratelimit import (
+        Decision,
+        Rate,
+        RateLimiter,
+        RateLimitExceeded,
+        ahit_all,
+        hit_all,
+    )
     from buttress.schema import Column, Schema, SchemaReport, SchemaValidator, Table
 
 _LAZY: dict[str, str] = {
@@ -95,6 +103,12 @@ _LAZY: dict[str, str] = {
     "StartupReport": "buttress.lifecycle",
     "StartupValidator": "buttress.lifecycle",
     "Migrator": "buttress.migrations",
+    "Decision": "buttress.ratelimit",
+    "Rate": "buttress.ratelimit",
+    "RateLimiter": "buttress.ratelimit",
+    "RateLimitExceeded": "buttress.ratelimit",
+    "ahit_all": "buttress.ratelimit",
+    "hit_all": "buttress.ratelimit",
     "AlertLevel": "buttress.monitoring",
     "Anomaly": "buttress.monitoring",
     "DropRule": "buttress.monitoring",
@@ -153,6 +167,7 @@ __all__ = [
     "ConfigEntry",
     "ConfigStore",
     "ContextualError",
+    "Decision",
     "DeliveryMetrics",
     "Deployment",
     "DeploymentLog",
@@ -177,6 +192,9 @@ __all__ = [
     "MissingTableError",
     "Ok",
     "Pipeline",
+    "Rate",
+    "RateLimitExceeded",
+    "RateLimiter",
     "Result",
     "RetryBudget",
     "Schema",
@@ -196,6 +214,7 @@ __all__ = [
     "__version__",
     "adaptive_limit",
     "aggregate",
+    "ahit_all",
     "as_result",
     "breakers",
     "bulkhead",
@@ -205,6 +224,7 @@ __all__ = [
     "connect",
     "fallback",
     "get_logger",
+    "hit_all",
     "redact",
     "redact_dsn",
     "register_classification",

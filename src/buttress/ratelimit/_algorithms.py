@@ -152,9 +152,6 @@ def _load_log(text: str) -> LogState:
     return tuple(int(t) for t in json.loads(text))
 
 
-Step: TypeAlias = Callable[[Any, int, int, int, int], tuple[Decision, Any]]
-
-
 @attrs.frozen(slots=True)
 class Algorithm(Generic[S]):
     """One algorithm: its step, when a state stops mattering (``expires_at(state,

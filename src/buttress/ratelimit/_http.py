@@ -159,9 +159,9 @@ class MiddlewareBase(Generic[Request]):
         self._key = key or self._client_key
         self._cost = cost
         self._exempt = Exempt(exempt)
-        self._policy = ErrorPolicy(on_backend_error, limiter.rate.limit)
+        self._policy = ErrorPolicy(on_backend_error, limiter.capacity)
         self._headers = headers
-        self._window = limiter.rate.per_seconds
+        self._window = limiter.window
 
     def _client_key(self, request: Request) -> str:
         raise NotImplementedError

@@ -93,6 +93,9 @@ def _open_store(backend: Backend, now: Callable[[], int]) -> Store:
 class RateLimiter:
     """Admits at most ``rate.limit`` units per ``rate.per_seconds`` per key.
 
+    ``burst`` (GCRA only) makes it a token bucket: up to ``burst`` units at once,
+    refilled at ``rate``.
+
     >>> from buttress.testing import FakeClock
     >>> limiter = RateLimiter(Rate(2, 1.0), clock=FakeClock())
     >>> [limiter.hit("alice").allowed for _ in range(3)]
@@ -125,6 +128,7 @@ class RateLimiter:
         prefix: str = "buttress",
         on_backend_error: OnBackendError = "raise",
         fallback: RateLimiter | None = None,
+        burst: int | None = None,
     ) -> None:
         if not isinstance(rate, Rate):
             raise ValidationError("rate", "must be a buttress.Rate")
@@ -143,8 +147,17 @@ class RateLimiter:
         self._step = self._algorithm.step
         self._limit = rate.limit
         self._period = rate.per_ns
+        if burst is not None:
+            if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+                raise ValidationError("burst", "must be an integer >= 1")
+            if algorithm != "gcra":
+                raise ValidationError("burst", "applies to algorithm='gcra' only")
+            # A token bucket of `burst` refilled at rate.limit per period is GCRA
+            # over `burst` units per burst/limit periods (rounded up: never looser).
+            self._limit = burst
+            self._period = -(-rate.per_ns * burst // rate.limit)
         self._now = _wall_ns(clock)
-        self._namespace = f"{prefix}:rl:{algorithm}:{rate.limit}:{self._period}"
+        self._namespace = f"{prefix}:rl:{algorithm}:{self._limit}:{self._period}"
         self._on_backend_error = on_backend_error
         self._fallback = fallback
         self._outage = False
@@ -163,6 +176,18 @@ class RateLimiter:
     @property
     def algorithm(self) -> str:
         return self._algorithm.name
+
+    @property
+    def capacity(self) -> int:
+        """Units a fresh key can take at once (``burst`` if given, else the limit);
+        what ``Decision.limit`` reports."""
+        return self._limit
+
+    @property
+    def window(self) -> float:
+        """Seconds in which ``capacity`` units are granted on average (the policy
+        window of the rate-limit headers)."""
+        return self._period / 1e9
 
     def __repr__(self) -> str:
         where = "memory" if self._store is None else self._store.kind

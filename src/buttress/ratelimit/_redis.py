@@ -27,33 +27,23 @@ if now == nil then
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local consume = ARGV[1] == '1'
-local out, pending, expiry, order, all_ok = {}, {}, {}, {}, true
 
 local function fmt(n) return string.format('%.0f', n) end
 
-for i = 1, #KEYS do
-  local key = KEYS[i]
-  local a = 3 + (i - 1) * 4
-  local algo, limit = ARGV[a], tonumber(ARGV[a + 1])
-  local period, cost = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local raw = pending[key]
-  if raw == nil then raw = redis.call('GET', key) or '' end
-  local ok, remaining, reset, retry, state, expires = false, 0, 0, 0, raw, 0
-
+-- One check: returns ok, remaining, reset, retry, new state, state expiry (us).
+local function decide(raw, algo, limit, period, cost)
   if algo == 'g' then
     local interval = math.floor((period + limit - 1) / limit)
     local tolerance = interval * limit
     local tat = tonumber(raw) or now
     if tat < now then tat = now end
-    local new_tat = tat + cost * interval
-    local ahead = new_tat - now
+    local ahead = tat + cost * interval - now
     if ahead <= tolerance then
-      ok, remaining, reset = true, math.floor((tolerance - ahead) / interval), ahead
-      state, expires = fmt(new_tat), new_tat
-    else
-      remaining = math.max(0, math.floor((tolerance - (tat - now)) / interval))
-      reset, retry = tat - now, ahead - tolerance
+      local new_tat = now + ahead
+      return true, math.floor((tolerance - ahead) / interval), ahead, 0, fmt(new_tat), new_tat
     end
+    return false, math.max(0, math.floor((tolerance - (tat - now)) / interval)),
+      tat - now, ahead - tolerance, raw, 0
   elseif algo == 'f' then
     local start = now - (now % period)
     local used = 0
@@ -62,39 +52,64 @@ for i = 1, #KEYS do
     local left = start + period - now
     if used + cost <= limit then
       used = used + cost
-      ok, remaining = true, limit - used
+      local reset = 0
       if used > 0 then reset = left end
-      state, expires = fmt(start) .. ' ' .. fmt(used), start + period
-    else
-      remaining, reset, retry = limit - used, left, left
+      return true, limit - used, reset, 0, fmt(start) .. ' ' .. fmt(used), start + period
     end
-  else
-    local live = {}
-    for e in string.gmatch(raw, '%d+') do
-      local v = tonumber(e)
-      if v > now - period then live[#live + 1] = v end
-    end
-    local n = #live
-    if n + cost <= limit then
-      ok, remaining = true, limit - n - cost
-      if cost == 0 then
-        if n > 0 then reset = live[n] + period - now end
-      else
-        local stamp = now
-        if n > 0 and live[n] > now then stamp = live[n] end
-        for _ = 1, cost do live[#live + 1] = stamp end
-        local parts = {}
-        for j = 1, #live do parts[j] = fmt(live[j]) end
-        reset = stamp + period - now
-        state, expires = table.concat(parts, ' '), stamp + period
-      end
-    else
-      remaining = limit - n
-      reset = live[n] + period - now
-      retry = live[n + cost - limit] + period - now
-    end
+    return false, limit - used, left, left, raw, 0
   end
+  local live = {}
+  for e in string.gmatch(raw, '%d+') do
+    local v = tonumber(e)
+    if v > now - period then live[#live + 1] = v end
+  end
+  local n = #live
+  if n + cost > limit then
+    return false, limit - n, live[n] + period - now, live[n + cost - limit] + period - now, raw, 0
+  end
+  if cost == 0 then
+    local reset = 0
+    if n > 0 then reset = live[n] + period - now end
+    return true, limit - n, reset, 0, raw, 0
+  end
+  local stamp = now
+  if n > 0 and live[n] > now then stamp = live[n] end
+  for _ = 1, cost do live[#live + 1] = stamp end
+  local parts = {}
+  for j = 1, #live do parts[j] = fmt(live[j]) end
+  return true, limit - n - cost, stamp + period - now, 0, table.concat(parts, ' '), stamp + period
+end
 
+local function store(key, state, expires)
+  local ttl = math.ceil((expires - now) / 1000)
+  if ARGV[2] ~= '' then
+    -- Testing hook (a caller-given time): server-time TTLs would not match it.
+    redis.call('SET', key, state)
+  elseif ttl > 0 and state ~= '' then
+    redis.call('SET', key, state, 'PX', ttl)
+  else
+    redis.call('DEL', key)
+  end
+end
+
+if #KEYS == 1 then
+  local ok, remaining, reset, retry, state, expires = decide(
+    redis.call('GET', KEYS[1]) or '', ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]),
+    tonumber(ARGV[6]))
+  if ok and consume then store(KEYS[1], state, expires) end
+  return {ok and 1 or 0, remaining, reset, retry}
+end
+
+-- Several checks: decide all (a repeated key sees its earlier check's state),
+-- then write only if every one passed.
+local out, pending, expiry, order, all_ok = {}, {}, {}, {}, true
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local a = 3 + (i - 1) * 4
+  local raw = pending[key]
+  if raw == nil then raw = redis.call('GET', key) or '' end
+  local ok, remaining, reset, retry, state, expires = decide(
+    raw, ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
   if ok then
     if pending[key] == nil then order[#order + 1] = key end
     pending[key] = state
@@ -107,19 +122,8 @@ for i = 1, #KEYS do
   out[#out + 1] = reset
   out[#out + 1] = retry
 end
-
 if consume and all_ok then
-  for _, key in ipairs(order) do
-    local ttl = math.ceil((expiry[key] - now) / 1000)
-    if ARGV[2] ~= '' then
-      -- Testing hook (a caller-given time): server-time TTLs would not match it.
-      redis.call('SET', key, pending[key])
-    elseif ttl > 0 and pending[key] ~= '' then
-      redis.call('SET', key, pending[key], 'PX', ttl)
-    else
-      redis.call('DEL', key)
-    end
-  end
+  for _, key in ipairs(order) do store(key, pending[key], expiry[key]) end
 end
 return out
 """
