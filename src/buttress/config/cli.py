@@ -9,16 +9,16 @@ codes: 0 done, 1 not found, 2 bad input or an unusable backend.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
 
+from buttress.backends import Backend
+from buttress.cli._common import os_user, print_json, run_with_backend
 from buttress.config._json import JSONValue
 from buttress.config._model import ALL, ConfigChange, ConfigEntry
 from buttress.config._service import ConfigStore
-from buttress.errors import ButtressError, ValidationError
+from buttress.errors import ValidationError
 from buttress.log import MASK
 
 __all__ = [
@@ -40,23 +40,15 @@ STDIN = "-"
 
 
 def _run(args: argparse.Namespace, command: Command) -> int:
-    async def main() -> int:
-        from buttress.backends import connect
-        from buttress.cli import default_dsn
+    async def body(backend: Backend) -> int:
+        store = ConfigStore(backend, environment=getattr(args, "environment", None) or ALL)
+        try:
+            return await command(store, args)
+        finally:
+            await store.stop()
 
-        async with connect(getattr(args, "dsn", None) or default_dsn()) as backend:
-            store = ConfigStore(backend, environment=getattr(args, "environment", None) or ALL)
-            try:
-                return await command(store, args)
-            finally:
-                await store.stop()
-
-    try:
-        return asyncio.run(main())
-    except ButtressError as exc:
-        # buttress messages name the key and rule, never a value (it may be a secret).
-        print(f"buttress config: {exc}", file=sys.stderr)
-        return 2
+    # buttress messages name the key and rule, never a value (it may be a secret).
+    return run_with_backend(args, "config", body)
 
 
 def parse_value(text: str) -> JSONValue:
@@ -82,11 +74,6 @@ def _read_value(text: str) -> JSONValue:
     return parse_value(text)
 
 
-def _os_user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError, ImportError):
-        return None
 
 
 def _entry_dict(entry: ConfigEntry, *, reveal: bool = False) -> dict[str, object]:
@@ -120,8 +107,6 @@ def _change_dict(change: ConfigChange) -> dict[str, object]:
     }
 
 
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2))
 
 
 def _text(value: JSONValue, sensitive: bool) -> str:
@@ -155,12 +140,12 @@ async def _get(store: ConfigStore, args: argparse.Namespace) -> int:
     entry = await store.get_entry(args.key)
     if entry is None:
         if args.json:
-            _print_json(None)
+            print_json(None)
         else:
             print(f"config {args.key!r} is not set for {store.environment}", file=sys.stderr)
         return 1
     if args.json:
-        _print_json(_entry_dict(entry, reveal=args.reveal))
+        print_json(_entry_dict(entry, reveal=args.reveal))
     else:
         print(_describe(entry, reveal=args.reveal))
     return 0
@@ -186,7 +171,7 @@ async def _set(store: ConfigStore, args: argparse.Namespace) -> int:
         expected_version=args.expected_version,
     )
     if args.json:
-        _print_json(_entry_dict(entry))
+        print_json(_entry_dict(entry))
     else:
         print(f"set {_describe(entry)}")
     return 0
@@ -196,7 +181,7 @@ async def _list(store: ConfigStore, args: argparse.Namespace) -> int:
     environment = None if store.environment == ALL and not args.environment else store.environment
     entries = await store.list(environment)
     if args.json:
-        _print_json([_entry_dict(entry) for entry in entries])
+        print_json([_entry_dict(entry) for entry in entries])
     elif not entries:
         print("no config entries")
     else:
@@ -208,7 +193,7 @@ async def _list(store: ConfigStore, args: argparse.Namespace) -> int:
 async def _history(store: ConfigStore, args: argparse.Namespace) -> int:
     changes = await store.history(args.key, environment=store.environment, limit=args.limit)
     if args.json:
-        _print_json([_change_dict(change) for change in changes])
+        print_json([_change_dict(change) for change in changes])
     elif not changes:
         print(f"no changes recorded for {args.key!r} in {store.environment}")
     else:
@@ -226,7 +211,7 @@ async def _delete(store: ConfigStore, args: argparse.Namespace) -> int:
         expected_version=args.expected_version,
     )
     if args.json:
-        _print_json({"key": args.key, "environment": store.environment, "deleted": deleted})
+        print_json({"key": args.key, "environment": store.environment, "deleted": deleted})
     elif deleted:
         print(f"deleted {args.key} ({store.environment})")
     else:
@@ -243,7 +228,7 @@ async def _revert(store: ConfigStore, args: argparse.Namespace) -> int:
         reason=args.reason,
     )
     if args.json:
-        _print_json(None if entry is None else _entry_dict(entry))
+        print_json(None if entry is None else _entry_dict(entry))
     elif entry is None:
         print(f"reverted {args.key} ({store.environment}) to version {args.version}: deleted")
     else:
@@ -258,7 +243,7 @@ async def _maintenance(store: ConfigStore, args: argparse.Namespace) -> int:
         )
     enabled = await store.is_maintenance_mode()
     if args.json:
-        _print_json({"environment": store.environment, "maintenance_mode": enabled})
+        print_json({"environment": store.environment, "maintenance_mode": enabled})
     else:
         print(f"maintenance mode is {'on' if enabled else 'off'} for {store.environment}")
     return 0
@@ -294,7 +279,7 @@ def maintenance(args: argparse.Namespace) -> int:
 
 def _audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--updated-by", default=_os_user(), help="who makes the change (default: the OS user)"
+        "--updated-by", default=os_user(), help="who makes the change (default: the OS user)"
     )
     parser.add_argument("--reason", help="why, kept in the history")
 

@@ -8,16 +8,16 @@ on ``--dsn``; ``register`` wires them into the ``buttress`` parser. Exit codes:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from buttress.backends import Backend
+from buttress.cli._common import parse_time, print_json, run_with_backend
 from buttress.deploy._metrics import DeliveryMetrics
 from buttress.deploy._model import Deployment
 from buttress.deploy._service import DeploymentLog
-from buttress.errors import ButtressError, ValidationError
+from buttress.errors import ValidationError
 
 __all__ = ["fail", "history", "latest", "metrics", "record", "register", "rollback"]
 
@@ -25,34 +25,14 @@ Command = Callable[[DeploymentLog, argparse.Namespace], Awaitable[int]]
 
 
 def _run(args: argparse.Namespace, command: Command) -> int:
-    async def main() -> int:
-        from buttress.backends import connect
-        from buttress.cli import default_dsn
+    async def body(backend: Backend) -> int:
+        return await command(DeploymentLog(backend), args)
 
-        async with connect(getattr(args, "dsn", None) or default_dsn()) as backend:
-            return await command(DeploymentLog(backend), args)
-
-    try:
-        return asyncio.run(main())
-    except ButtressError as exc:
-        print(f"buttress deploy: {exc}", file=sys.stderr)
-        return 2
+    return run_with_backend(args, "deploy", body)
 
 
-def _time(field: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(field, "must be an ISO 8601 time like 2024-05-01T12:00:00Z") from None
-    if value.tzinfo is None:
-        raise ValidationError(field, "must carry a timezone (for example Z or +02:00)")
-    return value
 
 
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2))
 
 
 def _describe(d: Deployment) -> str:
@@ -73,7 +53,7 @@ def _describe(d: Deployment) -> str:
 
 def _show(args: argparse.Namespace, deployment: Deployment, verb: str) -> int:
     if args.json:
-        _print_json(deployment.to_dict())
+        print_json(deployment.to_dict())
     else:
         print(f"{verb} {_describe(deployment)}")
     return 0
@@ -87,9 +67,9 @@ async def _record(log: DeploymentLog, args: argparse.Namespace) -> int:
         changelog=args.changelog,
         migration_notes=args.migration_notes,
         commit_sha=args.commit_sha,
-        committed_at=_time("committed_at", args.committed_at),
-        started_at=_time("started_at", args.started_at),
-        finished_at=_time("finished_at", args.finished_at),
+        committed_at=parse_time("committed_at", args.committed_at),
+        started_at=parse_time("started_at", args.started_at),
+        finished_at=parse_time("finished_at", args.finished_at),
     )
     return _show(args, deployment, "recorded")
 
@@ -102,14 +82,14 @@ async def _rollback(log: DeploymentLog, args: argparse.Namespace) -> int:
 
 
 async def _fail(log: DeploymentLog, args: argparse.Namespace) -> int:
-    failed = await log.mark_failed(args.deployment_id, _time("detected_at", args.detected_at))
+    failed = await log.mark_failed(args.deployment_id, parse_time("detected_at", args.detected_at))
     return _show(args, failed, "marked failed")
 
 
 async def _history(log: DeploymentLog, args: argparse.Namespace) -> int:
     deployments = await log.history(args.env, args.limit)
     if args.json:
-        _print_json([d.to_dict() for d in deployments])
+        print_json([d.to_dict() for d in deployments])
     elif not deployments:
         print("no deployments recorded")
     else:
@@ -122,7 +102,7 @@ async def _latest(log: DeploymentLog, args: argparse.Namespace) -> int:
     deployment = await log.latest(args.env)
     if deployment is None:
         if args.json:
-            _print_json(None)
+            print_json(None)
         else:
             print(f"no deployment recorded for {args.env}", file=sys.stderr)
         return 1
@@ -158,15 +138,15 @@ async def _metrics(log: DeploymentLog, args: argparse.Namespace) -> int:
         raise ValidationError("--days", "give either --days or --since, not both")
     if args.days is not None and args.days <= 0:
         raise ValidationError("--days", "must be a positive number of days")
-    until = _time("until", args.until)
-    since = _time("since", args.since)
+    until = parse_time("until", args.until)
+    since = parse_time("since", args.since)
     if args.days is not None:
         end = until if until is not None else datetime.now(UTC)
         since = end - timedelta(days=args.days)
         until = end
     result = await log.metrics(args.env, since, until)
     if args.json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
     else:
         print(render_metrics(result))
     return 0

@@ -10,9 +10,6 @@ or an unusable backend.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -20,7 +17,9 @@ from typing import Any
 
 import attrs
 
-from buttress.errors import ButtressError, ValidationError
+from buttress.backends import Backend
+from buttress.cli._common import os_user, parse_time, print_json, run_with_backend
+from buttress.errors import ValidationError
 from buttress.flags._evaluate import evaluate, rollout_warning
 from buttress.flags._model import Flag, FlagContext, FlagEvaluation, Reason, validate_key
 from buttress.flags._service import FeatureFlags
@@ -35,42 +34,23 @@ _CLEAR = ("", "none")
 
 
 def _run(args: argparse.Namespace, command: Command) -> int:
-    async def main() -> int:
-        from buttress.backends import connect
-        from buttress.cli import default_dsn
+    async def body(backend: Backend) -> int:
+        # No polling and no subscription: one command, one read or write.
+        flags = FeatureFlags(backend, refresh_interval=None)
+        try:
+            return await command(flags, args)
+        finally:
+            await flags.stop()
 
-        async with connect(getattr(args, "dsn", None) or default_dsn()) as backend:
-            # No polling and no subscription: one command, one read or write.
-            flags = FeatureFlags(backend, refresh_interval=None)
-            try:
-                return await command(flags, args)
-            finally:
-                await flags.stop()
-
-    try:
-        return asyncio.run(main())
-    except ButtressError as exc:
-        print(f"buttress flags: {exc}", file=sys.stderr)
-        return 2
+    return run_with_backend(args, "flags", body)
 
 
-def _os_user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError, ImportError):
-        return None
 
 
 def _time(field: str, text: str | None) -> datetime | None:
-    if text is None or text.strip().lower() in _CLEAR:
+    if text is not None and text.strip().lower() in _CLEAR:
         return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(field, "must be an ISO 8601 time like 2024-05-01T12:00:00Z") from None
-    if value.tzinfo is None:
-        raise ValidationError(field, "must carry a timezone (for example Z or +02:00)")
-    return value
+    return parse_time(field, text)
 
 
 def _names(text: str) -> frozenset[str]:
@@ -94,8 +74,6 @@ def _attributes(pairs: list[str] | None) -> dict[str, object]:
     return attributes
 
 
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2))
 
 
 def _describe(flag: Flag) -> str:
@@ -150,7 +128,7 @@ def _evaluation_dict(result: FlagEvaluation) -> dict[str, object]:
 async def _list(flags: FeatureFlags, args: argparse.Namespace) -> int:
     stored = await flags.list()
     if args.json:
-        _print_json([flag.to_dict() for flag in stored])
+        print_json([flag.to_dict() for flag in stored])
     elif not stored:
         print("no flags")
     else:
@@ -163,12 +141,12 @@ async def _get(flags: FeatureFlags, args: argparse.Namespace) -> int:
     flag = await flags.get(args.key)
     if flag is None:
         if args.json:
-            _print_json(None)
+            print_json(None)
         else:
             print(f"flag {args.key!r} does not exist", file=sys.stderr)
         return 1
     if args.json:
-        _print_json(flag.to_dict())
+        print_json(flag.to_dict())
     else:
         print(_describe(flag))
         if flag.description:
@@ -216,7 +194,7 @@ async def _set(flags: FeatureFlags, args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     action = "created" if old is None else "updated"
     if args.json:
-        _print_json({"action": action, "flag": new.to_dict(), "warning": warning})
+        print_json({"action": action, "flag": new.to_dict(), "warning": warning})
     else:
         print(f"{action} {_describe(new)}")
     return 0
@@ -232,7 +210,7 @@ async def _eval(flags: FeatureFlags, args: argparse.Namespace) -> int:
     else:
         result = evaluate(flag, context, at)
     if args.json:
-        _print_json(_evaluation_dict(result))
+        print_json(_evaluation_dict(result))
     else:
         state = "on" if result.enabled else "off"
         bucket = "" if result.bucket is None else f", bucket {result.bucket / 100:.2f}"
@@ -243,7 +221,7 @@ async def _eval(flags: FeatureFlags, args: argparse.Namespace) -> int:
 async def _history(flags: FeatureFlags, args: argparse.Namespace) -> int:
     changes = await flags.history(args.key, args.limit)
     if args.json:
-        _print_json([_change_dict(change) for change in changes])
+        print_json([_change_dict(change) for change in changes])
     elif not changes:
         print(f"no changes recorded for {args.key!r}")
     else:
@@ -262,7 +240,7 @@ async def _history(flags: FeatureFlags, args: argparse.Namespace) -> int:
 async def _delete(flags: FeatureFlags, args: argparse.Namespace) -> int:
     deleted = await flags.delete(args.key, updated_by=args.updated_by, reason=args.reason)
     if args.json:
-        _print_json({"key": args.key, "deleted": deleted})
+        print_json({"key": args.key, "deleted": deleted})
     elif deleted:
         print(f"deleted {args.key}")
     else:
@@ -296,7 +274,7 @@ def delete(args: argparse.Namespace) -> int:
 
 def _audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--updated-by", default=_os_user(), help="who makes the change (default: the OS user)"
+        "--updated-by", default=os_user(), help="who makes the change (default: the OS user)"
     )
     parser.add_argument("--reason", help="why, kept in the history")
 

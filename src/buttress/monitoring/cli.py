@@ -15,8 +15,9 @@ import re
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from buttress.cli._common import parse_time
 from buttress.errors import ButtressError, ValidationError
 from buttress.monitoring.anomaly import (
     AlertLevel,
@@ -182,18 +183,6 @@ def _anomaly_to_dict(anomaly: Anomaly) -> dict[str, object]:
     }
 
 
-def _time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(
-            "--at", "must be an ISO 8601 time like 2024-05-01T12:00:00Z"
-        ) from None
-    if value.tzinfo is None:
-        raise ValidationError("--at", "must carry a timezone (for example Z or +02:00)")
-    return value
 
 
 def _rules(args: argparse.Namespace) -> list[Rule]:
@@ -236,7 +225,7 @@ async def _monitor(args: argparse.Namespace, rules: list[Rule]) -> int:
     from buttress.backends import connect
     from buttress.cli import default_dsn
 
-    at = _time(args.at)
+    at = parse_time("--at", args.at)
     async with connect(getattr(args, "dsn", None) or default_dsn()) as backend:
         history = HealthHistory(backend)
         anomalies = await history.check(rules, now=at)
