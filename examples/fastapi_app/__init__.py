@@ -1,0 +1,1 @@
+"""FastAPI example service using every buttress module (see README.md)."""

@@ -1,0 +1,1 @@
+"""Flask example service using every buttress module (see README.md)."""
