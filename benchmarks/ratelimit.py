@@ -266,7 +266,7 @@ async def postgres_section(dsn: str, n: int) -> None:
     from buttress.backends import connect
     from buttress.ratelimit import Rate, RateLimiter
 
-    backend = await connect(dsn, max_size=32, migrate=False)
+    backend = await connect(dsn, max_size=32)
     print("\nPostgreSQL, 32 concurrent clients: decisions per second")
     for algorithm in ("gcra", "fixed_window", "sliding_window"):
         limiter = RateLimiter(Rate(LIMIT, PERIOD), algorithm=algorithm, backend=backend)

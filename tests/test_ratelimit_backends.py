@@ -1,15 +1,23 @@
 """RateLimiter conformance: the same behaviour on every backend (memory, SQLite,
-PostgreSQL, Redis), including exactness across four processes."""
+PostgreSQL, Redis), including exactness across four processes, and the SQL
+stores' table from buttress's migration 0006."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import multiprocessing
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from buttress.backends import Backend, connect
+from buttress.backends import Backend, connect, require_sql
+from buttress.config._sqlbits import MissingTableError
+from buttress.migrations import Migrator
+from buttress.migrations.files import load_directory
+from buttress.migrations.sqltext import split_statements
 from buttress.ratelimit import Rate, RateLimiter, ahit_all
 
 ALGORITHMS = ["gcra", "sliding_window", "fixed_window"]
@@ -116,8 +124,6 @@ def _worker(dsn: str, hits: int, queue: multiprocessing.Queue[dict[str, int]]) -
 async def test_four_processes_admit_exactly_the_limit(backend: Backend, any_dsn: str) -> None:
     if backend.kind == "memory":
         pytest.skip("memory state is private to one process")
-    # Create the table (and function) before the workers race to.
-    await RateLimiter(Rate(1, 1), backend=backend).apeek("warm-up")
     ctx = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue[dict[str, int]] = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(any_dsn, 200, queue)) for _ in range(4)]
@@ -128,3 +134,30 @@ async def test_four_processes_admit_exactly_the_limit(backend: Backend, any_dsn:
         p.join(30)
     for algorithm in ALGORITHMS:
         assert sum(r[algorithm] for r in results) == 100, algorithm
+
+
+async def test_migration_0006_adopts_first_use_state_and_rolls_back(
+    sql_dsn: str, tmp_path: Path
+) -> None:
+    builtin = Path(str(importlib.resources.files("buttress.migrations") / "builtin"))
+    async with connect(sql_dsn, migrate=False) as backend:
+        db = require_sql(backend, "tests")
+        directory = tmp_path / "own"
+        directory.mkdir()
+        for name in ("0001_init", "0006_rate_limits"):
+            shutil.copy(builtin / db.dialect / f"{name}.sql", directory)
+        # What buttress created on first use before the migration existed, with state in it.
+        migrations, _ = load_directory(directory)
+        first_use = {m.id: m for m in migrations}["0006_rate_limits"].up
+        for statement in split_statements(first_use):
+            await db.execute(statement)
+        limiter = RateLimiter(Rate(2, 3600), backend=backend)
+        assert (await limiter.ahit("k")).remaining == 1
+        migrator = Migrator(db, directory, namespace="buttress")
+        assert (await migrator.migrate()).applied == ("0001_init", "0006_rate_limits")
+        assert (await limiter.ahit("k")).remaining == 0  # adopted, state kept
+        assert await migrator.rollback(1) == ("0006_rate_limits",)
+        with pytest.raises(MissingTableError, match="0006_rate_limits"):
+            await limiter.ahit("k")
+        assert (await migrator.migrate()).applied == ("0006_rate_limits",)
+        assert (await limiter.ahit("k")).remaining == 1

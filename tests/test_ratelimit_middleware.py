@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import pytest
@@ -75,14 +77,20 @@ def assert_refusal(status: int, headers: dict[str, str], body: object) -> None:
     assert headers["x-ratelimit-limit"] == "2"
     assert headers["x-ratelimit-remaining"] == "0"
     assert headers["content-type"] == "application/json"
+    # The standard envelope of buttress.responses.rate_limited, meta included.
+    assert isinstance(body, dict)
+    meta = body.pop("meta")
     assert body == {
         "success": False,
         "error": {
             "code": "RATE_LIMITED",
-            "message": "Too many requests; retry after 30 seconds.",
+            "message": "Too many requests; retry after 30 s.",
             "retry_after": 30,
         },
     }
+    assert set(meta) == {"request_id", "timestamp"}
+    assert re.fullmatch(r"[0-9a-f]{32}", meta["request_id"])
+    assert datetime.fromisoformat(meta["timestamp"].replace("Z", "+00:00")).tzinfo is not None
 
 
 def test_asgi_limits_and_answers_429() -> None:

@@ -1,6 +1,6 @@
 """PostgreSQL specifics of RateLimiter: one statement per decision (and per
-hit_all), the UNLOGGED table and schema self-repair. Shared behaviour is in
-test_ratelimit_backends.py."""
+hit_all), the UNLOGGED table from migration 0006 and a clear error when it or
+the function is missing. Shared behaviour is in test_ratelimit_backends.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from buttress.backends import PostgresBackend, connect
-from buttress.errors import UnsupportedBackendError
+from buttress.config._sqlbits import MissingTableError
+from buttress.errors import BackendError, UnsupportedBackendError
+from buttress.migrations import apply_builtin
 from buttress.ratelimit import Rate, RateLimiter, ahit_all
 
 pytestmark = pytest.mark.postgres
@@ -74,8 +76,35 @@ async def test_sync_calls_name_the_async_twin(backend: PostgresBackend) -> None:
         limiter.hit("k")
 
 
-async def test_schema_is_recreated_when_missing(backend: PostgresBackend) -> None:
+async def test_a_dropped_function_is_named_not_recreated(backend: PostgresBackend) -> None:
     limiter = RateLimiter(Rate(3, 60), backend=backend)
     await limiter.ahit("k")
     await backend.execute("DROP FUNCTION buttress_rate_limit")
-    assert (await limiter.ahit("k")).remaining == 1
+    with pytest.raises(MissingTableError) as caught:
+        await limiter.ahit("k")
+    assert caught.value.component == "RateLimiter"
+    assert caught.value.tables == ("buttress_rate_limit()",)
+    assert caught.value.migrations == ("0006_rate_limits",)
+    assert await backend.fetchval("SELECT to_regproc('buttress_rate_limit')::text") is None
+
+
+async def test_without_migrations_the_error_names_table_function_and_fix(
+    postgres_dsn: str,
+) -> None:
+    async with connect(postgres_dsn, migrate=False) as raw:
+        limiter = RateLimiter(Rate(3, 60), backend=raw)
+        with pytest.raises(MissingTableError) as caught:
+            await limiter.ahit("k")
+        error = caught.value
+        assert isinstance(error, BackendError)
+        assert error.tables == ("buttress_rate_limits", "buttress_rate_limit()")
+        message = str(error)
+        assert message.startswith("RateLimiter: tables buttress_rate_limits, buttress_rate_limit()")
+        assert "0006_rate_limits" in message
+        assert "buttress migrate" in message
+        assert "migrate=True" in message
+        with pytest.raises(MissingTableError, match="buttress_rate_limits"):
+            await limiter.areset("k")
+        # The same limiter works once the migrations have run.
+        await apply_builtin(raw)
+        assert (await limiter.ahit("k")).remaining == 2

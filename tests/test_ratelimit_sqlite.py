@@ -1,5 +1,5 @@
 """SQLite specifics of RateLimiter: sync calls with an injected clock, sync
-hit_all, persistence and row eviction. Shared behaviour is in
+hit_all, persistence, row eviction and the table from migration 0006. Shared behaviour is in
 test_ratelimit_backends.py."""
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from buttress.backends import SqliteBackend, connect
-from buttress.errors import UnsupportedBackendError
+from buttress.config._sqlbits import MissingTableError
+from buttress.errors import BackendError, UnsupportedBackendError
+from buttress.migrations import apply_builtin
 from buttress.ratelimit import Rate, RateLimiter, hit_all
 from buttress.ratelimit import _sqlite as sqlite_store
 from buttress.testing import FakeClock
@@ -82,3 +84,45 @@ async def test_sync_hit_all_is_all_or_nothing(backend: SqliteBackend) -> None:
     assert not refused.allowed
     assert refused.limit == 1
     assert user.peek("bob", 0).remaining == 5
+
+
+async def test_sync_path_uses_the_migrated_table(backend: SqliteBackend) -> None:
+    # connect() (migrate=True) created the table; the limiter's own sync
+    # connection sees it and creates nothing.
+    assert await backend.fetchval(
+        "SELECT count(*) FROM schema_migrations WHERE namespace = 'buttress' AND version = 6"
+    )
+    limiter = RateLimiter(Rate(2, 60), backend=backend)
+    assert limiter.hit("k").remaining == 1
+    assert rows(backend) == 1
+
+
+async def test_without_migrations_the_error_names_the_table_and_fix(sqlite_dsn: str) -> None:
+    async with connect(sqlite_dsn, migrate=False) as raw:
+        assert isinstance(raw, SqliteBackend)
+        limiter = RateLimiter(Rate(2, 60), backend=raw)
+        with pytest.raises(MissingTableError) as caught:
+            limiter.hit("k")  # the sync path, on its own sqlite3 connection
+        error = caught.value
+        assert isinstance(error, BackendError)
+        assert (error.component, error.tables) == ("RateLimiter", ("buttress_rate_limits",))
+        assert error.migrations == ("0006_rate_limits",)
+        assert "run `buttress migrate` or connect with migrate=True" in str(error)
+        with pytest.raises(MissingTableError, match="table buttress_rate_limits is missing"):
+            await limiter.ahit("k")
+        with pytest.raises(MissingTableError):
+            limiter.reset("k")
+        await apply_builtin(raw)
+        assert limiter.hit("k").remaining == 1
+
+
+async def test_a_missing_table_is_never_hidden_by_the_outage_policy(sqlite_dsn: str) -> None:
+    # Allowing every request because nobody ran the migrations would switch
+    # rate limiting off silently: the misuse surfaces whatever the policy.
+    async with connect(sqlite_dsn, migrate=False) as raw:
+        for policy in ("allow", "deny"):
+            limiter = RateLimiter(Rate(5, 1.0), backend=raw, on_backend_error=policy)
+            with pytest.raises(MissingTableError, match="buttress migrate"):
+                await limiter.ahit("k")
+            with pytest.raises(MissingTableError):
+                limiter.hit("k")

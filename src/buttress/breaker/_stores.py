@@ -18,7 +18,7 @@ from buttress.breaker._config import BreakerConfig
 from buttress.breaker._shared_scripts import REDIS_SCRIPT
 from buttress.breaker._state import BreakerMachine, BreakerState, Outcome, Permit, Rejected
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import BackendError, UnsupportedBackendError
+from buttress.errors import SchemaMissingError, UnsupportedBackendError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -157,7 +157,7 @@ _MISSING_QUERY = (
 )
 
 
-class BreakerSchemaMissingError(BackendError):
+class BreakerSchemaMissingError(SchemaMissingError):
     """The shared breaker's table or function is missing on PostgreSQL: buttress's
     own migrations have not run on this database (opened with ``migrate=False``).
 

@@ -18,7 +18,7 @@ from typing import Any
 from structlog.typing import FilteringBoundLogger
 
 from buttress.backends import SqlBackend, SqlConnection
-from buttress.errors import BackendError
+from buttress.errors import SchemaMissingError
 
 __all__ = [
     "OWN_TABLES",
@@ -53,11 +53,13 @@ OWN_TABLES: dict[str, str] = {
     "buttress_flag_history": "0003_flags",
     "buttress_health_history": "0005_health_history",
     "buttress_deployments": "0004_deployments",
+    "buttress_rate_limits": "0006_rate_limits",
+    "buttress_rate_limit()": "0006_rate_limits",  # PostgreSQL only: the decision function
 }
 """Each of these stores' tables and the packaged migration that creates it."""
 
 
-class MissingTableError(BackendError):
+class MissingTableError(SchemaMissingError):
     """A store's tables do not exist: buttress's own migrations have not run
     on this database (it was opened with ``migrate=False``)."""
 

@@ -14,6 +14,7 @@ from buttress.errors._hierarchy import (
     ButtressError,
     InvalidDSNError,
     MissingDependencyError,
+    SchemaMissingError,
     UnsupportedBackendError,
     ValidationError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "ErrorHandler",
     "InvalidDSNError",
     "MissingDependencyError",
+    "SchemaMissingError",
     "Severity",
     "UnsupportedBackendError",
     "ValidationError",

@@ -45,5 +45,13 @@ class BackendUnavailableError(BackendError, ConnectionError):
     """The backend cannot be reached (connection refused, timed out, closed)."""
 
 
+class SchemaMissingError(BackendError):
+    """A table or function buttress needs does not exist: its migrations have not run.
+
+    Raised instead of a driver error when a backend was opened with
+    ``migrate=False``; never treated as an outage by fallback policies.
+    """
+
+
 class UnsupportedBackendError(BackendError):
     """A component was given a backend kind it cannot work with."""

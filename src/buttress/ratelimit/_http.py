@@ -1,5 +1,6 @@
 """HTTP pieces shared by the ASGI and WSGI rate-limit middleware: who the client
-is (trusted-proxy aware), which paths are exempt, and the 429 response.
+is (trusted-proxy aware), which paths are exempt, and the 429 response (the
+standard envelope of ``buttress.responses``).
 
 Framework-neutral and I/O-free; the adapters only translate scopes and environs.
 """
@@ -11,10 +12,12 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Final, Generic, TypeVar
 
+from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.ratelimit._limiter import OUTAGE_RETRY_AFTER, RateLimiter
 from buttress.ratelimit._values import Decision
+from buttress.responses import rate_limited
 
 __all__ = ["ClientAddress", "ErrorPolicy", "Exempt", "MiddlewareBase", "refusal"]
 
@@ -85,21 +88,19 @@ class Exempt:
         return path in self._exact or path.startswith(self._prefixes)
 
 
-def refusal(decision: Decision, window: float) -> tuple[bytes, list[tuple[str, str]]]:
-    """The 429 body (the standard error envelope) and its headers."""
+def refusal(
+    decision: Decision,
+    window: float,
+    *,
+    request_id: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """The 429 body (``buttress.responses.rate_limited``) and its headers."""
     headers = decision.headers(window=window)
+    # The body's retry_after is the Retry-After header's, so the two never disagree.
     retry_after = int(headers.get("Retry-After", "1"))
-    body = json.dumps(
-        {
-            "success": False,
-            "error": {
-                "code": "RATE_LIMITED",
-                "message": f"Too many requests; retry after {retry_after} seconds.",
-                "retry_after": retry_after,
-            },
-        },
-        separators=(",", ":"),
-    ).encode()
+    envelope = rate_limited(retry_after, request_id=request_id, clock=clock)
+    body = json.dumps(envelope, separators=(",", ":")).encode()
     fields = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     fields.extend(headers.items())
     return body, fields

@@ -16,7 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
-from buttress.errors import BackendError, UnsupportedBackendError, ValidationError
+from buttress.errors import (
+    BackendError,
+    SchemaMissingError,
+    UnsupportedBackendError,
+    ValidationError,
+)
 from buttress.log import get_logger
 from buttress.ratelimit._algorithms import ALGORITHMS
 from buttress.ratelimit._memory import MemoryTable, shared_table
@@ -320,7 +325,7 @@ class RateLimiter:
         checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
             decisions = self._sync_store().decide(checks, consume)
-        except UnsupportedBackendError:
+        except (UnsupportedBackendError, SchemaMissingError):
             raise  # a misuse, not an outage: no policy may hide it
         except BackendError as exc:
             return self._outage_decisions(exc, items, consume)
@@ -332,7 +337,7 @@ class RateLimiter:
         checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
             decisions = await self._sync_store().adecide(checks, consume)
-        except UnsupportedBackendError:
+        except (UnsupportedBackendError, SchemaMissingError):
             raise  # a misuse, not an outage: no policy may hide it
         except BackendError as exc:
             return self._outage_decisions(exc, items, consume)

@@ -2,158 +2,46 @@
 is one statement, ``SELECT * FROM buttress_rate_limit(...)``, timed by the
 server's ``clock_timestamp()``.
 
-The function locks the keys' rows in key order (no deadlocks between batches),
-mirrors ``_algorithms`` in integer microseconds and writes only when every check
-passed. The table is UNLOGGED: no WAL, so decisions are cheap, but its contents
-are emptied after a server crash and not replicated — rate-limit state is
-short-lived and losing it only forgives recent usage.
+The UNLOGGED table and the function come from buttress's packaged migration
+``0006_rate_limits`` (the function locks the keys' rows in key order, mirrors
+``_algorithms`` in integer microseconds and writes only when every check passed).
+A database without them raises ``MissingTableError`` naming what is missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
+from buttress.config._sqlbits import MissingTableError
 from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
 from buttress.ratelimit._store import Check
 from buttress.ratelimit._values import Decision
 
-__all__ = ["SCHEMA", "PostgresStore"]
+__all__ = ["FUNCTION", "MIGRATION", "TABLE", "PostgresStore"]
 
 _CODES: Final = {"gcra": "g", "fixed_window": "f", "sliding_window": "s"}
 
-# Created on first use for now; buttress's migrations will own it.
-SCHEMA: Final = r"""
-CREATE UNLOGGED TABLE IF NOT EXISTS buttress_rate_limits (
-    key text PRIMARY KEY,
-    state bigint[] NOT NULL,
-    expires_at bigint NOT NULL
-);
-
-CREATE OR REPLACE FUNCTION buttress_rate_limit(
-    p_keys text[], p_algos text[], p_limits bigint[], p_periods bigint[],
-    p_costs bigint[], p_consume boolean, p_now bigint DEFAULT NULL
-) RETURNS TABLE (allowed boolean, remaining bigint, reset_us bigint, retry_us bigint)
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    wanted int := (SELECT count(DISTINCT k) FROM unnest(p_keys) k);
-    locked int;
-    now_us bigint;
-    states jsonb;
-    expiry jsonb := '{}';
-    changed text[] := '{}';
-    all_ok boolean := true;
-    st bigint[]; new_st bigint[]; live bigint[];
-    lim bigint; period bigint; cost bigint;
-    interval_us bigint; tolerance bigint; tat bigint; ahead bigint;
-    win bigint; used bigint; nl int; stamp bigint;
-    ok boolean; rem bigint; rst bigint; rty bigint; exp bigint;
-BEGIN
-    IF p_consume THEN
-        -- Make every row exist, then lock them all in key order. A row swept
-        -- away in between is recreated on the next turn of the loop.
-        LOOP
-            INSERT INTO buttress_rate_limits (key, state, expires_at)
-            SELECT k, '{}', 0 FROM (SELECT DISTINCT unnest(p_keys) AS k) s ORDER BY k
-            ON CONFLICT (key) DO NOTHING;
-            SELECT count(*) INTO locked FROM (
-                SELECT 1 FROM buttress_rate_limits WHERE key = ANY (p_keys)
-                ORDER BY key FOR UPDATE
-            ) l;
-            EXIT WHEN locked = wanted;
-        END LOOP;
-    END IF;
-    now_us := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
-    SELECT coalesce(jsonb_object_agg(r.key, to_jsonb(r.state)), '{}') INTO states
-    FROM buttress_rate_limits r WHERE r.key = ANY (p_keys);
-
-    FOR i IN 1 .. cardinality(p_keys) LOOP
-        lim := p_limits[i]; period := p_periods[i]; cost := p_costs[i];
-        st := coalesce(
-            ARRAY(SELECT e::bigint FROM jsonb_array_elements_text(states -> p_keys[i]) e),
-            '{}');
-        ok := false; rem := 0; rst := 0; rty := 0; exp := 0; new_st := st;
-        IF p_algos[i] = 'g' THEN
-            interval_us := (period + lim - 1) / lim;
-            tolerance := interval_us * lim;
-            tat := CASE WHEN cardinality(st) > 0 AND st[1] > now_us THEN st[1] ELSE now_us END;
-            ahead := tat + cost * interval_us - now_us;
-            IF ahead <= tolerance THEN
-                ok := true; rem := (tolerance - ahead) / interval_us; rst := ahead;
-                new_st := ARRAY[now_us + ahead]; exp := now_us + ahead;
-            ELSE
-                rem := greatest(0, (tolerance - (tat - now_us)) / interval_us);
-                rst := tat - now_us; rty := ahead - tolerance;
-            END IF;
-        ELSIF p_algos[i] = 'f' THEN
-            win := now_us - now_us % period; used := 0;
-            IF cardinality(st) = 2 AND st[1] >= win THEN win := st[1]; used := st[2]; END IF;
-            IF used + cost <= lim THEN
-                used := used + cost;
-                ok := true; rem := lim - used;
-                rst := CASE WHEN used > 0 THEN win + period - now_us ELSE 0 END;
-                new_st := ARRAY[win, used]; exp := win + period;
-            ELSE
-                rem := lim - used; rst := win + period - now_us; rty := rst;
-            END IF;
-        ELSE
-            live := ARRAY(SELECT e FROM unnest(st) WITH ORDINALITY AS u(e, o)
-                          WHERE e > now_us - period ORDER BY o);
-            nl := cardinality(live);
-            IF nl + cost <= lim THEN
-                ok := true; rem := lim - nl - cost;
-                IF cost > 0 THEN
-                    stamp := CASE WHEN nl > 0 AND live[nl] > now_us THEN live[nl] ELSE now_us END;
-                    new_st := live || array_fill(stamp, ARRAY[cost::int]);
-                    rst := stamp + period - now_us; exp := stamp + period;
-                ELSIF nl > 0 THEN
-                    rst := live[nl] + period - now_us;
-                END IF;
-            ELSE
-                rem := lim - nl;
-                rst := live[nl] + period - now_us;
-                rty := live[nl + cost - lim] + period - now_us;
-            END IF;
-        END IF;
-        IF ok THEN
-            states := jsonb_set(states, ARRAY[p_keys[i]], to_jsonb(new_st));
-            expiry := jsonb_set(expiry, ARRAY[p_keys[i]], to_jsonb(exp));
-            changed := array_append(changed, p_keys[i]);
-        ELSE
-            all_ok := false;
-        END IF;
-        allowed := ok; remaining := rem; reset_us := rst; retry_us := rty;
-        RETURN NEXT;
-    END LOOP;
-
-    IF p_consume AND all_ok THEN
-        UPDATE buttress_rate_limits r
-        SET state = ARRAY(SELECT e::bigint FROM jsonb_array_elements_text(states -> r.key) e),
-            expires_at = (expiry ->> r.key)::bigint
-        WHERE r.key = ANY (changed);
-    END IF;
-    -- Amortised eviction: about one decision in a thousand sweeps some expired rows.
-    IF p_consume AND random() < 0.001 THEN
-        DELETE FROM buttress_rate_limits WHERE key IN (
-            SELECT key FROM buttress_rate_limits WHERE expires_at <= now_us
-            LIMIT 1000 FOR UPDATE SKIP LOCKED);
-    END IF;
-END
-$fn$;
-"""
+MIGRATION: Final = "0006_rate_limits"
+TABLE: Final = "buttress_rate_limits"
+FUNCTION: Final = "buttress_rate_limit()"
+"""How ``MissingTableError`` names the function (and ``OWN_TABLES`` keys it)."""
+_SIGNATURE: Final = (
+    "buttress_rate_limit(text[], text[], bigint[], bigint[], bigint[], boolean, bigint)"
+)
 
 _SQL: Final = (
     "SELECT allowed, remaining, reset_us, retry_us "
     "FROM buttress_rate_limit($1, $2, $3, $4, $5, $6, $7)"
 )
 
-_SCHEMA_LOCK: Final = 0x6275_7474_726C  # "buttrl": serialises CREATE OR REPLACE FUNCTION
-
-
-# Pools (by id) whose database already has the table and function: prepared once
-# per pool, not once per limiter. An id reused by a new pool is harmless: a
-# missing function is detected and the schema created then.
-_PREPARED: set[int] = set()
+# undefined_function, undefined_table: what a call fails with when 0006 has not run.
+_UNDEFINED: Final = frozenset({"42883", "42P01"})
+# to_regclass/to_regprocedure resolve through search_path, as the unqualified call does.
+_MISSING_QUERY: Final = (
+    f"SELECT to_regclass('{TABLE}') IS NULL AS no_table, "
+    f"to_regprocedure('{_SIGNATURE}') IS NULL AS no_function"
+)
 
 
 def _period_us(period_ns: int) -> int:
@@ -167,7 +55,6 @@ class PostgresStore:
 
     def __init__(self, backend: Any) -> None:
         self._pool = backend.pool
-        self._ready = id(self._pool) in _PREPARED
         self.fixed_now_us: int | None = None
         """Testing hook: decide at this time (µs) instead of ``clock_timestamp()``."""
 
@@ -179,38 +66,17 @@ class PostgresStore:
     def reset(self, keys: Sequence[str]) -> None:
         self.decide((), False)  # raises: async-only
 
-    async def _prepare(self) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-            await conn.execute(SCHEMA)
-        _PREPARED.add(id(self._pool))
-        self._ready = True
-
     async def adecide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
-        import asyncpg
-
-        try:
-            args = (
-                [c[1] for c in checks],
-                [_CODES[c[0].name] for c in checks],
-                [c[2] for c in checks],
-                [_period_us(c[3]) for c in checks],
-                [c[4] for c in checks],
-                consume,
-                self.fixed_now_us,
-            )
-            if not self._ready:
-                await self._prepare()
-            try:
-                rows = await self._pool.fetch(_SQL, *args)
-            except asyncpg.UndefinedFunctionError:
-                await self._prepare()
-                rows = await self._pool.fetch(_SQL, *args)
-        except Exception as exc:
-            translated = _translate(exc)
-            if translated is None:
-                raise
-            raise translated from exc
+        args = (
+            [c[1] for c in checks],
+            [_CODES[c[0].name] for c in checks],
+            [c[2] for c in checks],
+            [_period_us(c[3]) for c in checks],
+            [c[4] for c in checks],
+            consume,
+            self.fixed_now_us,
+        )
+        rows = await self._run(self._pool.fetch, _SQL, *args)
         return [
             Decision(
                 row["allowed"],
@@ -223,17 +89,35 @@ class PostgresStore:
         ]
 
     async def areset(self, keys: Sequence[str]) -> None:
+        await self._run(self._pool.execute, f"DELETE FROM {TABLE} WHERE key = ANY ($1)", list(keys))
+
+    async def _run(self, call: Callable[..., Awaitable[Any]], *args: object) -> Any:
+        """``call(*args)``, its driver failures raised as buttress errors."""
         try:
-            if not self._ready:
-                await self._prepare()
-            await self._pool.execute(
-                "DELETE FROM buttress_rate_limits WHERE key = ANY ($1)", list(keys)
-            )
+            return await call(*args)
         except Exception as exc:
-            translated = _translate(exc)
-            if translated is None:
+            error = await self._explain(exc)
+            if error is None:
                 raise
-            raise translated from exc
+            raise error from exc
+
+    async def _explain(self, exc: Exception) -> BackendError | None:
+        """The buttress error for a failed call (None: not the driver's, re-raise)."""
+        # Looked into only on failure, so a migrated database pays nothing per call.
+        if getattr(exc, "sqlstate", None) in _UNDEFINED:
+            try:
+                row = await self._pool.fetchrow(_MISSING_QUERY)
+            except Exception:  # noqa: BLE001 - the call's own failure is reported instead
+                row = None
+            if row is not None:
+                missing = [
+                    name
+                    for name, gone in ((TABLE, row["no_table"]), (FUNCTION, row["no_function"]))
+                    if gone
+                ]
+                if missing:
+                    return MissingTableError("RateLimiter", missing)
+        return _translate(exc)
 
 
 def _translate(exc: Exception) -> BackendError | None:

@@ -4,6 +4,8 @@ Each decision is one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock,
 waited for up to the backend's busy timeout): read the keys' states, run the
 pure algorithms, write the new states. Sync callers use it directly on a
 per-thread connection; async callers run the same code in a worker thread.
+The table comes from buttress's packaged migration ``0006_rate_limits``; a
+database without it raises ``MissingTableError``.
 """
 
 from __future__ import annotations
@@ -14,21 +16,14 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final
 
+from buttress.config._sqlbits import MissingTableError
 from buttress.errors import BackendError, BackendUnavailableError
 from buttress.ratelimit._store import Check, decide_all
 from buttress.ratelimit._values import Decision
 
-__all__ = ["CREATE_TABLE", "SqliteStore"]
+__all__ = ["TABLE", "SqliteStore"]
 
 TABLE: Final = "buttress_rate_limits"
-
-CREATE_TABLE: Final = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    key TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
-)
-"""
 
 SWEEP_EVERY: Final = 1000
 """Commits between two deletions of expired rows (per process)."""
@@ -49,8 +44,6 @@ class SqliteStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._backend.connect_sync()
-            # Created here for now; buttress's migrations will own this table.
-            conn.execute(CREATE_TABLE)
             self._local.conn = conn
         return conn
 
@@ -58,9 +51,7 @@ class SqliteStore:
         try:
             return self._decide(self._connection(), checks, consume)
         except sqlite3.Error as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise BackendUnavailableError("sqlite database is locked (busy timeout)") from exc
-            raise BackendError(f"sqlite rate-limit step failed ({type(exc).__name__})") from exc
+            raise _translate(exc, "step") from exc
 
     def _decide(
         self, conn: sqlite3.Connection, checks: Sequence[Check], consume: bool
@@ -116,7 +107,16 @@ class SqliteStore:
                 f"DELETE FROM {TABLE} WHERE key IN ({', '.join('?' * len(keys))})", list(keys)
             )
         except sqlite3.Error as exc:
-            raise BackendError(f"sqlite rate-limit reset failed ({type(exc).__name__})") from exc
+            raise _translate(exc, "reset") from exc
 
     async def areset(self, keys: Sequence[str]) -> None:
         await asyncio.to_thread(self.reset, keys)
+
+
+def _translate(exc: sqlite3.Error, what: str) -> BackendError:
+    if isinstance(exc, sqlite3.OperationalError):
+        if str(exc).startswith(f"no such table: {TABLE}"):
+            return MissingTableError("RateLimiter", [TABLE])
+        if "locked" in str(exc):
+            return BackendUnavailableError("sqlite database is locked (busy timeout)")
+    return BackendError(f"sqlite rate-limit {what} failed ({type(exc).__name__})")
