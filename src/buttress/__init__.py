@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         HealthRecord,
         SpikeRule,
     )
+    from buttress.monitoring.errors import ErrorRateRule, ErrorStats
     from buttress.policies import (
         Pipeline,
         RetryBudget,
@@ -104,6 +105,8 @@ _LAZY: dict[str, str] = {
     "StartupReport": "buttress.lifecycle",
     "StartupValidator": "buttress.lifecycle",
     "Migrator": "buttress.migrations",
+    "ErrorRateRule": "buttress.monitoring.errors",
+    "ErrorStats": "buttress.monitoring.errors",
     "Decision": "buttress.ratelimit",
     "Rate": "buttress.ratelimit",
     "RateLimiter": "buttress.ratelimit",
@@ -177,6 +180,8 @@ __all__ = [
     "ErrorCategory",
     "ErrorContext",
     "ErrorHandler",
+    "ErrorRateRule",
+    "ErrorStats",
     "FeatureFlags",
     "Flag",
     "FlagContext",

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     from buttress.flags import cli as flags_cli
     from buttress.migrations import cli as migrations_cli
     from buttress.monitoring import cli as monitoring_cli
+    from buttress.monitoring import errors_cli
     from buttress.schema import cli as schema_cli
 
     doctor.register(subparsers, common)
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     flags_cli.register(subparsers, common)
     deploy_cli.register(subparsers, common)
     monitoring_cli.register(subparsers, common)
+    errors_cli.register(subparsers, common)
     return parser
 
 

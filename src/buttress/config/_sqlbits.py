@@ -55,6 +55,7 @@ OWN_TABLES: dict[str, str] = {
     "buttress_deployments": "0004_deployments",
     "buttress_rate_limits": "0006_rate_limits",
     "buttress_rate_limit()": "0006_rate_limits",  # PostgreSQL only: the decision function
+    "buttress_error_events": "0008_system_health",
 }
 """Each of these stores' tables and the packaged migration that creates it."""
 

@@ -6,7 +6,14 @@ imported) and ``capture``/``with_error_handling`` (``_capture``). Messages never
 carry a secret, a DSN or SQL text.
 """
 
-from buttress.errors._capture import ErrorHandler, capture, with_error_handling
+from buttress.errors._capture import (
+    CaptureListener,
+    ErrorHandler,
+    add_capture_listener,
+    capture,
+    remove_capture_listener,
+    with_error_handling,
+)
 from buttress.errors._classify import UNKNOWN, classify, register_classification
 from buttress.errors._hierarchy import (
     BackendError,
@@ -32,6 +39,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "ButtressError",
+    "CaptureListener",
     "Classification",
     "ContextualError",
     "ErrorCategory",
@@ -43,9 +51,11 @@ __all__ = [
     "Severity",
     "UnsupportedBackendError",
     "ValidationError",
+    "add_capture_listener",
     "capture",
     "classify",
     "register_classification",
+    "remove_capture_listener",
     "user_message_for",
     "with_error_handling",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
@@ -108,7 +109,38 @@ def capture(
     )
     error.__cause__ = exc
     _log_captured(error)
+    if _LISTENERS:
+        _notify(error)
     return Err(error)
+
+
+CaptureListener = Callable[[ContextualError], None]
+
+# A tuple swapped whole, so ``capture`` in any thread reads a consistent set
+# without a lock; with no listener the hook costs one truth test.
+_LISTENERS: tuple[CaptureListener, ...] = ()
+
+
+def add_capture_listener(listener: CaptureListener) -> None:
+    """Call ``listener(error)`` after each new capture (error statistics use this)."""
+    global _LISTENERS
+    if not callable(listener):
+        raise ValidationError("listener", "must be callable")
+    if listener not in _LISTENERS:
+        _LISTENERS = (*_LISTENERS, listener)
+
+
+def remove_capture_listener(listener: CaptureListener) -> None:
+    """Stop calling ``listener``; a listener never added is ignored."""
+    global _LISTENERS
+    _LISTENERS = tuple(known for known in _LISTENERS if known != listener)
+
+
+def _notify(error: ContextualError) -> None:
+    # Counting an error must never turn the capture itself into a failure.
+    for listener in _LISTENERS:
+        with contextlib.suppress(Exception):
+            listener(error)
 
 
 def _log_captured(error: ContextualError) -> None:
