@@ -189,3 +189,30 @@ def test_doctor_runs_anomaly_rules_over_recorded_history(
     assert code == 1
     assert monitoring[0]["detail"] == "5 health run(s) recorded"
     assert any(f["name"] == "drop" and f["level"] == "warning" for f in monitoring)
+
+
+def test_doctor_shows_captured_errors_and_flags_a_high_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from buttress.backends import connect
+    from buttress.monitoring.errors import ErrorStats
+
+    dsn = f"sqlite:///{tmp_path / 'app.db'}"
+
+    async def seed() -> None:
+        async with connect(dsn) as backend:
+            stats = ErrorStats(backend)
+            stats.record("database", "high", "billing", count=25)
+            await stats.flush()
+
+    asyncio.run(seed())
+    capsys.readouterr()
+    code = main(["doctor", "--json", "--dsn", dsn])
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    errors = [f for f in findings if f["section"] == "errors"]
+    assert code == 1
+    assert errors[0]["detail"].startswith("25 captured")
+    assert errors[1]["name"] == "rate"
+    assert errors[1]["level"] == "warning"

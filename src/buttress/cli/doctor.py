@@ -2,7 +2,7 @@
 
 It collects findings section by section (environment, backend, buttress's own
 and the application's migrations, schema drift, health checks, recorded health
-history and its anomalies), never stopping
+history and its anomalies, captured error rates), never stopping
 at the first problem, and maps the worst finding to the exit code: 0 ok,
 1 warning, 2 critical.
 """
@@ -229,6 +229,35 @@ async def _monitoring_section(ctx: DoctorContext) -> list[Finding]:
     return findings
 
 
+async def _errors_section(ctx: DoctorContext) -> list[Finding]:
+    from datetime import UTC, datetime, timedelta
+
+    from buttress.backends import SqlBackend
+    from buttress.monitoring import AlertLevel
+    from buttress.monitoring.errors import ErrorRateRule, read_error_counts, summarize
+
+    if not isinstance(ctx.backend, SqlBackend):
+        return []
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=1)
+    counts = await read_error_counts(ctx.backend, since, now)
+    summary = summarize(counts, since, now)
+    top = ", ".join(f"{name} {n}" for name, n in list(summary.by_category.items())[:3])
+    findings = [
+        Finding(
+            "errors",
+            "last hour",
+            Level.OK,
+            f"{summary.total} captured" + (f" ({top})" if top else ""),
+        )
+    ]
+    anomaly = ErrorRateRule().check(counts, now)
+    if anomaly is not None:
+        level = Level.CRITICAL if anomaly.level is AlertLevel.CRITICAL else Level.WARNING
+        findings.append(Finding("errors", "rate", level, anomaly.message))
+    return findings
+
+
 SECTIONS: list[Section] = [
     _environment_section,
     _backend_section,
@@ -236,6 +265,7 @@ SECTIONS: list[Section] = [
     _schema_section,
     _health_section,
     _monitoring_section,
+    _errors_section,
 ]
 
 
