@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     )
     from buttress.config import ConfigEntry, ConfigStore, Setting
     from buttress.config._sqlbits import MissingTableError
+    from buttress.db import ConnectionLostError, Database, DatabaseStats, database_check
     from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
     from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
     from buttress.health import ComponentStatus, HealthRegistry, HealthReport, Status, aggregate
@@ -80,6 +81,13 @@ if TYPE_CHECKING:
         hit_all,
     )
     from buttress.schema import Column, Schema, SchemaReport, SchemaValidator, Table
+    from buttress.schema.audit import AuditReport, SecurityAudit, TableSecurity
+    from buttress.schema.integrity import (
+        ExpectRelation,
+        ExpectUnique,
+        IntegrityChecker,
+        IntegrityReport,
+    )
 
 _LAZY: dict[str, str] = {
     "Backend": "buttress.backends",
@@ -105,6 +113,17 @@ _LAZY: dict[str, str] = {
     "StartupReport": "buttress.lifecycle",
     "StartupValidator": "buttress.lifecycle",
     "Migrator": "buttress.migrations",
+    "Database": "buttress.db",
+    "DatabaseStats": "buttress.db",
+    "database_check": "buttress.db",
+    "ConnectionLostError": "buttress.db",
+    "IntegrityChecker": "buttress.schema.integrity",
+    "ExpectUnique": "buttress.schema.integrity",
+    "ExpectRelation": "buttress.schema.integrity",
+    "IntegrityReport": "buttress.schema.integrity",
+    "SecurityAudit": "buttress.schema.audit",
+    "TableSecurity": "buttress.schema.audit",
+    "AuditReport": "buttress.schema.audit",
     "ErrorRateRule": "buttress.monitoring.errors",
     "ErrorStats": "buttress.monitoring.errors",
     "Decision": "buttress.ratelimit",
@@ -156,6 +175,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AlertLevel",
     "Anomaly",
+    "AuditReport",
     "Backend",
     "BackendError",
     "BackendUnavailableError",
@@ -170,7 +190,10 @@ __all__ = [
     "ComponentStatus",
     "ConfigEntry",
     "ConfigStore",
+    "ConnectionLostError",
     "ContextualError",
+    "Database",
+    "DatabaseStats",
     "Decision",
     "DeliveryMetrics",
     "Deployment",
@@ -182,6 +205,8 @@ __all__ = [
     "ErrorHandler",
     "ErrorRateRule",
     "ErrorStats",
+    "ExpectRelation",
+    "ExpectUnique",
     "FeatureFlags",
     "Flag",
     "FlagContext",
@@ -192,6 +217,8 @@ __all__ = [
     "HealthRecord",
     "HealthRegistry",
     "HealthReport",
+    "IntegrityChecker",
+    "IntegrityReport",
     "InvalidDSNError",
     "Migrator",
     "MissingDependencyError",
@@ -207,6 +234,7 @@ __all__ = [
     "SchemaMissingError",
     "SchemaReport",
     "SchemaValidator",
+    "SecurityAudit",
     "Setting",
     "Severity",
     "SpikeRule",
@@ -215,6 +243,7 @@ __all__ = [
     "Status",
     "SystemClock",
     "Table",
+    "TableSecurity",
     "UnsupportedBackendError",
     "UnwrapError",
     "ValidationError",
@@ -229,6 +258,7 @@ __all__ = [
     "classify",
     "configure_logging",
     "connect",
+    "database_check",
     "fallback",
     "get_logger",
     "hit_all",

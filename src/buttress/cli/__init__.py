@@ -49,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     from buttress.monitoring import cli as monitoring_cli
     from buttress.monitoring import errors_cli
     from buttress.schema import cli as schema_cli
+    from buttress.schema import integrity_cli
 
     doctor.register(subparsers, common)
     migrations_cli.register(subparsers, common)
     schema_cli.register(subparsers, common)
+    integrity_cli.register(subparsers, common)
     config_cli.register(subparsers, common)
     flags_cli.register(subparsers, common)
     deploy_cli.register(subparsers, common)

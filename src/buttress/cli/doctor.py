@@ -258,6 +258,12 @@ async def _errors_section(ctx: DoctorContext) -> list[Finding]:
     return findings
 
 
+async def _security_section(ctx: DoctorContext) -> list[Finding]:
+    from buttress.schema.integrity_cli import security_section
+
+    return await security_section(ctx)
+
+
 SECTIONS: list[Section] = [
     _environment_section,
     _backend_section,
@@ -266,6 +272,7 @@ SECTIONS: list[Section] = [
     _health_section,
     _monitoring_section,
     _errors_section,
+    _security_section,
 ]
 
 

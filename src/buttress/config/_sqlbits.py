@@ -56,6 +56,7 @@ OWN_TABLES: dict[str, str] = {
     "buttress_rate_limits": "0006_rate_limits",
     "buttress_rate_limit()": "0006_rate_limits",  # PostgreSQL only: the decision function
     "buttress_error_events": "0008_system_health",
+    "buttress_integrity_backup": "0009_integrity_backup",
 }
 """Each of these stores' tables and the packaged migration that creates it."""
 

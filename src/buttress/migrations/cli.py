@@ -82,7 +82,7 @@ def migrate(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     async def body(m: Migrator) -> Printable:
-        report = await m.status()
+        report = await m.status(category=getattr(args, "category", None))
         return report.to_dict(), report.render_text(), report.exit_code
 
     return _migrator_run(args, body)
@@ -169,6 +169,11 @@ def register(
         default=None,
         help="environment name (default: $BUTTRESS_ENV); production refuses "
         "destructive files without opt-in",
+    )
+    parser.add_argument(
+        "--category",
+        default=None,
+        help="status: only migrations tagged '-- category: NAME' (core, security, ...)",
     )
     parser.add_argument("--dry-run", action="store_true", help="list what would run")
     parser.add_argument("--validate-only", action="store_true", help="validate and exit")

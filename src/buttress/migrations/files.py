@@ -2,7 +2,8 @@
 
 A migration is ``NNNN_name.sql``. Comment directives anywhere in the up part:
 ``-- depends: 0003_orders`` (several, or comma-separated), ``-- buttress:
-no-transaction`` and ``-- buttress: allow-destructive``. A line ``-- down``
+no-transaction``, ``-- buttress: allow-destructive`` and one ``-- category:
+security`` tag (core, security, performance, fixes, ...). A line ``-- down``
 starts the optional down section. Parsing collects every problem it finds.
 """
 
@@ -33,6 +34,8 @@ CHECKSUM_ALGORITHM = "sha256-normalised-v1"
 FILENAME_RE = re.compile(r"^(?P<version>\d{4,})_(?P<name>[A-Za-z0-9][A-Za-z0-9_\-]*)\.sql$")
 _DEPENDS_RE = re.compile(r"^--\s*depends\s*:(?P<refs>.*)$", re.IGNORECASE)
 _DIRECTIVE_RE = re.compile(r"^--\s*buttress\s*:(?P<flags>.*)$", re.IGNORECASE)
+_CATEGORY_RE = re.compile(r"^--\s*category\s*:(?P<value>.*)$", re.IGNORECASE)
+_CATEGORY_VALUE_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 _DOWN_RE = re.compile(r"^--\s*down\s*$", re.IGNORECASE)
 _REFERENCE_RE = re.compile(r"^\d{4,}(?:_[A-Za-z0-9][A-Za-z0-9_\-]*)?$")
 _FLAGS = frozenset({"no-transaction", "allow-destructive"})
@@ -67,6 +70,8 @@ class Migration:
     allow_destructive: bool = False
     checksum: str = ""
     path: Path | None = None
+    category: str | None = None
+    """The ``-- category:`` tag, lower-cased (None when the file has none)."""
 
     @property
     def id(self) -> str:
@@ -93,6 +98,7 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
     down_lines: list[str] | None = None
     depends: list[str] = []
     flags: set[str] = set()
+    category: str | None = None
     for number, raw in enumerate(normalise_text(text).split("\n"), start=1):
         line = raw.strip()
         if _DOWN_RE.match(line):
@@ -112,6 +118,17 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
                     errors.append(
                         f"{filename}:{number}: bad dependency {ref!r} (expected NNNN or NNNN_name)"
                     )
+        elif tag := _CATEGORY_RE.match(line):
+            value = tag["value"].strip().lower()
+            if not _CATEGORY_VALUE_RE.match(value):
+                errors.append(
+                    f"{filename}:{number}: bad category {value!r} (one word: letters, "
+                    "digits, '_' or '-', e.g. core, security, performance, fixes)"
+                )
+            elif category is not None and category != value:
+                errors.append(f"{filename}:{number}: a second category {value!r}")
+            else:
+                category = value
         elif directive := _DIRECTIVE_RE.match(line):
             for flag in directive["flags"].replace(",", " ").split():
                 if flag.lower() in _FLAGS:
@@ -142,6 +159,7 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
         allow_destructive="allow-destructive" in flags,
         checksum=checksum(text),
         path=path,
+        category=category,
     )
     return ParseOutcome(migration, tuple(errors))
 

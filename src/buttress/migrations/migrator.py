@@ -22,6 +22,7 @@ import attrs
 from buttress.backends import Backend, SqlBackend, SqlConnection, require_sql
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
+from buttress.events import MIGRATION_RAN, MigrationOutcome, MigrationRan
 from buttress.log import get_logger
 from buttress.migrations import decide
 from buttress.migrations.decide import Snapshot
@@ -129,13 +130,25 @@ class Migrator:
         conflicting legacy tables, destructive pending files in production."""
         return self._report(await self._snapshot(self._backend))
 
-    async def status(self) -> MigrationStatus:
+    async def status(self, *, category: str | None = None) -> MigrationStatus:
+        """Each migration's state and category; ``category`` keeps only the
+        files tagged with it (``-- category: security``). The validation
+        report always covers every file."""
+        if category is not None:
+            if not isinstance(category, str) or not category.strip():
+                raise ValidationError("category", "must be a non-empty string")
+            category = category.strip().lower()
         snap = await self._snapshot(self._backend)
+        tags = {m.id: m.category for m in snap.migrations}
+        entries = tuple(attrs.evolve(e, category=tags.get(e.id)) for e in decide.states(snap))
+        if category is not None:
+            entries = tuple(e for e in entries if e.category == category)
         return MigrationStatus(
             namespace=self.namespace,
-            entries=decide.states(snap),
+            entries=entries,
             legacy_tables=snap.tracking.legacy,
             report=self._report(snap),
+            category=category,
         )
 
     @asynccontextmanager
@@ -164,9 +177,21 @@ class Migrator:
             self._check(snap, force=force)
             await ensure_table(conn, self._dialect)
             for migration in decide.pending(snap):
-                if await self._apply(conn, migration):
+                started = time.perf_counter()
+                try:
+                    done = await self._apply(conn, migration)
+                except Exception:
+                    self._announce(migration, "failed", started)
+                    raise
+                if done:
+                    self._announce(migration, "applied", started)
                     applied.append(migration.id)
         return MigrateResult(tuple(applied), dry_run=False)
+
+    def _announce(self, migration: Migration, outcome: MigrationOutcome, started: float) -> None:
+        if MIGRATION_RAN.listeners:
+            duration = time.perf_counter() - started
+            MIGRATION_RAN.publish(MigrationRan(self.namespace, migration.id, outcome, duration))
 
     def _check(self, snap: Snapshot, *, force: bool) -> None:
         if self.production:
@@ -288,9 +313,15 @@ class Migrator:
             undone: list[str] = []
             for migration in targets:
                 down = migration.down or ""
-                async with self._transaction(conn):
-                    await self._run(conn, migration, split_statements(down), source=down)
-                    await delete_applied(conn, self._dialect, self.namespace, migration.version)
+                started = time.perf_counter()
+                try:
+                    async with self._transaction(conn):
+                        await self._run(conn, migration, split_statements(down), source=down)
+                        await delete_applied(conn, self._dialect, self.namespace, migration.version)
+                except Exception:
+                    self._announce(migration, "failed", started)
+                    raise
+                self._announce(migration, "rolled_back", started)
                 self._log.info("migration.rolled_back", migration=migration.id)
                 undone.append(migration.id)
         return tuple(undone)

@@ -50,6 +50,7 @@ class MigrationState:
     applied_at: dt.datetime | None = None
     execution_ms: int | None = None
     applied_by: str | None = None
+    category: str | None = None
 
     @classmethod
     def of(cls, id: str, state: State, row: AppliedMigration | None) -> MigrationState:
@@ -64,6 +65,7 @@ class MigrationState:
             "applied_at": self.applied_at.isoformat() if self.applied_at else None,
             "execution_ms": self.execution_ms,
             "applied_by": self.applied_by,
+            "category": self.category,
         }
 
 
@@ -73,6 +75,8 @@ class MigrationStatus:
     entries: tuple[MigrationState, ...]
     legacy_tables: tuple[str, ...] = ()
     report: MigrationReport = MigrationReport()
+    category: str | None = None
+    """The category ``entries`` were filtered by (None: all of them)."""
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -92,16 +96,20 @@ class MigrationStatus:
             "migrations": [e.to_dict() for e in self.entries],
             "pending": list(self.pending),
             "legacy_tables": list(self.legacy_tables),
+            "category": self.category,
             **self.report.to_dict(),
         }
 
     def render_text(self) -> str:
+        only = f" (category {self.category})" if self.category is not None else ""
         lines = [
-            f"namespace {self.namespace}: {len(self.applied)} applied, {len(self.pending)} pending"
+            f"namespace {self.namespace}{only}: {len(self.applied)} applied, "
+            f"{len(self.pending)} pending"
         ]
         for entry in self.entries:
             when = f"  {entry.applied_at:%Y-%m-%d %H:%M:%S}" if entry.applied_at else ""
-            lines.append(f"  {entry.state:12} {entry.id}{when}")
+            tag = f"  [{entry.category}]" if entry.category else ""
+            lines.append(f"  {entry.state:12} {entry.id}{when}{tag}")
         if self.report.errors or self.report.warnings:
             lines.append(self.report.render_text())
         return "\n".join(lines)

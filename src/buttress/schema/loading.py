@@ -113,7 +113,8 @@ def _table(name: str, spec: object) -> Table:
 def schema_from_dict(data: Mapping[str, Any]) -> Schema:
     """Build a ``Schema`` from parsed TOML/JSON (``{"tables": {name: {...}}}``)."""
     root = _mapping(data, "schema")
-    _only(root, {"tables"}, "schema")
+    # [integrity] and [audit] belong to buttress.schema.integrity / .audit.
+    _only(root, {"tables", "integrity", "audit"}, "schema")
     tables = _mapping(root.get("tables", {}), "tables")
     return Schema([_table(name, spec) for name, spec in tables.items()])
 

@@ -1,0 +1,52 @@
+"""Checking ``Database``'s options: timeouts in seconds and breakers per operation kind."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from buttress.breaker import CircuitBreaker
+from buttress.db._stats import OperationKind
+from buttress.errors import ValidationError
+
+__all__ = ["check_breakers", "check_timeout", "lock_timeout_ms"]
+
+
+def check_timeout(field: str, value: object, *, optional: bool) -> float | None:
+    if value is None and optional:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        rule = "must be a finite number of seconds > 0" + (" or None" if optional else "")
+        raise ValidationError(field, rule)
+    return float(value)
+
+
+def lock_timeout_ms(value: float | None) -> int | None:
+    seconds = check_timeout("lock_timeout", value, optional=True)
+    if seconds is None:
+        return None
+    return max(1, round(seconds * 1000))
+
+
+def check_breakers(
+    breakers: Mapping[str, CircuitBreaker] | None,
+) -> dict[OperationKind, CircuitBreaker]:
+    if breakers is None:
+        return {}
+    if not isinstance(breakers, Mapping):
+        raise ValidationError("breakers", "must be a mapping of 'read'/'write'/'bulk' to breakers")
+    checked: dict[OperationKind, CircuitBreaker] = {}
+    for key, breaker in breakers.items():
+        try:
+            kind = OperationKind(key)
+        except ValueError:
+            raise ValidationError("breakers", "keys must be 'read', 'write' or 'bulk'") from None
+        if not isinstance(breaker, CircuitBreaker):
+            raise ValidationError("breakers", "values must be CircuitBreaker instances")
+        checked[kind] = breaker
+    return checked

@@ -1,0 +1,90 @@
+# ruff: noqa: ASYNC109  (``timeout=`` mirrors asyncpg's per-call timeout and is handed to it)
+"""``Transaction``: statements on the one connection of a ``Database.transaction()``.
+
+Each statement is timed and counted through the ``Database`` that opened it;
+none is retried on its own, since a failed statement aborts the transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from buttress.db._options import check_timeout
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    from buttress.db._client import Database
+
+__all__ = ["Transaction"]
+
+_Op = Callable[..., Awaitable[Any]]
+
+
+class Transaction:
+    """Statements on one connection inside ``Database.transaction()``; timed, never retried."""
+
+    __slots__ = ("_conn", "_db", "_timeout")
+
+    def __init__(
+        self,
+        db: Database,
+        conn: PoolConnectionProxy[asyncpg.Record],
+        timeout: float | None,
+    ) -> None:
+        self._db = db
+        self._conn = conn
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"<Transaction on {self._db.name!r}>"
+
+    @property
+    def connection(self) -> PoolConnectionProxy[asyncpg.Record]:
+        """The pinned asyncpg connection (for what this class does not cover)."""
+        return self._conn
+
+    def _seconds(self, timeout: float | None) -> float | None:
+        if timeout is None:
+            return self._timeout
+        return check_timeout("timeout", timeout, optional=False)
+
+    async def fetch(
+        self, sql: str, *args: object, timeout: float | None = None
+    ) -> list[asyncpg.Record]:
+        result: list[asyncpg.Record] = await self._db._timed(
+            self._conn, self._conn.fetch, sql, args, self._seconds(timeout)
+        )
+        return result
+
+    async def fetchrow(
+        self, sql: str, *args: object, timeout: float | None = None
+    ) -> asyncpg.Record | None:
+        result: asyncpg.Record | None = await self._db._timed(
+            self._conn, self._conn.fetchrow, sql, args, self._seconds(timeout)
+        )
+        return result
+
+    async def fetchval(
+        self, sql: str, *args: object, column: int = 0, timeout: float | None = None
+    ) -> Any:
+        op: _Op = self._conn.fetchval
+        if column:
+            op = functools.partial(op, column=column)
+        return await self._db._timed(self._conn, op, sql, args, self._seconds(timeout))
+
+    async def execute(self, sql: str, *args: object, timeout: float | None = None) -> str:
+        result: str = await self._db._timed(
+            self._conn, self._conn.execute, sql, args, self._seconds(timeout)
+        )
+        return result
+
+    async def executemany(
+        self, sql: str, args: Iterable[Sequence[object]], *, timeout: float | None = None
+    ) -> None:
+        await self._db._timed(
+            self._conn, self._conn.executemany, sql, (list(args),), self._seconds(timeout)
+        )
