@@ -18,11 +18,15 @@ from buttress.cli.doctor import DoctorReport, Finding, Level, render_text
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """``main()`` configures logging like an application would; undo it per test."""
+    was_configured = structlog.is_configured()
     saved_config = structlog.get_config()
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
     yield
-    structlog.configure(**saved_config)
+    if was_configured:
+        structlog.configure(**saved_config)
+    else:  # configure() would mark it configured, with stdout output
+        structlog.reset_defaults()
     root.handlers[:] = saved_handlers
     root.setLevel(saved_level)
 

@@ -26,6 +26,7 @@ SECRET = "hunter2-cli-secret-value"
 @pytest.fixture(autouse=True)
 def _logs_to_stderr() -> Iterator[None]:
     """As ``buttress`` does: logs go to stderr so stdout carries only the output."""
+    was_configured = structlog.is_configured()
     saved_config = structlog.get_config()
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
@@ -33,7 +34,10 @@ def _logs_to_stderr() -> Iterator[None]:
     configure_logging(level="WARNING", stream=sys.stderr)
     yield
     clear_secrets()
-    structlog.configure(**saved_config)
+    if was_configured:
+        structlog.configure(**saved_config)
+    else:  # configure() would mark it configured, with stdout output
+        structlog.reset_defaults()
     root.handlers[:] = saved_handlers
     root.setLevel(saved_level)
 

@@ -463,6 +463,7 @@ def test_cli_shows_counts_and_a_healthy_rate(
     sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seeded(sqlite_dsn, [5, 3, 0, 2])
+    capsys.readouterr()  # drop the seeding's own log lines
     at = (START + timedelta(minutes=4, seconds=30)).isoformat()
     assert run_cli("--dsn", sqlite_dsn, "--at", at) == 0
     out = capsys.readouterr().out
@@ -475,6 +476,7 @@ def test_cli_warns_above_the_rate_and_prints_json(
     sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seeded(sqlite_dsn, [0, 0, 30])
+    capsys.readouterr()  # drop the seeding's own log lines
     at = (START + timedelta(minutes=2, seconds=40)).isoformat()
     assert run_cli("--dsn", sqlite_dsn, "--at", at) == 1
     assert "errors a minute" in capsys.readouterr().out

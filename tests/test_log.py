@@ -34,6 +34,7 @@ from buttress.log import (
 @contextmanager
 def pristine_logging() -> Iterator[None]:
     """Restore structlog, the root logger and the secret registry afterwards."""
+    was_configured = structlog.is_configured()
     saved = structlog.get_config()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -41,7 +42,10 @@ def pristine_logging() -> Iterator[None]:
     try:
         yield
     finally:
-        structlog.configure(**saved)
+        if was_configured:
+            structlog.configure(**saved)
+        else:  # configure() would mark it configured, with stdout output
+            structlog.reset_defaults()
         root.handlers[:] = handlers
         root.setLevel(level)
         clear_secrets()

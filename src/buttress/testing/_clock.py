@@ -1,7 +1,7 @@
-"""Helpers that make code using buttress testable without sleeping.
+"""``FakeClock``: a clock that moves only when the test says so.
 
-``FakeClock`` stands in for ``SystemClock``: time moves only when the test says
-so, and ``await clock.sleep(s)`` advances the clock instead of waiting.
+It stands in for ``SystemClock``; ``await clock.sleep(s)`` advances the clock
+instead of waiting, so back-offs, recovery timeouts and windows cost nothing.
 """
 
 from __future__ import annotations
