@@ -15,13 +15,13 @@ import os
 import threading
 from collections.abc import Coroutine, Mapping
 from contextlib import AsyncExitStack
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import attrs
 from flask import Flask, Response, jsonify, request
 
 from buttress import responses
-from buttress.adapters.health_wsgi import HealthWSGIApp, WSGIApp
+from buttress.adapters.health_wsgi import HealthWSGIApp
 from buttress.adapters.wsgi_ratelimit import WSGIRateLimitMiddleware
 from buttress.backends import Backend, connect
 from buttress.breaker import CircuitBreaker, CircuitOpenError
@@ -233,10 +233,8 @@ def create_app(
         Rate(settings.rate_limit, settings.rate_period), backend=backend, clock=clock
     )
     limited = WSGIRateLimitMiddleware(app.wsgi_app, limiter)
-    # cast: health_wsgi declares its own, narrower start_response type than
-    # wsgiref's (exc_info); the two are the same WSGI callable at run time.
     # Health is outermost, so probes never spend (or wait for) the rate limit.
-    health_app = HealthWSGIApp(health, app=cast(WSGIApp, limited))
+    health_app = HealthWSGIApp(health, app=limited)
     app.wsgi_app = health_app  # type: ignore[method-assign]  # documented Flask middleware hook
 
     shutdown = GracefulShutdown(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +20,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import ProviderStatus
 
 from buttress.adapters.openfeature import ButtressProvider, to_flag_context
+from buttress.backends import connect
 from buttress.config import ConfigStore
 from buttress.errors import BackendUnavailableError, ValidationError
 from buttress.flags import FeatureFlags, Flag, FlagContext, bucket
@@ -54,9 +54,7 @@ def config() -> ConfigStore:
 
 @pytest.fixture
 def provider(flags: FeatureFlags, config: ConfigStore, clock: FakeClock) -> ButtressProvider:
-    return ButtressProvider(
-        flags, config=config, clock=clock, watch_interval=None, config_interval=None
-    )
+    return ButtressProvider(flags, config=config, clock=clock, config_interval=None)
 
 
 def _client(provider: ButtressProvider) -> OpenFeatureClient:
@@ -317,7 +315,7 @@ async def test_environment_value_wins_over_all(flags: FeatureFlags) -> None:
     production = ConfigStore(environment="production")
     # Both stores use their own memory; share one backend through the writer's store.
     production._store = writer._store
-    provider = ButtressProvider(flags, config=production, watch_interval=None)
+    provider = ButtressProvider(flags, config=production)
     await provider.load_config()
     assert provider.resolve_integer_details("limit", 0).value == 5
 
@@ -335,21 +333,58 @@ async def test_sdk_client_end_to_end(flags: FeatureFlags, provider: ButtressProv
     assert api.get_provider_metadata(DOMAIN).name == "buttress"
 
 
-async def test_change_emits_configuration_changed(
+async def test_each_change_emits_configuration_changed_at_once(
+    flags: FeatureFlags, provider: ButtressProvider
+) -> None:
+    # No provider.start(), no poller (refresh_interval=None, FakeClock never advanced):
+    # the event can only come from FeatureFlags.on_change.
+    await flags.upsert(Flag("a", "A", enabled=True))
+    client = _client(provider)
+    recorder = Recorder()
+    client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, recorder)
+    await flags.upsert(Flag("b", "B", enabled=True))
+    assert [e.flags_changed for e in recorder.wait_for(1)] == [["b"]]
+    await flags.update("a", enabled=False)
+    await flags.delete("b")
+    assert [e.flags_changed for e in recorder.wait_for(3)] == [["b"], ["a"], ["b"]]
+    assert provider.check_for_changes() == []  # everything was announced already
+    assert len(recorder.events) == 3
+
+
+async def test_unchanged_upsert_emits_nothing(
     flags: FeatureFlags, provider: ButtressProvider
 ) -> None:
     await flags.upsert(Flag("a", "A", enabled=True))
     client = _client(provider)
     recorder = Recorder()
     client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, recorder)
-    assert provider.check_for_changes() == []
-    await flags.upsert(Flag("b", "B", enabled=True))
-    await flags.update("a", enabled=False)
-    assert provider.check_for_changes() == ["a", "b"]
-    assert [e.flags_changed for e in recorder.wait_for(1)] == [["a", "b"]]
-    await flags.delete("b")
-    assert provider.check_for_changes() == ["b"]
-    assert [e.flags_changed for e in recorder.wait_for(2)] == [["a", "b"], ["b"]]
+    await flags.upsert(Flag("a", "A", enabled=True))  # same flag: the snapshot is unchanged
+    await flags.upsert(Flag("z", "Z"))
+    assert [e.flags_changed for e in recorder.wait_for(1)] == [["z"]]
+
+
+async def test_full_reload_of_another_instances_change_is_announced(sqlite_dsn: str) -> None:
+    async with connect(sqlite_dsn) as reader_db, connect(sqlite_dsn) as writer_db:
+        reader = FeatureFlags(reader_db, refresh_interval=None)
+        writer = FeatureFlags(writer_db, refresh_interval=None)
+        await reader.start()
+        client = _client(ButtressProvider(reader))
+        recorder = Recorder()
+        client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, recorder)
+        await writer.upsert(Flag("beta", "Beta", enabled=True))
+        await writer.upsert(Flag("gamma", "Gamma", enabled=True))
+        await reader.refresh()  # what the reader's poller does every refresh_interval
+        assert [e.flags_changed for e in recorder.wait_for(1)] == [["beta", "gamma"]]
+        assert client.get_boolean_value("beta", False) is True
+        await reader.stop()
+
+
+async def test_shutdown_stops_following(flags: FeatureFlags, provider: ButtressProvider) -> None:
+    _client(provider)
+    provider.shutdown()
+    await flags.upsert(Flag("late", "Late", enabled=True))
+    # Not announced while shut down; a later reconcile still finds it.
+    assert provider.check_for_changes() == ["late"]
 
 
 async def test_config_change_emits_configuration_changed(
@@ -371,7 +406,7 @@ async def test_stale_snapshot_reports_stale_then_ready(clock: FakeClock) -> None
     flags = FeatureFlags(store, clock=clock, refresh_interval=None)
     await flags.upsert(Flag("beta", "Beta", enabled=True))
     await flags.start()
-    provider = ButtressProvider(flags, watch_interval=None)
+    provider = ButtressProvider(flags)
     client = _client(provider)
     stale, ready = Recorder(), Recorder()
     client.add_handler(ProviderEvent.PROVIDER_STALE, stale)
@@ -379,9 +414,9 @@ async def test_stale_snapshot_reports_stale_then_ready(clock: FakeClock) -> None
     ready.wait_for(1)  # a READY handler added to a READY provider runs once at once
 
     store.down = True
-    with pytest.raises(BackendUnavailableError):
-        await flags.refresh()
-    provider.check_for_changes()
+    for _ in range(2):  # STALE once, when it turns on, not at every failed refresh
+        with pytest.raises(BackendUnavailableError):
+            await flags.refresh()
     assert client.get_provider_status() is ProviderStatus.STALE
     assert "unreachable" in (stale.wait_for(1)[0].message or "")
     details = client.get_boolean_details("beta", False)
@@ -389,7 +424,6 @@ async def test_stale_snapshot_reports_stale_then_ready(clock: FakeClock) -> None
 
     store.down = False
     await flags.refresh()
-    provider.check_for_changes()
     assert len(ready.wait_for(2)) == 2
     assert len(stale.events) == 1
     assert client.get_provider_status() is ProviderStatus.READY
@@ -400,7 +434,7 @@ async def test_start_without_any_snapshot_is_error_then_recovers(clock: FakeCloc
     store = SwitchableStore(down=True)
     flags = FeatureFlags(store, clock=clock, refresh_interval=None)
     await flags.start()  # degrades: stale, nothing loaded
-    provider = ButtressProvider(flags, watch_interval=None)
+    provider = ButtressProvider(flags)
     with pytest.raises(Exception, match="unreachable"):
         api.set_provider_and_wait(provider, domain=DOMAIN)
     client = api.get_client(DOMAIN)
@@ -409,24 +443,34 @@ async def test_start_without_any_snapshot_is_error_then_recovers(clock: FakeCloc
     await store.inner.put(
         Flag("beta", "Beta", enabled=True), changed_by=None, reason=None, at=clock.now()
     )
-    await flags.refresh()
-    provider.check_for_changes()
+    await flags.refresh()  # recovery alone announces READY, and the new flag
     assert client.get_provider_status() is ProviderStatus.READY
     assert client.get_boolean_value("beta", False) is True
 
 
-async def test_watcher_emits_without_being_called(
-    flags: FeatureFlags, config: ConfigStore, clock: FakeClock
+async def test_registered_while_already_stale_reports_stale_at_first_lookup(
+    clock: FakeClock,
 ) -> None:
-    provider = ButtressProvider(flags, config=config, clock=clock, watch_interval=0.25)
-    client = _client(provider)
-    recorder = Recorder()
-    client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, recorder)
-    async with provider:
-        await flags.upsert(Flag("beta", "Beta", enabled=True))
-        for _ in range(5):
-            await asyncio.sleep(0)  # the watcher's FakeClock sleeps yield once each
-    assert [e.flags_changed for e in recorder.wait_for(1)] == [["beta"]]
+    store = SwitchableStore()
+    flags = FeatureFlags(store, clock=clock, refresh_interval=None)
+    await flags.upsert(Flag("beta", "Beta", enabled=True))
+    await flags.start()
+    store.down = True
+    with pytest.raises(BackendUnavailableError):
+        await flags.refresh()
+    client = _client(ButtressProvider(flags))
+    stale = Recorder()
+    client.add_handler(ProviderEvent.PROVIDER_STALE, stale)
+    # The SDK says READY once initialize() returns; the first lookup corrects it.
+    assert client.get_provider_status() is ProviderStatus.READY
+    assert client.get_boolean_details("beta", False).reason == Reason.STALE
+    assert len(stale.wait_for(1)) == 1
+    assert client.get_provider_status() is ProviderStatus.STALE
+
+
+def test_watch_interval_is_deprecated_and_ignored(flags: FeatureFlags) -> None:
+    with pytest.warns(DeprecationWarning, match="watch_interval"):
+        ButtressProvider(flags, watch_interval=0.25)
 
 
 def test_bad_arguments_are_refused(flags: FeatureFlags) -> None:

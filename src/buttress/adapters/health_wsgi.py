@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable, Coroutine, Iterable
-from types import TracebackType
-from typing import Protocol, TypeVar
+from collections.abc import Coroutine, Iterable
+from typing import TypeAlias, TypeVar
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from buttress.adapters._health_routes import ALL, error_body, render, resolve
 from buttress.health import HealthRegistry, HealthReport
@@ -21,21 +21,9 @@ from buttress.log import get_logger
 
 __all__ = ["HealthWSGIApp", "StartResponse", "WSGIApp", "WSGIEnvironment"]
 
-WSGIEnvironment = dict[str, object]
-_ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
-
-
-class StartResponse(Protocol):
-    def __call__(
-        self,
-        status: str,
-        headers: list[tuple[str, str]],
-        exc_info: _ExcInfo | None = ...,
-        /,
-    ) -> Callable[[bytes], object]: ...
-
-
-WSGIApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
+# The standard library's WSGI types (PEP 3333 as typeshed spells it), so any WSGI
+# app - Flask's ``wsgi_app``, Django's handler, our rate-limit middleware - fits.
+WSGIApp: TypeAlias = WSGIApplication
 
 T = TypeVar("T")
 _log = get_logger("health")

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Final, Self, TypeAlias, TypeVar, cast
 
@@ -159,13 +160,6 @@ def _success_reason(evaluation: FlagEvaluation, flag: Flag | None) -> Reason:
     return _DEFAULT
 
 
-def _snapshot_of(flags: FeatureFlags) -> Mapping[str, Flag]:
-    # ``FeatureFlags.snapshot`` copies the dict per call: right for the watcher, too slow for
-    # telling STATIC from DEFAULT per evaluation. Its copy-on-write dict is read directly
-    # until FeatureFlags offers an O(1) public read of one flag.
-    return flags._snapshot
-
-
 class ButtressProvider(AbstractProvider):
     """OpenFeature provider over a ``FeatureFlags`` (and optionally a ``ConfigStore``).
 
@@ -173,11 +167,12 @@ class ButtressProvider(AbstractProvider):
     >>> async with provider:                                       # doctest: +SKIP
     ...     api.set_provider_and_wait(provider)
 
-    ``start()`` follows changes: it emits ``PROVIDER_CONFIGURATION_CHANGED``
-    with ``flags_changed``, ``PROVIDER_STALE`` while a snapshot serves with the
-    store down, and ``PROVIDER_READY`` when the store is back. Synchronous typed
-    lookups read the config values loaded by ``start()``/``load_config()``;
-    asynchronous ones read the ``ConfigStore`` itself.
+    Once registered with the SDK it relays ``FeatureFlags`` as it changes:
+    ``PROVIDER_CONFIGURATION_CHANGED`` with ``flags_changed`` the moment a new
+    snapshot is in force, ``PROVIDER_STALE`` when the snapshot goes stale (store
+    down) and ``PROVIDER_READY`` when the store is back. ``start()`` loads the
+    config values synchronous typed lookups read and reloads them every
+    ``config_interval``; asynchronous lookups read the ``ConfigStore`` itself.
     """
 
     def __init__(
@@ -187,7 +182,7 @@ class ButtressProvider(AbstractProvider):
         config: ConfigStore | None = None,
         name: str = "buttress",
         clock: Clock = SYSTEM_CLOCK,
-        watch_interval: float | None = 0.25,
+        watch_interval: float | None = None,
         config_interval: float | None = 5.0,
     ) -> None:
         super().__init__()
@@ -209,15 +204,22 @@ class ButtressProvider(AbstractProvider):
                 or not interval > 0
             ):
                 raise ValidationError(field, "must be a positive number of seconds or None")
+        if watch_interval is not None:
+            warnings.warn(
+                "ButtressProvider(watch_interval=...) is ignored: flag changes and stale "
+                "flips reach the SDK as they happen (FeatureFlags.on_change)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self._flags = flags
         self._config = config
         self._metadata = Metadata(name=name)
         self._clock = clock
-        self._watch_interval = watch_interval
         self._config_interval = config_interval
         self._lock = threading.Lock()
-        self._seen_ref: Mapping[str, Flag] = _snapshot_of(flags)
-        self._seen: dict[str, Flag] = dict(self._seen_ref)
+        # The flags the SDK has been told about, so each change is announced once.
+        self._seen: dict[str, Flag] = dict(flags.snapshot)
+        self._unsubscribe: tuple[Callable[[], None], ...] = ()
         self._values: dict[str, JSONValue | _Sensitive] = {}
         self._config_loaded = False
         self._config_stale = False
@@ -232,12 +234,20 @@ class ButtressProvider(AbstractProvider):
         return self._metadata
 
     def initialize(self, evaluation_context: EvaluationContext) -> None:
-        """No I/O: the snapshot is already in memory. Fails (the SDK emits ERROR) without one."""
+        """Follow ``FeatureFlags`` (no I/O). Fails (the SDK emits ERROR) without a snapshot."""
         with self._lock:
-            current = _snapshot_of(self._flags)
-            self._seen_ref, self._seen = current, dict(current)
+            if not self._unsubscribe:
+                self._unsubscribe = (
+                    self._flags.on_change(self._flags_changed),
+                    self._flags.on_stale_change(self._stale_changed),
+                )
+            current = self._flags.snapshot
+            self._seen = dict(current)
+            # The SDK reports READY once this returns; a snapshot that is already stale
+            # is announced at its first evaluation (see ``_boolean``).
+            self._reported_stale = False
             if self._flags.stale and not current:
-                # Recovery must then announce itself with READY (see ``check_for_changes``).
+                # Recovery must then announce itself with READY (see ``_sync_stale``).
                 self._reported_stale = True
                 raise ProviderNotReadyError(
                     "the flag store was unreachable at start and no snapshot was persisted"
@@ -245,6 +255,10 @@ class ButtressProvider(AbstractProvider):
 
     def shutdown(self) -> None:
         """Stop following changes (safe from the SDK's shutdown thread)."""
+        with self._lock:
+            unsubscribe, self._unsubscribe = self._unsubscribe, ()
+        for stop_following in unsubscribe:
+            stop_following()
         loop, tasks = self._loop, tuple(self._tasks)
         if loop is None or not tasks:
             return
@@ -255,14 +269,17 @@ class ButtressProvider(AbstractProvider):
     # -- following changes ------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load config values and watch for changes (tasks on the running loop). Idempotent."""
+        """Load config values and reload them every ``config_interval``. Idempotent.
+
+        Flag events need no ``start()``: they follow ``FeatureFlags`` from ``initialize``.
+        """
         if self._tasks:
             return
         self._loop = asyncio.get_running_loop()
         if self._config is not None:
             await self.load_config()
-        if self._watch_interval is not None:
-            self._tasks.append(self._loop.create_task(self._watch_flags(self._watch_interval)))
+        # ConfigStore offers no change subscription (its LISTEN/NOTIFY only invalidates
+        # its own read cache), so config values are polled.
         if self._config is not None and self._config_interval is not None:
             self._tasks.append(self._loop.create_task(self._watch_config(self._config_interval)))
 
@@ -287,22 +304,51 @@ class ButtressProvider(AbstractProvider):
         await self.stop()
 
     def check_for_changes(self) -> list[str]:
-        """Compare the flag snapshot with the last one seen; emit events; return changed keys.
+        """Announce whatever the SDK has not been told yet; return the changed flag keys.
 
-        The watcher calls this every ``watch_interval``; tests and hosts that
-        drive their own loop may call it directly.
+        Changes and stale flips are relayed as they happen, so this is rarely
+        needed: it reconciles after a snapshot replaced without notification
+        (the persisted one loaded at start) or before ``initialize`` subscribed.
         """
+        current = self._flags.snapshot
         with self._lock:
-            current = _snapshot_of(self._flags)
-            changed: list[str] = []
-            if current is not self._seen_ref:
-                keys = self._seen.keys() | current.keys()
-                changed = sorted(k for k in keys if self._seen.get(k) != current.get(k))
-                self._seen_ref, self._seen = current, dict(current)
+            keys = self._seen.keys() | current.keys()
+            changed = sorted(k for k in keys if self._seen.get(k) != current.get(k))
+            self._seen = dict(current)
+        self._emit_changed(changed)
+        self._sync_stale()
+        return changed
+
+    def _flags_changed(self, keys: frozenset[str]) -> None:
+        current = self._flags.snapshot
+        with self._lock:
+            # Filtered against what was announced: a key reconciled by
+            # ``check_for_changes`` on another thread is not announced twice.
+            changed = sorted(k for k in keys if self._seen.get(k) != current.get(k))
+            for key in changed:
+                flag = current.get(key)
+                if flag is None:
+                    self._seen.pop(key, None)
+                else:
+                    self._seen[key] = flag
+        self._emit_changed(changed)
+
+    def _stale_changed(self, _stale: bool) -> None:
+        self._sync_stale()
+
+    def _sync_stale(self) -> None:
+        """Emit STALE or READY when the provider's staleness differs from what the SDK knows."""
+        with self._lock:
             stale = self._flags.stale or self._config_stale
             was_stale, self._reported_stale = self._reported_stale, stale
-        self._emit(changed, stale=stale, was_stale=was_stale)
-        return changed
+        if stale and not was_stale:
+            self._log.warning("openfeature.stale")
+            self.emit_provider_stale(
+                ProviderEventDetails(message="store unreachable; serving the last snapshot")
+            )
+        elif was_stale and not stale:
+            self._log.info("openfeature.ready_again")
+            self.emit_provider_ready(ProviderEventDetails(message="store reachable again"))
 
     async def load_config(self) -> list[str]:
         """Reload the config values synchronous lookups read; emit and return changed keys.
@@ -316,7 +362,7 @@ class ButtressProvider(AbstractProvider):
         except Exception as exc:  # noqa: BLE001 - the last values keep serving, flagged stale
             self._config_stale = True
             self._log.warning("openfeature.config_refresh_failed", error=type(exc).__name__)
-            self.check_for_changes()
+            self._sync_stale()
             return []
         values: dict[str, JSONValue | _Sensitive] = {}
         # The store's own environment wins over "all": apply "all" first.
@@ -334,33 +380,14 @@ class ButtressProvider(AbstractProvider):
                 for k in keys
                 if _fingerprint(previous.get(k, _ABSENT)) != _fingerprint(values.get(k, _ABSENT))
             )
-            if changed:
-                self.emit_provider_configuration_changed(
-                    ProviderEventDetails(flags_changed=changed)
-                )
-        self.check_for_changes()
+        self._emit_changed(changed)
+        self._sync_stale()
         return changed
 
-    def _emit(self, changed: list[str], *, stale: bool, was_stale: bool) -> None:
+    def _emit_changed(self, changed: list[str]) -> None:
         if changed:
             self._log.info("openfeature.configuration_changed", flags_changed=changed)
             self.emit_provider_configuration_changed(ProviderEventDetails(flags_changed=changed))
-        if stale and not was_stale:
-            self._log.warning("openfeature.stale")
-            self.emit_provider_stale(
-                ProviderEventDetails(message="store unreachable; serving the last snapshot")
-            )
-        elif was_stale and not stale:
-            self._log.info("openfeature.ready_again")
-            self.emit_provider_ready(ProviderEventDetails(message="store reachable again"))
-
-    async def _watch_flags(self, interval: float) -> None:
-        while True:
-            await self._clock.sleep(interval)
-            try:
-                self.check_for_changes()
-            except Exception as exc:  # noqa: BLE001 - a failing event handler must not stop us
-                self._log.error("openfeature.watch_failed", error=type(exc).__name__)
 
     async def _watch_config(self, interval: float) -> None:
         while True:
@@ -386,7 +413,7 @@ class ButtressProvider(AbstractProvider):
         default_value: bool,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
-        if flag_key in _snapshot_of(self._flags):
+        if flag_key in self._flags.snapshot:
             return self._boolean(flag_key, default_value, evaluation_context, None)
         lookup, _stale = await self._fetch(flag_key)
         return self._boolean(flag_key, default_value, evaluation_context, lookup)
@@ -399,7 +426,7 @@ class ButtressProvider(AbstractProvider):
         config_value: _Lookup | None,
     ) -> FlagResolutionDetails[bool]:
         """``config_value`` None: consult the loaded config copy only if the flag is unknown."""
-        flag = _snapshot_of(self._flags).get(key)
+        flag = self._flags.snapshot.get(key)
         if flag is None:
             if config_value is None:
                 config_value = self._values.get(key, _ABSENT)
@@ -407,6 +434,8 @@ class ButtressProvider(AbstractProvider):
                 return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
             return _error(default, _TYPE_MISMATCH, f"{key!r} is a config value, not a boolean flag")
         stale = self._flags.stale
+        if stale and not self._reported_stale:
+            self._sync_stale()  # registered while already stale: the SDK said READY
         if flag.plain:
             # No rule reads the context: the switch alone decides (the hot, common case).
             if flag.enabled:
@@ -540,7 +569,7 @@ class ButtressProvider(AbstractProvider):
         lookup: _Lookup,
         config_stale: bool,
     ) -> FlagResolutionDetails[_T]:
-        flag = _snapshot_of(self._flags).get(key)
+        flag = self._flags.snapshot.get(key)
         if isinstance(lookup, _Absent):
             if flag is None:
                 return _error(default, ErrorCode.FLAG_NOT_FOUND, f"no flag or config value {key!r}")
@@ -570,6 +599,8 @@ class ButtressProvider(AbstractProvider):
         except ValidationError as exc:
             return _error(default, ErrorCode.INVALID_CONTEXT, str(exc))
         evaluation = self._flags.evaluate(key, flag_context)
+        if self._flags.stale and not self._reported_stale:
+            self._sync_stale()  # registered while already stale: the SDK said READY
         stale = config_stale or self._flags.stale
         if evaluation.reason is FlagReason.ERROR:
             return _error(default, ErrorCode.GENERAL, f"evaluating {key!r} failed")

@@ -44,6 +44,7 @@ from buttress.breaker._state import (
 from buttress.breaker._stats import BreakerStats, wall_time
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
+from buttress.events import BREAKER_CREATED
 from buttress.policies._errors import SyncCallNotSupportedError
 from buttress.result import Err, Ok, Result
 
@@ -178,6 +179,9 @@ class CircuitBreaker:
             if not isinstance(registry, BreakerRegistry):
                 raise ValidationError("registry", "must be a BreakerRegistry or None")
             registry.register(self)
+        if BREAKER_CREATED.listeners:
+            # Metrics adapters attach their listeners here; calls never publish on the bus.
+            BREAKER_CREATED.publish(self)
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self.state.value})"

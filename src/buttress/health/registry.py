@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
+from buttress.events import HEALTH_CHECKED, HealthChecked
 from buttress.health._attempt import (
     Attempt,
     Busy,
@@ -204,8 +205,14 @@ class HealthRegistry:
         """Flip readiness; while False the ``ready`` group (and full runs) report unhealthy."""
         if flag != self._ready:
             _log.info("health.readiness_changed", ready=bool(flag), reason=reason)
+        previous = Status.HEALTHY if self._ready else Status.UNHEALTHY
         self._ready = bool(flag)
         self._not_ready_reason = reason or "not ready"
+        if HEALTH_CHECKED.listeners:
+            status = Status.HEALTHY if self._ready else Status.UNHEALTHY
+            message = None if self._ready else self._not_ready_reason
+            result = ComponentStatus(status, message, checked_at=self._clock.now())
+            HEALTH_CHECKED.publish(HealthChecked(READINESS_COMPONENT, result, previous))
 
     # running
 
@@ -446,6 +453,10 @@ class HealthRegistry:
             return
         previous = self._latest.get(reg.name)
         self._latest[reg.name] = final
+        if HEALTH_CHECKED.listeners:
+            HEALTH_CHECKED.publish(
+                HealthChecked(reg.name, final, None if previous is None else previous.status)
+            )
         ttl = reg.success_ttl if final.status is Status.HEALTHY else reg.failure_ttl
         if ttl > 0:
             self._cache[reg.name] = (final, self._clock.monotonic() + ttl)

@@ -147,12 +147,15 @@ async def check_migrations(
         )
     migrator = factory(backend, directory)
     errors: list[str] = []
+    warnings: tuple[str, ...] = ()
     validate = getattr(migrator, "validate", None)
     if callable(validate):
         report = await validate()
         problems = getattr(report, "errors", report)
         for problem in _names(problems) if not isinstance(problems, bool) else []:
             errors.append(f"migrations: {scrub(problem)}; fix the migration files or database")
+        # Legacy tables, renamed files, a part-way run: worth reading, not worth refusing to start.
+        warnings = tuple(f"migrations: {scrub(w)}" for w in _names(getattr(report, "warnings", ())))
     status = getattr(migrator, "status", None)
     if callable(status):
         state = await status()
@@ -162,7 +165,7 @@ async def check_migrations(
                 f"migrations: {len(pending)} not applied ({', '.join(pending[:5])}); "
                 "run `buttress migrate` before starting"
             )
-    return StartupCheck("migrations", "failed" if errors else "passed", tuple(errors))
+    return StartupCheck("migrations", "failed" if errors else "passed", tuple(errors), warnings)
 
 
 def custom(name: str, fn: StartupCheckFn) -> Callable[[], Awaitable[StartupCheck]]:

@@ -15,6 +15,7 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -40,6 +41,9 @@ from buttress.lifecycle.report import (
     render_startup_text,
 )
 from buttress.log import get_logger
+
+if TYPE_CHECKING:
+    from buttress.config import Setting
 
 __all__ = [
     "CheckStatus",
@@ -89,7 +93,7 @@ class StartupValidator:
         migrations_dir: str | os.PathLike[str] | None = None,
         checks: Iterable[StartupCheckFn | tuple[str, StartupCheckFn]] = (),
         config: object | None = None,
-        required_config: Iterable[str] = (),
+        required_config: Iterable[str | Setting[Any]] = (),
         mode: Mode = "production",
         environ: Mapping[str, str] | None = None,
         check_timeout: float = 10.0,
@@ -117,7 +121,15 @@ class StartupValidator:
             else:
                 raise ValidationError("checks", "each check must be callable or (name, callable)")
         self.config = config
+        if isinstance(required_config, str):
+            raise ValidationError("required_config", "must be a list of keys, not one string")
         self.required_config = tuple(required_config)
+        for wanted in self.required_config:
+            # Duck-typed like ``config``: lifecycle does not import buttress.config.
+            if not isinstance(wanted, str) and not isinstance(getattr(wanted, "key", None), str):
+                raise ValidationError(
+                    "required_config", "each item must be a key (str) or a config Setting"
+                )
         if self.required_config and config is None:
             raise ValidationError("config", "required_config needs a config store")
         self.mode = _mode(mode)
@@ -270,13 +282,31 @@ class StartupValidator:
 
     async def _check_config(self) -> StartupCheck:
         get_entry = getattr(self.config, "get_entry", None)
+        read = getattr(self.config, "read", None)
         if not callable(get_entry):
             return StartupCheck("config", "failed", ("config: the store has no get_entry()",))
         errors = []
-        for key in self.required_config:
-            entry = await get_entry(key)
-            if entry is None:
-                errors.append(
-                    f"config key {key!r} is missing; set it with `buttress config set {key} ...`"
-                )
+        for item in self.required_config:
+            if isinstance(item, str):
+                if await get_entry(item) is None:
+                    errors.append(_missing_config(item))
+                continue
+            key = item.key
+            if not callable(read):
+                errors.append(f"config: the store has no read() for Setting {key!r}")
+                continue
+            # ``read`` is what the service will call: a required Setting without a value
+            # and a value of the wrong type both fail there, so both fail here.
+            from buttress.config import ConfigMissingError, ConfigTypeError
+
+            try:
+                await read(item)
+            except ConfigMissingError:
+                errors.append(_missing_config(key))
+            except ConfigTypeError as exc:  # names the key and the rule, never the value
+                errors.append(f"{exc}; fix it with `buttress config set {key} ...`")
         return StartupCheck("config", "failed" if errors else "passed", tuple(errors))
+
+
+def _missing_config(key: str) -> str:
+    return f"config key {key!r} is missing; set it with `buttress config set {key} ...`"

@@ -22,6 +22,7 @@ from buttress.errors import (
     UnsupportedBackendError,
     ValidationError,
 )
+from buttress.events import RATELIMIT_DECIDED, RateLimitDecided
 from buttress.log import get_logger
 from buttress.ratelimit._algorithms import ALGORITHMS
 from buttress.ratelimit._memory import MemoryTable, shared_table
@@ -95,6 +96,19 @@ def _open_store(backend: Backend, now: Callable[[], int]) -> Store:
     )
 
 
+# Kept in step with RATELIMIT_DECIDED's listeners, so an unobserved hit pays one
+# global read (metrics adapters subscribe; nothing else does).
+_observed = False
+
+
+def _follow(active: bool) -> None:
+    global _observed
+    _observed = active
+
+
+RATELIMIT_DECIDED.watch(_follow)
+
+
 class RateLimiter:
     """Admits at most ``rate.limit`` units per ``rate.per_seconds`` per key.
 
@@ -121,6 +135,7 @@ class RateLimiter:
         "_step",
         "_store",
         "_table",
+        "name",
     )
 
     def __init__(
@@ -134,7 +149,10 @@ class RateLimiter:
         on_backend_error: OnBackendError = "raise",
         fallback: RateLimiter | None = None,
         burst: int | None = None,
+        name: str | None = None,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValidationError("name", "must be a non-empty string")
         if not isinstance(rate, Rate):
             raise ValidationError("rate", "must be a buttress.Rate")
         if algorithm not in ALGORITHMS:
@@ -147,6 +165,8 @@ class RateLimiter:
             not isinstance(fallback, RateLimiter) or fallback._table is None
         ):
             raise ValidationError("fallback", "must be an in-memory RateLimiter")
+        # Names the limiter in metrics and logs (never a key); defaults to the prefix.
+        self.name = name or prefix
         self._rate = rate
         self._algorithm = ALGORITHMS[algorithm]
         self._step = self._algorithm.step
@@ -201,8 +221,8 @@ class RateLimiter:
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Check and consume ``cost`` units for ``key`` (memory or SQLite)."""
         table = self._table
-        if table is None or cost != 1 or type(cost) is not int or type(key) is not str:
-            return self._hit_checked(key, cost)
+        if _observed or table is None or cost != 1 or type(cost) is not int or type(key) is not str:
+            return self._announce(self._hit_checked(key, cost), cost)
         now = self._now()
         with table.lock:
             data = table.data
@@ -227,7 +247,13 @@ class RateLimiter:
         if type(key) is not str or type(cost) is not int or not 1 <= cost <= self._limit:
             _check_key(key)
             _check_cost(cost, self._limit)
-        return (await self._shared_async(((self, key, cost),), consume=True))[0]
+        decision = (await self._shared_async(((self, key, cost),), consume=True))[0]
+        return self._announce(decision, cost)
+
+    def _announce(self, decision: Decision, cost: int) -> Decision:
+        if _observed:
+            RATELIMIT_DECIDED.publish(RateLimitDecided(self.name, decision.allowed, cost))
+        return decision
 
     def peek(self, key: str, cost: int = 1) -> Decision:
         """The decision ``hit(key, cost)`` would return now, consuming nothing
