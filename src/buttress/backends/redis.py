@@ -28,6 +28,7 @@ _OPTIONS = frozenset(
         "connect_deadline",
         "decode_responses",
         "health_check_interval",
+        "pool_timeout",
     }
 )
 
@@ -47,7 +48,9 @@ class RedisBackend(Backend):
     Options: ``max_connections`` (50), ``socket_timeout`` (seconds, 5),
     ``connect_timeout`` (per attempt, 5), ``connect_attempts`` (3),
     ``connect_deadline`` (10), ``decode_responses`` (False),
-    ``health_check_interval`` (seconds, 30).
+    ``health_check_interval`` (seconds, 30), ``pool_timeout`` (seconds a call
+    waits for a free connection when all ``max_connections`` are busy; default
+    ``socket_timeout``, else ``connect_timeout``).
     """
 
     kind = "redis"
@@ -66,20 +69,27 @@ class RedisBackend(Backend):
         attempts = opt_int(options, "connect_attempts", 3, minimum=1)
         decode_responses = opt_bool(options, "decode_responses", False)
         health_check_interval = opt_int(options, "health_check_interval", 30, minimum=0)
+        pool_timeout = opt_seconds(options, "pool_timeout", socket_timeout or connect_timeout)
         assert connect_deadline is not None
 
         driver = _driver()
         errors = driver.exceptions
         failure: BackendUnavailableError | None = None
         try:
-            client = driver.asyncio.from_url(
+            # A blocking pool: past max_connections a call waits for a free
+            # connection (up to pool_timeout) instead of failing at once with
+            # MaxConnectionsError, which made a healthy Redis look unreachable
+            # under a burst of concurrent calls.
+            pool = driver.asyncio.BlockingConnectionPool.from_url(
                 dsn.secret_url,
                 max_connections=max_connections,
+                timeout=pool_timeout,
                 socket_timeout=socket_timeout,
                 socket_connect_timeout=connect_timeout,
                 decode_responses=decode_responses,
                 health_check_interval=health_check_interval,
             )
+            client = driver.asyncio.Redis.from_pool(pool)
         except ValueError as exc:
             failure = unavailable(dsn, exc)
         if failure is not None:

@@ -25,12 +25,37 @@ from buttress.config._sqlbits import (
     to_db_time,
 )
 from buttress.config._store import StoredChange, StoredEntry
+from buttress.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ButtressError,
+    ErrorCategory,
+    classify,
+)
 from buttress.log import get_logger
 
 __all__ = ["CHANNEL", "TABLES", "SqlConfigStore", "remove_entry", "write_entry"]
 
 CHANNEL = "buttress_config"
 _COUNTER = "config"
+
+
+def write_failed(exc: Exception, dialect: str, key: str, environment: str) -> BackendError:
+    """The buttress error for a driver failure while writing ``key``.
+
+    Names the key and the failure's kind, never the driver's text (it may quote
+    values or the DSN). The write was one transaction, so it either happened in
+    full or not at all; only a re-read can tell which when the link died at COMMIT.
+    """
+    where = f"config write of {key!r} ({environment}) failed"
+    outcome = "it was applied completely or not at all; re-read the key to know which"
+    if classify(exc).category in (ErrorCategory.NETWORK, ErrorCategory.TIMEOUT) or (
+        type(exc).__name__ == "InterfaceError"  # asyncpg: the connection is closed
+    ):
+        return BackendUnavailableError(
+            f"{where}: the {dialect} backend is unreachable ({type(exc).__name__}); {outcome}"
+        )
+    return BackendError(f"{where}: {dialect} error {type(exc).__name__}; {outcome}")
 
 
 TABLES = ("buttress_config", "buttress_config_history", "buttress_change_counters")
@@ -264,20 +289,28 @@ class SqlConfigStore:
         expected_version: int | None,
         revert: bool = False,
     ) -> StoredChange:
-        async with self._backend.transaction() as tx:
-            return await write_entry(
-                tx,
-                key,
-                environment,
-                value_json,
-                sensitive=sensitive,
-                description=description,
-                changed_by=changed_by,
-                reason=reason,
-                at=at,
-                expected_version=expected_version,
-                revert=revert,
-            )
+        failure: BackendError | None = None
+        try:
+            async with self._backend.transaction() as tx:
+                return await write_entry(
+                    tx,
+                    key,
+                    environment,
+                    value_json,
+                    sensitive=sensitive,
+                    description=description,
+                    changed_by=changed_by,
+                    reason=reason,
+                    at=at,
+                    expected_version=expected_version,
+                    revert=revert,
+                )
+        except ButtressError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every driver failure becomes a buttress error
+            failure = write_failed(exc, self._dialect, key, environment)
+        # Raised outside the except block: the driver's exception must not ride along.
+        raise failure
 
     async def remove(
         self,
@@ -289,16 +322,23 @@ class SqlConfigStore:
         at: datetime,
         expected_version: int | None,
     ) -> StoredChange | None:
-        async with self._backend.transaction() as tx:
-            return await remove_entry(
-                tx,
-                key,
-                environment,
-                changed_by=changed_by,
-                reason=reason,
-                at=at,
-                expected_version=expected_version,
-            )
+        failure: BackendError | None = None
+        try:
+            async with self._backend.transaction() as tx:
+                return await remove_entry(
+                    tx,
+                    key,
+                    environment,
+                    changed_by=changed_by,
+                    reason=reason,
+                    at=at,
+                    expected_version=expected_version,
+                )
+        except ButtressError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every driver failure becomes a buttress error
+            failure = write_failed(exc, self._dialect, key, environment)
+        raise failure
 
     async def history(self, key: str, environment: str, limit: int) -> list[StoredChange]:
         rows = await self._backend.fetch(

@@ -1,8 +1,9 @@
 """``timeout``: cancel an async call that runs longer than a limit.
 
-Built on ``asyncio.timeout``: the call is cancelled at the deadline and the
-caller gets ``PolicyTimeoutError``. A sync call cannot be interrupted safely,
-so sync use is refused with an error naming ``acall``.
+The call runs as its own task: at the deadline it is cancelled and the caller
+gets ``PolicyTimeoutError``, even when the call defers its cancellation (a
+driver waiting on a dead socket is abandoned after a short grace, not awaited).
+A sync call cannot be interrupted safely, so sync use is refused.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from buttress.errors import ValidationError
+from buttress.log import get_logger
 from buttress.policies._base import Policy
 from buttress.policies._errors import PolicyTimeoutError, SyncCallNotSupportedError
 
@@ -20,6 +22,18 @@ __all__ = ["Timeout", "timeout"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_GRACE = 0.05
+"""Longest wait, after cancelling at the deadline, for the call to finish its cleanup."""
+
+_log = get_logger("policies", policy="timeout")
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    # An abandoned call's late outcome is of no use to anyone; retrieving it
+    # keeps asyncio from reporting "exception was never retrieved".
+    if not task.cancelled():
+        task.exception()
 
 
 class Timeout(Policy):
@@ -45,16 +59,25 @@ class Timeout(Policy):
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn``; cancel it and raise ``PolicyTimeoutError`` after ``seconds``."""
-        scope = asyncio.timeout(self.seconds)
+        task: asyncio.Future[R] = asyncio.ensure_future(fn(*args, **kwargs))
         try:
-            async with scope:
-                return await fn(*args, **kwargs)
-        except TimeoutError as exc:
-            # Only our own deadline becomes PolicyTimeoutError; a TimeoutError
-            # raised by the call itself propagates unchanged.
-            if scope.expired():
-                raise PolicyTimeoutError(self.seconds) from exc
+            done, _ = await asyncio.wait((task,), timeout=self.seconds)
+        except asyncio.CancelledError:
+            task.add_done_callback(_retrieve)
+            task.cancel()
             raise
+        if done:
+            return task.result()
+        task.add_done_callback(_retrieve)
+        task.cancel()
+        # asyncio.timeout() alone cannot end the wait for a call that swallows or
+        # defers its cancellation (asyncpg releasing a connection whose server
+        # went silent), so the deadline would not hold: give cleanup a moment,
+        # then abandon the call.
+        await asyncio.wait((task,), timeout=min(_GRACE, self.seconds))
+        if not task.done():
+            _log.warning("timeout.abandoned", seconds=self.seconds)
+        raise PolicyTimeoutError(self.seconds)
 
 
 def timeout(seconds: float) -> Timeout:

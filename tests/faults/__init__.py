@@ -1,0 +1,1 @@
+"""Fault injection: buttress under concurrent load while its PostgreSQL and Redis fail."""
