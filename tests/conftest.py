@@ -148,3 +148,29 @@ def any_dsn(request: pytest.FixtureRequest) -> str:
     fixture = {"sqlite": "sqlite_dsn", "postgresql": "postgres_dsn", "redis": "redis_dsn"}
     dsn: str = request.getfixturevalue(fixture[request.param])
     return dsn
+
+
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """Logs go to stderr as the ``buttress`` command sends them, so stdout carries
+    only a command's output; structlog and the root logger are restored after
+    (an unconfigured structlog stays unconfigured)."""
+    import logging
+    import sys
+
+    import structlog
+
+    from buttress.log import configure_logging
+
+    was_configured = structlog.is_configured()
+    saved_config = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    configure_logging(level="WARNING", stream=sys.stderr)
+    yield
+    if was_configured:
+        structlog.configure(**saved_config)
+    else:  # configure() would mark it configured, printing to stdout
+        structlog.reset_defaults()
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)

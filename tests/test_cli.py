@@ -1,34 +1,17 @@
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from buttress import __version__
 from buttress.cli import main
 from buttress.cli.doctor import DoctorReport, Finding, Level, render_text
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """``main()`` configures logging like an application would; undo it per test."""
-    was_configured = structlog.is_configured()
-    saved_config = structlog.get_config()
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    yield
-    if was_configured:
-        structlog.configure(**saved_config)
-    else:  # configure() would mark it configured, with stdout output
-        structlog.reset_defaults()
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
+pytestmark = pytest.mark.usefixtures("cli_logging")
 
 
 def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,41 +5,22 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import logging
 import math
 import sys
-from collections.abc import Iterator
 
 import pytest
-import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buttress.config import cli
 from buttress.config._json import JSONValue
 from buttress.errors import ValidationError
-from buttress.log import MASK, clear_secrets, configure_logging
+from buttress.log import MASK, configure_logging
 
 SECRET = "hunter2-cli-secret-value"
 
 
-@pytest.fixture(autouse=True)
-def _logs_to_stderr() -> Iterator[None]:
-    """As ``buttress`` does: logs go to stderr so stdout carries only the output."""
-    was_configured = structlog.is_configured()
-    saved_config = structlog.get_config()
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    clear_secrets()
-    configure_logging(level="WARNING", stream=sys.stderr)
-    yield
-    clear_secrets()
-    if was_configured:
-        structlog.configure(**saved_config)
-    else:  # configure() would mark it configured, with stdout output
-        structlog.reset_defaults()
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
+pytestmark = pytest.mark.usefixtures("cli_logging")
 
 
 def parser() -> argparse.ArgumentParser:

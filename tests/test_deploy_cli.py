@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import structlog
 
 from buttress.deploy import cli
-from buttress.log import configure_logging
 
-
-@pytest.fixture(autouse=True)
-def _logs_to_stderr() -> Iterator[None]:
-    """As ``buttress`` does: logs go to stderr so stdout carries only the output."""
-    was_configured = structlog.is_configured()
-    saved_config = structlog.get_config()
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    configure_logging(level="WARNING", stream=sys.stderr)
-    yield
-    if was_configured:
-        structlog.configure(**saved_config)
-    else:  # configure() would mark it configured, with stdout output
-        structlog.reset_defaults()
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
+pytestmark = pytest.mark.usefixtures("cli_logging")
 
 
 def parser() -> argparse.ArgumentParser:

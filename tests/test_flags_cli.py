@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
-from collections.abc import Iterator
 
 import pytest
-import structlog
 
 from buttress.flags import bucket, cli
-from buttress.log import configure_logging
 
-
-@pytest.fixture(autouse=True)
-def _logs_to_stderr() -> Iterator[None]:
-    """As ``buttress`` does: logs go to stderr so stdout carries only the output."""
-    saved_config = structlog.get_config()
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    configure_logging(level="WARNING", stream=sys.stderr)
-    yield
-    structlog.configure(**saved_config)
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
+pytestmark = pytest.mark.usefixtures("cli_logging")
 
 
 def parser() -> argparse.ArgumentParser:
