@@ -2,8 +2,9 @@
 
 ``Observer`` subscribes to ``buttress.events`` and to every circuit breaker's
 listeners, reduces each event to bounded label values, and hands them to a
-``MetricsSink`` (the Prometheus or OpenTelemetry adapter). It knows nothing
-about either metrics library.
+``MetricsSink`` (the Prometheus or OpenTelemetry adapter). It also holds,
+weakly, the ``Database`` clients an adapter was told to observe, whose
+statistics are read at collection time. It knows nothing about either library.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from buttress.events import (
 
 if TYPE_CHECKING:
     from buttress.breaker import CallEvent, CircuitBreaker, StateChange
+    from buttress.db import Database, DatabaseStats
     from buttress.flags import FlagEvaluation
 
 __all__ = [
@@ -100,6 +102,9 @@ class Observer:
         # is a new object at every access.
         self._on_state = self._state_changed
         self._on_call = self._called
+        # Named explicitly by the application, so kept across stop()/start();
+        # weakly, so that a dropped client stops being reported.
+        self._databases: weakref.WeakValueDictionary[str, Database] = weakref.WeakValueDictionary()
 
     @property
     def started(self) -> bool:
@@ -148,6 +153,45 @@ class Observer:
         with self._lock:
             items = sorted(self._by_name.items())
         return [(name, BREAKER_STATE_VALUES[breaker.state.value]) for name, breaker in items]
+
+    def observe_database(self, db: Database, name: str | None = None) -> None:
+        """Report ``db``'s statistics under ``name`` (``db.name`` when None).
+
+        A name observed again now means the newer client; a client observed
+        again under another name moves there.
+        """
+        # Imported here: this module must not pull asyncpg-facing code into
+        # ``import buttress.adapters.prometheus`` for applications without a Database.
+        from buttress.db import Database
+
+        if not isinstance(db, Database):
+            raise ValidationError("db", "must be a buttress.db.Database")
+        if name is None:
+            name = db.name
+        elif not isinstance(name, str) or not name:
+            raise ValidationError("name", "must be a non-empty string")
+        with self._lock:
+            for known, other in list(self._databases.items()):
+                if other is db:
+                    del self._databases[known]
+            self._databases[name] = db
+
+    def forget_database(self, db: Database) -> None:
+        """Stop reporting ``db``; nothing happens if it was not observed."""
+        with self._lock:
+            for known, other in list(self._databases.items()):
+                if other is db:
+                    del self._databases[known]
+
+    def database_stats(self) -> list[tuple[str, DatabaseStats]]:
+        """``(name, stats)`` of every observed client still alive, by name.
+
+        ``stats()`` only copies counters and sorts the recent latency window, so
+        a scrape from another thread costs the client's event loop nothing.
+        """
+        with self._lock:
+            items = sorted(self._databases.items())
+        return [(name, db.stats()) for name, db in items]
 
     def _attach(self, breaker: CircuitBreaker) -> None:
         with self._lock:

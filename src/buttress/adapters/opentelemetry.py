@@ -1,20 +1,26 @@
 """OpenTelemetry metrics for buttress (``pip install 'buttress[otel]'``).
 
 ``OpenTelemetryMetrics(meter_provider).install()`` creates buttress's
-instruments on a ``Meter`` and feeds them from ``buttress.events`` and every
-circuit breaker. It needs only ``opentelemetry-api``: the application's SDK
-(or none, making every instrument a no-op) decides where the numbers go.
+instruments on a ``Meter`` and feeds them from ``buttress.events``, every
+circuit breaker and the observed ``buttress.db.Database`` clients. It needs
+only ``opentelemetry-api``: the application's SDK (or none, making every
+instrument a no-op) decides where the numbers go.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Final, Self
+from typing import TYPE_CHECKING, Final, Self
 
 from buttress._version import __version__
-from buttress.adapters._observe import HEALTH_STATUS_VALUES, Observer, check_buckets
+from buttress.adapters._observe import (
+    BREAKER_STATE_VALUES,
+    HEALTH_STATUS_VALUES,
+    Observer,
+    check_buckets,
+)
 from buttress.errors import MissingDependencyError, ValidationError
 
 try:
@@ -23,6 +29,9 @@ try:
     from opentelemetry.util.types import Attributes
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("opentelemetry-api", "otel") from exc
+
+if TYPE_CHECKING:
+    from buttress.db import Database, DatabaseStats
 
 __all__ = ["DEFAULT_LATENCY_BUCKETS", "DEFAULT_MIGRATION_BUCKETS", "OpenTelemetryMetrics"]
 
@@ -55,8 +64,9 @@ class OpenTelemetryMetrics:
     ``meter_provider`` defaults to the global one (``opentelemetry.metrics``).
     ``call_durations=False`` skips ``buttress.breaker.call.duration``: a
     synchronous SDK histogram costs several µs per breaker call.
+    ``observe_database(db)`` adds a ``buttress.db.Database``'s statistics.
     Instruments cannot be deleted in OpenTelemetry: ``uninstall()`` stops
-    recording and makes the gauges report nothing.
+    recording and makes the gauges and the database instruments report nothing.
     """
 
     def __init__(
@@ -113,6 +123,19 @@ class OpenTelemetryMetrics:
                 return
             self._installed = False
             self._observer.stop()
+
+    def observe_database(self, db: Database, *, name: str | None = None) -> None:
+        """Report ``db``'s statistics as ``buttress.db.*`` with attribute ``database=name``
+        (``db.name`` when None), read when the SDK collects, while installed.
+
+        Held weakly: a client that is garbage-collected is no longer reported.
+        Kept across ``uninstall()``/``install()``.
+        """
+        self._observer.observe_database(db, name)
+
+    def forget_database(self, db: Database) -> None:
+        """Stop reporting ``db``'s statistics; nothing happens if it was not observed."""
+        self._observer.forget_database(db)
 
     def __enter__(self) -> Self:
         return self.install()
@@ -183,6 +206,83 @@ class OpenTelemetryMetrics:
             description="Duration of migrations, by outcome.",
             explicit_bucket_boundaries_advisory=self._migration_buckets,
         )
+        self._create_database_instruments(meter)
+
+    def _create_database_instruments(self, meter: Meter) -> None:
+        def per_database(
+            value: Callable[[DatabaseStats], float],
+        ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+            def observe(options: CallbackOptions) -> Iterable[Observation]:
+                if not self._installed:
+                    return []
+                return [
+                    Observation(value(stats), self._attrs(("database",), (name,)))
+                    for name, stats in self._observer.database_stats()
+                ]
+
+            return observe
+
+        meter.create_observable_counter(
+            "buttress.db.queries",
+            callbacks=[per_database(lambda stats: stats.queries)],
+            unit="{query}",
+            description="Queries run by a buttress.db client (a retried query counts once).",
+        )
+        meter.create_observable_counter(
+            "buttress.db.errors",
+            callbacks=[self._observe_database_errors],
+            unit="{error}",
+            description="Queries that failed in the end, by error category.",
+        )
+        meter.create_observable_counter(
+            "buttress.db.slow_queries",
+            callbacks=[per_database(lambda stats: stats.slow_queries)],
+            unit="{query}",
+            description="Queries slower than the client's slow_query_threshold.",
+        )
+        meter.create_observable_counter(
+            "buttress.db.retries",
+            callbacks=[per_database(lambda stats: stats.retries)],
+            unit="{retry}",
+            description="Extra attempts made after transient errors.",
+        )
+        meter.create_observable_gauge(
+            "buttress.db.latency.average",
+            callbacks=[per_database(lambda stats: stats.avg_latency_ms / 1000.0)],
+            unit="s",
+            description="Average query latency since the client started counting.",
+        )
+        meter.create_observable_gauge(
+            "buttress.db.latency.p95",
+            callbacks=[per_database(lambda stats: stats.p95_latency_ms / 1000.0)],
+            unit="s",
+            description="95th percentile query latency over the client's recent window.",
+        )
+        meter.create_observable_gauge(
+            "buttress.db.breaker.state",
+            callbacks=[self._observe_database_breakers],
+            description="State of the breaker per operation kind: 0 closed, 1 half-open, 2 open.",
+        )
+
+    def _observe_database_errors(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self._installed:
+            return []
+        return [
+            Observation(count, self._attrs(("database", "category"), (name, category)))
+            for name, stats in self._observer.database_stats()
+            for category, count in sorted(stats.errors.items())
+        ]
+
+    def _observe_database_breakers(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self._installed:
+            return []
+        return [
+            Observation(
+                BREAKER_STATE_VALUES[state], self._attrs(("database", "kind"), (name, kind))
+            )
+            for name, stats in self._observer.database_stats()
+            for kind, state in sorted(stats.breakers.items())
+        ]
 
     def _observe_breakers(self, options: CallbackOptions) -> Iterable[Observation]:
         if not self._installed:

@@ -2,8 +2,9 @@
 
 ``PrometheusMetrics(registry).install()`` registers buttress's metrics in a
 ``prometheus_client`` registry and feeds them from ``buttress.events`` and every
-circuit breaker; ``uninstall()`` takes them out again. This module owns only the
-metric names and their types; what an event means is ``_observe``'s business.
+circuit breaker, and reads observed ``buttress.db.Database`` clients at scrape
+time; ``uninstall()`` takes them out again. This module owns only the metric
+names and their types; what an event means is ``_observe``'s business.
 """
 
 from __future__ import annotations
@@ -11,18 +12,26 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Final, Self
+from typing import TYPE_CHECKING, Final, Self
 
-from buttress.adapters._observe import HEALTH_STATUS_VALUES, Observer, check_buckets
+from buttress.adapters._observe import (
+    BREAKER_STATE_VALUES,
+    HEALTH_STATUS_VALUES,
+    Observer,
+    check_buckets,
+)
 from buttress.errors import MissingDependencyError, ValidationError
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
     from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("prometheus-client", "prometheus") from exc
+
+if TYPE_CHECKING:
+    from buttress.db import Database
 
 __all__ = ["DEFAULT_MIGRATION_BUCKETS", "PrometheusMetrics"]
 
@@ -54,6 +63,90 @@ class _BreakerStateCollector(Collector):
         )
 
 
+_DatabaseFamilies = tuple[
+    CounterMetricFamily,
+    CounterMetricFamily,
+    CounterMetricFamily,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    GaugeMetricFamily,
+    GaugeMetricFamily,
+]
+
+
+class _DatabaseCollector(Collector):
+    """``buttress_db_*``, read from the observed ``Database`` clients at scrape time.
+
+    The client keeps the totals itself, so queries cost nothing extra here.
+    """
+
+    def __init__(self, observer: Observer) -> None:
+        self._observer = observer
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        observed = self._observer.database_stats()
+        if not observed:
+            # An application without a Database gets no empty buttress_db_* families.
+            return ()
+        families = self._families()
+        queries, errors, slow, retries, average, p95, breakers = families
+        for name, stats in observed:
+            queries.add_metric([name], stats.queries)
+            for category, count in sorted(stats.errors.items()):
+                errors.add_metric([name, category], count)
+            slow.add_metric([name], stats.slow_queries)
+            retries.add_metric([name], stats.retries)
+            average.add_metric([name], stats.avg_latency_ms / 1000.0)
+            p95.add_metric([name], stats.p95_latency_ms / 1000.0)
+            for kind, state in sorted(stats.breakers.items()):
+                breakers.add_metric([name, kind], BREAKER_STATE_VALUES[state])
+        return families
+
+    @staticmethod
+    def _families() -> _DatabaseFamilies:
+        db = ["database"]
+        return (
+            CounterMetricFamily(
+                "buttress_db_queries",
+                "Queries run by a buttress.db client (a retried query counts once).",
+                labels=db,
+            ),
+            CounterMetricFamily(
+                "buttress_db_errors",
+                "Queries that failed in the end, by error category.",
+                labels=["database", "category"],
+            ),
+            CounterMetricFamily(
+                "buttress_db_slow_queries",
+                "Queries slower than the client's slow_query_threshold.",
+                labels=db,
+            ),
+            CounterMetricFamily(
+                "buttress_db_retries",
+                "Extra attempts made after transient errors.",
+                labels=db,
+            ),
+            GaugeMetricFamily(
+                "buttress_db_latency_average_seconds",
+                "Average query latency since the client started counting.",
+                labels=db,
+            ),
+            GaugeMetricFamily(
+                "buttress_db_latency_p95_seconds",
+                "95th percentile query latency over the client's recent window.",
+                labels=db,
+            ),
+            GaugeMetricFamily(
+                "buttress_db_breaker_state",
+                "State of the breaker per operation kind: 0 closed, 1 half-open, 2 open.",
+                labels=["database", "kind"],
+            ),
+        )
+
+
 class PrometheusMetrics:
     """buttress's metrics in a Prometheus registry (the default one if ``registry`` is None).
 
@@ -63,6 +156,7 @@ class PrometheusMetrics:
 
     ``buckets`` are the histogram buckets of call and health-check latencies
     (prometheus_client's defaults, 5 ms to 10 s, when None).
+    ``observe_database(db)`` adds a ``buttress.db.Database``'s statistics.
     """
 
     def __init__(
@@ -143,6 +237,7 @@ class PrometheusMetrics:
             registry=None,
         )
         self._state = _BreakerStateCollector(self._observer)
+        self._databases = _DatabaseCollector(self._observer)
         self._children: dict[tuple[str, ...], _Child] = {}
 
     def __repr__(self) -> str:
@@ -187,6 +282,19 @@ class PrometheusMetrics:
             for collector in self._collectors():
                 self.registry.unregister(collector)
 
+    def observe_database(self, db: Database, *, name: str | None = None) -> None:
+        """Export ``db``'s statistics as ``buttress_db_*`` with label ``database=name``
+        (``db.name`` when None), read at scrape time while installed.
+
+        Held weakly: a client that is garbage-collected disappears from the
+        next scrape. Kept across ``uninstall()``/``install()``.
+        """
+        self._observer.observe_database(db, name)
+
+    def forget_database(self, db: Database) -> None:
+        """Stop exporting ``db``'s statistics; nothing happens if it was not observed."""
+        self._observer.forget_database(db)
+
     def __enter__(self) -> Self:
         return self.install()
 
@@ -200,6 +308,7 @@ class PrometheusMetrics:
 
     def _collectors(self) -> Iterator[Collector]:
         yield self._state
+        yield self._databases
         yield self.breaker_transitions
         yield self.breaker_calls
         yield self.breaker_call_seconds

@@ -81,6 +81,7 @@ class Database:
     """
 
     __slots__ = (
+        "__weakref__",  # the metrics adapters hold a Database weakly
         "_breakers",
         "_log",
         "_now",

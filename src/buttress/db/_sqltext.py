@@ -137,6 +137,9 @@ def _skip_block_comment(sql: str, pos: int) -> int:
     return pos
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def normalize(sql: str) -> str:
     """``sql`` without comments, literals as ``?`` (a list of them as one), words lowercased.
 
@@ -155,6 +158,9 @@ def normalize(sql: str) -> str:
         else:
             parts.append(text)
     joined = "".join(parts).strip()
+    # A quoted identifier may hold control characters; escaped, a fingerprint
+    # stays one log line whatever the SQL.
+    joined = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", joined)
     return _LITERAL_LIST.sub("(?)", joined)
 
 
