@@ -129,7 +129,12 @@ async def _start(
         report = await StartupValidator(
             backend=backend,
             required_env=[EnvVar("BUTTRESS_DSN", "str"), EnvVar("APP_VERSION", "str")],
-            required_tables=["buttress_config", "buttress_flags", "buttress_deployments"],
+            required_tables=[
+                "buttress_config",
+                "buttress_flags",
+                "buttress_deployments",
+                "buttress_rate_limits",
+            ],
             config=config,
             required_config=[INVENTORY_API_KEY.key],
             environ=environ,
@@ -213,11 +218,16 @@ def create_app(
 
     app = FastAPI(title="buttress example", version=settings.version, lifespan=lifespan)
     app.state.health = health
-    # The limiter keeps its state in this process; see README for a shared store.
+
+    def shared_limiter() -> RateLimiter:
+        # Called by the middleware once the lifespan has opened the database, so
+        # every worker and instance on this DSN draws from one budget per client.
+        services: Services = app.state.services
+        rate = Rate(settings.rate_limit, settings.rate_period)
+        return RateLimiter(rate, backend=services.backend, clock=clock, prefix="example")
+
     app.add_middleware(
-        ASGIRateLimitMiddleware,
-        limiter=RateLimiter(Rate(settings.rate_limit, settings.rate_period), clock=clock),
-        exempt=["/health", "/health/*"],
+        ASGIRateLimitMiddleware, limiter=shared_limiter, exempt=["/health", "/health/*"]
     )
     app.mount("/health", HealthASGIApp(health))
 

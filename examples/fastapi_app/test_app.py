@@ -97,6 +97,18 @@ def test_rate_limit_answers_429_with_envelope_and_retry_after(
         assert client.get("/quote/A-1").status_code == 200
 
 
+def test_instances_on_one_database_share_the_rate_limit(
+    environ: dict[str, str], clock: FakeClock, inventory: Inventory
+) -> None:
+    environ["RATE_LIMIT"] = "4"
+    with start(environ, clock, inventory) as first, start(environ, clock, inventory) as second:
+        statuses = [client.get("/quote/A-1").status_code for client in (first, second) * 3]
+        assert statuses == [200, 200, 200, 200, 429, 429]  # one budget, not 4 each
+        assert inventory.calls == 4
+        clock.advance(60)
+        assert second.get("/quote/A-1").status_code == 200
+
+
 def test_breaker_opens_after_failures_and_recovers(
     environ: dict[str, str], clock: FakeClock, inventory: Inventory
 ) -> None:

@@ -2,25 +2,36 @@
 
 Each HTTP request takes ``cost(scope)`` units for ``key(scope)`` (the client
 address by default); a refusal is answered here with 429, the standard error
-envelope and the rate-limit headers. The middleware never raises: a limiter
-failure follows ``on_backend_error``, logged once per outage.
+envelope and the rate-limit headers. The limiter is given ready-made or as a
+factory built once the app's lifespan has started (a shared store needs an
+async connect). The middleware never raises: a limiter that fails, or is not
+there yet, follows ``on_backend_error``, logged once per outage.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Literal
+from typing import Literal, TypeAlias
 
+from buttress.errors import ValidationError
+from buttress.log import get_logger
 from buttress.ratelimit import Decision, RateLimiter
-from buttress.ratelimit._http import MiddlewareBase, refusal
+from buttress.ratelimit._http import HTTPOptions, refusal
 
-__all__ = ["ASGIRateLimitMiddleware"]
+__all__ = ["ASGIRateLimitMiddleware", "LimiterFactory"]
 
 Scope = MutableMapping[str, object]
 Message = MutableMapping[str, object]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LimiterFactory: TypeAlias = Callable[[], RateLimiter | Awaitable[RateLimiter]]
+"""Builds the middleware's limiter: a plain or ``async`` function of no arguments."""
+
+_logger = get_logger("ratelimit.middleware")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -31,10 +42,75 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return ", ".join(values) if values else None
 
 
-class ASGIRateLimitMiddleware(MiddlewareBase[Scope]):
+def _retrieve(task: asyncio.Task[RateLimiter]) -> None:
+    # Every caller may have been cancelled; the outcome is still consumed, so a
+    # failed build is not reported again as "exception was never retrieved".
+    if not task.cancelled():
+        task.exception()
+
+
+class _LazyLimiter:
+    """The limiter a factory builds: one build at a time, shared by every request
+    that arrives meanwhile; a failed build is tried again by the next request.
+    ``reset`` forgets it (the app's lifespan has closed what it used)."""
+
+    __slots__ = ("_factory", "_pending", "limiter")
+
+    def __init__(self, factory: LimiterFactory) -> None:
+        self._factory = factory
+        self._pending: asyncio.Task[RateLimiter] | None = None
+        self.limiter: RateLimiter | None = None
+
+    async def get(self) -> RateLimiter:
+        if self.limiter is not None:
+            return self.limiter
+        loop = asyncio.get_running_loop()
+        pending = self._pending
+        # A build started on another event loop (a test client's previous run)
+        # can never finish here.
+        if pending is None or pending.get_loop() is not loop:
+            pending = loop.create_task(self._build())
+            pending.add_done_callback(_retrieve)
+            self._pending = pending
+        # Shielded: a request cancelled while waiting must not cancel the build
+        # the other requests wait for.
+        return await asyncio.shield(pending)
+
+    async def _build(self) -> RateLimiter:
+        this = asyncio.current_task()
+        try:
+            made = self._factory()
+            if inspect.isawaitable(made):
+                made = await made
+            if not isinstance(made, RateLimiter):
+                raise ValidationError("limiter", "the factory must return a RateLimiter")
+        except BaseException:
+            if self._pending is this:
+                self._pending = None
+            raise
+        if self._pending is this:  # not reset meanwhile
+            self.limiter = made
+            self._pending = None
+            _logger.info("ratelimit.limiter_ready", limiter=made.name)
+        return made
+
+    def reset(self) -> None:
+        self.limiter = None
+        self._pending = None
+
+
+class ASGIRateLimitMiddleware(HTTPOptions[Scope]):
     """Limit every HTTP request to ``app`` with ``limiter``.
 
     >>> app = ASGIRateLimitMiddleware(app, RateLimiter(Rate(100, 60)))  # doctest: +SKIP
+
+    ``limiter`` is a ``RateLimiter``, or a ``LimiterFactory`` (a plain or async
+    function of no arguments returning one) for a limiter on a shared store the
+    app's lifespan opens: it is called once, when the app has finished starting
+    (``lifespan.startup.complete``), or by the first request when the server runs
+    no lifespan; a failed call is retried by the next request, and the limiter is
+    dropped when the app shuts down (a restart builds a new one). Until it exists,
+    requests follow ``on_backend_error``.
 
     ``key(scope)`` and ``cost(scope)`` default to the client address and 1;
     ``trusted_proxies`` (addresses or CIDR networks) opts in to ``X-Forwarded-For``;
@@ -45,7 +121,7 @@ class ASGIRateLimitMiddleware(MiddlewareBase[Scope]):
     def __init__(
         self,
         app: ASGIApp,
-        limiter: RateLimiter,
+        limiter: RateLimiter | LimiterFactory,
         *,
         key: Callable[[Scope], str] | None = None,
         cost: Callable[[Scope], int] | None = None,
@@ -54,8 +130,17 @@ class ASGIRateLimitMiddleware(MiddlewareBase[Scope]):
         on_backend_error: Literal["allow", "deny"] = "allow",
         headers: bool = True,
     ) -> None:
+        self._ready: RateLimiter | None = None
+        self._lazy: _LazyLimiter | None = None
+        if isinstance(limiter, RateLimiter):
+            self._ready = limiter
+        elif callable(limiter):
+            self._lazy = _LazyLimiter(limiter)
+        else:
+            raise ValidationError(
+                "limiter", "must be a RateLimiter or a function of no arguments returning one"
+            )
         super().__init__(
-            limiter,
             key=key,
             cost=cost,
             exempt=exempt,
@@ -65,20 +150,32 @@ class ASGIRateLimitMiddleware(MiddlewareBase[Scope]):
         )
         self.app = app
 
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """The limiter in use; None while a factory has not built it yet."""
+        if self._lazy is not None:
+            return self._lazy.limiter
+        return self._ready
+
     def _client_key(self, scope: Scope) -> str:
         client = scope.get("client")
         peer = str(client[0]) if isinstance(client, list | tuple) and client else None
         return self._client(peer, _header(scope, b"x-forwarded-for"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or self._exempt(str(scope.get("path", ""))):
+        kind = scope.get("type")
+        if kind == "lifespan" and self._lazy is not None:
+            await self.app(scope, receive, self._lifespan_send(send, self._lazy))
+            return
+        if kind != "http" or self._exempt(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
-        decision = await self._decide(scope)
+        decision, limiter = await self._decide(scope)
+        window = None if limiter is None else limiter.window
         if decision is None:
             await self.app(scope, receive, send)
         elif not decision.allowed:
-            body, fields = refusal(decision, self._window)
+            body, fields = refusal(decision, window, quota=limiter is not None)
             await send(
                 {
                     "type": "http.response.start",
@@ -88,23 +185,49 @@ class ASGIRateLimitMiddleware(MiddlewareBase[Scope]):
             )
             await send({"type": "http.response.body", "body": body})
         elif self._headers:
-            await self.app(scope, receive, self._with_headers(send, decision))
+            await self.app(scope, receive, self._with_headers(send, decision, window))
         else:
             await self.app(scope, receive, send)
 
-    async def _decide(self, scope: Scope) -> Decision | None:
-        """The decision, or None to pass the request through untouched."""
+    async def _decide(self, scope: Scope) -> tuple[Decision | None, RateLimiter | None]:
+        """The decision (None: pass the request through untouched) and the limiter
+        that made it (None when there is none yet)."""
+        lazy = self._lazy
+        limiter = self._ready if lazy is None else lazy.limiter
         try:
-            decision = await self.limiter.ahit(*self._key_and_cost(scope))
+            if limiter is None:
+                assert lazy is not None  # a ready limiter is never None
+                limiter = await lazy.get()
+            decision = await limiter.ahit(*self._key_and_cost(scope))
         except Exception as exc:  # noqa: BLE001 - the middleware must never break the app
-            return self._policy.failed(exc)
+            failed = self._policy.failed(exc)
+            if failed is not None and limiter is not None:
+                failed = failed._replace(limit=limiter.capacity)
+            return failed, limiter
         self._policy.succeeded()
-        return decision
+        return decision, limiter
 
-    def _with_headers(self, send: Send, decision: Decision) -> Send:
+    def _lifespan_send(self, send: Send, lazy: _LazyLimiter) -> Send:
+        """``send`` for the lifespan scope: every message goes out unchanged, but
+        startup is reported complete only once the limiter is built, after the
+        app's own start-up (which may open the store it needs)."""
+
+        async def send_through(message: Message) -> None:
+            kind = message.get("type")
+            if kind == "lifespan.startup.complete":
+                try:
+                    await lazy.get()
+                except Exception as exc:  # noqa: BLE001 - requests follow the policy instead
+                    _logger.error("ratelimit.limiter_unavailable", error=type(exc).__name__)
+            elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                lazy.reset()  # what the factory used is closed now
+            await send(message)
+
+        return send_through
+
+    def _with_headers(self, send: Send, decision: Decision, window: float | None) -> Send:
         extra = [
-            (k.lower().encode(), v.encode())
-            for k, v in decision.headers(window=self._window).items()
+            (k.lower().encode(), v.encode()) for k, v in decision.headers(window=window).items()
         ]
 
         async def send_with_headers(message: Message) -> None:

@@ -19,7 +19,7 @@ from buttress.ratelimit._limiter import OUTAGE_RETRY_AFTER, RateLimiter
 from buttress.ratelimit._values import Decision
 from buttress.responses import rate_limited
 
-__all__ = ["ClientAddress", "ErrorPolicy", "Exempt", "MiddlewareBase", "refusal"]
+__all__ = ["ClientAddress", "ErrorPolicy", "Exempt", "HTTPOptions", "MiddlewareBase", "refusal"]
 
 Request = TypeVar("Request")
 
@@ -90,19 +90,24 @@ class Exempt:
 
 def refusal(
     decision: Decision,
-    window: float,
+    window: float | None,
     *,
+    quota: bool = True,
     request_id: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[bytes, list[tuple[str, str]]]:
-    """The 429 body (``buttress.responses.rate_limited``) and its headers."""
+    """The 429 body (``buttress.responses.rate_limited``) and its headers.
+
+    ``quota=False`` keeps only ``Retry-After``: for a refusal made before any
+    limiter exists, when there is no limit to report.
+    """
     headers = decision.headers(window=window)
     # The body's retry_after is the Retry-After header's, so the two never disagree.
     retry_after = int(headers.get("Retry-After", "1"))
     envelope = rate_limited(retry_after, request_id=request_id, clock=clock)
     body = json.dumps(envelope, separators=(",", ":")).encode()
     fields = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    fields.extend(headers.items())
+    fields.extend(headers.items() if quota else [("Retry-After", str(retry_after))])
     return body, fields
 
 
@@ -110,13 +115,14 @@ class ErrorPolicy:
     """What middleware does when deciding fails: let the request through
     (``"allow"``) or refuse it (``"deny"``); logged once per run of failures."""
 
-    __slots__ = ("_deny", "_failing", "_limit")
+    __slots__ = ("_deny", "_failing", "limit")
 
-    def __init__(self, on_backend_error: str, limit: int) -> None:
+    def __init__(self, on_backend_error: str, limit: int = 0) -> None:
         if on_backend_error not in ("allow", "deny"):
             raise ValidationError("on_backend_error", "must be 'allow' or 'deny'")
         self._deny = on_backend_error == "deny"
-        self._limit = limit
+        # Reported by the refusals; set again when a lazily built limiter arrives.
+        self.limit = limit
         self._failing = False
 
     def failed(self, exc: Exception) -> Decision | None:
@@ -129,7 +135,7 @@ class ErrorPolicy:
                 policy="deny" if self._deny else "allow",
             )
         if self._deny:
-            return Decision(False, self._limit, 0, OUTAGE_RETRY_AFTER, OUTAGE_RETRY_AFTER)
+            return Decision(False, self.limit, 0, OUTAGE_RETRY_AFTER, OUTAGE_RETRY_AFTER)
         return None
 
     def succeeded(self) -> None:
@@ -138,9 +144,36 @@ class ErrorPolicy:
             _logger.info("ratelimit.middleware_recovered")
 
 
-class MiddlewareBase(Generic[Request]):
-    """The options both middlewares share; ``Request`` is an ASGI scope or a
-    WSGI environ, and subclasses say how to find the client in it."""
+class HTTPOptions(Generic[Request]):
+    """The options both middlewares share, limiter aside; ``Request`` is an ASGI
+    scope or a WSGI environ, and subclasses say how to find the client in it."""
+
+    def __init__(
+        self,
+        *,
+        key: Callable[[Request], str] | None,
+        cost: Callable[[Request], int] | None,
+        exempt: Iterable[str],
+        trusted_proxies: Iterable[str],
+        on_backend_error: str,
+        headers: bool,
+    ) -> None:
+        self._client = ClientAddress(trusted_proxies)
+        self._key = key or self._client_key
+        self._cost = cost
+        self._exempt = Exempt(exempt)
+        self._policy = ErrorPolicy(on_backend_error)
+        self._headers = headers
+
+    def _client_key(self, request: Request) -> str:
+        raise NotImplementedError
+
+    def _key_and_cost(self, request: Request) -> tuple[str, int]:
+        return self._key(request), 1 if self._cost is None else self._cost(request)
+
+
+class MiddlewareBase(HTTPOptions[Request]):
+    """``HTTPOptions`` with a limiter given up front."""
 
     def __init__(
         self,
@@ -155,17 +188,14 @@ class MiddlewareBase(Generic[Request]):
     ) -> None:
         if not isinstance(limiter, RateLimiter):
             raise ValidationError("limiter", "must be a RateLimiter")
+        super().__init__(
+            key=key,
+            cost=cost,
+            exempt=exempt,
+            trusted_proxies=trusted_proxies,
+            on_backend_error=on_backend_error,
+            headers=headers,
+        )
         self.limiter = limiter
-        self._client = ClientAddress(trusted_proxies)
-        self._key = key or self._client_key
-        self._cost = cost
-        self._exempt = Exempt(exempt)
-        self._policy = ErrorPolicy(on_backend_error, limiter.capacity)
-        self._headers = headers
+        self._policy.limit = limiter.capacity
         self._window = limiter.window
-
-    def _client_key(self, request: Request) -> str:
-        raise NotImplementedError
-
-    def _key_and_cost(self, request: Request) -> tuple[str, int]:
-        return self._key(request), 1 if self._cost is None else self._cost(request)
