@@ -121,6 +121,7 @@ def closed_and_open_sync() -> None:
     opened = CircuitBreaker("bench-open", registry=None, recovery_timeout=1e6)
     opened.force_open()
     env["bo"] = opened
+    env["bod"] = opened(noop)
     rejecting = [
         sync_case("bare raise+except", "try:\n raise E()\nexcept E:\n pass", {"E": Boom}),
         sync_case(
@@ -128,6 +129,8 @@ def closed_and_open_sync() -> None:
             "try:\n bo.call(noop)\nexcept CircuitOpenError:\n pass",
             env,
         ),
+        # The peers below are measured through their decorators: this is the like-for-like row.
+        sync_case("buttress @breaker open", "try:\n bod()\nexcept CircuitOpenError:\n pass", env),
     ]
     try:
         import pybreaker
@@ -209,6 +212,7 @@ def closed_and_open_async() -> None:
     rejecting = [
         async_case("bare await raising", aboom, Boom),
         async_case("buttress open (async)", lambda: opened.acall(anoop), CircuitOpenError),
+        async_case("buttress @breaker open (async)", opened(anoop), CircuitOpenError),
     ]
     try:
         import circuitbreaker

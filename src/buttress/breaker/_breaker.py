@@ -22,13 +22,13 @@ from buttress.breaker._config import BreakerConfig
 from buttress.breaker._errors import CircuitOpenError
 from buttress.breaker._events import (
     CallEvent,
-    CallFailed,
     CallIgnored,
     CallListener,
-    CallRejected,
-    CallSucceeded,
     StateChange,
     StateListener,
+    call_failed,
+    call_rejected,
+    call_succeeded,
 )
 from buttress.breaker._log import logger
 from buttress.breaker._registry import BreakerRegistry, breakers
@@ -303,7 +303,19 @@ class CircuitBreaker:
         if permit is None or not self._simple:
             if self._shared is not None:
                 raise SyncCallNotSupportedError("a shared CircuitBreaker", "acall")
-            admitted = self._admit()
+            if permit is None and machine.state is _OPEN:
+                # The open hot path, inlined: no _admit frame, nothing built but the error.
+                now = self._now()
+                if now < machine.open_until:
+                    machine.rejected_count += 1
+                    retry_after = (
+                        self.config.recovery_timeout if machine.forced else machine.open_until - now
+                    )
+                    if self._call_listeners:
+                        raise self._refusal(retry_after)
+                    raise CircuitOpenError(self.name, retry_after)
+            # Closed but watched (listeners, window...): the permit is already in hand.
+            admitted = permit if permit is not None else self._admit()
             if type(admitted) is CircuitOpenError:
                 raise admitted
             assert type(admitted) is Permit
@@ -327,7 +339,19 @@ class CircuitBreaker:
         if permit is None or not self._simple:
             if self._shared is not None:
                 return await self._acall_shared(self._shared, fn, args, kwargs)
-            admitted = self._admit()
+            if permit is None and machine.state is _OPEN:
+                # The open hot path, inlined: no _admit frame, nothing built but the error.
+                now = self._now()
+                if now < machine.open_until:
+                    machine.rejected_count += 1
+                    retry_after = (
+                        self.config.recovery_timeout if machine.forced else machine.open_until - now
+                    )
+                    if self._call_listeners:
+                        raise self._refusal(retry_after)
+                    raise CircuitOpenError(self.name, retry_after)
+            # Closed but watched (listeners, window...): the permit is already in hand.
+            admitted = permit if permit is not None else self._admit()
             if type(admitted) is CircuitOpenError:
                 raise admitted
             assert type(admitted) is Permit
@@ -376,7 +400,8 @@ class CircuitBreaker:
             raise ValidationError("fn", "must be callable")
         machine = self._machine
         finish, finish_error = self._finish, self._finish_error
-        admit = self._admit
+        admit, refusal, now_fn = self._admit, self._refusal, self._now
+        config, name = self.config, self.name
         if inspect.iscoroutinefunction(fn):
             aguarded, arun_admitted = self.acall, self._arun_admitted
 
@@ -387,7 +412,19 @@ class CircuitBreaker:
                 if permit is None or not self._simple:
                     if self._shared is not None:
                         return await aguarded(fn, *args, **kwargs)
-                    admitted = admit()
+                    if permit is None and machine.state is _OPEN:
+                        now = now_fn()
+                        if now < machine.open_until:
+                            machine.rejected_count += 1
+                            retry_after = (
+                                config.recovery_timeout
+                                if machine.forced
+                                else machine.open_until - now
+                            )
+                            if self._call_listeners:
+                                raise refusal(retry_after)
+                            raise CircuitOpenError(name, retry_after)
+                    admitted = permit if permit is not None else admit()
                     if type(admitted) is CircuitOpenError:
                         raise admitted
                     assert type(admitted) is Permit
@@ -413,7 +450,17 @@ class CircuitBreaker:
             if permit is None or not self._simple:
                 if self._shared is not None:
                     return guarded(fn, *args, **kwargs)
-                admitted = admit()
+                if permit is None and machine.state is _OPEN:
+                    now = now_fn()
+                    if now < machine.open_until:
+                        machine.rejected_count += 1
+                        retry_after = (
+                            config.recovery_timeout if machine.forced else machine.open_until - now
+                        )
+                        if self._call_listeners:
+                            raise refusal(retry_after)
+                        raise CircuitOpenError(name, retry_after)
+                admitted = permit if permit is not None else admit()
                 if type(admitted) is CircuitOpenError:
                     raise admitted
                 assert type(admitted) is Permit
@@ -519,7 +566,7 @@ class CircuitBreaker:
                 self.config.recovery_timeout if machine.forced else machine.open_until - now
             )
             if self._call_listeners:
-                self._emit(CallRejected(self.name, retry_after))
+                self._emit(call_rejected(self.name, retry_after))
             return CircuitOpenError(self.name, retry_after)
         with self._lock:
             decision = machine.admit(now)
@@ -531,7 +578,7 @@ class CircuitBreaker:
 
     def _refusal(self, retry_after: float) -> CircuitOpenError:
         if self._call_listeners:
-            self._emit(CallRejected(self.name, retry_after))
+            self._emit(call_rejected(self.name, retry_after))
         return CircuitOpenError(self.name, retry_after)
 
     def _run_admitted(
@@ -543,7 +590,9 @@ class CircuitBreaker:
         except BaseException as exc:
             self._finish_error(permit, exc, start)
             raise
-        self._finish_result(permit, result, start)
+        predicate = self.config.failure_on_result
+        outcome = _SUCCESS if predicate is None else self._result_outcome(result)
+        self._finish(permit, outcome, start, None)
         return result
 
     async def _arun_admitted(
@@ -559,7 +608,9 @@ class CircuitBreaker:
         except BaseException as exc:
             self._finish_error(permit, exc, start)
             raise
-        self._finish_result(permit, result, start)
+        predicate = self.config.failure_on_result
+        outcome = _SUCCESS if predicate is None else self._result_outcome(result)
+        self._finish(permit, outcome, start, None)
         return result
 
     async def _acall_shared(
@@ -580,9 +631,6 @@ class CircuitBreaker:
             raise
         await shared.finish(admitted, self._result_outcome(result), start, None)
         return result
-
-    def _finish_result(self, permit: Permit, result: object, start: float | None) -> None:
-        self._finish(permit, self._result_outcome(result), start, None)
 
     def _result_outcome(self, result: object) -> Outcome:
         predicate = self.config.failure_on_result
@@ -622,8 +670,11 @@ class CircuitBreaker:
     ) -> None:
         machine = self._machine
         now = self._now()
-        duration = None if start is None else now - start
-        outcome = machine.classify_duration(outcome, duration)
+        duration = None
+        if start is not None:
+            duration = now - start
+            if self.config.slow_call_threshold is not None:
+                outcome = machine.classify_duration(outcome, duration)
         with self._lock:
             transition = machine.record(permit, outcome, now)
         if transition is not None:
@@ -636,13 +687,18 @@ class CircuitBreaker:
             return
         event: CallEvent
         if outcome is _SUCCESS:
-            event = CallSucceeded(self.name, duration)
+            event = call_succeeded(self.name, duration)
         elif outcome is _FAILURE:
-            event = CallFailed(self.name, duration, error)
+            event = call_failed(self.name, duration, error)
         else:
             assert error is not None
             event = CallIgnored(self.name, duration, error)
-        self._emit(event)
+        # _emit's loop, inlined: this runs on every watched call.
+        for listener in self._call_listeners:
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001  (a listener must never break the protected call)
+                self._log.exception("breaker.listener_failed", listener=repr(listener))
 
     def _announce(self, transition: Transition) -> None:
         at = self._clock.now() - timedelta(seconds=max(0.0, self._now() - transition.at))
