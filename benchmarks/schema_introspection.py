@@ -178,6 +178,16 @@ async def timed_async(fn: Callable[[], Awaitable[object]], rounds: int) -> list[
     return out
 
 
+def migra_diff(engine: Any, empty: Any) -> None:
+    from migra import Migration  # type: ignore[import-untyped]  # no stubs
+
+    # What `migra` does: inspect both databases, then compute the statements.
+    with engine.connect() as live, empty.connect() as target:
+        migration = Migration(live, target)
+        migration.set_safety(False)
+        migration.add_all_changes()
+
+
 async def measure(server: PostgresServer, count: int, rounds: int, full: bool) -> None:
     name = server.create_database()
     dsn = server.dsn(name)
@@ -226,6 +236,19 @@ async def measure(server: PostgresServer, count: int, rounds: int, full: bool) -
                     lambda: migra_inspect(engine), slow_rounds
                 )
                 trips_by["migra (schemainspect)"] = engine.statements // slow_rounds
+                empty_name = server.create_database()
+                empty = sqlalchemy_engine(server.dsn(empty_name))
+                try:
+                    engine.statements = 0
+                    results["migra diff (both inspections + diff)"] = timed_sync(
+                        lambda: migra_diff(engine, empty), slow_rounds
+                    )
+                    trips_by["migra diff (both inspections + diff)"] = (
+                        engine.statements // slow_rounds
+                    )
+                finally:
+                    empty.dispose()
+                    server.drop_database(empty_name)
         engine.dispose()
     finally:
         server.drop_database(name)
