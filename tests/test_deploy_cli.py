@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from buttress.deploy import cli
+from buttress.cli import build_parser as parser
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
-
-
-def parser() -> argparse.ArgumentParser:
-    """The ``buttress`` parser shape: a common parent with ``--dsn`` and ``--json``."""
-    root = argparse.ArgumentParser(prog="buttress")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dsn", default=None)
-    common.add_argument("--json", action="store_true")
-    cli.register(root.add_subparsers(dest="command"), common)
-    return root
 
 
 def run(dsn: str, *argv: str) -> int:

@@ -3,7 +3,6 @@ per-minute persistence in SQLite and PostgreSQL, and ``buttress errors``."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buttress.backends import SqlBackend, connect, require_sql
+from buttress.cli import build_parser as parser
 from buttress.config._sqlbits import MissingTableError
 from buttress.errors import (
     ErrorCategory,
@@ -26,7 +26,6 @@ from buttress.errors import (
 )
 from buttress.migrations.builtin import apply_builtin, builtin_migrator
 from buttress.monitoring import AlertLevel, alert_level
-from buttress.monitoring import errors_cli as cli
 from buttress.monitoring.errors import (
     OTHER_COMPONENT,
     ErrorCount,
@@ -425,15 +424,6 @@ async def test_redis_is_refused(redis_dsn: str) -> None:
 
 
 # -- buttress errors -------------------------------------------------------------------------
-
-
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="buttress")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dsn")
-    common.add_argument("--json", action="store_true")
-    cli.register(root.add_subparsers(dest="command"), common)
-    return root
 
 
 def run_cli(*argv: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from buttress.backends import connect
+from buttress.cli import build_parser as parser
 from buttress.errors import ValidationError
 from buttress.health import ComponentStatus, HealthReport, Status
 from buttress.monitoring import AlertLevel, DropRule, FlatRule, HealthHistory, SpikeRule, cli
@@ -20,16 +20,6 @@ HOUR = timedelta(hours=1)
 
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
-
-
-def parser() -> argparse.ArgumentParser:
-    """The ``buttress`` parser shape: a common parent with ``--dsn`` and ``--json``."""
-    root = argparse.ArgumentParser(prog="buttress")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dsn", default=None)
-    common.add_argument("--json", action="store_true")
-    cli.register(root.add_subparsers(dest="command"), common)
-    return root
 
 
 def run(dsn: str, *argv: str) -> int:

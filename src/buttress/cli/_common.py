@@ -20,7 +20,7 @@ from buttress.errors import ButtressError, ValidationError
 if TYPE_CHECKING:
     from buttress.backends import Backend
 
-__all__ = ["os_user", "parse_time", "print_json", "run_with_backend"]
+__all__ = ["add_action", "os_user", "parse_time", "print_json", "run_with_backend"]
 
 
 def run_with_backend(
@@ -65,3 +65,16 @@ def parse_time(field: str, text: str | None) -> datetime | None:
     if value.tzinfo is None:
         raise ValidationError(field, "must carry a timezone (for example Z or +02:00)")
     return value
+
+
+def add_action(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    help: str,
+) -> argparse.ArgumentParser:
+    """One leaf action (``buttress config get``…) taking ``--dsn``/``--json`` from ``common``."""
+    parser = commands.add_parser(name, parents=[common], help=help, description=help)
+    parser.set_defaults(handler=handler)
+    return parser

@@ -9,12 +9,13 @@ codes: 0 done, 1 not found, 2 bad input or an unusable backend.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable
 
 from buttress.backends import Backend
-from buttress.cli._common import os_user, print_json, run_with_backend
+from buttress.cli._common import add_action, os_user, print_json, run_with_backend
 from buttress.config._json import JSONValue
 from buttress.config._model import ALL, ConfigChange, ConfigEntry
 from buttress.config._service import ConfigStore
@@ -292,12 +293,7 @@ def register(
     config = subparsers.add_parser("config", help="read and change runtime configuration")
     commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
 
-    def add(
-        name: str, handler: Callable[[argparse.Namespace], int], help: str
-    ) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, parents=[common], help=help, description=help)
-        parser.set_defaults(handler=handler)
-        return parser
+    add = functools.partial(add_action, commands, common)
 
     def environment(parser: argparse.ArgumentParser, help: str) -> None:
         parser.add_argument("--environment", "-e", default=None, help=help)

@@ -8,12 +8,13 @@ on ``--dsn``; ``register`` wires them into the ``buttress`` parser. Exit codes:
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from buttress.backends import Backend
-from buttress.cli._common import parse_time, print_json, run_with_backend
+from buttress.cli._common import add_action, parse_time, print_json, run_with_backend
 from buttress.deploy._metrics import DeliveryMetrics
 from buttress.deploy._model import Deployment
 from buttress.deploy._service import DeploymentLog
@@ -184,12 +185,7 @@ def register(
     deploy = subparsers.add_parser("deploy", help="record deployments and rollbacks, see metrics")
     commands = deploy.add_subparsers(dest="deploy_command", metavar="ACTION", required=True)
 
-    def add(
-        name: str, handler: Callable[[argparse.Namespace], int], help: str
-    ) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, parents=[common], help=help, description=help)
-        parser.set_defaults(handler=handler)
-        return parser
+    add = functools.partial(add_action, commands, common)
 
     p = add("record", record, "record a successful deployment and set app_version")
     p.add_argument("version")

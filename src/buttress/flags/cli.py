@@ -10,6 +10,7 @@ or an unusable backend.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from typing import Any
 import attrs
 
 from buttress.backends import Backend
-from buttress.cli._common import os_user, parse_time, print_json, run_with_backend
+from buttress.cli._common import add_action, os_user, parse_time, print_json, run_with_backend
 from buttress.errors import ValidationError
 from buttress.flags._evaluate import evaluate, rollout_warning
 from buttress.flags._model import Flag, FlagContext, FlagEvaluation, Reason, validate_key
@@ -287,12 +288,7 @@ def register(
     flags = subparsers.add_parser("flags", help="list, change and evaluate feature flags")
     commands = flags.add_subparsers(dest="flags_command", metavar="ACTION", required=True)
 
-    def add(
-        name: str, handler: Callable[[argparse.Namespace], int], help: str
-    ) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, parents=[common], help=help, description=help)
-        parser.set_defaults(handler=handler)
-        return parser
+    add = functools.partial(add_action, commands, common)
 
     add("list", list_, "list every flag")
 
