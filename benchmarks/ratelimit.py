@@ -1,15 +1,16 @@
 """Rate-limit decisions per second: buttress against limits, pyrate-limiter and
 aiolimiter, in one process run; prints medians and ratios.
 
-    python benchmarks/ratelimit.py [--quick]
+    python benchmarks/ratelimit.py [--quick] [--only memory|redis|postgresql]
 
 In memory: 10,000 keys in rotation, 1,000 units per minute each, so every
 decision is an admission (the common path). Redis and PostgreSQL use the test
 suite's throwaway servers (tests/servers.py) when the binaries are installed:
-Redis sequential and with 32 concurrent async clients, with script calls and
-server commands per decision from INFO commandstats; PostgreSQL decisions per
-second with 32 concurrent clients. Peers that are missing or fail are skipped
-with a note.
+Redis async (sequential and with 32 concurrent clients) and sync, each case run
+in turn within every round and quoted as the median of per-round ratios, with
+script calls and server commands per decision from INFO commandstats;
+PostgreSQL decisions per second with 32 concurrent clients. Peers that are
+missing or fail are skipped with a note.
 """
 
 from __future__ import annotations
@@ -68,6 +69,19 @@ def keyed(hit: Callable[[str], object]) -> Callable[[int], None]:
             hit(keys[i % size])
 
     return run
+
+
+def limits_peers(strategies: Any, store: Any) -> Iterator[tuple[str, Any]]:
+    """limits' three strategies (sync or ``limits.aio``) over one storage."""
+    from limits import RateLimitItemPerMinute
+
+    item = RateLimitItemPerMinute(LIMIT)
+    for name, strategy in (
+        ("fixed", "FixedWindowRateLimiter"),
+        ("moving", "MovingWindowRateLimiter"),
+        ("sliding counter", "SlidingWindowCounterRateLimiter"),
+    ):
+        yield f"limits {name}", functools.partial(getattr(strategies, strategy)(store).hit, item)
 
 
 def memory_cases() -> Iterator[tuple[str, Callable[[int], None]]]:
@@ -156,20 +170,14 @@ async def commandstats(client: Any) -> dict[str, int]:
 
 
 def redis_peers(url: str) -> Iterator[tuple[str, Callable[[str], Awaitable[object]]]]:
+    """Async peers over Redis."""
     try:
-        from limits import RateLimitItemPerMinute
         from limits.aio import strategies
         from limits.storage import storage_from_string
 
-        item = RateLimitItemPerMinute(LIMIT)
-        lstore = storage_from_string(f"async+{url}", implementation="redispy")
-        for name, cls in (
-            ("fixed", strategies.FixedWindowRateLimiter),
-            ("moving", strategies.MovingWindowRateLimiter),
-            ("sliding counter", strategies.SlidingWindowCounterRateLimiter),
-        ):
-            peer = cls(lstore)
-            yield f"limits {name}", functools.partial(peer.hit, item)
+        yield from limits_peers(
+            strategies, storage_from_string(f"async+{url}", implementation="redispy")
+        )
     except Exception as exc:
         print(f"  (limits redis skipped: {type(exc).__name__}: {exc})")
     try:
@@ -196,7 +204,61 @@ def redis_peers(url: str) -> Iterator[tuple[str, Callable[[str], Awaitable[objec
         print(f"  (pyrate-limiter redis skipped: {type(exc).__name__}: {exc})")
 
 
-async def redis_section(url: str, n: int, repeats: int) -> None:
+def redis_sync_peers(url: str) -> Iterator[tuple[str, Callable[[str], object]]]:
+    """Sync peers over Redis (what a Flask or Django app would use)."""
+    try:
+        from limits import strategies
+        from limits.storage import storage_from_string
+
+        yield from limits_peers(strategies, storage_from_string(url))
+    except Exception as exc:
+        print(f"  (limits sync redis skipped: {type(exc).__name__}: {exc})")
+    try:
+        import redis
+        from pyrate_limiter import Duration, Limiter, RedisBucket
+        from pyrate_limiter import Rate as PyrateRate
+
+        bucket = RedisBucket.init(
+            [PyrateRate(LIMIT * len(KEYS), Duration.MINUTE)], redis.Redis.from_url(url), "pyrs"
+        )
+        limiter = Limiter(bucket)
+        yield "pyrate-limiter log", lambda key: limiter.try_acquire(key, blocking=False)
+    except Exception as exc:
+        print(f"  (pyrate-limiter sync redis skipped: {type(exc).__name__}: {exc})")
+
+
+def ratio_rows(samples: dict[str, list[float]]) -> list[tuple[str, float, float]]:
+    """(name, median time, median per-round ratio to the first case): a ratio taken
+    within each round cancels the machine's load changes between rounds."""
+    names = list(samples)
+    base = samples[names[0]]
+    return [
+        (
+            name,
+            statistics.median(samples[name]),
+            statistics.median(t / b for t, b in zip(samples[name], base, strict=True)),
+        )
+        for name in names
+    ]
+
+
+def report_rounds(title: str, samples: dict[str, list[float]], notes: dict[str, str]) -> None:
+    first = next(iter(samples), "-")
+    print(f"\n{title} (median of per-round ratios: time / {first})")
+    for name, ns, ratio in ratio_rows(samples):
+        print(f"  {name:<26} {ns / 1000:9.2f} us/decision  x{ratio:6.2f}  {notes.get(name, '')}")
+
+
+def command_notes(stats: dict[str, int], decisions: int) -> str:
+    scripts = sum(stats.get(c, 0) for c in ("evalsha", "eval", "evalsha_ro"))
+    total = sum(v for c, v in stats.items() if c not in ("info", "config|resetstat"))
+    return (
+        f"{scripts / decisions:.1f} script calls, "
+        f"{total / decisions:.1f} server commands per decision"
+    )
+
+
+async def redis_section(url: str, n: int, rounds: int) -> None:
     import redis.asyncio as aredis
 
     from buttress.backends import connect
@@ -204,12 +266,12 @@ async def redis_section(url: str, n: int, repeats: int) -> None:
 
     backend = await connect(url)
     client = aredis.Redis.from_url(url)
-    cases: list[tuple[str, Callable[[str], Awaitable[object]]]] = [
-        (
-            f"buttress {algorithm}",
-            RateLimiter(Rate(LIMIT, PERIOD), algorithm=algorithm, backend=backend).ahit,
-        )
+    limiters = {
+        algorithm: RateLimiter(Rate(LIMIT, PERIOD), algorithm=algorithm, backend=backend)
         for algorithm in ("gcra", "fixed_window", "sliding_window")
+    }
+    cases: list[tuple[str, Callable[[str], Awaitable[object]]]] = [
+        (f"buttress {algorithm}", limiter.ahit) for algorithm, limiter in limiters.items()
     ]
     cases += list(redis_peers(url))
     for concurrency in (1, 32):
@@ -237,29 +299,49 @@ async def redis_section(url: str, n: int, repeats: int) -> None:
                 live.append((name, hit, keys))
             except Exception as exc:
                 print(f"  ({name} skipped: {type(exc).__name__}: {exc})")
+        notes = {}
+        for name, hit, keys in live:
+            await client.config_resetstat()
+            await run(n, hit, keys)
+            notes[name] = command_notes(await commandstats(client), n)
         samples: dict[str, list[float]] = {name: [] for name, _, _ in live}
-        commands: dict[str, dict[str, int]] = {name: {} for name, _, _ in live}
-        for _ in range(repeats):
+        for _ in range(rounds):
             for name, hit, keys in live:
-                await client.config_resetstat()
                 t0 = time.perf_counter_ns()
                 await run(n, hit, keys)
                 samples[name].append((time.perf_counter_ns() - t0) / n)
-                for command, calls in (await commandstats(client)).items():
-                    commands[name][command] = commands[name].get(command, 0) + calls
-        notes = {}
-        for name, stats in commands.items():
-            decisions = n * repeats
-            scripts = sum(stats.get(c, 0) for c in ("evalsha", "eval", "evalsha_ro"))
-            total = sum(v for c, v in stats.items() if c not in ("info", "config|resetstat"))
-            notes[name] = (
-                f"{scripts / decisions:.1f} script calls, "
-                f"{total / decisions:.1f} server commands per decision"
-            )
-        rows = [(name, statistics.median(samples[name])) for name, _, _ in live]
-        report(f"Redis, {concurrency} concurrent client(s): wall time per decision", rows, notes)
+        report_rounds(
+            f"Redis, async, {concurrency} concurrent client(s): wall time per decision",
+            samples,
+            notes,
+        )
+
+    redis_sync_section(url, limiters, n, rounds)
     await client.aclose()
     await backend.close()
+
+
+def redis_sync_section(url: str, limiters: dict[str, Any], n: int, rounds: int) -> None:
+    sync_cases: list[tuple[str, Callable[[str], object]]] = []
+    sync_cases += [(f"buttress {name}", limiter.hit) for name, limiter in limiters.items()]
+    sync_cases += list(redis_sync_peers(url))
+    live_sync = []
+    for index, (name, hit) in enumerate(sync_cases):
+        keys = [f"sync{index}:{key}" for key in KEYS]
+        try:
+            for key in keys[:200]:
+                hit(key)
+            live_sync.append((name, hit, keys))
+        except Exception as exc:
+            print(f"  ({name} skipped: {type(exc).__name__}: {exc})")
+    sync_samples: dict[str, list[float]] = {name: [] for name, _, _ in live_sync}
+    for _ in range(rounds):
+        for name, hit, keys in live_sync:
+            t0 = time.perf_counter_ns()
+            for i in range(n):
+                hit(keys[i % len(keys)])
+            sync_samples[name].append((time.perf_counter_ns() - t0) / n)
+    report_rounds("Redis, sync, one thread: wall time per decision", sync_samples, {})
 
 
 async def postgres_section(dsn: str, n: int) -> None:
@@ -283,13 +365,7 @@ async def postgres_section(dsn: str, n: int) -> None:
     await backend.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer decisions (smoke run)")
-    args = parser.parse_args()
-    n, repeats = (20_000, 3) if args.quick else (100_000, 7)
-    print(f"python {sys.version.split()[0]}; {n} decisions x {repeats} runs, medians")
-
+def memory_section(n: int, repeats: int) -> None:
     rows = medians_ns(list(memory_cases()), n, repeats)
     aio = aiolimiter_case(n, repeats)
     report("In memory, keyed (10,000 keys): time per decision", rows)
@@ -300,10 +376,27 @@ def main() -> None:
             best = min(ns for name, ns in rows if name.startswith("buttress"))
             print(f"  buttress best / fastest keyed peer: x{best / fastest_peer:.2f}")
 
-    with server("redis") as redis_srv:
-        if redis_srv is not None:
-            dsn = redis_srv.dsn()  # type: ignore[attr-defined]
-            asyncio.run(redis_section(dsn, max(n // 20, 2000), max(repeats // 2, 3)))
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer decisions (smoke run)")
+    parser.add_argument(
+        "--only", choices=("memory", "redis", "postgresql"), help="run one section only"
+    )
+    args = parser.parse_args()
+    n, repeats = (20_000, 3) if args.quick else (100_000, 7)
+    print(f"python {sys.version.split()[0]}; {n} decisions x {repeats} runs, medians")
+
+    if args.only in (None, "memory"):
+        memory_section(n, repeats)
+    if args.only in (None, "redis"):
+        with server("redis") as redis_srv:
+            if redis_srv is not None:
+                dsn = redis_srv.dsn()  # type: ignore[attr-defined]
+                per_round, rounds = (640, 5) if args.quick else (1280, 15)
+                asyncio.run(redis_section(dsn, per_round, rounds))
+    if args.only not in (None, "postgresql"):
+        return
     with server("postgresql") as pg_srv:
         if pg_srv is not None:
             dsn = pg_srv.dsn(pg_srv.create_database())  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """WSGI rate-limit middleware (Flask, Django, any WSGI server).
 
 Each request takes ``cost(environ)`` units for ``key(environ)`` (the client
-address by default) from a limiter with a sync store (memory or SQLite); a
+address by default) from a limiter with a sync store (memory, SQLite or Redis); a
 refusal is answered with 429, the standard error envelope and the rate-limit
 headers. The middleware never raises: a limiter failure follows
 ``on_backend_error``, logged once per outage.

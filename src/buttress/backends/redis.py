@@ -17,6 +17,8 @@ from buttress.errors import BackendUnavailableError, MissingDependencyError
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from buttress.backends._resp import BlockingClient, PipelinedClient
+
 __all__ = ["RedisBackend"]
 
 _OPTIONS = frozenset(
@@ -58,6 +60,34 @@ class RedisBackend(Backend):
     def __init__(self, dsn: DSN, client: Redis) -> None:
         super().__init__(dsn.redacted)
         self.client = client
+        self._pipelined: PipelinedClient | None = None
+        self._blocking: BlockingClient | None = None
+        self._fast_checked = False
+
+    def pipelined(self) -> PipelinedClient | None:
+        """buttress's own pipelined connection to this server (one per event loop,
+        shared by every caller), used for per-request commands such as rate-limit
+        decisions; None when the connection needs TLS or another redis-py-only
+        feature, and callers then use ``client``."""
+        self._make_fast_clients()
+        return self._pipelined
+
+    def blocking(self) -> BlockingClient | None:
+        """A pool of blocking sockets to this server for sync callers (WSGI,
+        threads); None in the same cases as ``pipelined()``."""
+        self._make_fast_clients()
+        return self._blocking
+
+    def _make_fast_clients(self) -> None:
+        if self._fast_checked:
+            return
+        from buttress.backends._resp import BlockingClient, PipelinedClient, endpoint_from_pool
+
+        self._fast_checked = True
+        endpoint = endpoint_from_pool(self.client.connection_pool)
+        if endpoint is not None:
+            self._pipelined = PipelinedClient(endpoint)
+            self._blocking = BlockingClient(endpoint)
 
     @classmethod
     async def open(cls, dsn: DSN, options: dict[str, object]) -> RedisBackend:
@@ -126,4 +156,8 @@ class RedisBackend(Backend):
         await self.client.ping()
 
     async def _close(self) -> None:
+        if self._pipelined is not None:
+            await self._pipelined.aclose()
+        if self._blocking is not None:
+            self._blocking.close()
         await self.client.aclose()

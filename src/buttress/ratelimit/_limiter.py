@@ -219,7 +219,7 @@ class RateLimiter:
         return f"RateLimiter({self._rate}, algorithm={self._algorithm.name!r}, backend={where})"
 
     def hit(self, key: str, cost: int = 1) -> Decision:
-        """Check and consume ``cost`` units for ``key`` (memory or SQLite)."""
+        """Check and consume ``cost`` units for ``key`` (memory, SQLite or Redis)."""
         table = self._table
         if _observed or table is None or cost != 1 or type(cost) is not int or type(key) is not str:
             return self._announce(self._hit_checked(key, cost), cost)
@@ -241,7 +241,7 @@ class RateLimiter:
         return self._shared_sync([(self, key, cost)], consume=True)[0]
 
     async def ahit(self, key: str, cost: int = 1) -> Decision:
-        """Async twin of ``hit``; the only way to use Redis and PostgreSQL."""
+        """Async twin of ``hit``; the only way to use PostgreSQL."""
         if self._table is not None:
             return self.hit(key, cost)
         if type(key) is not str or type(cost) is not int or not 1 <= cost <= self._limit:
@@ -451,7 +451,8 @@ def _memory_hit_all(items: Sequence[tuple[RateLimiter, str]], cost: int) -> Deci
 def hit_all(pairs: Iterable[tuple[RateLimiter, str]], *, cost: int = 1) -> Decision:
     """Take ``cost`` from every ``(limiter, key)`` or from none, in one step; returns
     the binding decision (the refusal with the longest wait, else the tightest
-    admission). Memory and SQLite; use ``ahit_all`` for Redis and PostgreSQL."""
+    admission). Memory, SQLite and Redis (one script call); use ``ahit_all`` for
+    PostgreSQL."""
     items = _pairs(pairs, cost)
     first = items[0][0]
     if first._store is None:

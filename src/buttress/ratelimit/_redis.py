@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Final
 
+from buttress.backends._resp import BlockingClient, PipelinedClient, ReplyError
 from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
 from buttress.ratelimit._store import Check
 from buttress.ratelimit._values import Decision
@@ -135,57 +136,107 @@ _US: Final = 1e6
 
 
 class RedisStore:
-    """Runs the script on a ``RedisBackend``'s asyncio client."""
+    """Runs the script over the backend's pipelined connection (async) or its
+    pool of blocking sockets (sync); redis-py's client when those are not
+    available (TLS and other redis-py-only connection options)."""
 
     kind = "redis"
 
     def __init__(self, backend: Any) -> None:
-        from redis.exceptions import NoScriptError
-
         self._client = backend.client
-        self._no_script = NoScriptError
+        self._fast: PipelinedClient | None = backend.pipelined()
+        self._blocking: BlockingClient | None = backend.blocking()
         self.fixed_now_us: int | None = None
         """Testing hook: decide at this time (µs) instead of the server's TIME
         (keys are then written without expiry)."""
 
-    def decide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
-        raise UnsupportedBackendError(
-            "RateLimiter on Redis is async-only; use await limiter.ahit() / apeek() / areset()"
-        )
-
-    def reset(self, keys: Sequence[str]) -> None:
-        self.decide((), False)  # raises: async-only
-
-    async def adecide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
-        keys = [c[1] for c in checks]
-        args: list[object] = ["1" if consume else "0", self.fixed_now_us or ""]
+    def _args(self, checks: Sequence[Check], consume: bool) -> list[bytes | str | int]:
+        args: list[bytes | str | int] = [len(checks)]
+        args += [c[1] for c in checks]
+        args += (b"1" if consume else b"0", self.fixed_now_us or b"")
         for algorithm, _, limit, period, cost in checks:
             args += (_CODES[algorithm.name], limit, -(-period // 1000), cost)
-        try:
+        return args
+
+    def decide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+        client = self._sync_client()
+        args = self._args(checks, consume)
+        with _TRANSLATING:
             try:
-                raw = await self._client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
-            except self._no_script:
+                raw = client.call(b"EVALSHA", SCRIPT_SHA, *args)
+            except ReplyError as exc:
+                if exc.code != "NOSCRIPT":
+                    raise
                 # First use on this server (or after SCRIPT FLUSH): EVAL also caches it.
-                raw = await self._client.eval(SCRIPT, len(keys), *keys, *args)
-        except Exception as exc:
-            translated = _translate(exc)
-            if translated is None:
-                raise
-            raise translated from exc
-        # The script returns integers: allowed (0/1), remaining, reset µs, retry µs.
-        return [
-            _new(Decision, (raw[j] == 1, check[2], raw[j + 1], raw[j + 2] / _US, raw[j + 3] / _US))
-            for j, check in zip(range(0, len(raw), 4), checks, strict=True)
-        ]
+                raw = client.call(b"EVAL", SCRIPT, *args)
+        return _decisions(raw, checks)
+
+    def reset(self, keys: Sequence[str]) -> None:
+        client = self._sync_client()
+        with _TRANSLATING:
+            client.call(b"DEL", *keys)
+
+    def _sync_client(self) -> BlockingClient:
+        if self._blocking is None:
+            raise UnsupportedBackendError(
+                "this Redis connection (TLS or another redis-py-only option) is "
+                "async-only for RateLimiter; use await limiter.ahit() / apeek() / areset()"
+            )
+        return self._blocking
+
+    async def adecide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+        args = self._args(checks, consume)
+        fast = self._fast
+        with _TRANSLATING:
+            if fast is None:
+                raw = await self._driver_eval(args)
+            else:
+                try:
+                    raw = await fast.call(b"EVALSHA", SCRIPT_SHA, *args)
+                except ReplyError as exc:
+                    if exc.code != "NOSCRIPT":
+                        raise
+                    raw = await fast.call(b"EVAL", SCRIPT, *args)
+        return _decisions(raw, checks)
+
+    async def _driver_eval(self, args: list[bytes | str | int]) -> Any:
+        from redis.exceptions import NoScriptError
+
+        try:
+            return await self._client.evalsha(SCRIPT_SHA, *args)
+        except NoScriptError:
+            return await self._client.eval(SCRIPT, *args)
 
     async def areset(self, keys: Sequence[str]) -> None:
-        try:
-            await self._client.delete(*keys)
-        except Exception as exc:
+        with _TRANSLATING:
+            if self._fast is not None:
+                await self._fast.call(b"DEL", *keys)
+            else:
+                await self._client.delete(*keys)
+
+
+def _decisions(raw: list[int], checks: Sequence[Check]) -> list[Decision]:
+    # The script returns integers: allowed (0/1), remaining, reset µs, retry µs.
+    return [
+        _new(Decision, (raw[j] == 1, check[2], raw[j + 1], raw[j + 2] / _US, raw[j + 3] / _US))
+        for j, check in zip(range(0, len(raw), 4), checks, strict=True)
+    ]
+
+
+class _Translating:
+    """``with _TRANSLATING:`` turns driver and socket failures into buttress errors."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, Exception):
             translated = _translate(exc)
-            if translated is None:
-                raise
-            raise translated from exc
+            if translated is not None:
+                raise translated from exc
+
+
+_TRANSLATING: Final = _Translating()
 
 
 def _translate(exc: Exception) -> BackendError | None:
@@ -193,7 +244,8 @@ def _translate(exc: Exception) -> BackendError | None:
     from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
     if isinstance(exc, ConnectionError | TimeoutError | OSError):
+        # Builtin ConnectionError and TimeoutError are OSErrors too.
         return BackendUnavailableError(f"redis unreachable ({type(exc).__name__})")
-    if isinstance(exc, RedisError):
+    if isinstance(exc, RedisError | ReplyError):
         return BackendError(f"redis rate-limit script failed ({type(exc).__name__}: {exc})")
     return None
