@@ -302,6 +302,8 @@ class PipelinedClient:
         opening = self._opening
         if opening is None or opening.get_loop() is not loop:
             opening = self._opening = loop.create_task(self._open(loop))
+            # Every waiter may have been cancelled: mark a failure as seen anyway.
+            opening.add_done_callback(_consume_outcome)
         try:
             protocol = await asyncio.shield(opening)
         finally:
@@ -338,6 +340,11 @@ class PipelinedClient:
         if protocol is not None and protocol.transport is not None:
             with contextlib.suppress(RuntimeError):  # its event loop is already closed
                 protocol.transport.close()
+
+
+def _consume_outcome(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class _Socket:

@@ -29,6 +29,7 @@ __all__ = [
     "SpikeRule",
     "alert_level",
     "detect",
+    "human_period",
 ]
 
 
@@ -218,7 +219,7 @@ class FlatRule:
             self.metric,
             "flat",
             self.level,
-            f"{self.metric} has been 0 for {_human(self.period)}",
+            f"{self.metric} has been 0 for {human_period(self.period)}",
             0.0,
             None,
         )
@@ -235,7 +236,8 @@ def _level(change: float, warning: float, critical: float | None) -> AlertLevel:
     return AlertLevel.HEALTHY
 
 
-def _human(period: timedelta) -> str:
+def human_period(period: timedelta) -> str:
+    """``period`` as people write it: ``5 min``, ``1 h``, ``90 s``."""
     seconds = period.total_seconds()
     if seconds % 3600 == 0:
         return f"{seconds / 3600:g} h"

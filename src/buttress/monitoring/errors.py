@@ -32,7 +32,7 @@ from buttress.errors import (
 )
 from buttress.errors._capture import add_capture_listener, remove_capture_listener
 from buttress.log import get_logger
-from buttress.monitoring.anomaly import AlertLevel, Anomaly
+from buttress.monitoring.anomaly import AlertLevel, Anomaly, human_period
 
 __all__ = [
     "OTHER_COMPONENT",
@@ -251,19 +251,11 @@ class ErrorRateRule:
             self.metric,
             "error_rate",
             level,
-            f"{rate:g} errors a minute over the last {_human(self.window)} (more than {limit:g})",
+            f"{rate:g} errors a minute over the last {human_period(self.window)} "
+            f"(more than {limit:g})",
             rate,
             limit,
         )
-
-
-def _human(period: timedelta) -> str:
-    seconds = period.total_seconds()
-    if seconds % 3600 == 0:
-        return f"{seconds / 3600:g} h"
-    if seconds % 60 == 0:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"
 
 
 def _bucket_seconds(value: float) -> float:

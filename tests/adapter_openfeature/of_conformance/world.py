@@ -246,7 +246,7 @@ class World:
         assert self.flags is not None
         provider_type = ContextRecordingProvider if record_context else ButtressProvider
         provider = provider_type(
-            self.flags, config=config, watch_interval=None, config_interval=None
+            self.flags, config=config, config_interval=None
         )
         asyncio.run(provider.load_config())
         self.store, self.config, self.provider = store, config, provider
