@@ -92,6 +92,20 @@ def test_pack_is_an_array_of_bulk_strings(args: list[bytes | str | int]) -> None
     assert parser.gets() is INCOMPLETE
 
 
+class _Key(str):
+    pass
+
+
+class _Count(int):
+    pass
+
+
+def test_pack_takes_subclasses_as_their_base_type() -> None:
+    parser = Parser()
+    parser.feed(pack([_Key("key"), _Count(7), bytearray(b"raw")]))  # type: ignore[list-item]
+    assert parser.gets() == [b"key", b"7", b"raw"]
+
+
 def test_pack_refuses_what_redis_would_misread() -> None:
     with pytest.raises(TypeError, match="float"):
         pack(["SET", "k", 1.5])  # type: ignore[list-item]

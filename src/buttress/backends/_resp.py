@@ -93,17 +93,32 @@ def endpoint_from_pool(pool: Any) -> Endpoint | None:
 def pack(args: Sequence[Arg]) -> bytes:
     """One command as a RESP array of bulk strings."""
     parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
-            data = arg.encode()
-        elif isinstance(arg, int) and not isinstance(arg, bool):
-            data = b"%d" % arg
+        kind = type(arg)
+        data: bytes
+        if kind is bytes:
+            data = arg  # type: ignore[assignment]  # checked just above, exactly
+        elif kind is str:
+            data = arg.encode()  # type: ignore[union-attr]  # checked just above, exactly
+        elif kind is int:
+            data = b"%d" % arg  # type: ignore[str-format]  # checked just above, exactly
         else:
-            raise TypeError(f"command argument must be bytes, str or int, not {type(arg).__name__}")
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+            data = _encode_other(arg)
+        append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+def _encode_other(arg: object) -> bytes:
+    """bytearray and subclasses of bytes, str and int (not bool: Redis would read
+    ``True`` as text)."""
+    if isinstance(arg, bytes | bytearray):
+        return bytes(arg)
+    if isinstance(arg, str):
+        return str(arg).encode()
+    if isinstance(arg, int) and not isinstance(arg, bool):
+        return b"%d" % arg
+    raise TypeError(f"command argument must be bytes, str or int, not {type(arg).__name__}")
 
 
 class _Need(Exception):
@@ -197,6 +212,7 @@ class _Protocol(asyncio.Protocol):
         self.waiters: deque[_Waiter] = deque()
         self.closed = False
         self.drained: asyncio.Future[None] | None = None
+        self.unsent: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -208,9 +224,25 @@ class _Protocol(asyncio.Protocol):
         if self.timeout is not None:
             timer = self.loop.call_later(self.timeout, self._expire, future)
         self.waiters.append((future, timer))
-        assert self.transport is not None
-        self.transport.write(packed)
+        if self.unsent:
+            self.unsent.append(packed)  # a flush is already scheduled
+        elif len(self.waiters) == 1:
+            # Nothing else in flight (the sequential case): send now, one loop
+            # iteration sooner than a scheduled flush.
+            assert self.transport is not None
+            self.transport.write(packed)
+        else:
+            # Others are waiting: coalesce every request made before the loop next
+            # runs callbacks into one write, so N concurrent callers cost one send.
+            self.unsent.append(packed)
+            self.loop.call_soon(self._flush)
         return future
+
+    def _flush(self) -> None:
+        data = b"".join(self.unsent)
+        self.unsent.clear()
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
 
     def _expire(self, future: asyncio.Future[Any]) -> None:
         # A reply that late means a stalled server or path: fail this caller with
