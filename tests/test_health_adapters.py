@@ -89,6 +89,35 @@ def test_starlette_app_wrapped() -> None:
         assert client.post("/health").status_code == 405
 
 
+def test_litestar_app_wrapped_and_mounted() -> None:
+    from litestar import Litestar, asgi, get
+    from litestar.testing import TestClient as LitestarClient
+
+    @get("/")
+    async def home() -> str:
+        return "home"
+
+    started: list[str] = []
+    registry = make_registry()
+    wrapped = HealthASGIApp(
+        registry, app=Litestar(route_handlers=[home], on_startup=[lambda: started.append("up")])
+    )
+    with LitestarClient(app=wrapped) as client:
+        assert started == ["up"]  # the lifespan reached Litestar through HealthASGIApp
+        assert client.get("/").text == "home"
+        assert client.get("/health").json()["status"] == "pass"
+        assert set(client.get("/health/live").json()["checks"]) == {"process:responseTime"}
+
+    # Mounted as a raw ASGI route inside Litestar (root_path is the mount path).
+    mounted = asgi("/health", is_mount=True, copy_scope=True)(HealthASGIApp(registry))
+    with LitestarClient(app=Litestar(route_handlers=[home, mounted])) as mounted_client:
+        assert mounted_client.get("/health").json()["status"] == "pass"
+        assert set(mounted_client.get("/health/live").json()["checks"]) == {
+            "process:responseTime"
+        }
+        assert mounted_client.get("/health/nope").status_code == 404
+
+
 def test_starlette_mount() -> None:
     registry = make_registry()
     app = Starlette(routes=[Mount("/health", app=HealthASGIApp(registry))])

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
+from buttress.adapters._asgi_types import AnyApp, AnyReceive, AnyScope, AnySend
 from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.ratelimit import Decision, RateLimiter
@@ -120,7 +121,7 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope]):
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyApp,
         limiter: RateLimiter | LimiterFactory,
         *,
         key: Callable[[Scope], str] | None = None,
@@ -148,7 +149,7 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope]):
             on_backend_error=on_backend_error,
             headers=headers,
         )
-        self.app = app
+        self.app: AnyApp = app
 
     @property
     def limiter(self) -> RateLimiter | None:
@@ -162,7 +163,9 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope]):
         peer = str(client[0]) if isinstance(client, list | tuple) and client else None
         return self._client(peer, _header(scope, b"x-forwarded-for"))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: AnyScope, receive: AnyReceive, send: AnySend
+    ) -> None:
         kind = scope.get("type")
         if kind == "lifespan" and self._lazy is not None:
             await self.app(scope, receive, self._lifespan_send(send, self._lazy))
@@ -170,7 +173,8 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope]):
         if kind != "http" or self._exempt(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
-        decision, limiter = await self._decide(scope)
+        # Every ASGI scope is a dict; typed read-only above only to accept Litestar's.
+        decision, limiter = await self._decide(cast(Scope, scope))
         window = None if limiter is None else limiter.window
         if decision is None:
             await self.app(scope, receive, send)

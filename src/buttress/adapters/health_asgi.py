@@ -3,13 +3,16 @@
 ``HealthASGIApp`` answers health paths from a ``HealthRegistry`` (the
 refresher's snapshot when one runs) and hands every other request to the
 wrapped app, or answers 404 when standing alone. Works with any ASGI server
-or framework (Starlette ``Mount``, FastAPI ``app.mount``, middleware style).
+or framework (Starlette ``Mount``, FastAPI ``app.mount``, Litestar
+``asgi(path, is_mount=True)``, middleware style).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
+from urllib.parse import unquote
 
+from buttress.adapters._asgi_types import AnyApp, AnyReceive, AnyScope, AnySend
 from buttress.adapters._health_routes import ALL, render, resolve
 from buttress.health import HealthRegistry
 
@@ -31,7 +34,7 @@ class HealthASGIApp:
     """
 
     def __init__(
-        self, registry: HealthRegistry, *, app: ASGIApp | None = None, path: str = "/health"
+        self, registry: HealthRegistry, *, app: AnyApp | None = None, path: str = "/health"
     ) -> None:
         if not path.startswith("/") or path.endswith("/"):
             from buttress.errors import ValidationError
@@ -41,12 +44,17 @@ class HealthASGIApp:
         self.app = app
         self.path = path
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: AnyScope, receive: AnyReceive, send: AnySend) -> None:
         kind = scope.get("type")
         if kind == "http":
             path = str(scope.get("path", ""))
             root_path = str(scope.get("root_path", "") or "")
             route = resolve(self.registry, self.path, path, root_path)
+            raw_path = scope.get("raw_path")
+            if route is None and isinstance(raw_path, bytes) and raw_path:
+                # Mounts that rewrite ``path`` without setting ``root_path``
+                # (Litestar's ``asgi(..., is_mount=True)``): the request's own path.
+                route = resolve(self.registry, self.path, unquote(raw_path.decode("latin-1")))
             if route is not None:
                 await self._answer(scope, send, None if route is ALL else str(route))
                 return
@@ -58,7 +66,7 @@ class HealthASGIApp:
         elif kind == "http":
             await _plain(send, 404, b"not found")
 
-    async def _answer(self, scope: Scope, send: Send, group: str | None) -> None:
+    async def _answer(self, scope: AnyScope, send: AnySend, group: str | None) -> None:
         method = str(scope.get("method", "GET")).upper()
         if method not in _METHODS:
             await _plain(send, 405, b"method not allowed", [(b"allow", b"GET, HEAD")])
@@ -76,7 +84,7 @@ class HealthASGIApp:
 
 
 async def _plain(
-    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    send: AnySend, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
@@ -87,7 +95,7 @@ async def _plain(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(receive: AnyReceive, send: AnySend) -> None:
     while True:
         message = await receive()
         if message.get("type") == "lifespan.startup":
