@@ -4,6 +4,7 @@ test_ratelimit_backends.py."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -212,3 +213,16 @@ async def test_sync_hit_all_is_one_script_call(backend: RedisBackend) -> None:
     assert refused.limit == 1
     assert await script_calls(backend) == (2, 0)
     assert per_user.peek("ann", 0).remaining == 4  # the refused pair took nothing
+
+
+def test_a_sync_app_opens_and_closes_with_asyncio_run(redis_dsn: str) -> None:
+    # The pattern docs/ratelimit.md shows for WSGI apps: no loop between the calls.
+    async def open_redis() -> Backend:
+        return await connect(redis_dsn)
+
+    backend = asyncio.run(open_redis())
+    limiter = RateLimiter(Rate(2, 60), backend=backend)
+    assert limiter.hit("k").remaining == 1
+    assert limiter.hit("k").remaining == 0
+    assert not limiter.hit("k").allowed
+    asyncio.run(backend.close())

@@ -160,4 +160,11 @@ class RedisBackend(Backend):
             await self._pipelined.aclose()
         if self._blocking is not None:
             self._blocking.close()
-        await self.client.aclose()
+        try:
+            await self.client.aclose()
+        except RuntimeError as exc:
+            # A sync app opens the backend with asyncio.run() and closes it with
+            # another: redis-py's pooled connections belong to the first, closed
+            # loop and cannot be closed on it. Their sockets go with the pool.
+            if "closed" not in str(exc):
+                raise
