@@ -82,19 +82,25 @@ def diff(declared: Schema, live: LiveSchema) -> SchemaReport:
 
 
 def _diff_table(table: Table, live: LiveTable, dialect: str) -> Iterator[Finding]:
+    # The hot path of validate(): most tables match, so each check tries the
+    # cheapest comparison first and builds sets only when that one fails.
     added: set[str] = set()
+    live_columns = live.columns_by_name
+    declared_key = table.primary_key
+    live_key = live.primary_key
     for column in table.columns:
-        live_column = live.column(column.name)
+        name = column.name
+        live_column = live_columns.get(name)
         if live_column is None:
             blocker = add_column_blocker(table, column, live, dialect)
             if blocker is None:
-                added.add(column.name)
+                added.add(name)
                 yield Finding(
                     FindingCode.MISSING_COLUMN,
                     "error",
                     table.name,
                     "column does not exist",
-                    column=column.name,
+                    column=name,
                     fixable=True,
                 )
             else:
@@ -103,7 +109,7 @@ def _diff_table(table: Table, live: LiveTable, dialect: str) -> Iterator[Finding
                     "error",
                     table.name,
                     f"column does not exist and cannot be added safely: {blocker}",
-                    column=column.name,
+                    column=name,
                 )
             continue
         expected, found = normalise_type(column.type), normalise_live_type(live_column.type)
@@ -113,20 +119,20 @@ def _diff_table(table: Table, live: LiveTable, dialect: str) -> Iterator[Finding
                 "error",
                 table.name,
                 f"type is {found!r}, declared {expected!r}",
-                column=column.name,
+                column=name,
             )
+        not_null = not column.nullable or name in declared_key
         # SQLite lets non-INTEGER primary key columns hold NULL; a column that is
         # NOT NULL only by being in the key is satisfied by a live key column.
-        key_only = column.nullable and column.name in live.primary_key
-        if table.not_null(column) == live_column.nullable and not key_only:
+        if not_null == live_column.nullable and not (column.nullable and name in live_key):
             state = "nullable" if live_column.nullable else "NOT NULL"
-            want = "NOT NULL" if table.not_null(column) else "nullable"
+            want = "NOT NULL" if not_null else "nullable"
             yield Finding(
                 FindingCode.NULLABILITY_MISMATCH,
                 "error",
                 table.name,
                 f"column is {state}, declared {want}",
-                column=column.name,
+                column=name,
             )
         if column.has_default and not live_column.has_default:
             yield Finding(
@@ -134,22 +140,22 @@ def _diff_table(table: Table, live: LiveTable, dialect: str) -> Iterator[Finding
                 "error",
                 table.name,
                 "column has no default, the declaration requires one",
-                column=column.name,
+                column=name,
             )
-    if table.primary_key and set(table.primary_key) != set(live.primary_key):
-        found_key = ", ".join(live.primary_key) or "none"
+    if declared_key and declared_key != live_key and set(declared_key) != set(live_key):
+        found_key = ", ".join(live_key) or "none"
         yield Finding(
             FindingCode.PRIMARY_KEY_MISMATCH,
             "error",
             table.name,
-            f"primary key is ({found_key}), declared ({', '.join(table.primary_key)})",
+            f"primary key is ({found_key}), declared ({', '.join(declared_key)})",
         )
-    live_unique = {frozenset(u) for u in live.unique} | {
-        frozenset(c for c in i.columns if c is not None)
-        for i in live.indexes
-        if i.unique and not i.partial and i.valid and None not in i.columns
-    }
+    live_unique: set[frozenset[str]] | None = None
     for group in table.unique:
+        if group in live.unique:
+            continue  # the same columns in the same order: no set needed
+        if live_unique is None:
+            live_unique = _unique_sets(live)
         if frozenset(group) not in live_unique:
             yield Finding(
                 FindingCode.MISSING_UNIQUE,
@@ -157,21 +163,32 @@ def _diff_table(table: Table, live: LiveTable, dialect: str) -> Iterator[Finding
                 table.name,
                 f"unique constraint on ({', '.join(group)}) does not exist",
             )
-    yield from _diff_indexes(table, live, added)
-    live_fks = {(fk.columns, fk.references, fk.ref_columns) for fk in live.foreign_keys}
-    for fk in table.foreign_keys:
-        if (fk.columns, fk.references, fk.ref_columns) not in live_fks:
-            yield Finding(
-                FindingCode.MISSING_FOREIGN_KEY,
-                "error",
-                table.name,
-                f"foreign key ({', '.join(fk.columns)}) -> {fk.references}"
-                f"({', '.join(fk.ref_columns)}) does not exist",
-            )
+    if table.indexes:
+        yield from _diff_indexes(table, live, added)
+    if table.foreign_keys:
+        live_fks = {(fk.columns, fk.references, fk.ref_columns) for fk in live.foreign_keys}
+        for fk in table.foreign_keys:
+            if (fk.columns, fk.references, fk.ref_columns) not in live_fks:
+                yield Finding(
+                    FindingCode.MISSING_FOREIGN_KEY,
+                    "error",
+                    table.name,
+                    f"foreign key ({', '.join(fk.columns)}) -> {fk.references}"
+                    f"({', '.join(fk.ref_columns)}) does not exist",
+                )
+
+
+def _unique_sets(live: LiveTable) -> set[frozenset[str]]:
+    """Column sets a unique constraint or a usable unique index enforces."""
+    return {frozenset(u) for u in live.unique} | {
+        frozenset(c for c in i.columns if c is not None)
+        for i in live.indexes
+        if i.unique and not i.partial and i.valid and None not in i.columns
+    }
 
 
 def _diff_indexes(table: Table, live: LiveTable, added: set[str]) -> Iterator[Finding]:
-    present = {c.name for c in live.columns} | added
+    present: set[str] | None = None
     for index in table.indexes:
         live_index = live.index(index.name)
         if live_index is not None:
@@ -186,6 +203,8 @@ def _diff_indexes(table: Table, live: LiveTable, added: set[str]) -> Iterator[Fi
             continue
         if any(_same_index(index.columns, index.unique, other) for other in live.indexes):
             continue  # present under another name: equivalent, nothing to do
+        if present is None:
+            present = set(live.columns_by_name) | added
         fixable = all(c in present for c in index.columns)
         why = "" if fixable else " (needs columns that cannot be added safely)"
         yield Finding(
@@ -205,17 +224,17 @@ def _same_index(columns: tuple[str, ...], unique: bool, live: LiveIndex) -> bool
 def _diagnose(live: LiveTable) -> Iterator[Finding]:
     if not live.primary_key:
         yield Finding(FindingCode.NO_PRIMARY_KEY, "warning", live.name, "table has no primary key")
-    usable = [i for i in live.indexes if i.valid and not i.partial]
-    for fk in live.foreign_keys:
-        width = len(fk.columns)
-        if not any(set(i.columns[:width]) == set(fk.columns) for i in usable):
-            yield Finding(
-                FindingCode.UNINDEXED_FOREIGN_KEY,
-                "warning",
-                live.name,
-                f"foreign key ({', '.join(fk.columns)}) -> {fk.references} has no "
-                "supporting index; deletes and joins on it scan the table",
-            )
+    if live.foreign_keys:
+        usable = [i.columns for i in live.indexes if i.valid and not i.partial]
+        for fk in live.foreign_keys:
+            if not _supported(fk.columns, usable):
+                yield Finding(
+                    FindingCode.UNINDEXED_FOREIGN_KEY,
+                    "warning",
+                    live.name,
+                    f"foreign key ({', '.join(fk.columns)}) -> {fk.references} has no "
+                    "supporting index; deletes and joins on it scan the table",
+                )
     seen: dict[tuple[tuple[str | None, ...], bool], str] = {}
     for index in live.indexes:
         if not index.valid:
@@ -239,3 +258,13 @@ def _diagnose(live: LiveTable) -> Iterator[Finding]:
                 f"index duplicates {twin}",
                 index=index.name,
             )
+
+
+def _supported(columns: tuple[str, ...], indexes: list[tuple[str | None, ...]]) -> bool:
+    """Whether an index leads with ``columns`` (in any order)."""
+    width = len(columns)
+    for index_columns in indexes:
+        if index_columns[:width] == columns:
+            return True
+    wanted = set(columns)
+    return any(set(index_columns[:width]) == wanted for index_columns in indexes)

@@ -7,13 +7,15 @@ needs it, one query asking which tables hold rows).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from buttress.schema.identifiers import quote_identifier
 from buttress.schema.live import LiveColumn, LiveForeignKey, LiveIndex, LiveSchema, LiveTable
 
-__all__ = ["Fetcher", "introspect", "tables_with_rows"]
+__all__ = ["Fetcher", "introspect", "postgres_catalog_query", "tables_with_rows"]
 
 
 class Fetcher(Protocol):
@@ -45,49 +47,84 @@ FROM ({_SQLITE_TABLES}) t JOIN pragma_foreign_key_list(t.tbl) f
 ORDER BY t.tbl, f.id, f.seq
 """
 
-# One round trip for everything about every table of the chosen schemas: flat
-# typed rows (no JSON), one UNION ALL branch per kind. Keys and indexes carry
-# attribute numbers, mapped to names from the column rows, so no per-row
-# subquery runs (except for foreign keys into tables outside the schemas).
-POSTGRES_CATALOG_QUERY = """
+# One round trip for everything about every table of the chosen schemas, in
+# typed rows (no JSON), one UNION ALL branch per kind. The server's output and
+# the client's decoding cost per row far more than the catalog scans do, so a
+# table's columns come as parallel arrays on the table's own row, read through
+# pg_attribute's index in attnum order (OFFSET 0 keeps the planner from turning
+# that into a hash join over every column of the database). Keys and indexes
+# come one row each and carry attribute numbers, mapped to names from the
+# column arrays, so no per-row subquery runs (except for foreign keys into
+# tables outside the schemas, whose names come along). Indexes always live in
+# their table's schema, so one pg_class scan finds tables and indexes.
+# The schema list is written into the text as a literal rather than passed as
+# a parameter: PostgreSQL then plans the statement once per connection and
+# reuses the plan, where with a parameter it re-plans every call (its generic
+# plan never looks cheaper than the custom ones here).
+_POSTGRES_CATALOG_QUERY = """
 WITH rels AS (
-    SELECT c.oid, c.relname::text AS tbl, array_position($1::text[], n.nspname::text) AS rank
+    SELECT c.oid, c.relname::text AS name, c.relkind IN ('r', 'p') AS is_table,
+           array_position({schemas}, n.nspname::text) AS rank
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r', 'p')
+     WHERE n.nspname = ANY({schemas}) AND c.relkind IN ('r', 'p', 'i', 'I')
+), tabs AS (
+    SELECT oid, name, rank FROM rels WHERE is_table
 )
-SELECT r.rank, r.tbl, r.oid, 'c' AS kind, a.attnum::int AS pos, a.attname::text AS name,
-       format_type(a.atttypid, a.atttypmod) AS detail,
-       NOT a.attnotnull AS f1,
-       (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS f2,
-       false AS f3, false AS f4,
-       NULL::int2[] AS nums, NULL::oid AS ref_oid, NULL::int2[] AS ref_nums,
-       NULL::text[] AS ref_names
-  FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid
- WHERE a.attnum > 0 AND NOT a.attisdropped
+SELECT 't' AS kind, t.oid, t.rank AS pos, t.name, NULL::text AS detail,
+       NULL::bool AS f1, NULL::bool AS f2, NULL::bool AS f3, NULL::bool AS f4,
+       c.nums, NULL::oid AS ref_oid, NULL::int2[] AS ref_nums,
+       c.names, c.types, c.nulls, c.defaults
+  FROM tabs t CROSS JOIN LATERAL (
+    SELECT array_agg(a.attnum) AS nums, array_agg(a.attname::text) AS names,
+           array_agg(format_type(a.atttypid, a.atttypmod)) AS types,
+           array_agg(NOT a.attnotnull) AS nulls,
+           array_agg(a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS defaults
+      FROM (SELECT * FROM pg_attribute a
+             WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum OFFSET 0) a
+  ) c
 UNION ALL
-SELECT r.rank, r.tbl, r.oid, 'k', 0, k.conname::text,
-       k.contype::text || ' ' || coalesce(rc.relname::text, ''),
-       false, false, false, false, k.conkey, k.confrelid, k.confkey,
-       CASE WHEN k.contype = 'f' AND NOT EXISTS (SELECT 1 FROM rels x WHERE x.oid = k.confrelid)
-            THEN ARRAY(SELECT att.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(num, ord)
-                         JOIN pg_attribute att
-                           ON att.attrelid = k.confrelid AND att.attnum = u.num
-                        ORDER BY u.ord)
-       END
-  FROM rels r JOIN pg_constraint k ON k.conrelid = r.oid
-  LEFT JOIN pg_class rc ON rc.oid = k.confrelid
+SELECT 'k', k.conrelid, NULL, k.conname::text, k.contype::text, NULL, NULL, NULL, NULL,
+       k.conkey, k.confrelid, k.confkey,
+       CASE WHEN k.contype = 'f' AND NOT EXISTS (SELECT 1 FROM tabs x WHERE x.oid = k.confrelid)
+            THEN ARRAY[(SELECT rc.relname::text FROM pg_class rc WHERE rc.oid = k.confrelid)]
+                 || ARRAY(SELECT att.attname::text
+                            FROM unnest(k.confkey) WITH ORDINALITY u(num, ord)
+                            JOIN pg_attribute att
+                              ON att.attrelid = k.confrelid AND att.attnum = u.num
+                           ORDER BY u.ord)
+       END, NULL, NULL, NULL
+  FROM tabs t JOIN pg_constraint k ON k.conrelid = t.oid
  WHERE k.contype IN ('p', 'u', 'f')
 UNION ALL
-SELECT r.rank, r.tbl, r.oid, 'i', i.indnkeyatts::int, ic.relname::text, NULL,
+SELECT 'i', i.indrelid, i.indnkeyatts, r.name, NULL,
        i.indisunique, i.indisprimary, i.indisvalid AND i.indisready, i.indpred IS NOT NULL,
-       i.indkey::int2[], NULL, NULL, NULL
-  FROM rels r JOIN pg_index i ON i.indrelid = r.oid
-  JOIN pg_class ic ON ic.oid = i.indexrelid
-UNION ALL
-SELECT r.rank, r.tbl, r.oid, 't', 0, '', NULL, false, false, false, false,
-       NULL, NULL, NULL, NULL
-  FROM rels r
+       i.indkey::int2[], NULL, NULL, NULL, NULL, NULL, NULL
+  FROM rels r JOIN pg_index i ON i.indexrelid = r.oid
+ WHERE NOT r.is_table
 """
+
+# Row positions: asyncpg Records are read by index, cheaper than by name.
+(_KIND, _OID, _POS, _NAME, _DETAIL, _F1, _F2, _F3, _F4, _NUMS, _REF_OID, _REF_NUMS,
+ _NAMES, _TYPES, _NULLS, _DEFAULTS) = range(16)  # fmt: skip
+_by_name = operator.itemgetter(_NAME)
+_by_rank_then_name = operator.itemgetter(_POS, _NAME)
+_by_attnum = operator.itemgetter(0)
+
+
+@functools.lru_cache(maxsize=64)
+def postgres_catalog_query(schemas: tuple[str, ...]) -> str:
+    """The catalog query for ``schemas`` (in search order), names inlined safely."""
+    literals = ", ".join(_text_literal(name) for name in schemas)
+    return _POSTGRES_CATALOG_QUERY.replace("{schemas}", f"ARRAY[{literals}]::text[]")
+
+
+def _text_literal(value: str) -> str:
+    # The E'' form means the same whatever standard_conforming_strings says;
+    # asyncpg always talks UTF-8, where no multi-byte character hides a quote.
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("a schema name must be a string without NUL characters")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 async def introspect(
@@ -98,79 +135,122 @@ async def introspect(
     if dialect == "sqlite":
         return await _introspect_sqlite(source)
     if dialect == "postgresql":
-        # asyncpg's Records are Mappings already: skip the backend's dict copies.
+        # asyncpg's Records are sequences already: skip the backend's dict copies.
         pool = getattr(source, "pool", None)
         fetch = pool.fetch if pool is not None else source.fetch
-        rows = await fetch(POSTGRES_CATALOG_QUERY, list(schemas))
-        return LiveSchema("postgresql", tuple(_postgres_tables(rows)))
+        rows = await fetch(postgres_catalog_query(tuple(schemas)))
+        if rows and isinstance(rows[0], Mapping):
+            rows = [tuple(row.values()) for row in rows]
+        return LiveSchema("postgresql", _postgres_tables(rows))
     raise ValueError(f"introspection does not support dialect {dialect!r}")
 
 
-def _postgres_tables(rows: Iterable[Any]) -> Iterable[LiveTable]:
-    # (rank, name) -> kind -> rows; the catalog query does not sort (cheaper here).
-    grouped: dict[tuple[int, str], dict[str, list[Any]]] = {}
-    names_by_oid: dict[int, dict[int, str]] = {}
+def _postgres_tables(rows: Iterable[Sequence[Any]]) -> tuple[LiveTable, ...]:
+    """Rows of the catalog query, by kind: ``t`` a table (pos: its schema's rank
+    in the search list; nums, names, types, nulls, defaults: its columns), ``k``
+    a key (detail: p/u/f, nums: its columns, ref_*: the referenced table and
+    columns; names: for a table outside the schemas, its name then its column
+    names), ``i`` an index (pos: number of key columns, f1-f4: unique, primary,
+    valid, partial, nums: attnums, 0 for an expression)."""
+    tables: list[Sequence[Any]] = []
+    keys_of: dict[int, list[Sequence[Any]]] = {}
+    indexes_of: dict[int, list[Sequence[Any]]] = {}
     for row in rows:
-        kind = row["kind"]
-        by_kind = grouped.get((row["rank"], row["tbl"]))
-        if by_kind is None:
-            by_kind = grouped[(row["rank"], row["tbl"])] = {"c": [], "k": [], "i": [], "t": []}
-        by_kind[kind].append(row)
-        if kind == "c":
-            names_by_oid.setdefault(row["oid"], {})[row["pos"]] = row["name"]
-
-    def names(oid: int, nums: Iterable[int] | None) -> tuple[str | None, ...]:
-        known = names_by_oid.get(oid, {})
-        return tuple(known.get(n) for n in nums or ())
-
+        kind = row[_KIND]
+        if kind == "t":
+            tables.append(row)
+            continue
+        by_table = indexes_of if kind == "i" else keys_of
+        group = by_table.get(row[_OID])
+        if group is None:
+            by_table[row[_OID]] = [row]
+        else:
+            group.append(row)
+    tables.sort(key=_by_rank_then_name)
+    table_names = {table[_OID]: table[_NAME] for table in tables}
+    attnames = {
+        table[_OID]: dict(zip(table[_NUMS], table[_NAMES], strict=True)) if table[_NUMS] else {}
+        for table in tables
+    }
+    out: list[LiveTable] = []
     seen: set[str] = set()
-    for (_, name), parts in sorted(grouped.items()):
+    for table in tables:
+        name = table[_NAME]
         if name in seen:
             continue  # the first schema in the search list wins
         seen.add(name)
-        oid = (parts["t"] or parts["c"])[0]["oid"]
+        oid = table[_OID]
+        name_of = attnames[oid].get
         primary_key: tuple[str, ...] = ()
         unique: list[tuple[str, ...]] = []
         foreign_keys: list[LiveForeignKey] = []
-        for p in sorted(parts["k"], key=lambda r: r["name"]):
-            kind, _, ref = p["detail"].partition(" ")
-            columns = _known(names(oid, p["nums"]))
+        keys = keys_of.get(oid, [])
+        keys.sort(key=_by_name)
+        for key in keys:
+            key_columns = _plain(tuple(map(name_of, key[_NUMS])))
+            kind = key[_DETAIL]
             if kind == "p":
-                primary_key = columns
+                primary_key = key_columns
             elif kind == "u":
-                unique.append(columns)
+                unique.append(key_columns)
             else:
-                ref_columns = (
-                    tuple(p["ref_names"])
-                    if p["ref_names"] is not None
-                    else _known(names(p["ref_oid"], p["ref_nums"]))
-                )
-                foreign_keys.append(LiveForeignKey(columns, ref, ref_columns, name=p["name"]))
-        yield LiveTable(
-            name=name,
-            columns=tuple(
-                LiveColumn(p["name"], p["detail"], p["f1"], p["f2"])
-                for p in sorted(parts["c"], key=lambda r: r["pos"])
-            ),
-            primary_key=primary_key,
-            unique=tuple(unique),
-            foreign_keys=tuple(foreign_keys),
-            indexes=tuple(
+                foreign_keys.append(_foreign_key(key, key_columns, table_names, attnames))
+        indexes = indexes_of.get(oid, [])
+        indexes.sort(key=_by_name)
+        live_indexes = tuple(
+            [
                 LiveIndex(
-                    p["name"],
-                    names(oid, list(p["nums"])[: p["pos"]]),
-                    unique=p["f1"],
-                    primary=p["f2"],
-                    valid=p["f3"],
-                    partial=p["f4"],
+                    index[_NAME],
+                    tuple(map(name_of, index[_NUMS][: index[_POS]])),
+                    index[_F1],  # unique
+                    index[_F2],  # primary
+                    index[_F4],  # partial
+                    index[_F3],  # valid
                 )
-                for p in sorted(parts["i"], key=lambda r: r["name"])
-            ),
+                for index in indexes
+            ]
         )
+        out.append(
+            LiveTable(
+                name,
+                _columns(table),
+                primary_key,
+                tuple(unique),
+                live_indexes,
+                tuple(foreign_keys),
+            )
+        )
+    return tuple(out)
 
 
-def _known(names: tuple[str | None, ...]) -> tuple[str, ...]:
-    return tuple(n for n in names if n is not None)
+def _columns(table: Sequence[Any]) -> tuple[LiveColumn, ...]:
+    nums = table[_NUMS]
+    if not nums:
+        return ()  # a table without columns: array_agg gave NULLs
+    names, types, nulls, defaults = table[_NAMES], table[_TYPES], table[_NULLS], table[_DEFAULTS]
+    if nums != sorted(nums):  # array_agg keeps the subquery's order in practice; make sure
+        ordered = sorted(zip(nums, names, types, nulls, defaults, strict=True), key=_by_attnum)
+        _, names, types, nulls, defaults = zip(*ordered, strict=True)
+    return tuple(map(LiveColumn, names, types, nulls, defaults))
+
+
+def _plain(columns: tuple[Any, ...]) -> tuple[str, ...]:
+    """``columns`` without the None of expressions or attnums no longer known."""
+    return columns if None not in columns else tuple(c for c in columns if c is not None)
+
+
+def _foreign_key(
+    key: Sequence[Any],
+    columns: tuple[str, ...],
+    table_names: dict[int, str],
+    attnames: dict[int, dict[int, str]],
+) -> LiveForeignKey:
+    outside = key[_NAMES]
+    if outside is not None:  # a table outside the chosen schemas: names came along
+        return LiveForeignKey(columns, outside[0] or "", tuple(outside[1:]), key[_NAME])
+    ref_oid = key[_REF_OID]
+    ref_columns = _plain(tuple(map(attnames[ref_oid].get, key[_REF_NUMS])))
+    return LiveForeignKey(columns, table_names[ref_oid], ref_columns, key[_NAME])
 
 
 async def _introspect_sqlite(source: Fetcher) -> LiveSchema:

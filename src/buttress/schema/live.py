@@ -6,6 +6,8 @@ the database spells them and normalised only when compared.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 __all__ = ["LiveColumn", "LiveForeignKey", "LiveIndex", "LiveSchema", "LiveTable"]
@@ -60,6 +62,11 @@ class LiveTable:
 
     def column(self, name: str) -> LiveColumn | None:
         return self._columns.get(name)
+
+    @property
+    def columns_by_name(self) -> Mapping[str, LiveColumn]:
+        """The columns by name (read it, do not change it)."""
+        return self._columns
 
     def index(self, name: str) -> LiveIndex | None:
         return self._indexes.get(name)

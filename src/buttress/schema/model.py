@@ -171,6 +171,11 @@ class Table:
     def column(self, name: str) -> Column | None:
         return self._columns.get(name)
 
+    @property
+    def columns_by_name(self) -> Mapping[str, Column]:
+        """The columns by name (read it, do not change it)."""
+        return self._columns
+
     def not_null(self, column: Column) -> bool:
         """Whether the column must be NOT NULL (declared so, or part of the key)."""
         return not column.nullable or column.name in self.primary_key

@@ -74,7 +74,7 @@ class SchemaValidator:
             table.name
             for table in self.schema.tables
             if (found := live.table(table.name)) is not None
-            and any(found.column(c.name) is None for c in table.columns)
+            and not found.columns_by_name.keys() >= table.columns_by_name.keys()
         ]
         if not names:
             return live
