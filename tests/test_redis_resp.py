@@ -270,3 +270,15 @@ def test_blocking_client_drops_a_connection_interrupted_mid_reply(redis_dsn: str
     # The late BLPOP reply must not be read as the answer to this one.
     assert client.call("ECHO", "fresh") == b"fresh"
     client.close()
+
+
+@pytest.mark.redis
+async def test_a_request_on_a_lost_connection_fails_at_once(fast: PipelinedClient) -> None:
+    assert await fast.call("PING") == b"PONG"
+    protocol = fast._protocol
+    assert protocol is not None
+    protocol.abort()
+    await asyncio.sleep(0.01)  # connection_lost runs
+    with pytest.raises(ConnectionError):
+        await protocol.request(pack(["PING"]))
+    assert await fast.call("PING") == b"PONG"  # the client itself reconnects

@@ -220,6 +220,10 @@ class _Protocol(asyncio.Protocol):
 
     def request(self, packed: bytes) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
+        if self.closed:
+            # Lost while the caller waited for the write buffer to drain.
+            future.set_exception(ConnectionError("redis connection lost"))
+            return future
         timer = None
         if self.timeout is not None:
             timer = self.loop.call_later(self.timeout, self._expire, future)
