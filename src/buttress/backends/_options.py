@@ -6,9 +6,9 @@ wrong kind, is a ``ValidationError`` naming the option and the rule.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
+from buttress._checks import check_seconds
 from buttress.errors import ValidationError
 
 __all__ = [
@@ -39,18 +39,7 @@ def opt_int(options: Mapping[str, object], name: str, default: int, *, minimum: 
 def opt_seconds(
     options: Mapping[str, object], name: str, default: float | None, *, allow_none: bool = False
 ) -> float | None:
-    value = options.get(name, default)
-    if value is None and allow_none:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        rule = "must be a number of seconds > 0" + (" or None" if allow_none else "")
-        raise ValidationError(name, rule)
-    return float(value)
+    return check_seconds(name, options.get(name, default), optional=allow_none)
 
 
 def opt_bool(options: Mapping[str, object], name: str, default: bool) -> bool:

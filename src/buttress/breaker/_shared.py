@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from buttress._checks import check_seconds
 from buttress.breaker._errors import CircuitOpenError
 from buttress.breaker._state import BreakerState, Event, Outcome, Permit, Transition
 from buttress.breaker._stores import (
@@ -63,14 +64,7 @@ _UNTRACKED = SharedPermit(-1, untracked=True)
 
 
 def _positive_seconds(field: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValidationError(field, "must be a finite number of seconds > 0")
-    return float(value)
+    return check_seconds(field, value)
 
 
 def attach(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
+from buttress._checks import check_seconds
 from buttress.breaker import CircuitBreaker
 from buttress.db._stats import OperationKind
 from buttress.errors import ValidationError
@@ -13,17 +13,7 @@ __all__ = ["check_breakers", "check_timeout", "lock_timeout_ms"]
 
 
 def check_timeout(field: str, value: object, *, optional: bool) -> float | None:
-    if value is None and optional:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        rule = "must be a finite number of seconds > 0" + (" or None" if optional else "")
-        raise ValidationError(field, rule)
-    return float(value)
+    return check_seconds(field, value, optional=optional)
 
 
 def lock_timeout_ms(value: float | None) -> int | None:

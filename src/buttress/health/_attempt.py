@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeAlias, TypeVar
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._checks import check_seconds
 from buttress.health.report import ComponentStatus
 from buttress.health.status import Status
 
@@ -102,12 +101,7 @@ class Attempt:
 
 
 def seconds(field: str, value: float, *, allow_zero: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(field, "must be a number of seconds")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        rule = "must be finite and >= 0" if allow_zero else "must be finite and > 0"
-        raise ValidationError(field, rule)
-    return float(value)
+    return check_seconds(field, value, allow_zero=allow_zero)
 
 
 def is_async_callable(fn: object) -> bool:

@@ -21,6 +21,7 @@ from typing import Literal, Protocol, TypeAlias
 
 import attrs
 
+from buttress._checks import check_seconds
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.health import HealthRegistry
@@ -82,11 +83,7 @@ class _Hook:
 
 
 def _seconds(field: str, value: float, *, allow_zero: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(field, "must be a number of seconds")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValidationError(field, "must be finite and >= 0" if allow_zero else "must be > 0")
-    return float(value)
+    return check_seconds(field, value, allow_zero=allow_zero)
 
 
 def _force_exit(code: int) -> None:

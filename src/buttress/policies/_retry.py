@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar, cast
 
+from buttress._checks import check_seconds
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ButtressError, ValidationError, classify
 from buttress.log import get_logger
@@ -56,15 +57,7 @@ def refusal_retry_after(exc: BaseException) -> float | None:
 
 
 def _check_seconds(field: str, value: object, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValidationError(field, "must be a finite number of seconds >= 0")
+    check_seconds(field, value, optional=optional, allow_zero=True)
 
 
 class Retry(Policy):

@@ -1,0 +1,43 @@
+"""Validation shared by every component: durations given in seconds.
+
+One rule and one message everywhere (``ValidationError(field, rule)``), so a
+bad timeout reads the same whether it went to a backend, a breaker, a health
+check, a retry or the shutdown sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, overload
+
+from buttress.errors import ValidationError
+
+__all__ = ["check_seconds"]
+
+
+@overload
+def check_seconds(
+    field: str, value: object, *, optional: Literal[False] = False, allow_zero: bool = False
+) -> float: ...
+@overload
+def check_seconds(
+    field: str, value: object, *, optional: bool, allow_zero: bool = False
+) -> float | None: ...
+def check_seconds(
+    field: str, value: object, *, optional: bool = False, allow_zero: bool = False
+) -> float | None:
+    """``value`` as a float: a finite number of seconds, > 0 (``>= 0`` with
+    ``allow_zero``), or None when ``optional``; else ``ValidationError`` naming
+    ``field``. bool is refused although Python counts it as an int."""
+    if value is None and optional:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        rule = "must be a finite number of seconds " + (">= 0" if allow_zero else "> 0")
+        raise ValidationError(field, rule + (" or None" if optional else ""))
+    return float(value)
