@@ -71,8 +71,8 @@ def keyed(hit: Callable[[str], object]) -> Callable[[int], None]:
     return run
 
 
-def limits_peers(strategies: Any, store: Any) -> Iterator[tuple[str, Any]]:
-    """limits' three strategies (sync or ``limits.aio``) over one storage."""
+def limits_peers(strategies: Any, storage: Callable[[], Any]) -> Iterator[tuple[str, Any]]:
+    """limits' three strategies (sync or ``limits.aio``), each over ``storage()``."""
     from limits import RateLimitItemPerMinute
 
     item = RateLimitItemPerMinute(LIMIT)
@@ -81,7 +81,8 @@ def limits_peers(strategies: Any, store: Any) -> Iterator[tuple[str, Any]]:
         ("moving", "MovingWindowRateLimiter"),
         ("sliding counter", "SlidingWindowCounterRateLimiter"),
     ):
-        yield f"limits {name}", functools.partial(getattr(strategies, strategy)(store).hit, item)
+        peer = getattr(strategies, strategy)(storage())
+        yield f"limits {name}", functools.partial(peer.hit, item)
 
 
 def memory_cases() -> Iterator[tuple[str, Callable[[int], None]]]:
@@ -92,16 +93,10 @@ def memory_cases() -> Iterator[tuple[str, Callable[[int], None]]]:
         yield f"buttress {algorithm}", keyed(limiter.hit)
 
     try:
-        from limits import RateLimitItemPerMinute, storage, strategies
+        from limits import storage, strategies
 
-        item = RateLimitItemPerMinute(LIMIT)
-        for name, cls in (
-            ("fixed", strategies.FixedWindowRateLimiter),
-            ("moving", strategies.MovingWindowRateLimiter),
-            ("sliding counter", strategies.SlidingWindowCounterRateLimiter),
-        ):
-            peer = cls(storage.MemoryStorage())
-            yield f"limits {name}", keyed(functools.partial(peer.hit, item))
+        for name, hit in limits_peers(strategies, storage.MemoryStorage):
+            yield name, keyed(hit)
     except Exception as exc:
         print(f"  (limits skipped: {type(exc).__name__}: {exc})")
 
@@ -175,9 +170,8 @@ def redis_peers(url: str) -> Iterator[tuple[str, Callable[[str], Awaitable[objec
         from limits.aio import strategies
         from limits.storage import storage_from_string
 
-        yield from limits_peers(
-            strategies, storage_from_string(f"async+{url}", implementation="redispy")
-        )
+        shared = storage_from_string(f"async+{url}", implementation="redispy")
+        yield from limits_peers(strategies, lambda: shared)
     except Exception as exc:
         print(f"  (limits redis skipped: {type(exc).__name__}: {exc})")
     try:
@@ -210,7 +204,8 @@ def redis_sync_peers(url: str) -> Iterator[tuple[str, Callable[[str], object]]]:
         from limits import strategies
         from limits.storage import storage_from_string
 
-        yield from limits_peers(strategies, storage_from_string(url))
+        shared = storage_from_string(url)
+        yield from limits_peers(strategies, lambda: shared)
     except Exception as exc:
         print(f"  (limits sync redis skipped: {type(exc).__name__}: {exc})")
     try:
