@@ -21,12 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from buttress._checks import validate_key
 from buttress.backends import Backend, connect
 from buttress.config import ConfigStore, JSONValue
 from buttress.config._json import check_json, dumps, loads
 from buttress.errors import ValidationError
 from buttress.flags import FeatureFlags, Flag, FlagContext, Reason, evaluate
-from buttress.flags._model import validate_key
 from buttress.ratelimit import ALGORITHMS, Rate, RateLimiter
 from buttress.schema import Schema
 from buttress.testing import FakeClock, flags_override

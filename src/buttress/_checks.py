@@ -1,4 +1,4 @@
-"""Validation shared by every component: durations given in seconds.
+"""Validation shared by every component: durations in seconds, config and flag keys.
 
 One rule and one message everywhere (``ValidationError(field, rule)``), so a
 bad timeout reads the same whether it went to a backend, a breaker, a health
@@ -8,11 +8,14 @@ check, a retry or the shutdown sequence.
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal, overload
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
-__all__ = ["check_seconds"]
+__all__ = ["check_seconds", "validate_key"]
+
+_KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 
 
 @overload
@@ -41,3 +44,18 @@ def check_seconds(
         rule = "must be a finite number of seconds " + (">= 0" if allow_zero else "> 0")
         raise ValidationError(field, rule + (" or None" if optional else ""))
     return float(value)
+
+
+def validate_key(field: str, key: object) -> str:
+    """Return ``key`` if it is a usable flag or config key, else raise ``ValidationError``."""
+    if not isinstance(key, str):
+        raise ValidationError(field, f"must be a str, got {type(key).__name__}")
+    if not key:
+        raise ValidationError(field, "must not be empty")
+    if _KEY_RE.fullmatch(key) is None:
+        raise ValidationError(
+            field,
+            "must be 1-200 characters of letters, digits, '_', '.', ':' or '-', "
+            "not starting with '.', ':' or '-'",
+        )
+    return key

@@ -21,7 +21,7 @@ from typing import IO, Any, Final, cast
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
 __all__ = [
     "MASK",

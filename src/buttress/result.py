@@ -21,7 +21,7 @@ from typing import (
     overload,
 )
 
-from buttress.errors import ButtressError
+from buttress._exceptions import ButtressError
 
 __all__ = ["AsResultDecorator", "Err", "Ok", "Result", "UnwrapError", "as_result"]
 

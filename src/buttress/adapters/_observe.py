@@ -240,7 +240,7 @@ class Observer:
 def _plausible_flag_key(key: str) -> bool:
     # An ERROR evaluation of a well-formed key is a real flag whose rules failed;
     # anything else was a caller passing garbage (an unhashable key, say).
-    from buttress.flags._model import validate_key
+    from buttress._checks import validate_key
 
     try:
         validate_key("key", key)

@@ -4,7 +4,7 @@
 the stores share one circuit across a fleet (Redis, PostgreSQL, or in memory).
 """
 
-from buttress.breaker._breaker import BreakerStats, CircuitBreaker
+from buttress.breaker._breaker import BREAKER_CREATED, BreakerStats, CircuitBreaker
 from buttress.breaker._config import BreakerConfig
 from buttress.breaker._errors import CircuitOpenError
 from buttress.breaker._events import (
@@ -26,6 +26,7 @@ from buttress.breaker._stores import (
 )
 
 __all__ = [
+    "BREAKER_CREATED",
     "BreakerConfig",
     "BreakerRegistry",
     "BreakerState",

@@ -18,6 +18,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from buttress._topic import Topic
 from buttress.breaker._config import BreakerConfig
 from buttress.breaker._errors import CircuitOpenError
 from buttress.breaker._events import (
@@ -44,14 +45,13 @@ from buttress.breaker._state import (
 from buttress.breaker._stats import BreakerStats, wall_time
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
-from buttress.events import BREAKER_CREATED
 from buttress.policies._errors import SyncCallNotSupportedError
 from buttress.result import Err, Ok, Result
 
 if TYPE_CHECKING:
     from buttress.policies import Guard, Pipeline
 
-__all__ = ["BreakerStats", "CircuitBreaker"]
+__all__ = ["BREAKER_CREATED", "BreakerStats", "CircuitBreaker"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -722,3 +722,7 @@ class CircuitBreaker:
                 listener(event)
             except Exception:  # noqa: BLE001  (a listener must never break the protected call)
                 self._log.exception("breaker.listener_failed", listener=repr(listener))
+
+
+BREAKER_CREATED: Topic[CircuitBreaker] = Topic("breaker.created")
+"""Every new ``CircuitBreaker`` (registered or not), so adapters can attach listeners."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
+from buttress._checks import validate_key
 from buttress.backends import Backend, SqlBackend
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config._cache import ReadCache
@@ -32,7 +33,6 @@ from buttress.config._store import (
 )
 from buttress.config._typed import Setting, check_default, coerce, to_json
 from buttress.errors import UnsupportedBackendError, ValidationError
-from buttress.flags._model import validate_key
 from buttress.log import get_logger, register_secret
 
 __all__ = ["MAINTENANCE_KEY", "ConfigStore"]

@@ -13,9 +13,9 @@ from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
+from buttress._checks import validate_key
 from buttress.config._errors import ConfigTypeError
 from buttress.config._json import JSONValue, check_json
-from buttress.flags._model import validate_key
 
 __all__ = ["MISSING", "Setting", "coerce", "type_name"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from buttress.db._options import check_timeout
 
@@ -17,11 +17,25 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
-    from buttress.db._client import Database
-
 __all__ = ["Transaction"]
 
 _Op = Callable[..., Awaitable[Any]]
+
+
+class StatementTimer(Protocol):
+    """What a transaction needs of its ``Database``: a name and the timed run."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def _timed(
+        self,
+        conn: PoolConnectionProxy[asyncpg.Record] | None,
+        op: _Op,
+        sql: str,
+        args: tuple[object, ...],
+        seconds: float | None,
+    ) -> Any: ...
 
 
 class Transaction:
@@ -31,7 +45,7 @@ class Transaction:
 
     def __init__(
         self,
-        db: Database,
+        db: StatementTimer,
         conn: PoolConnectionProxy[asyncpg.Record],
         timeout: float | None,
     ) -> None:

@@ -1,21 +1,12 @@
 """The buttress exception hierarchy, the error taxonomy and error capture.
 
-Owns ``ButtressError`` and its subclasses (``_hierarchy``), what an error is
+Owns ``ButtressError`` and its subclasses (defined in ``buttress._exceptions``), what an error is
 (``_taxonomy``), ``classify`` (``_classify``: drivers recognised by name, never
 imported) and ``capture``/``with_error_handling`` (``_capture``). Messages never
 carry a secret, a DSN or SQL text.
 """
 
-from buttress.errors._capture import (
-    CaptureListener,
-    ErrorHandler,
-    add_capture_listener,
-    capture,
-    remove_capture_listener,
-    with_error_handling,
-)
-from buttress.errors._classify import UNKNOWN, classify, register_classification
-from buttress.errors._hierarchy import (
+from buttress._exceptions import (
     BackendError,
     BackendUnavailableError,
     ButtressError,
@@ -25,6 +16,15 @@ from buttress.errors._hierarchy import (
     UnsupportedBackendError,
     ValidationError,
 )
+from buttress.errors._capture import (
+    CaptureListener,
+    ErrorHandler,
+    add_capture_listener,
+    capture,
+    remove_capture_listener,
+    with_error_handling,
+)
+from buttress.errors._classify import UNKNOWN, classify, register_classification
 from buttress.errors._taxonomy import (
     Classification,
     ContextualError,

@@ -9,8 +9,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 
+from buttress._exceptions import ValidationError
 from buttress.errors._classify import classify
-from buttress.errors._hierarchy import ValidationError
 from buttress.errors._taxonomy import (
     ContextualError,
     ErrorContext,

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from buttress.errors._hierarchy import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.errors._taxonomy import Classification, ContextualError, ErrorCategory, Severity
 
 _Cat = ErrorCategory

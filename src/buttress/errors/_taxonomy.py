@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import attrs
 
-from buttress.errors._hierarchy import ButtressError, ValidationError
+from buttress._exceptions import ButtressError, ValidationError
 
 
 class ErrorCategory(enum.StrEnum):

@@ -5,11 +5,12 @@ an in-memory snapshot of a store so ``is_enabled`` never does I/O.
 """
 
 from buttress.flags._evaluate import bucket, evaluate, rollout_warning
-from buttress.flags._model import Flag, FlagContext, FlagEvaluation, Reason
+from buttress.flags._model import FLAG_EVALUATED, Flag, FlagContext, FlagEvaluation, Reason
 from buttress.flags._service import FeatureFlags, FlagNotFoundError
 from buttress.flags._store import FlagChange, FlagStore, MemoryFlagStore
 
 __all__ = [
+    "FLAG_EVALUATED",
     "FeatureFlags",
     "Flag",
     "FlagChange",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -17,28 +16,14 @@ from typing import Any
 
 import attrs
 
+from buttress._checks import validate_key
+from buttress._topic import Topic
 from buttress.errors import ValidationError
 
-__all__ = ["Flag", "FlagContext", "FlagEvaluation", "Reason", "validate_key"]
+__all__ = ["FLAG_EVALUATED", "Flag", "FlagContext", "FlagEvaluation", "Reason"]
 
-_KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 BUCKETS = 10_000
 """Buckets per flag: a percentage is honoured to 0.01 of a point."""
-
-
-def validate_key(field: str, key: object) -> str:
-    """Return ``key`` if it is a usable flag or config key, else raise ``ValidationError``."""
-    if not isinstance(key, str):
-        raise ValidationError(field, f"must be a str, got {type(key).__name__}")
-    if not key:
-        raise ValidationError(field, "must not be empty")
-    if _KEY_RE.fullmatch(key) is None:
-        raise ValidationError(
-            field,
-            "must be 1-200 characters of letters, digits, '_', '.', ':' or '-', "
-            "not starting with '.', ':' or '-'",
-        )
-    return key
 
 
 def _check_key(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -212,3 +197,7 @@ class FlagEvaluation:
     enabled: bool
     reason: Reason
     bucket: int | None = None
+
+
+FLAG_EVALUATED: Topic[FlagEvaluation] = Topic("flag.evaluated")
+"""Every ``FeatureFlags.is_enabled``/``evaluate`` result, with its reason."""

@@ -20,12 +20,18 @@ from typing import Any, Self
 
 import attrs
 
+from buttress._checks import validate_key
 from buttress.backends import Backend, SqlBackend
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ButtressError, UnsupportedBackendError, ValidationError
-from buttress.events import FLAG_EVALUATED
 from buttress.flags._evaluate import decide, rollout_warning
-from buttress.flags._model import Flag, FlagContext, FlagEvaluation, Reason, validate_key
+from buttress.flags._model import (
+    FLAG_EVALUATED,
+    Flag,
+    FlagContext,
+    FlagEvaluation,
+    Reason,
+)
 from buttress.flags._store import FlagChange, FlagStore, MemoryFlagStore, memory_store_for
 from buttress.log import get_logger
 

@@ -18,11 +18,12 @@ from typing import Any
 
 import attrs
 
+from buttress._checks import validate_key
 from buttress.backends import Backend
 from buttress.cli._common import add_action, os_user, parse_time, print_json, run_with_backend
 from buttress.errors import ValidationError
 from buttress.flags._evaluate import evaluate, rollout_warning
-from buttress.flags._model import Flag, FlagContext, FlagEvaluation, Reason, validate_key
+from buttress.flags._model import Flag, FlagContext, FlagEvaluation, Reason
 from buttress.flags._service import FeatureFlags
 from buttress.flags._store import FlagChange
 

@@ -10,14 +10,22 @@ from buttress.health.registry import (
     HealthCheck,
     HealthRegistry,
 )
-from buttress.health.report import ComponentStatus, HealthReport, render_text
+from buttress.health.report import (
+    HEALTH_CHECKED,
+    ComponentStatus,
+    HealthChecked,
+    HealthReport,
+    render_text,
+)
 from buttress.health.status import Status, aggregate, effective_status
 
 __all__ = [
+    "HEALTH_CHECKED",
     "READINESS_COMPONENT",
     "CheckResult",
     "ComponentStatus",
     "HealthCheck",
+    "HealthChecked",
     "HealthRegistry",
     "HealthReport",
     "Status",

@@ -16,7 +16,6 @@ from typing import TypeVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
-from buttress.events import HEALTH_CHECKED, HealthChecked
 from buttress.health._attempt import (
     Attempt,
     Busy,
@@ -32,7 +31,7 @@ from buttress.health._attempt import (
 )
 from buttress.health._safe import safe_error_message
 from buttress.health._threads import run_in_daemon_thread
-from buttress.health.report import ComponentStatus, HealthReport
+from buttress.health.report import HEALTH_CHECKED, ComponentStatus, HealthChecked, HealthReport
 from buttress.health.status import Status
 from buttress.log import get_logger
 

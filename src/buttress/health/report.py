@@ -13,9 +13,10 @@ from datetime import datetime
 
 import attrs
 
+from buttress._topic import Topic
 from buttress.health.status import Status, aggregate, effective_status
 
-__all__ = ["ComponentStatus", "HealthReport", "render_text"]
+__all__ = ["HEALTH_CHECKED", "ComponentStatus", "HealthChecked", "HealthReport", "render_text"]
 
 
 def _non_negative_finite(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -188,3 +189,19 @@ def render_text(report: HealthReport, color: bool = False) -> str:
     if not report.components:
         lines.append("  (no checks registered)")
     return "\n".join(lines) + "\n"
+
+
+@attrs.frozen(slots=True)
+class HealthChecked:
+    """A health check of ``component`` finished with ``result``.
+
+    ``previous`` is the status of the check's run before, or None on its first.
+    """
+
+    component: str
+    result: ComponentStatus
+    previous: Status | None = None
+
+
+HEALTH_CHECKED: Topic[HealthChecked] = Topic("health.checked")
+"""Every finished health check of a ``HealthRegistry`` (cached results are not re-sent)."""

@@ -16,7 +16,10 @@ from buttress.migrations.files import CHECKSUM_ALGORITHM, Migration, checksum
 from buttress.migrations.lock import MigrationLockTimeout
 from buttress.migrations.migrator import Migrator
 from buttress.migrations.report import (
+    MIGRATION_RAN,
     MigrateResult,
+    MigrationOutcome,
+    MigrationRan,
     MigrationReport,
     MigrationState,
     MigrationStatus,
@@ -25,12 +28,15 @@ from buttress.migrations.report import (
 __all__ = [
     "BUILTIN_NAMESPACE",
     "CHECKSUM_ALGORITHM",
+    "MIGRATION_RAN",
     "DestructiveMigrationError",
     "MigrateResult",
     "Migration",
     "MigrationError",
     "MigrationFailedError",
     "MigrationLockTimeout",
+    "MigrationOutcome",
+    "MigrationRan",
     "MigrationReport",
     "MigrationState",
     "MigrationStatus",

@@ -22,7 +22,6 @@ import attrs
 from buttress.backends import Backend, SqlBackend, SqlConnection, require_sql
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
-from buttress.events import MIGRATION_RAN, MigrationOutcome, MigrationRan
 from buttress.log import get_logger
 from buttress.migrations import decide
 from buttress.migrations.decide import Snapshot
@@ -34,7 +33,10 @@ from buttress.migrations.errors import (
 from buttress.migrations.files import CHECKSUM_ALGORITHM, Migration, load_directory
 from buttress.migrations.lock import migration_lock
 from buttress.migrations.report import (
+    MIGRATION_RAN,
     MigrateResult,
+    MigrationOutcome,
+    MigrationRan,
     MigrationReport,
     MigrationStatus,
 )

@@ -11,9 +11,19 @@ from typing import Literal
 
 import attrs
 
+from buttress._topic import Topic
 from buttress.migrations.store import AppliedMigration
 
-__all__ = ["MigrateResult", "MigrationReport", "MigrationState", "MigrationStatus", "State"]
+__all__ = [
+    "MIGRATION_RAN",
+    "MigrateResult",
+    "MigrationOutcome",
+    "MigrationRan",
+    "MigrationReport",
+    "MigrationState",
+    "MigrationStatus",
+    "State",
+]
 
 State = Literal["applied", "pending", "failed", "changed", "missing_file"]
 
@@ -132,3 +142,23 @@ class MigrateResult:
         return "\n".join(
             [f"{verb} {len(self.applied)} migration(s):", *(f"  {m}" for m in self.applied)]
         )
+
+
+MigrationOutcome = Literal["applied", "failed", "rolled_back"]
+
+
+@attrs.frozen(slots=True)
+class MigrationRan:
+    """One migration file of ``namespace`` was applied, failed or rolled back.
+
+    ``migration`` is its id (``NNNN_name``); ``duration`` is in seconds.
+    """
+
+    namespace: str
+    migration: str
+    outcome: MigrationOutcome
+    duration: float
+
+
+MIGRATION_RAN: Topic[MigrationRan] = Topic("migration.ran")
+"""Every migration a ``Migrator`` applied, failed to apply or rolled back."""

@@ -6,13 +6,21 @@ tables or one round trip to SQLite, Redis or PostgreSQL store. See docs/ratelimi
 
 from buttress.ratelimit._algorithms import ALGORITHMS, fixed_window, gcra, sliding_window
 from buttress.ratelimit._limiter import OnBackendError, RateLimiter, ahit_all, hit_all
-from buttress.ratelimit._values import Decision, Rate, RateLimitExceeded
+from buttress.ratelimit._values import (
+    RATELIMIT_DECIDED,
+    Decision,
+    Rate,
+    RateLimitDecided,
+    RateLimitExceeded,
+)
 
 __all__ = [
     "ALGORITHMS",
+    "RATELIMIT_DECIDED",
     "Decision",
     "OnBackendError",
     "Rate",
+    "RateLimitDecided",
     "RateLimitExceeded",
     "RateLimiter",
     "ahit_all",

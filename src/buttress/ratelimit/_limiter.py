@@ -22,12 +22,17 @@ from buttress.errors import (
     UnsupportedBackendError,
     ValidationError,
 )
-from buttress.events import RATELIMIT_DECIDED, RateLimitDecided
 from buttress.log import get_logger
 from buttress.ratelimit._algorithms import ALGORITHMS
 from buttress.ratelimit._memory import MemoryTable, shared_table
 from buttress.ratelimit._store import Check, Store, binding, decide_all
-from buttress.ratelimit._values import Decision, Rate, RateLimitExceeded
+from buttress.ratelimit._values import (
+    RATELIMIT_DECIDED,
+    Decision,
+    Rate,
+    RateLimitDecided,
+    RateLimitExceeded,
+)
 
 if TYPE_CHECKING:
     from buttress.backends import Backend

@@ -12,9 +12,10 @@ from typing import NamedTuple
 
 import attrs
 
+from buttress._topic import Topic
 from buttress.errors import ButtressError, ValidationError
 
-__all__ = ["Decision", "Rate", "RateLimitExceeded"]
+__all__ = ["RATELIMIT_DECIDED", "Decision", "Rate", "RateLimitDecided", "RateLimitExceeded"]
 
 NS_PER_SECOND = 1_000_000_000
 
@@ -110,3 +111,19 @@ class RateLimitExceeded(ButtressError):
         super().__init__(
             f"rate limit exceeded ({decision.limit} units); retry after {decision.retry_after:.3f}s"
         )
+
+
+@attrs.frozen(slots=True)
+class RateLimitDecided:
+    """A rate limiter admitted (``allowed``) or refused a request of ``cost`` units.
+
+    ``limiter`` names the limiter, never the key: keys are often user ids.
+    """
+
+    limiter: str
+    allowed: bool
+    cost: int = 1
+
+
+RATELIMIT_DECIDED: Topic[RateLimitDecided] = Topic("ratelimit.decided")
+"""Every ``RateLimiter`` decision that consumed units (``hit``/``ahit``)."""

@@ -35,8 +35,8 @@ def flags_override(flags: FeatureFlags, overrides: Mapping[str, bool]) -> Iterat
     an ``upsert`` in the test: the newer change wins. Works with any store; the
     store itself is never written.
     """
+    from buttress._checks import validate_key
     from buttress.flags import Flag
-    from buttress.flags._model import validate_key
 
     if not isinstance(overrides, Mapping):
         raise ValidationError("overrides", "must be a mapping of flag key -> bool")

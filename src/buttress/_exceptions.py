@@ -1,4 +1,9 @@
-"""The exception hierarchy rooted in ``ButtressError``: one place, no logic."""
+"""The exception hierarchy rooted in ``ButtressError``: one place, no logic.
+
+It sits at the bottom of the package so that every module, ``log`` and
+``result`` included, can raise these without importing ``buttress.errors``
+(which re-exports them under its own name).
+"""
 
 from __future__ import annotations
 
