@@ -340,7 +340,7 @@ class CountingStore:
 
 
 def shared_redis(dsn: str) -> None:
-    from buttress.backends import connect
+    from buttress import connect
     from buttress.breaker import RedisBreakerStore
 
     async def scenario() -> list[tuple[str, float, float]]:

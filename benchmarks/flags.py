@@ -299,7 +299,7 @@ async def until(flags: FeatureFlags, predicate: Callable[[], bool], within: floa
 
 async def propagation(dsn: str, changes: int = 100) -> list[float]:
     """Seconds from ``update`` returning on one instance to the other instance seeing it."""
-    from buttress.backends import connect
+    from buttress import connect
 
     async with (
         connect(dsn) as writer_backend,

@@ -256,7 +256,7 @@ def command_notes(stats: dict[str, int], decisions: int) -> str:
 async def redis_section(url: str, n: int, rounds: int) -> None:
     import redis.asyncio as aredis
 
-    from buttress.backends import connect
+    from buttress import connect
     from buttress.ratelimit import Rate, RateLimiter
 
     backend = await connect(url)
@@ -340,7 +340,7 @@ def redis_sync_section(url: str, limiters: dict[str, Any], n: int, rounds: int) 
 
 
 async def postgres_section(dsn: str, n: int) -> None:
-    from buttress.backends import connect
+    from buttress import connect
     from buttress.ratelimit import Rate, RateLimiter
 
     backend = await connect(dsn, max_size=32)

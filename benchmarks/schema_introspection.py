@@ -31,7 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from buttress.backends import SqlBackend, connect, require_sql
+from buttress import connect
+from buttress.backends import SqlBackend, require_sql
 from buttress.schema import Column, ForeignKey, Index, Schema, Table
 from buttress.schema.validator import SchemaValidator
 from servers import PostgresServer  # type: ignore[import-not-found, unused-ignore]  # tests/ joins sys.path at run time

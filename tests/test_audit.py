@@ -10,7 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from buttress.backends import SqlBackend, connect, require_sql
+from buttress import connect
+from buttress.backends import SqlBackend, require_sql
 from buttress.errors import UnsupportedBackendError, ValidationError
 from buttress.schema.audit import AuditReport, SecurityAudit, TableSecurity, audit
 from buttress.schema.integrity_cli import security_section

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import buttress.migrations
+from buttress import connect
 from buttress.backends import (
     Backend,
     MemoryBackend,
@@ -22,7 +24,7 @@ from buttress.backends import (
     RedisBackend,
     SqlBackend,
     SqliteBackend,
-    connect,
+    open_backend,
     require_sql,
 )
 from buttress.errors import (
@@ -130,7 +132,7 @@ async def test_unknown_option_names_the_option(dsn: str) -> None:
 )
 async def test_bad_option_values_name_the_option(dsn: str, option: str, value: object) -> None:
     with pytest.raises(ValidationError) as info:
-        await connect(dsn, **{option: value})
+        await open_backend(dsn, **{option: value})
     assert info.value.field == option
 
 
@@ -145,10 +147,10 @@ async def test_migrate_hook_runs_only_when_asked(
 ) -> None:
     calls: list[str] = []
 
-    async def record(self: Backend) -> None:
-        calls.append(self.kind)
+    async def record(backend: Backend) -> None:
+        calls.append(backend.kind)
 
-    monkeypatch.setattr(Backend, "run_migrations", record)
+    monkeypatch.setattr(buttress.migrations, "apply_builtin", record)
     async with connect(sqlite_dsn, migrate=False):
         pass
     assert calls == []
@@ -443,7 +445,7 @@ async def test_sqlite_cancelled_statement_frees_its_connection(
 
 _WORKER = """
 import asyncio, sys
-from buttress.backends import connect
+from buttress import connect
 
 async def main(dsn: str, rounds: int) -> None:
     async with connect(dsn, busy_timeout=30) as backend:
@@ -585,7 +587,7 @@ async def test_unreachable_server_fails_fast_without_password(scheme: str) -> No
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(BackendUnavailableError) as info:
-        await connect(dsn, **FAST_FAIL)
+        await open_backend(dsn, **FAST_FAIL)
     # Bounded by connect_deadline plus one attempt; generous for a loaded machine.
     assert loop.time() - started < 10
     assert f"127.0.0.1:{port}" in str(info.value)

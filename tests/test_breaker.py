@@ -646,10 +646,9 @@ def test_registry_is_weak_and_newest_wins(clock: FakeClock) -> None:
 
 
 def test_memory_backend_keeps_state_local(clock: FakeClock) -> None:
-    class Memory:
-        kind = "memory"
+    from buttress.backends import MemoryBackend
 
-    breaker = make(clock, backend=Memory())
+    breaker = make(clock, backend=MemoryBackend())
     assert breaker.call(ok) == "ok"
 
 

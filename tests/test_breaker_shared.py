@@ -13,22 +13,20 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from buttress.backends import PostgresBackend, connect, require_sql
+from buttress import connect
+from buttress.backends import MissingTableError, PostgresBackend, open_backend, require_sql
 from buttress.breaker import (
     BreakerState,
     CircuitBreaker,
     CircuitOpenError,
     MemoryBreakerStore,
+    PostgresBreakerStore,
     SharedStore,
     Snapshot,
     StateChange,
-)
-from buttress.breaker._stores import (
-    BreakerSchemaMissingError,
-    Op,
-    PostgresBreakerStore,
     StepParams,
 )
+from buttress.breaker._store import Op
 from buttress.errors import UnsupportedBackendError, ValidationError
 from buttress.migrations import apply_builtin
 from buttress.migrations.builtin import builtin_migrator
@@ -331,12 +329,10 @@ def test_shared_options_are_validated(options: dict[str, object], field: str) ->
     assert info.value.field == field
 
 
-def test_unsupported_backend_kind_is_refused() -> None:
-    class Sqlite:
-        kind = "sqlite"
-
-    with pytest.raises(UnsupportedBackendError, match="redis"):
-        CircuitBreaker("v", backend=Sqlite(), registry=None)
+async def test_unsupported_backend_kind_is_refused() -> None:
+    async with open_backend("sqlite://") as sqlite:
+        with pytest.raises(UnsupportedBackendError, match="redis"):
+            CircuitBreaker("v", backend=sqlite, registry=None)
 
 
 _PARAMS = StepParams(
@@ -350,20 +346,17 @@ async def test_postgres_store_needs_the_packaged_migration(postgres_dsn: str) ->
         backend = require_sql(raw, "tests")
         assert isinstance(backend, PostgresBackend)
         store = PostgresBreakerStore(backend)
-        with pytest.raises(BreakerSchemaMissingError) as info:
+        with pytest.raises(MissingTableError) as info:
             await store.step("payments", "failure", 0, "", _PARAMS)
-        assert info.value.migration == "0007_breaker_state"
-        assert [o.split("(")[0] for o in info.value.objects] == [
-            "table buttress_breaker_state",
-            "function buttress_breaker_step",
-        ]
+        assert info.value.migrations == ("0007_breaker_state",)
+        assert info.value.tables == ("buttress_breaker_state", "buttress_breaker_step()")
         message = str(info.value)
         assert "buttress migrate" in message
         assert "migrate=True" in message
         # Nothing was created behind the operator's back.
         assert await backend.fetchval("SELECT to_regclass('buttress_breaker_state')") is None
 
-        await raw.run_migrations()
+        await apply_builtin(raw)
         snapshot = await store.step("payments", "failure", 0, "", _PARAMS)
         assert (snapshot.state, snapshot.failures) == (BreakerState.CLOSED, 1)
         recorded = await backend.fetchval(
@@ -373,9 +366,9 @@ async def test_postgres_store_needs_the_packaged_migration(postgres_dsn: str) ->
 
         # A table dropped under an existing function is named on its own.
         await backend.execute("DROP TABLE buttress_breaker_state")
-        with pytest.raises(BreakerSchemaMissingError) as info:
+        with pytest.raises(MissingTableError) as info:
             await store.step("payments", "read", 0, "", _PARAMS)
-        assert info.value.objects == ("table buttress_breaker_state",)
+        assert info.value.tables == ("buttress_breaker_state",)
 
 
 @pytest.mark.postgres
@@ -389,9 +382,9 @@ async def test_breaker_migration_down_drops_table_and_function(postgres_dsn: str
         undone = await builtin_migrator(backend).rollback(6)
         assert "0007_breaker_state" in undone
         assert not any(u.startswith(("0001", "0006")) for u in undone)
-        with pytest.raises(BreakerSchemaMissingError) as info:
+        with pytest.raises(MissingTableError) as info:
             await store.step("p", "read", 0, "", _PARAMS)
-        assert len(info.value.objects) == 2
+        assert len(info.value.tables) == 2
         assert (await apply_builtin(backend)).applied == undone[::-1]
         assert (await store.step("p", "read", 0, "", _PARAMS)).state is BreakerState.CLOSED
 
@@ -400,6 +393,6 @@ async def test_breaker_migration_down_drops_table_and_function(postgres_dsn: str
 async def test_shared_breaker_on_an_unmigrated_database_raises(postgres_dsn: str) -> None:
     async with connect(postgres_dsn, migrate=False) as raw:
         breaker = CircuitBreaker("payments", backend=raw, registry=None)
-        with pytest.raises(BreakerSchemaMissingError, match="buttress migrate"):
+        with pytest.raises(MissingTableError, match="buttress migrate"):
             await breaker.acall(ok)
         assert breaker.stats().store_available is True

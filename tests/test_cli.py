@@ -147,7 +147,7 @@ def test_doctor_runs_anomaly_rules_over_recorded_history(
     import asyncio
     from datetime import UTC, datetime, timedelta
 
-    from buttress.backends import connect
+    from buttress import connect
     from buttress.health import HealthReport, Status
     from buttress.monitoring import HealthHistory
 
@@ -183,7 +183,7 @@ def test_doctor_shows_captured_errors_and_flags_a_high_rate(
 ) -> None:
     import asyncio
 
-    from buttress.backends import connect
+    from buttress import connect
     from buttress.monitoring.errors import ErrorStats
 
     dsn = f"sqlite:///{tmp_path / 'app.db'}"

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from buttress.backends import Backend, connect
+from buttress import connect
+from buttress.backends import Backend
 from buttress.config import ConfigConflictError, ConfigStore
 from buttress.config._json import JSONValue
 from buttress.testing import FakeClock

@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from buttress.backends import PostgresBackend, connect
+from buttress import connect
+from buttress.backends import PostgresBackend
 from buttress.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from buttress.db import (
     ConnectionLostError,

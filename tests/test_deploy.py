@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from buttress.backends import Backend, connect
+from buttress import connect
+from buttress.backends import Backend
 from buttress.config import ConfigStore
 from buttress.deploy import (
     APP_VERSION_KEY,

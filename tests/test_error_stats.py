@@ -13,9 +13,9 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buttress.backends import SqlBackend, connect, require_sql
+from buttress import connect
+from buttress.backends import MissingTableError, SqlBackend, require_sql
 from buttress.cli import build_parser as parser
-from buttress.config._sqlbits import MissingTableError
 from buttress.errors import (
     ErrorCategory,
     Severity,

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from buttress.backends import connect
+from buttress import connect
 from buttress.breaker import CircuitBreaker
 from buttress.errors import ValidationError
 from buttress.events import (

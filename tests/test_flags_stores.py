@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from buttress.backends import Backend, connect, require_sql
+from buttress import connect
+from buttress.backends import Backend, require_sql
 from buttress.flags import FeatureFlags, Flag, FlagContext
 from buttress.testing import FakeClock
 

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import pytest
 
+import buttress
 from buttress.errors import ValidationError
 from buttress.health import HealthRegistry, Status
 from buttress.health.builtin import backend_ping, breaker_states, disk_free, pool_saturation
@@ -41,8 +42,7 @@ async def test_backend_ping_healthy_slow_and_down() -> None:
 
 
 async def test_backend_ping_on_a_real_memory_backend() -> None:
-    connect = pytest.importorskip("buttress.backends").connect
-    backend = await connect("memory://")
+    backend = await buttress.connect("memory://")
     try:
         registry = HealthRegistry()
         registry.register("memory", backend_ping(backend))
@@ -181,7 +181,7 @@ async def test_schema_valid_on_sqlite(tmp_path: object) -> None:
     schema = schema_module.Schema(
         [schema_module.Table("users", [schema_module.Column("id", "integer", nullable=False)])]
     )
-    async with backends.connect(f"sqlite:///{tmp_path}/h.db", migrate=False) as backend:
+    async with backends.open_backend(f"sqlite:///{tmp_path}/h.db") as backend:
         check = schema_valid(backend, schema)
         missing = await check()
         assert missing.status is Status.UNHEALTHY

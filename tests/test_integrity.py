@@ -15,8 +15,8 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from buttress.backends import SqlBackend, connect, require_sql
-from buttress.config._sqlbits import MissingTableError
+from buttress import connect
+from buttress.backends import MissingTableError, SqlBackend, require_sql
 from buttress.errors import UnsupportedBackendError, ValidationError
 from buttress.schema import Column, ForeignKey, Schema, Table, integrity_cli
 from buttress.schema.integrity import (

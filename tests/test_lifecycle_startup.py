@@ -91,7 +91,7 @@ async def test_invalid_dsn_is_one_error() -> None:
 async def test_sqlite_tables_present_and_missing(tmp_path: os.PathLike[str]) -> None:
     backends = pytest.importorskip("buttress.backends")
     dsn = f"sqlite:///{tmp_path}/app.db"
-    async with backends.connect(dsn, migrate=False) as backend:
+    async with backends.open_backend(dsn) as backend:
         await backend.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
     report = await StartupValidator(dsn=dsn, required_tables=["users", "orders"]).run()
     assert report.checks["backend"].status == "passed"
@@ -103,7 +103,7 @@ async def test_sqlite_tables_present_and_missing(tmp_path: os.PathLike[str]) -> 
 @pytest.mark.postgres
 async def test_postgres_tables(postgres_dsn: str) -> None:
     backends = pytest.importorskip("buttress.backends")
-    async with backends.connect(postgres_dsn, migrate=False) as backend:
+    async with backends.open_backend(postgres_dsn) as backend:
         await backend.execute("CREATE TABLE users (id INT PRIMARY KEY)")
     report = await StartupValidator(dsn=postgres_dsn, required_tables=["users", "orders"]).run()
     assert report.checks["backend"].status == "passed"
@@ -134,7 +134,7 @@ async def test_schema_check_uses_schema_validator(tmp_path: os.PathLike[str]) ->
     assert len(report.errors) == 1
     assert "users" in report.errors[0]
     assert report.errors[0].endswith("see `buttress schema plan` for the fix")
-    async with backends.connect(dsn, migrate=False) as backend:
+    async with backends.open_backend(dsn) as backend:
         await backend.execute("CREATE TABLE users (id INTEGER NOT NULL)")
     assert (await StartupValidator(dsn=dsn, schema=schema).run()).success
 

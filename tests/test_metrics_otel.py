@@ -19,8 +19,8 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
 )
 
+from buttress import connect
 from buttress.adapters.opentelemetry import DEFAULT_LATENCY_BUCKETS, OpenTelemetryMetrics
-from buttress.backends import connect
 from buttress.breaker import CircuitBreaker, CircuitOpenError
 from buttress.errors import ValidationError
 from buttress.events import RATELIMIT_DECIDED, RateLimitDecided

@@ -15,8 +15,8 @@ pytest.importorskip("prometheus_client", reason="the prometheus extra is not ins
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
+from buttress import connect
 from buttress.adapters.prometheus import PrometheusMetrics
-from buttress.backends import connect
 from buttress.breaker import BreakerRegistry, CircuitBreaker, CircuitOpenError
 from buttress.errors import ValidationError
 from buttress.events import RATELIMIT_DECIDED, RateLimitDecided

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from buttress.backends import connect
+from buttress import connect
 from buttress.errors import ValidationError
 from buttress.migrations import Migrator
 from buttress.migrations import cli as migrations_cli

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from buttress.backends import SqlBackend, connect, require_sql
+from buttress import connect
+from buttress.backends import SqlBackend, require_sql
 from buttress.errors import UnsupportedBackendError, ValidationError
 from buttress.migrations import (
     DestructiveMigrationError,
@@ -329,7 +330,8 @@ async def test_bad_lock_timeout_is_refused(sqlite_dsn: str, tmp_path: Path, bad:
 
 _HOLD_LOCK = """
 import asyncio, sys
-from buttress.backends import connect, require_sql
+from buttress import connect
+from buttress.backends import require_sql
 from buttress.migrations.builtin import builtin_migrator
 from buttress.migrations.files import load_directory
 from buttress.migrations.lock import migration_lock

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from buttress.backends import connect
+from buttress import connect
 from buttress.cli import build_parser as parser
 from buttress.errors import ValidationError
 from buttress.health import ComponentStatus, HealthReport, Status

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buttress.backends import Backend, SqlBackend, connect
-from buttress.config._sqlbits import MissingTableError
+from buttress import connect
+from buttress.backends import Backend, MissingTableError, SqlBackend
 from buttress.errors import BackendError, UnsupportedBackendError, ValidationError
 from buttress.health import ComponentStatus, HealthRegistry, HealthReport, Status
+from buttress.migrations import apply_builtin
 from buttress.migrations.builtin import builtin_migrator
 from buttress.monitoring import (
     AlertLevel,
@@ -328,7 +329,7 @@ async def test_a_database_without_the_table_gets_a_clear_error(sqlite_dsn: str) 
             "HealthHistory",
             ("buttress_health_history",),
         )
-        await bare.run_migrations()
+        await apply_builtin(bare)
         await HealthHistory(bare).record(report(START))
 
 
@@ -341,7 +342,7 @@ async def test_the_migration_rolls_back_and_reapplies(sql_dsn: str) -> None:
         assert "0005_health_history" in undone
         with pytest.raises(BackendError, match="buttress_health_history"):
             await history.count()
-        await opened.run_migrations()
+        await apply_builtin(opened)
         assert await history.count() == 0
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from buttress.backends import PostgresBackend, connect
+from buttress import connect
+from buttress.backends import PostgresBackend
 from buttress.deploy import DeploymentLog
 from buttress.errors import ErrorCategory, Severity, UnsupportedBackendError, ValidationError
 from buttress.health import Status

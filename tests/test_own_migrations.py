@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from buttress.backends import SqlBackend, connect, require_sql
+from buttress import connect
+from buttress.backends import OWN_TABLES, MissingTableError, SqlBackend, require_sql
 from buttress.config import ConfigStore
-from buttress.config._sqlbits import OWN_TABLES, MissingTableError
 from buttress.deploy import DeploymentLog
 from buttress.errors import BackendError
 from buttress.flags import FeatureFlags, Flag
@@ -58,6 +58,9 @@ def test_packaged_files_parse_with_dependencies_and_down_parts(dialect: str) -> 
     # Every table the stores check is created by the migration the error names;
     # a name ending in "()" is a PostgreSQL function (SQLite has none).
     for table, name in OWN_TABLES.items():
+        if name not in by_id:  # the shared breaker's state is PostgreSQL-only
+            assert dialect == "sqlite" and name == "0007_breaker_state"
+            continue
         up = by_id[name].up
         if table.endswith("()"):
             if dialect == "postgresql":

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from buttress.backends import SqlBackend, connect
+from buttress import connect
+from buttress.backends import SqlBackend
 from buttress.config import ConfigStore, Setting
 from buttress.errors import ValidationError
 from buttress.health import HealthRegistry, Status

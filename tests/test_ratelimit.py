@@ -8,11 +8,10 @@ import math
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import cast
 
 import pytest
 
-from buttress.backends import Backend
+from buttress.backends import MemoryBackend
 from buttress.errors import BackendUnavailableError, ButtressError, ValidationError
 from buttress.ratelimit import (
     Decision,
@@ -23,8 +22,7 @@ from buttress.ratelimit import (
     hit_all,
 )
 from buttress.ratelimit import _limiter as limiter_module
-from buttress.ratelimit._memory import MIN_SWEEP
-from buttress.ratelimit._store import Check
+from buttress.ratelimit._store import MIN_SWEEP, Check, Now
 from buttress.testing import FakeClock
 
 ALGORITHMS = ["gcra", "sliding_window", "fixed_window"]
@@ -324,10 +322,7 @@ def test_hit_all_validates_its_pairs() -> None:
 
 
 def test_limiters_on_one_memory_backend_share_state() -> None:
-    class MemoryBackend:
-        kind = "memory"
-
-    backend = cast(Backend, MemoryBackend())
+    backend = MemoryBackend()
     clock = FakeClock()
     a = RateLimiter(Rate(2, 1), backend=backend, clock=clock)
     b = RateLimiter(Rate(2, 1), backend=backend, clock=clock)
@@ -398,10 +393,10 @@ class _FailingStore:
     def __init__(self) -> None:
         self.fail = True
 
-    def decide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+    def decide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         raise BackendUnavailableError("down")
 
-    async def adecide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+    async def adecide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         if self.fail:
             raise BackendUnavailableError("down")
         return [Decision(True, c[2], c[2] - c[4], 0.0, 0.0) for c in checks]
@@ -414,28 +409,19 @@ class _FailingStore:
 
 
 @pytest.fixture
-def failing_store(monkeypatch: pytest.MonkeyPatch) -> _FailingStore:
-    store = _FailingStore()
-    monkeypatch.setattr(limiter_module, "_open_store", lambda backend, now: store)
-    return store
-
-
-class _Remote:
-    kind = "redis"
-
-
-REMOTE = cast(Backend, _Remote())
+def failing_store() -> _FailingStore:
+    return _FailingStore()
 
 
 async def test_outage_policy_raise_by_default(failing_store: _FailingStore) -> None:
-    limiter = RateLimiter(Rate(2, 1), backend=REMOTE)
+    limiter = RateLimiter(Rate(2, 1), backend=failing_store)
     with pytest.raises(BackendUnavailableError):
         await limiter.ahit("k")
 
 
 async def test_outage_policy_allow_and_deny(failing_store: _FailingStore) -> None:
-    allow = RateLimiter(Rate(2, 1), backend=REMOTE, on_backend_error="allow")
-    deny = RateLimiter(Rate(2, 1), backend=REMOTE, on_backend_error="deny")
+    allow = RateLimiter(Rate(2, 1), backend=failing_store, on_backend_error="allow")
+    deny = RateLimiter(Rate(2, 1), backend=failing_store, on_backend_error="deny")
     assert (await allow.ahit("k")).allowed
     refused = await deny.ahit("k")
     assert not refused.allowed
@@ -456,7 +442,7 @@ async def test_outage_uses_the_fallback_limiter_and_logs_once(
 
     monkeypatch.setattr(limiter_module, "_logger", Recorder())
     fallback = RateLimiter(Rate(1, 60))
-    limiter = RateLimiter(Rate(100, 1), backend=REMOTE, fallback=fallback)
+    limiter = RateLimiter(Rate(100, 1), backend=failing_store, fallback=fallback)
     assert (await limiter.ahit("k")).allowed
     assert not (await limiter.ahit("k")).allowed
     assert events == ["ratelimit.backend_unavailable"]
@@ -466,7 +452,7 @@ async def test_outage_uses_the_fallback_limiter_and_logs_once(
 
 
 async def test_limiters_share_a_connected_memory_backend() -> None:
-    from buttress.backends import connect
+    from buttress import connect
 
     async with connect("memory://") as backend:
         clock = FakeClock()

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import pytest
 from structlog.testing import capture_logs
 
+from buttress import connect
 from buttress.adapters.asgi_ratelimit import (
     ASGIApp,
     ASGIRateLimitMiddleware,
@@ -23,7 +24,6 @@ from buttress.adapters.asgi_ratelimit import (
     Scope,
     Send,
 )
-from buttress.backends import connect
 from buttress.errors import ValidationError
 from buttress.ratelimit import Rate, RateLimiter
 from buttress.testing import FakeClock

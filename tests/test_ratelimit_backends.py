@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from buttress.backends import Backend, connect, require_sql
-from buttress.config._sqlbits import MissingTableError
+from buttress import connect
+from buttress.backends import Backend, MissingTableError, require_sql
 from buttress.migrations import Migrator
 from buttress.migrations.files import load_directory
 from buttress.migrations.sqltext import split_statements

@@ -7,18 +7,16 @@ import re
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from buttress.adapters.asgi_ratelimit import ASGIRateLimitMiddleware, Scope
 from buttress.adapters.wsgi_ratelimit import WSGIRateLimitMiddleware
-from buttress.backends import Backend
 from buttress.errors import BackendUnavailableError, ValidationError
 from buttress.ratelimit import Decision, Rate, RateLimiter
-from buttress.ratelimit import _limiter as limiter_module
 from buttress.ratelimit._http import ClientAddress
-from buttress.ratelimit._store import Check
+from buttress.ratelimit._store import Check, Now
 from buttress.testing import FakeClock
 
 starlette = pytest.importorskip("starlette")
@@ -198,10 +196,10 @@ def test_bad_options_are_refused() -> None:
 class _DownStore:
     kind = "redis"
 
-    def decide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+    def decide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         raise BackendUnavailableError("down")
 
-    async def adecide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+    async def adecide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         raise BackendUnavailableError("down")
 
     def reset(self, keys: Sequence[str]) -> None:
@@ -211,14 +209,9 @@ class _DownStore:
         raise BackendUnavailableError("down")
 
 
-class _Remote:
-    kind = "redis"
-
-
 @pytest.fixture
-def down_limiter(monkeypatch: pytest.MonkeyPatch) -> RateLimiter:
-    monkeypatch.setattr(limiter_module, "_open_store", lambda backend, now: _DownStore())
-    return RateLimiter(Rate(5, 60), backend=cast(Backend, _Remote()))
+def down_limiter() -> RateLimiter:
+    return RateLimiter(Rate(5, 60), backend=_DownStore())
 
 
 def test_asgi_backend_down_allows_by_default(down_limiter: RateLimiter) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from buttress.backends import PostgresBackend, connect
-from buttress.config._sqlbits import MissingTableError
+from buttress import connect
+from buttress.backends import MissingTableError, PostgresBackend
 from buttress.errors import BackendError, UnsupportedBackendError
 from buttress.migrations import apply_builtin
 from buttress.ratelimit import Rate, RateLimiter, ahit_all

@@ -8,14 +8,15 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import cast
 
 import pytest
 
-from buttress.backends import Backend, RedisBackend, connect
+from buttress import connect
+from buttress.backends import Backend, RedisBackend
 from buttress.backends._resp import BlockingClient, Endpoint, PipelinedClient
 from buttress.errors import BackendUnavailableError, UnsupportedBackendError
 from buttress.ratelimit import Rate, RateLimiter, ahit_all, hit_all
+from buttress.ratelimit._redis import RedisStore
 
 pytestmark = pytest.mark.redis
 
@@ -159,7 +160,7 @@ class _DeadRedis:
 @pytest.mark.parametrize("fast", [True, False], ids=["buttress-connection", "redis-py"])
 async def test_unreachable_redis_follows_the_policy(fast: bool) -> None:
     dead_redis = _DeadRedis(fast=fast)
-    dead = cast(Backend, dead_redis)
+    dead = RedisStore(dead_redis)
     strict = RateLimiter(Rate(5, 60), backend=dead)
     with pytest.raises(BackendUnavailableError):
         await strict.ahit("k")

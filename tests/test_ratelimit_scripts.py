@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from buttress.backends import Backend, connect
+from buttress import connect
+from buttress.backends import Backend
 from buttress.ratelimit import Decision, Rate, RateLimiter, ahit_all
 from buttress.ratelimit._algorithms import ALGORITHMS
 from buttress.testing import FakeClock

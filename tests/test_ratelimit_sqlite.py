@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from buttress.backends import SqliteBackend, connect
-from buttress.config._sqlbits import MissingTableError
+from buttress import connect
+from buttress.backends import MissingTableError, SqliteBackend
 from buttress.errors import BackendError, UnsupportedBackendError
 from buttress.migrations import apply_builtin
 from buttress.ratelimit import Rate, RateLimiter, hit_all

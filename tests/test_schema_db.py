@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from buttress.backends import SqlBackend, connect, require_sql
+from buttress import connect
+from buttress.backends import SqlBackend, require_sql
 from buttress.errors import UnsupportedBackendError
 from buttress.migrations.sqltext import destructive_reason
 from buttress.schema import Column, FindingCode, ForeignKey, Index, Schema, Table, diff

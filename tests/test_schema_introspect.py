@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from buttress.backends import SqlBackend, connect, require_sql
+from buttress import connect
+from buttress.backends import SqlBackend, require_sql
 from buttress.schema.introspect import introspect, postgres_catalog_query
 from buttress.schema.live import LiveColumn, LiveForeignKey, LiveIndex, LiveSchema, LiveTable
 

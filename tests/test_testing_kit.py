@@ -21,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from buttress import connect
 from buttress._checks import validate_key
-from buttress.backends import Backend, connect
+from buttress.backends import Backend
 from buttress.config import ConfigStore, JSONValue
 from buttress.config._json import check_json, dumps, loads
 from buttress.errors import ValidationError

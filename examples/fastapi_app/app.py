@@ -17,10 +17,10 @@ import attrs
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 
-from buttress import responses
+from buttress import connect, responses
 from buttress.adapters.asgi_ratelimit import ASGIRateLimitMiddleware
 from buttress.adapters.health_asgi import HealthASGIApp
-from buttress.backends import Backend, connect
+from buttress.backends import Backend
 from buttress.breaker import CircuitBreaker, CircuitOpenError
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import ConfigStore, Setting

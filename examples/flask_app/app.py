@@ -20,10 +20,10 @@ from typing import TypeVar
 import attrs
 from flask import Flask, Response, jsonify, request
 
-from buttress import responses
+from buttress import connect, responses
 from buttress.adapters.health_wsgi import HealthWSGIApp
 from buttress.adapters.wsgi_ratelimit import WSGIRateLimitMiddleware
-from buttress.backends import Backend, connect
+from buttress.backends import Backend
 from buttress.breaker import CircuitBreaker, CircuitOpenError
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import ConfigStore, Setting

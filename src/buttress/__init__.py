@@ -37,7 +37,8 @@ from buttress.log import configure_logging, get_logger, redact, register_secret
 from buttress.result import Err, Ok, Result, UnwrapError, as_result
 
 if TYPE_CHECKING:
-    from buttress.backends import Backend, connect, redact_dsn
+    from buttress._connect import connect
+    from buttress.backends import Backend, MissingTableError, redact_dsn
     from buttress.breaker import (
         BreakerState,
         BreakerStats,
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
         breakers,
     )
     from buttress.config import ConfigEntry, ConfigStore, Setting
-    from buttress.config._sqlbits import MissingTableError
     from buttress.db import ConnectionLostError, Database, DatabaseStats, database_check
     from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
     from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
@@ -91,12 +91,12 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     "Backend": "buttress.backends",
-    "connect": "buttress.backends",
+    "connect": "buttress._connect",
     "redact_dsn": "buttress.backends",
     "ConfigEntry": "buttress.config",
     "ConfigStore": "buttress.config",
     "Setting": "buttress.config",
-    "MissingTableError": "buttress.config._sqlbits",
+    "MissingTableError": "buttress.backends",
     "DeliveryMetrics": "buttress.deploy",
     "Deployment": "buttress.deploy",
     "DeploymentLog": "buttress.deploy",

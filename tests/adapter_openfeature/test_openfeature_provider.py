@@ -19,8 +19,8 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import ProviderStatus
 
+from buttress import connect
 from buttress.adapters.openfeature import ButtressProvider, to_flag_context
-from buttress.backends import connect
 from buttress.config import ConfigStore
 from buttress.errors import BackendUnavailableError, ValidationError
 from buttress.flags import FeatureFlags, Flag, FlagContext, bucket

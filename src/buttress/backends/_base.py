@@ -1,23 +1,28 @@
 """What every backend is: ``Backend``, and the SQL face shared by SQLite and PostgreSQL.
 
 Backends are the only place buttress does I/O. This module holds the common
-lifecycle (ping, idempotent close, async context manager, redacted repr) and
-the ``SqlConnection`` protocol; drivers live in the per-backend modules.
+lifecycle (ping, idempotent close, async context manager, redacted repr), the
+hook through which a backend hands out capability stores, and the
+``SqlConnection`` protocol; drivers live in the per-backend modules. It knows
+nothing of migrations or of any capability.
 """
 
 from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
+from buttress._exceptions import UnsupportedBackendError
+from buttress.backends._dialect import Dialect
 from buttress.backends._dsn import BackendKind
-from buttress.errors import UnsupportedBackendError
 
 __all__ = ["Backend", "Row", "SqlBackend", "SqlConnection", "require_sql"]
+
+T = TypeVar("T")
 
 Row = Mapping[str, Any]
 """One result row: column name -> value (values are whatever the driver decodes)."""
@@ -54,17 +59,14 @@ class Backend(abc.ABC):
         self._closed = True
         await self._close()
 
-    async def run_migrations(self) -> None:
-        """Apply buttress's own packaged migrations (namespace ``buttress``).
+    def provide(self, capability: str, build: Callable[[], T]) -> T:
+        """The store ``build`` makes for ``capability`` on this backend.
 
-        ``connect(dsn, migrate=True)``, the default, calls this once after
-        connecting. SQL backends get buttress's tables; memory and Redis keep no
-        tables, so nothing happens there. With nothing pending it costs two reads
-        and takes no lock.
+        Stores over a shared server hold no state of their own, so each caller
+        gets a fresh one; the memory backend overrides this to hand every
+        caller the same store, since there the store *is* the state.
         """
-        from buttress.migrations import apply_builtin
-
-        await apply_builtin(self)
+        return build()
 
     @abc.abstractmethod
     async def _ping(self) -> None: ...
@@ -95,7 +97,7 @@ class SqlConnection(Protocol):
     """Statements on one SQL session; placeholders are the driver's (``$1`` or ``?``)."""
 
     @property
-    def dialect(self) -> str: ...
+    def dialect(self) -> Dialect: ...
 
     async def execute(self, sql: str, *args: object) -> int:
         """Run one statement; return the number of rows it changed (0 when not applicable)."""
@@ -124,7 +126,29 @@ class SqlBackend(Backend, abc.ABC):
     the block raises); ``connection()`` pins one in autocommit mode.
     """
 
-    dialect: ClassVar[str]
+    dialect: ClassVar[Dialect]
+
+    @property
+    def pushes(self) -> bool:
+        """True when ``listen`` delivers notifications (PostgreSQL's LISTEN/NOTIFY)."""
+        return False
+
+    async def listen(
+        self,
+        channel: str,
+        *,
+        on_connected: Callable[[], None],
+        on_payload: Callable[[str], Awaitable[None]],
+        on_lost: Callable[[], None],
+    ) -> None:
+        """Deliver ``channel``'s notifications to ``on_payload`` until cancelled.
+
+        Returns at once on a backend that cannot push (callers then poll).
+        ``on_connected`` runs after every (re)subscription, so callers can
+        reload what they may have missed; ``on_lost`` when the subscription
+        fails, before it is made again.
+        """
+        return
 
     @abc.abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[SqlConnection]: ...

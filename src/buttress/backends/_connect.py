@@ -1,40 +1,45 @@
-"""``connect(dsn)``: pick the backend for a DSN's scheme and open it.
+"""``open_backend(dsn)``: pick the backend for a DSN's scheme and open it.
 
 The returned ``Connecting`` is both awaitable and an async context manager (as
-``asyncpg.create_pool`` is), so ``b = await connect(dsn)`` and
-``async with connect(dsn) as b:`` both work.
+``asyncpg.create_pool`` is), so ``b = await open_backend(dsn)`` and
+``async with open_backend(dsn) as b:`` both work. What should happen once a
+backend is open (``buttress.connect`` runs buttress's own migrations) is handed
+in as ``prepare``: this module knows nothing above the backends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any
 
 from buttress.backends._base import Backend
 from buttress.backends._dsn import parse_dsn
-from buttress.backends._options import opt_bool
 from buttress.errors import BackendError
 
-__all__ = ["Connecting", "connect"]
+__all__ = ["Connecting", "Prepare", "open_backend"]
+
+Prepare = Callable[[Backend], Awaitable[object]]
+"""What runs on a freshly opened backend before it is handed out."""
 
 
 class Connecting:
     """A backend being opened: ``await`` it, or use it with ``async with``."""
 
-    __slots__ = ("_backend", "_dsn", "_options")
+    __slots__ = ("_backend", "_dsn", "_options", "_prepare")
 
-    def __init__(self, dsn: str, options: dict[str, object]) -> None:
+    def __init__(
+        self, dsn: str, options: dict[str, object], prepare: Prepare | None = None
+    ) -> None:
         self._dsn = dsn
         self._options = options
+        self._prepare = prepare
         self._backend: Backend | None = None
 
     async def _open(self) -> Backend:
         if self._backend is not None:
             raise BackendError("this connect() call was already awaited; call connect() again")
         options = dict(self._options)
-        migrate = opt_bool(options, "migrate", True)
-        options.pop("migrate", None)
         dsn = parse_dsn(self._dsn)
         backend: Backend
         if dsn.kind == "memory":
@@ -54,8 +59,8 @@ class Connecting:
 
             backend = await RedisBackend.open(dsn, options)
         try:
-            if migrate:
-                await backend.run_migrations()
+            if self._prepare is not None:
+                await self._prepare(backend)
         except BaseException:
             await backend.close()
             raise
@@ -83,13 +88,13 @@ class Connecting:
         return f"<Connecting {redact_dsn(self._dsn)!r}>"
 
 
-def connect(dsn: str, **options: object) -> Connecting:
-    """Open the backend named by ``dsn``.
+def open_backend(dsn: str, **options: object) -> Connecting:
+    """Open the backend named by ``dsn`` as it is: no migrations, no tables created.
 
     Schemes: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
     ``sqlite://`` (in memory), ``postgresql://`` / ``postgres://``, ``redis://`` /
-    ``rediss://``. ``migrate=True`` (the default) runs buttress's own migrations
-    after connecting. Other options depend on the backend; an unknown one is a
-    ``ValidationError`` naming it.
+    ``rediss://``. Options depend on the backend; an unknown one is a
+    ``ValidationError`` naming it. ``buttress.connect`` is this plus buttress's
+    own migrations.
     """
     return Connecting(dsn, options)

@@ -8,11 +8,13 @@ only when a PostgreSQL DSN is opened.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from buttress.backends._base import Row, SqlBackend, SqlConnection
+from buttress.backends._dialect import POSTGRESQL, Dialect
 from buttress.backends._dsn import DSN
 from buttress.backends._options import (
     check_known,
@@ -22,12 +24,15 @@ from buttress.backends._options import (
 )
 from buttress.backends._retry import Attempts, connect_with_retry, unavailable
 from buttress.errors import BackendUnavailableError, MissingDependencyError, ValidationError
+from buttress.log import get_logger
 
 if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
 __all__ = ["PostgresBackend"]
+
+_log = get_logger("backend", backend="postgresql")
 
 _OPTIONS = frozenset(
     {
@@ -43,6 +48,8 @@ _OPTIONS = frozenset(
     }
 )
 _CLOSE_WAIT = 10.0
+_RECONNECT_DELAY = 0.5
+_LIVENESS_INTERVAL = 2.0
 # Command tags whose trailing number is a count of changed rows.
 _ROWCOUNT_TAGS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "COPY"})
 
@@ -57,7 +64,7 @@ def _rowcount(status: str) -> int:
 class _Session:
     """SQL on one pinned asyncpg connection (implements ``SqlConnection``)."""
 
-    dialect: ClassVar[str] = "postgresql"
+    dialect: ClassVar[Dialect] = POSTGRESQL
 
     def __init__(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         self._conn = conn
@@ -105,7 +112,7 @@ class PostgresBackend(SqlBackend):
     """
 
     kind = "postgresql"
-    dialect: ClassVar[str] = "postgresql"
+    dialect: ClassVar[Dialect] = POSTGRESQL
 
     def __init__(self, dsn: DSN, pool: asyncpg.Pool[asyncpg.Record]) -> None:
         super().__init__(dsn.redacted)
@@ -215,6 +222,53 @@ class PostgresBackend(SqlBackend):
 
     async def fetchval(self, sql: str, *args: object) -> Any:
         return await self.pool.fetchval(sql, *args)
+
+    @property
+    def pushes(self) -> bool:
+        return True
+
+    async def listen(
+        self,
+        channel: str,
+        *,
+        on_connected: Callable[[], None],
+        on_payload: Callable[[str], Awaitable[None]],
+        on_lost: Callable[[], None],
+    ) -> None:
+        """Hold one pooled connection LISTENing on ``channel`` until cancelled or closed.
+
+        Payloads are handled one at a time, in arrival order; an idle
+        connection is probed every few seconds so a dead one is noticed.
+        """
+        payloads: asyncio.Queue[str] = asyncio.Queue()
+
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+            payloads.put_nowait(str(payload))
+
+        while not self.closed:  # a closed backend will not come back
+            try:
+                async with self.pool.acquire() as conn:
+                    await conn.add_listener(channel, on_notify)
+                    try:
+                        on_connected()
+                        while True:
+                            try:
+                                payload = await asyncio.wait_for(
+                                    payloads.get(), timeout=_LIVENESS_INTERVAL
+                                )
+                            except TimeoutError:
+                                await conn.fetchval("SELECT 1")
+                                continue
+                            await on_payload(payload)
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await conn.remove_listener(channel, on_notify)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any driver failure means: reconnect
+                on_lost()
+                _log.warning("listener_lost", channel=channel, error=type(exc).__name__)
+                await asyncio.sleep(_RECONNECT_DELAY)
 
     async def _ping(self) -> None:
         await self.pool.fetchval("SELECT 1")

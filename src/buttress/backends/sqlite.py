@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Final, TypeVar
 
 from buttress.backends._base import Row, SqlBackend, SqlConnection
+from buttress.backends._dialect import SQLITE, Dialect
 from buttress.backends._dsn import DSN
 from buttress.backends._options import check_known, opt_int, opt_seconds
 from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
@@ -108,7 +109,7 @@ def _execute_script(conn: sqlite3.Connection, sql: str) -> None:
 class _Session:
     """SQL on one pinned connection (implements ``SqlConnection``)."""
 
-    dialect: ClassVar[str] = "sqlite"
+    dialect: ClassVar[Dialect] = SQLITE
 
     def __init__(self, backend: SqliteBackend, conn: sqlite3.Connection) -> None:
         self._backend = backend
@@ -144,7 +145,7 @@ class SqliteBackend(SqlBackend):
     """
 
     kind = "sqlite"
-    dialect: ClassVar[str] = "sqlite"
+    dialect: ClassVar[Dialect] = SQLITE
 
     def __init__(self, dsn: DSN, *, busy_timeout: float, max_size: int) -> None:
         super().__init__(dsn.redacted)

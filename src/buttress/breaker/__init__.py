@@ -15,15 +15,11 @@ from buttress.breaker._events import (
     CallSucceeded,
     StateChange,
 )
+from buttress.breaker._redis import RedisBreakerStore
 from buttress.breaker._registry import BreakerRegistry, breakers
+from buttress.breaker._sql import PostgresBreakerStore
 from buttress.breaker._state import BreakerState
-from buttress.breaker._stores import (
-    MemoryBreakerStore,
-    PostgresBreakerStore,
-    RedisBreakerStore,
-    SharedStore,
-    Snapshot,
-)
+from buttress.breaker._store import MemoryBreakerStore, SharedStore, Snapshot, StepParams
 
 __all__ = [
     "BREAKER_CREATED",
@@ -44,5 +40,6 @@ __all__ = [
     "SharedStore",
     "Snapshot",
     "StateChange",
+    "StepParams",
     "breakers",
 ]

@@ -19,17 +19,11 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from buttress._checks import check_seconds
+from buttress.backends import resolve_store
 from buttress.breaker._errors import CircuitOpenError
 from buttress.breaker._state import BreakerState, Event, Outcome, Permit, Transition
-from buttress.breaker._stores import (
-    BreakerSchemaMissingError,
-    Op,
-    SharedStore,
-    Snapshot,
-    StepParams,
-    store_for,
-)
-from buttress.errors import ValidationError
+from buttress.breaker._store import BREAKER_STORES, Op, SharedStore, Snapshot, StepParams
+from buttress.errors import SchemaMissingError, ValidationError
 
 if TYPE_CHECKING:
     from buttress.breaker._breaker import CircuitBreaker
@@ -80,7 +74,7 @@ def attach(
     timeout = _positive_seconds("store_timeout", store_timeout)
     if on_store_error not in STORE_ERROR_POLICIES:
         raise ValidationError("on_store_error", "must be one of 'local', 'open', 'closed'")
-    store = store_for(backend)
+    store = resolve_store(backend, BREAKER_STORES) if backend is not None else None
     if store is None:
         return None
     config = breaker.config
@@ -156,7 +150,7 @@ class SharedCircuit:
                 snapshot = await self._store.step(
                     self._breaker.name, op, epoch, probe, self._params
                 )
-        except BreakerSchemaMissingError:
+        except SchemaMissingError:
             raise  # a deployment mistake, not an outage: no policy can make it work
         except Exception as exc:  # noqa: BLE001  (any store failure means the outage policy applies)
             self._store_failed(now, exc)

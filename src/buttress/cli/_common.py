@@ -29,7 +29,7 @@ def run_with_backend(
     """Connect to ``--dsn`` (or the default), run ``body``, close; errors exit 2."""
 
     async def main() -> int:
-        from buttress.backends import connect
+        from buttress._connect import connect
         from buttress.cli import default_dsn
 
         async with connect(getattr(args, "dsn", None) or default_dsn()) as backend:

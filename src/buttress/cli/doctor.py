@@ -120,7 +120,7 @@ async def _environment_section(ctx: DoctorContext) -> list[Finding]:
 
 
 async def _backend_section(ctx: DoctorContext) -> list[Finding]:
-    from buttress.backends import connect
+    from buttress._connect import connect
 
     try:
         # connect() applies buttress's own migrations, so a fresh SQLite file is

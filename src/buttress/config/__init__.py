@@ -5,7 +5,7 @@
 """
 
 from buttress.config._errors import ConfigConflictError, ConfigMissingError, ConfigTypeError
-from buttress.config._json import JSONValue
+from buttress.config._json import JSONValue, check_json, dumps, loads
 from buttress.config._model import KNOWN_ENVIRONMENTS, ConfigChange, ConfigEntry
 from buttress.config._service import MAINTENANCE_KEY, ConfigStore
 from buttress.config._store import ConfigBackendStore, MemoryConfigStore
@@ -25,4 +25,7 @@ __all__ = [
     "JSONValue",
     "MemoryConfigStore",
     "Setting",
+    "check_json",
+    "dumps",
+    "loads",
 ]

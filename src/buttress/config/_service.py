@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
 from buttress._checks import validate_key
-from buttress.backends import Backend, SqlBackend
+from buttress.backends import Backend, resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config._cache import ReadCache
 from buttress.config._errors import ConfigMissingError
@@ -25,14 +25,13 @@ from buttress.config._model import (
     validate_environment,
 )
 from buttress.config._store import (
+    CONFIG_STORES,
     ConfigBackendStore,
-    MemoryConfigStore,
     StoredChange,
     StoredEntry,
-    memory_config_store_for,
 )
 from buttress.config._typed import Setting, check_default, coerce, to_json
-from buttress.errors import UnsupportedBackendError, ValidationError
+from buttress.errors import ValidationError
 from buttress.log import get_logger, register_secret
 
 __all__ = ["MAINTENANCE_KEY", "ConfigStore"]
@@ -43,22 +42,6 @@ MAINTENANCE_KEY = "maintenance_mode"
 """The config key behind ``is_maintenance_mode`` (a bool, per environment)."""
 
 _UNSET: Any = object()
-
-
-def _store_for(backend: Backend | ConfigBackendStore | None) -> ConfigBackendStore:
-    if backend is None:
-        return MemoryConfigStore()
-    if isinstance(backend, ConfigBackendStore):
-        return backend
-    if backend.kind == "memory":
-        return memory_config_store_for(backend)
-    if isinstance(backend, SqlBackend):
-        from buttress.config._sql import SqlConfigStore
-
-        return SqlConfigStore(backend)
-    raise UnsupportedBackendError(
-        f"ConfigStore needs a memory, sqlite or postgresql backend, not {backend.kind!r}"
-    )
 
 
 def _check_optional_text(field: str, value: object) -> None:
@@ -104,7 +87,7 @@ class ConfigStore:
         ):
             raise ValidationError("refresh_interval", "must be a positive number of seconds")
         self._environment = validate_environment("environment", environment)
-        self._store = _store_for(backend)
+        self._store = resolve_store(backend, CONFIG_STORES)
         self._clock = clock
         self._opened = False
         self._log = get_logger("config", environment=self._environment)

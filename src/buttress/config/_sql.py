@@ -12,18 +12,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from buttress.backends import SqlBackend, SqlConnection
+from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
 from buttress.config._errors import ConfigConflictError
 from buttress.config._model import ConfigAction
-from buttress.config._sqlbits import (
-    bump_counter,
-    from_db_time,
-    listen_forever,
-    placeholders,
-    read_counter,
-    require_tables,
-    to_db_time,
-)
 from buttress.config._store import StoredChange, StoredEntry
 from buttress.errors import (
     BackendError,
@@ -32,7 +23,6 @@ from buttress.errors import (
     ErrorCategory,
     classify,
 )
-from buttress.log import get_logger
 
 __all__ = ["CHANNEL", "TABLES", "SqlConfigStore", "remove_entry", "write_entry"]
 
@@ -97,19 +87,14 @@ def _change(row: Mapping[str, Any]) -> StoredChange:
     )
 
 
-def _bool(value: bool, dialect: str) -> object:
-    return value if dialect == "postgresql" else int(value)
-
-
 async def _begin(
     tx: SqlConnection, key: str, environment: str, expected: int | None
 ) -> tuple[StoredEntry | None, int]:
     """Bump the counter, read the current row, check the version, pick the next one."""
     await bump_counter(tx, _COUNTER)
     row = await tx.fetchrow(
-        placeholders(
-            f"SELECT {_ENTRY_COLUMNS} FROM buttress_config WHERE key = ? AND environment = ?",
-            tx.dialect,
+        tx.dialect.placeholders(
+            f"SELECT {_ENTRY_COLUMNS} FROM buttress_config WHERE key = ? AND environment = ?"
         ),
         key,
         environment,
@@ -119,10 +104,9 @@ async def _begin(
     if expected is not None and expected != current:
         raise ConfigConflictError(key, environment, expected, current)
     last = await tx.fetchval(
-        placeholders(
+        tx.dialect.placeholders(
             "SELECT COALESCE(MAX(version), 0) FROM buttress_config_history "
-            "WHERE key = ? AND environment = ?",
-            tx.dialect,
+            "WHERE key = ? AND environment = ?"
         ),
         key,
         environment,
@@ -132,24 +116,22 @@ async def _begin(
 
 async def _record(tx: SqlConnection, change: StoredChange) -> StoredChange:
     await tx.execute(
-        placeholders(
+        tx.dialect.placeholders(
             f"INSERT INTO buttress_config_history ({_CHANGE_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            tx.dialect,
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
         change.key,
         change.environment,
         change.version,
         change.action,
-        to_db_time(change.changed_at, tx.dialect),
+        tx.dialect.to_db_time(change.changed_at),
         change.changed_by,
         change.reason,
         change.old_json,
         change.new_json,
-        _bool(change.sensitive, tx.dialect),
+        tx.dialect.to_db_bool(change.sensitive),
     )
-    if tx.dialect == "postgresql":
-        await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, change.key)
+    await tx.dialect.notify(tx, CHANNEL, change.key)
     return change
 
 
@@ -176,21 +158,20 @@ async def write_entry(
     """
     old, version = await _begin(tx, key, environment, expected_version)
     await tx.execute(
-        placeholders(
+        tx.dialect.placeholders(
             f"INSERT INTO buttress_config ({_ENTRY_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (key, environment) DO UPDATE SET value = excluded.value, "
             "sensitive = excluded.sensitive, description = excluded.description, "
             "updated_at = excluded.updated_at, updated_by = excluded.updated_by, "
-            "version = excluded.version",
-            tx.dialect,
+            "version = excluded.version"
         ),
         key,
         environment,
         value_json,
-        _bool(sensitive, tx.dialect),
+        tx.dialect.to_db_bool(sensitive),
         description,
-        to_db_time(at, tx.dialect),
+        tx.dialect.to_db_time(at),
         changed_by,
         version,
     )
@@ -220,7 +201,7 @@ async def remove_entry(
     if old is None:
         return None
     await tx.execute(
-        placeholders("DELETE FROM buttress_config WHERE key = ? AND environment = ?", tx.dialect),
+        tx.dialect.placeholders("DELETE FROM buttress_config WHERE key = ? AND environment = ?"),
         key,
         environment,
     )
@@ -239,13 +220,10 @@ class SqlConfigStore:
     def __init__(self, backend: SqlBackend) -> None:
         self._backend = backend
         self._dialect = backend.dialect
-        self._log = get_logger("config", store=self._dialect)
-
-    def _q(self, sql: str) -> str:
-        return placeholders(sql, self._dialect)
+        self._q = backend.dialect.placeholders
 
     async def open(self) -> None:
-        await require_tables(self._backend, "ConfigStore", TABLES)
+        await self._dialect.require_tables(self._backend, "ConfigStore", TABLES)
 
     async def close(self) -> None:
         return None
@@ -378,15 +356,9 @@ class SqlConfigStore:
         on_key: Callable[[str], Awaitable[None]],
         on_lost: Callable[[], None],
     ) -> None:
-        if self._dialect != "postgresql":
-            return  # SQLite: the change counter is polled instead
-        await listen_forever(
-            self._backend,
-            CHANNEL,
-            on_connected=on_connected,
-            on_payload=on_key,
-            on_lost=on_lost,
-            log=self._log,
+        # Returns at once where the backend cannot push (SQLite: the counter is polled).
+        await self._backend.listen(
+            CHANNEL, on_connected=on_connected, on_payload=on_key, on_lost=on_lost
         )
 
     def __repr__(self) -> str:

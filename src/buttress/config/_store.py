@@ -7,22 +7,22 @@ record as one atomic step. They never validate, decode or redact.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
 
+from buttress.backends import Seam
 from buttress.config._errors import ConfigConflictError
 from buttress.config._model import ConfigAction
 
 __all__ = [
+    "CONFIG_STORES",
     "ConfigBackendStore",
     "MemoryConfigStore",
     "StoredChange",
     "StoredEntry",
-    "memory_config_store_for",
 ]
 
 
@@ -128,12 +128,19 @@ class ConfigBackendStore(Protocol):
         ...
 
 
+CONFIG_STORES: Seam[ConfigBackendStore] = Seam("config", "ConfigStore", ConfigBackendStore)
+"""Where ``ConfigStore`` finds its store on a backend (``buttress.backends.STORES``)."""
+
+
 class MemoryConfigStore:
-    """Config in this process; ``ConfigStore`` instances sharing it share everything."""
+    """Config in this process; ``ConfigStore`` instances sharing it share everything.
 
-    __slots__ = ("__weakref__", "_history", "_rows", "_token")
+    ``backend`` is accepted (and ignored) so that every store is built the same way.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_history", "_rows", "_token")
+
+    def __init__(self, backend: object = None) -> None:
         self._rows: dict[tuple[str, str], StoredEntry] = {}
         self._history: dict[tuple[str, str], list[StoredChange]] = {}
         self._token = 0
@@ -253,14 +260,3 @@ class MemoryConfigStore:
 
     def __repr__(self) -> str:
         return f"MemoryConfigStore(entries={len(self._rows)})"
-
-
-_MEMORY: weakref.WeakKeyDictionary[object, MemoryConfigStore] = weakref.WeakKeyDictionary()
-
-
-def memory_config_store_for(backend: object) -> MemoryConfigStore:
-    """The one config store of a memory backend, so components sharing it share config."""
-    store = _MEMORY.get(backend)
-    if store is None:
-        store = _MEMORY[backend] = MemoryConfigStore()
-    return store

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from buttress.backends import Backend, SqlBackend
+from buttress.backends import Backend, MemoryBackend, resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import ConfigStore
 from buttress.deploy._checks import (
@@ -26,40 +26,13 @@ from buttress.deploy._checks import (
 from buttress.deploy._errors import DeploymentNotFoundError
 from buttress.deploy._metrics import DeliveryMetrics, check_period, delivery_metrics
 from buttress.deploy._model import Deployment
-from buttress.deploy._store import (
-    DeploymentStore,
-    MemoryDeployments,
-    MemoryDeploymentStore,
-    RollbackOf,
-    memory_deployments_for,
-)
-from buttress.errors import UnsupportedBackendError, ValidationError
+from buttress.deploy._store import DEPLOY_STORES, DeploymentStore, RollbackOf
+from buttress.errors import ValidationError
 from buttress.log import get_logger
 
 __all__ = ["DEFAULT_METRICS_PERIOD", "DeploymentLog"]
 
 DEFAULT_METRICS_PERIOD = timedelta(days=30)
-
-
-def _store_for(
-    backend: Backend | None, config: ConfigStore | None, clock: Clock
-) -> DeploymentStore:
-    if config is not None and not isinstance(config, ConfigStore):
-        raise ValidationError("config", f"must be a ConfigStore, got {type(config).__name__}")
-    if backend is None:
-        return MemoryDeploymentStore(MemoryDeployments(), config or ConfigStore(clock=clock))
-    kind = getattr(backend, "kind", None)
-    if isinstance(backend, Backend) and kind == "memory":
-        return MemoryDeploymentStore(
-            memory_deployments_for(backend), config or ConfigStore(backend, clock=clock)
-        )
-    if isinstance(backend, SqlBackend):
-        from buttress.deploy._sql import SqlDeploymentStore
-
-        return SqlDeploymentStore(backend)
-    raise UnsupportedBackendError(
-        f"DeploymentLog needs a memory, sqlite or postgresql backend, not {kind!r}"
-    )
 
 
 class DeploymentLog:
@@ -80,7 +53,12 @@ class DeploymentLog:
         config: ConfigStore | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._store = _store_for(backend, config, clock)
+        if config is not None and not isinstance(config, ConfigStore):
+            raise ValidationError("config", f"must be a ConfigStore, got {type(config).__name__}")
+        if backend is None:
+            backend = MemoryBackend()  # private, shared with the default config store below
+        source = resolve_store(backend, DEPLOY_STORES)
+        self._store = source.with_config(config or ConfigStore(backend, clock=clock))
         self._clock = clock
         self._opened = False
         self._log = get_logger("deploy")

@@ -11,21 +11,21 @@ on PostgreSQL). The tables come from buttress's migrations ``0002_config`` and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
 
-from buttress.backends import SqlBackend, SqlConnection
-from buttress.config._json import dumps
+from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time
+from buttress.config import ConfigStore, dumps
 from buttress.config._sql import TABLES as CONFIG_TABLES
 from buttress.config._sql import write_entry
-from buttress.config._sqlbits import bump_counter, from_db_time, placeholders, require_tables
 from buttress.deploy._errors import DeploymentNotFoundError
 from buttress.deploy._model import Deployment, DeploymentStatus, fail, with_lineage
 from buttress.deploy._store import (
     APP_VERSION_DESCRIPTION,
     APP_VERSION_KEY,
+    DeploymentStore,
     RollbackOf,
     config_reason,
     replaced_by,
@@ -86,23 +86,18 @@ class SqlDeploymentStore:
     def __init__(self, backend: SqlBackend) -> None:
         self._backend = backend
         self._dialect = backend.dialect
-
-    def _q(self, sql: str) -> str:
-        return placeholders(sql, self._dialect)
+        self._q = backend.dialect.placeholders
 
     def _time(self, value: datetime | None) -> object:
-        if value is None:
-            return None
-        if self._dialect == "postgresql":
-            return value
-        # Fixed-width UTC text so that SQLite's text comparison orders by time.
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
+        return None if value is None else self._dialect.to_db_time(value)
 
-    def _flag(self, value: bool) -> object:
-        return value if self._dialect == "postgresql" else int(value)
+    def with_config(self, config: ConfigStore) -> DeploymentStore:
+        # app_version is written into this database's config tables, in the
+        # deployment's own transaction; a ConfigStore on this backend reads it.
+        return self
 
     async def open(self) -> None:
-        await require_tables(self._backend, "DeploymentLog", _TABLES)
+        await self._dialect.require_tables(self._backend, "DeploymentLog", _TABLES)
 
     async def get(self, deployment_id: int) -> Deployment | None:
         row = await self._backend.fetchrow(
@@ -143,7 +138,7 @@ class SqlDeploymentStore:
 
     def _lock(self) -> str:
         # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL locks rows.
-        return " FOR UPDATE" if self._dialect == "postgresql" else ""
+        return self._dialect.for_update
 
     async def record(self, draft: Deployment, rollback: RollbackOf | None) -> Deployment:
         async with self._backend.transaction() as tx:
@@ -227,7 +222,7 @@ class SqlDeploymentStore:
             draft.changelog, draft.migration_notes, draft.status, draft.rollback_to,
             t(draft.rollback_at), draft.rollback_reason, draft.commit_sha, t(draft.committed_at),
             draft.previous_sha, t(draft.started_at), t(draft.finished_at),
-            self._flag(draft.is_rollback), draft.rollback_of, t(draft.failed_at),
+            self._dialect.to_db_bool(draft.is_rollback), draft.rollback_of, t(draft.failed_at),
             t(draft.restored_at), draft.restored_by,
         )  # fmt: skip
         marks = ", ".join("?" for _ in args)
@@ -269,9 +264,8 @@ async def _write_app_version(tx: SqlConnection, deployment: Deployment) -> None:
     environment = deployment.environment
     # Keep a description or sensitivity someone gave the entry, as the memory store does.
     old = await tx.fetchrow(
-        placeholders(
-            "SELECT sensitive, description FROM buttress_config WHERE key = ? AND environment = ?",
-            tx.dialect,
+        tx.dialect.placeholders(
+            "SELECT sensitive, description FROM buttress_config WHERE key = ? AND environment = ?"
         ),
         APP_VERSION_KEY,
         environment,

@@ -9,13 +9,13 @@ config entry are all written, or none of them.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
+from buttress.backends import Seam
 from buttress.deploy._errors import DeploymentNotFoundError
 from buttress.deploy._model import (
     Deployment,
@@ -31,11 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APP_VERSION_KEY",
+    "DEPLOY_STORES",
+    "DeploymentSource",
     "DeploymentStore",
     "MemoryDeploymentStore",
     "MemoryDeployments",
     "RollbackOf",
-    "memory_deployments_for",
     "replaced_by",
 ]
 
@@ -112,31 +113,42 @@ class DeploymentStore(Protocol):
     async def mark_failed(self, deployment_id: int, detected_at: datetime) -> Deployment: ...
 
 
+@runtime_checkable
+class DeploymentSource(Protocol):
+    """What a backend holds for deployments; ``with_config`` makes it a store.
+
+    The config store is where ``record`` keeps ``app_version``: SQL stores
+    write the config tables in their own transaction and ignore it; the memory
+    store writes through it.
+    """
+
+    def with_config(self, config: ConfigStore) -> DeploymentStore: ...
+
+
+DEPLOY_STORES: Seam[DeploymentSource] = Seam("deploy", "DeploymentLog", DeploymentSource)
+"""Where ``DeploymentLog`` finds its store on a backend (``buttress.backends.STORES``)."""
+
+
 class MemoryDeployments:
-    """The deployments of one process (or one ``MemoryBackend``), behind one lock."""
+    """The deployments of one process (or one ``MemoryBackend``), behind one lock.
 
-    __slots__ = ("__weakref__", "lock", "next_id", "rows")
+    ``backend`` is accepted (and ignored) so that every store is built the same way.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("lock", "next_id", "rows")
+
+    def __init__(self, backend: object = None) -> None:
         self.rows: dict[int, Deployment] = {}
         self.next_id = 1
         # Held across both writes of record(), and by readers, so nobody ever
         # sees a deployment whose config entry is not written yet.
         self.lock = asyncio.Lock()
 
+    def with_config(self, config: ConfigStore) -> DeploymentStore:
+        return MemoryDeploymentStore(self, config)
+
     def __repr__(self) -> str:
         return f"MemoryDeployments(count={len(self.rows)})"
-
-
-_SHARED: weakref.WeakKeyDictionary[object, MemoryDeployments] = weakref.WeakKeyDictionary()
-
-
-def memory_deployments_for(backend: object) -> MemoryDeployments:
-    """The one deployment list of a memory backend, so logs sharing it share history."""
-    shared = _SHARED.get(backend)
-    if shared is None:
-        shared = _SHARED[backend] = MemoryDeployments()
-    return shared
 
 
 class MemoryDeploymentStore:

@@ -21,9 +21,9 @@ from typing import Any, Self
 import attrs
 
 from buttress._checks import validate_key
-from buttress.backends import Backend, SqlBackend
+from buttress.backends import Backend, resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ButtressError, UnsupportedBackendError, ValidationError
+from buttress.errors import ButtressError, ValidationError
 from buttress.flags._evaluate import decide, rollout_warning
 from buttress.flags._model import (
     FLAG_EVALUATED,
@@ -32,7 +32,7 @@ from buttress.flags._model import (
     FlagEvaluation,
     Reason,
 )
-from buttress.flags._store import FlagChange, FlagStore, MemoryFlagStore, memory_store_for
+from buttress.flags._store import FLAG_STORES, FlagChange, FlagStore
 from buttress.log import get_logger
 
 __all__ = ["FeatureFlags", "FlagNotFoundError"]
@@ -64,22 +64,6 @@ class FlagNotFoundError(ButtressError, KeyError):
         return str(self.args[0])
 
 
-def _store_for(backend: Backend | FlagStore | None) -> FlagStore:
-    if backend is None:
-        return MemoryFlagStore()
-    if isinstance(backend, FlagStore):
-        return backend
-    if backend.kind == "memory":
-        return memory_store_for(backend)
-    if isinstance(backend, SqlBackend):
-        from buttress.flags._sql import SqlFlagStore
-
-        return SqlFlagStore(backend)
-    raise UnsupportedBackendError(
-        f"FeatureFlags needs a memory, sqlite or postgresql backend, not {backend.kind!r}"
-    )
-
-
 class FeatureFlags:
     """Feature flags served from an in-memory snapshot of a store.
 
@@ -100,7 +84,7 @@ class FeatureFlags:
             raise ValidationError(
                 "refresh_interval", "must be a positive number of seconds or None"
             )
-        self._store = _store_for(backend)
+        self._store = resolve_store(backend, FLAG_STORES)
         self._clock = clock
         self._refresh_interval = refresh_interval
         self._snapshot_path = Path(snapshot_path) if snapshot_path is not None else None

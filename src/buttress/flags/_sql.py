@@ -16,16 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from buttress.backends import SqlBackend, SqlConnection
-from buttress.config._sqlbits import (
-    bump_counter,
-    from_db_time,
-    listen_forever,
-    placeholders,
-    read_counter,
-    require_tables,
-    to_db_time,
-)
+from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
 from buttress.flags._model import Flag
 from buttress.flags._store import ChangeCallback, FlagAction, FlagChange
 from buttress.log import get_logger
@@ -72,9 +63,7 @@ class SqlFlagStore:
         self._listener: asyncio.Task[None] | None = None
         self._subscribers: list[ChangeCallback] = []
         self._log = get_logger("flags", store=self._dialect)
-
-    def _q(self, sql: str) -> str:
-        return placeholders(sql, self._dialect)
+        self._q = backend.dialect.placeholders
 
     @property
     def pushes(self) -> bool:
@@ -83,7 +72,7 @@ class SqlFlagStore:
         return False
 
     async def open(self) -> None:
-        await require_tables(self._backend, "FeatureFlags", _TABLES)
+        await self._dialect.require_tables(self._backend, "FeatureFlags", _TABLES)
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -137,14 +126,13 @@ class SqlFlagStore:
             change.key,
             change.version,
             change.action,
-            to_db_time(change.changed_at, self._dialect),
+            self._dialect.to_db_time(change.changed_at),
             change.changed_by,
             change.reason,
             _encode(change.old),
             _encode(change.new),
         )
-        if self._dialect == "postgresql":
-            await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, change.key)
+        await self._dialect.notify(tx, CHANNEL, change.key)
 
     async def put(
         self, flag: Flag, *, changed_by: str | None, reason: str | None, at: datetime
@@ -161,7 +149,7 @@ class SqlFlagStore:
                 flag.key,
                 _encode(flag),
                 version,
-                to_db_time(at, self._dialect),
+                self._dialect.to_db_time(at),
                 changed_by,
             )
             action: FlagAction = "create" if old is None else "update"
@@ -194,7 +182,7 @@ class SqlFlagStore:
 
     async def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
         self._subscribers.append(callback)
-        if self._dialect == "postgresql" and self._listener is None:
+        if self._backend.pushes and self._listener is None:
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
         def unsubscribe() -> None:
@@ -213,13 +201,11 @@ class SqlFlagStore:
             # always sees a state at least as new, so the snapshot never regresses.
             self._emit(key, await self.get(key))
 
-        await listen_forever(
-            self._backend,
+        await self._backend.listen(
             CHANNEL,
             on_connected=lambda: self._emit(None, None),  # reload what we may have missed
             on_payload=deliver,
             on_lost=lambda: None,
-            log=self._log,
         )
 
     def __repr__(self) -> str:

@@ -7,16 +7,16 @@ subscribed callback; the others are polled through ``change_token``.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 
+from buttress.backends import Seam
 from buttress.flags._model import Flag
 
-__all__ = ["ChangeCallback", "FlagChange", "FlagStore", "MemoryFlagStore", "memory_store_for"]
+__all__ = ["FLAG_STORES", "ChangeCallback", "FlagChange", "FlagStore", "MemoryFlagStore"]
 
 ChangeCallback = Callable[[str | None, Flag | None], None]
 """Called with ``(key, flag)`` after a change (``flag`` None when deleted), or
@@ -81,12 +81,19 @@ class FlagStore(Protocol):
         ...
 
 
+FLAG_STORES: Seam[FlagStore] = Seam("flags", "FeatureFlags", FlagStore)
+"""Where ``FeatureFlags`` finds its store on a backend (``buttress.backends.STORES``)."""
+
+
 class MemoryFlagStore:
-    """Flags in this process. Instances sharing one store see each other's changes at once."""
+    """Flags in this process. Instances sharing one store see each other's changes at once.
 
-    __slots__ = ("__weakref__", "_flags", "_history", "_subscribers", "_token")
+    ``backend`` is accepted (and ignored) so that every store is built the same way.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_flags", "_history", "_subscribers", "_token")
+
+    def __init__(self, backend: object = None) -> None:
         self._flags: dict[str, Flag] = {}
         self._history: dict[str, list[FlagChange]] = {}
         self._subscribers: list[ChangeCallback] = []
@@ -156,14 +163,3 @@ class MemoryFlagStore:
 
     def __repr__(self) -> str:
         return f"MemoryFlagStore(flags={len(self._flags)})"
-
-
-_MEMORY_STORES: weakref.WeakKeyDictionary[object, MemoryFlagStore] = weakref.WeakKeyDictionary()
-
-
-def memory_store_for(backend: object) -> MemoryFlagStore:
-    """The one flag store of a memory backend, so components sharing it share flags."""
-    store = _MEMORY_STORES.get(backend)
-    if store is None:
-        store = _MEMORY_STORES[backend] = MemoryFlagStore()
-    return store

@@ -256,7 +256,7 @@ class StartupValidator:
         try:
             backends = importlib.import_module("buttress.backends")
             backend: object = await asyncio.wait_for(
-                backends.connect(self.dsn, migrate=False), self.check_timeout
+                backends.open_backend(self.dsn), self.check_timeout
             )
         except ValidationError as exc:
             return None, False, done("failed", f"dsn {shown} is invalid: {exc}; fix BUTTRESS_DSN")

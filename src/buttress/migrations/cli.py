@@ -25,7 +25,7 @@ def _migrator_run(
     args: argparse.Namespace, body: Callable[[Migrator], Awaitable[Printable]]
 ) -> int:
     async def main() -> Printable:
-        from buttress.backends import connect
+        from buttress._connect import connect
 
         async with connect(args.dsn, migrate=False) as backend:
             migrator = Migrator(

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
-from buttress.backends import SqlBackend
-from buttress.config._sqlbits import MissingTableError, from_db_time, placeholders
+from buttress.backends import POSTGRESQL, SQLITE, SqlBackend, from_db_time
 from buttress.health.status import Status
 from buttress.monitoring._store import LATENCY_PREFIX, ComponentRecord, HealthRecord
 from buttress.monitoring.anomaly import Sample
@@ -47,13 +46,11 @@ _POSTGRES_LATENCY = (
     f"SELECT h.recorded_at AS at, (h.components -> ?::text ->> 'latency_ms')::float8 AS value "
     f"FROM {TABLE} AS h WHERE jsonb_typeof(h.components -> ?::text -> 'latency_ms') = 'number'"
 )
-
-
-def _missing_table(exc: BaseException) -> bool:
-    text = str(exc)
-    return TABLE in text and (
-        "no such table" in text or type(exc).__name__ == "UndefinedTableError"
-    )
+# dialect -> ((metric query, latency query), how many times the key is bound)
+_SERIES = {
+    SQLITE: ((_SQLITE_METRIC, _SQLITE_LATENCY), 1),
+    POSTGRESQL: ((_POSTGRES_METRIC, _POSTGRES_LATENCY), 2),
+}
 
 
 def _json_object(value: object) -> dict[str, Any]:
@@ -88,22 +85,18 @@ class SqlHistoryStore:
     def __init__(self, backend: SqlBackend) -> None:
         self._backend = backend
         self._dialect = backend.dialect
-
-    def _q(self, sql: str) -> str:
-        return placeholders(sql, self._dialect)
-
-    def _time(self, value: datetime) -> object:
-        if self._dialect == "postgresql":
-            return value
-        # Fixed width, so that SQLite's text comparison orders by time.
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
+        self._q = backend.dialect.placeholders
+        self._time = backend.dialect.to_db_time
 
     async def _run(self, step: Callable[[], Awaitable[T]]) -> T:
         try:
             return await step()
         except Exception as exc:
-            if _missing_table(exc):
-                raise MissingTableError("HealthHistory", [TABLE]) from exc
+            missing = await self._dialect.explain_missing(
+                self._backend, exc, "HealthHistory", [TABLE]
+            )
+            if missing is not None:
+                raise missing from exc
             raise
 
     async def insert(self, record: HealthRecord) -> None:
@@ -111,7 +104,7 @@ class SqlHistoryStore:
             {name: c.to_dict() for name, c in record.components.items()}, allow_nan=False
         )
         metrics = json.dumps(record.metrics, allow_nan=False)
-        cast = "::jsonb" if self._dialect == "postgresql" else ""
+        cast = self._dialect.json_cast
         sql = self._q(
             f"INSERT INTO {TABLE} (recorded_at, status, version, components, metrics) "
             f"VALUES (?, ?, ?, ?{cast}, ?{cast})"
@@ -131,9 +124,8 @@ class SqlHistoryStore:
     def _metric_query(self, metric: str) -> tuple[str, list[object]]:
         latency = metric.startswith(LATENCY_PREFIX)
         key = metric[len(LATENCY_PREFIX) :] if latency else metric
-        if self._dialect == "postgresql":
-            return (_POSTGRES_LATENCY if latency else _POSTGRES_METRIC), [key, key]
-        return (_SQLITE_LATENCY if latency else _SQLITE_METRIC), [key]
+        (metric_sql, latency_sql), binds = _SERIES[self._dialect]
+        return (latency_sql if latency else metric_sql), [key] * binds
 
     async def series(
         self, metric: str, since: datetime | None, until: datetime | None

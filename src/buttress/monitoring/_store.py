@@ -11,14 +11,16 @@ import asyncio
 import bisect
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 
+from buttress.backends import Seam
 from buttress.health.status import Status
 from buttress.monitoring.anomaly import Sample
 
 __all__ = [
+    "HISTORY_STORES",
     "LATENCY_PREFIX",
     "ComponentRecord",
     "HealthRecord",
@@ -71,6 +73,7 @@ class HealthRecord:
         }
 
 
+@runtime_checkable
 class HistoryStore(Protocol):
     """Where records live. Stores only load and save; ``HealthHistory`` checks input."""
 
@@ -103,12 +106,19 @@ def _key(record: HealthRecord) -> tuple[datetime, int]:
     return (record.recorded_at, record.id)
 
 
+HISTORY_STORES: Seam[HistoryStore] = Seam("health_history", "HealthHistory", HistoryStore)
+"""Where ``HealthHistory`` finds its store on a backend (``buttress.backends.STORES``)."""
+
+
 class MemoryHistoryStore:
-    """``HistoryStore`` in this process, ordered by (time, id)."""
+    """``HistoryStore`` in this process, ordered by (time, id).
+
+    ``backend`` is accepted (and ignored) so that every store is built the same way.
+    """
 
     __slots__ = ("_lock", "_next_id", "_rows")
 
-    def __init__(self) -> None:
+    def __init__(self, backend: object = None) -> None:
         self._rows: list[HealthRecord] = []
         self._next_id = 1
         self._lock = asyncio.Lock()

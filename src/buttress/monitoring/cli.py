@@ -222,7 +222,7 @@ def render_text(
 
 
 async def _monitor(args: argparse.Namespace, rules: list[Rule]) -> int:
-    from buttress.backends import connect
+    from buttress._connect import connect
     from buttress.cli import default_dsn
 
     at = parse_time("--at", args.at)

@@ -20,9 +20,8 @@ from typing import Any, Self
 
 import attrs
 
-from buttress.backends import Backend, SqlBackend
+from buttress.backends import Backend, SqlBackend, from_db_time
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.config._sqlbits import MissingTableError, from_db_time, placeholders
 from buttress.errors import (
     ContextualError,
     ErrorCategory,
@@ -321,20 +320,6 @@ def _sql_backend(backend: Backend | None) -> SqlBackend | None:
     )
 
 
-def _db_time(value: datetime, dialect: str) -> object:
-    if dialect == "postgresql":
-        return value
-    # Fixed width, so that SQLite's text comparison orders by time.
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _missing_table(exc: BaseException) -> bool:
-    text = str(exc)
-    return TABLE in text and (
-        "no such table" in text or type(exc).__name__ == "UndefinedTableError"
-    )
-
-
 async def read_error_counts(
     backend: SqlBackend, since: datetime, until: datetime | None = None
 ) -> list[ErrorCount]:
@@ -347,16 +332,17 @@ async def read_error_counts(
         _aware("until", until)
     dialect = backend.dialect
     sql = f"SELECT bucket, category, severity, component, count FROM {TABLE} WHERE bucket > ?"
-    args: list[object] = [_db_time(since - timedelta(seconds=PERSIST_SECONDS), dialect)]
+    args: list[object] = [dialect.to_db_time(since - timedelta(seconds=PERSIST_SECONDS))]
     if until is not None:
         sql += " AND bucket <= ?"
-        args.append(_db_time(until, dialect))
+        args.append(dialect.to_db_time(until))
     sql += " ORDER BY bucket, category, severity, component"
     try:
-        rows = await backend.fetch(placeholders(sql, dialect), *args)
+        rows = await backend.fetch(dialect.placeholders(sql), *args)
     except Exception as exc:
-        if _missing_table(exc):
-            raise MissingTableError("ErrorStats", [TABLE]) from exc
+        missing = await dialect.explain_missing(backend, exc, "ErrorStats", [TABLE])
+        if missing is not None:
+            raise missing from exc
         raise
     return [
         ErrorCount(
@@ -588,17 +574,18 @@ class ErrorStats:
             return 0
         dialect = backend.dialect
         rows = [
-            (_db_time(datetime.fromtimestamp(minute * PERSIST_SECONDS, UTC), dialect), *key, count)
+            (dialect.to_db_time(datetime.fromtimestamp(minute * PERSIST_SECONDS, UTC)), *key, count)
             for (minute, key), count in sorted(pending.items())
         ]
         try:
-            await backend.executemany(placeholders(_UPSERT, dialect), rows)
+            await backend.executemany(dialect.placeholders(_UPSERT), rows)
         except Exception as exc:
             with self._lock:
                 for (minute, key), count in pending.items():
                     self._queue(minute, key, count)
-            if _missing_table(exc):
-                raise MissingTableError("ErrorStats", [TABLE]) from exc
+            missing = await dialect.explain_missing(backend, exc, "ErrorStats", [TABLE])
+            if missing is not None:
+                raise missing from exc
             raise
         await self._maybe_prune(backend)
         return len(rows)
@@ -608,10 +595,10 @@ class ErrorStats:
         if self._pruned_at is not None and now - self._pruned_at < _PRUNE_INTERVAL:
             return
         self._pruned_at = now
-        cutoff = _db_time(self._clock.now() - self.retention, backend.dialect)
+        cutoff = backend.dialect.to_db_time(self._clock.now() - self.retention)
         try:
             await backend.execute(
-                placeholders(f"DELETE FROM {TABLE} WHERE bucket < ?", backend.dialect), cutoff
+                backend.dialect.placeholders(f"DELETE FROM {TABLE} WHERE bucket < ?"), cutoff
             )
         except Exception as exc:  # noqa: BLE001 - the counts are written; the next prune retries
             self._log.warning("error_events_prune_failed", error=type(exc).__name__)

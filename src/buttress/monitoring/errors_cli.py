@@ -81,7 +81,8 @@ def _anomaly(a: Anomaly) -> dict[str, object]:
 
 
 async def _errors(args: argparse.Namespace) -> int:
-    from buttress.backends import SqlBackend, connect
+    from buttress._connect import connect
+    from buttress.backends import SqlBackend
     from buttress.cli import default_dsn
 
     if args.top < 1:

@@ -10,16 +10,16 @@ they can look at.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from buttress.backends import Backend, SqlBackend
+from buttress.backends import Backend, resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import UnsupportedBackendError, ValidationError
+from buttress.errors import ValidationError
 from buttress.health.report import HealthReport
 from buttress.log import get_logger
 from buttress.monitoring._store import (
+    HISTORY_STORES,
     LATENCY_PREFIX,
     ComponentRecord,
     HealthRecord,
@@ -55,28 +55,6 @@ PRUNE_INTERVAL = 3600.0
 # until is exclusive; timestamps have microsecond resolution in every store, so
 # "at or before now" is "before now + 1 µs".
 _TICK = timedelta(microseconds=1)
-
-
-_SHARED: weakref.WeakKeyDictionary[Backend, MemoryHistoryStore] = weakref.WeakKeyDictionary()
-
-
-def _store_for(backend: Backend | None) -> HistoryStore:
-    if backend is None:
-        return MemoryHistoryStore()
-    if isinstance(backend, SqlBackend):
-        from buttress.monitoring._sql import SqlHistoryStore
-
-        return SqlHistoryStore(backend)
-    kind = getattr(backend, "kind", None)
-    if isinstance(backend, Backend) and kind == "memory":
-        # Histories on one memory backend share their records, as on a database.
-        store = _SHARED.get(backend)
-        if store is None:
-            store = _SHARED[backend] = MemoryHistoryStore()
-        return store
-    raise UnsupportedBackendError(
-        f"HealthHistory needs a memory, sqlite or postgresql backend, not {kind!r}"
-    )
 
 
 def _retention_days(value: float | None) -> timedelta | None:
@@ -187,7 +165,7 @@ class HealthHistory:
     ) -> None:
         self.retention = _retention_days(retention_days)
         self.retention_rows = _retention_rows(retention_rows)
-        self._store = _store_for(backend)
+        self._store = resolve_store(backend, HISTORY_STORES)
         self._clock = clock
         self._since_prune = 0
         self._pruned_at: float | None = None

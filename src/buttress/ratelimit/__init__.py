@@ -6,6 +6,7 @@ tables or one round trip to SQLite, Redis or PostgreSQL store. See docs/ratelimi
 
 from buttress.ratelimit._algorithms import ALGORITHMS, fixed_window, gcra, sliding_window
 from buttress.ratelimit._limiter import OnBackendError, RateLimiter, ahit_all, hit_all
+from buttress.ratelimit._store import Store as RateLimitStore
 from buttress.ratelimit._values import (
     RATELIMIT_DECIDED,
     Decision,
@@ -22,6 +23,7 @@ __all__ = [
     "Rate",
     "RateLimitDecided",
     "RateLimitExceeded",
+    "RateLimitStore",
     "RateLimiter",
     "ahit_all",
     "fixed_window",

@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
+from buttress.backends import resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import (
     BackendError,
@@ -24,8 +25,15 @@ from buttress.errors import (
 )
 from buttress.log import get_logger
 from buttress.ratelimit._algorithms import ALGORITHMS
-from buttress.ratelimit._memory import MemoryTable, shared_table
-from buttress.ratelimit._store import Check, Store, binding, decide_all
+from buttress.ratelimit._store import (
+    RATELIMIT_STORES,
+    Check,
+    MemoryStore,
+    MemoryTable,
+    Store,
+    binding,
+    decide_all,
+)
 from buttress.ratelimit._values import (
     RATELIMIT_DECIDED,
     Decision,
@@ -82,25 +90,6 @@ def _check_key(key: object) -> str:
     return key
 
 
-def _open_store(backend: Backend, now: Callable[[], int]) -> Store:
-    kind = getattr(backend, "kind", None)
-    if kind == "sqlite":
-        from buttress.ratelimit._sqlite import SqliteStore
-
-        return SqliteStore(backend, now)
-    if kind == "redis":
-        from buttress.ratelimit._redis import RedisStore
-
-        return RedisStore(backend)
-    if kind == "postgresql":
-        from buttress.ratelimit._postgres import PostgresStore
-
-        return PostgresStore(backend)
-    raise UnsupportedBackendError(
-        f"RateLimiter: unsupported backend kind {kind!r}; use memory, sqlite, redis or postgresql"
-    )
-
-
 # Kept in step with RATELIMIT_DECIDED's listeners, so an unobserved hit pays one
 # global read (metrics adapters subscribe; nothing else does).
 _observed = False
@@ -148,7 +137,7 @@ class RateLimiter:
         rate: Rate,
         *,
         algorithm: str = "gcra",
-        backend: Backend | None = None,
+        backend: Backend | Store | None = None,
         clock: Clock = SYSTEM_CLOCK,
         prefix: str = "buttress",
         on_backend_error: OnBackendError = "raise",
@@ -194,10 +183,12 @@ class RateLimiter:
         self._backend = backend
         self._table: MemoryTable | None = None
         self._store: Store | None = None
-        if backend is None or getattr(backend, "kind", None) == "memory":
-            self._table = shared_table(backend, self._namespace, self._algorithm, self._period)
+        store = resolve_store(backend, RATELIMIT_STORES)
+        if isinstance(store, MemoryStore):
+            # In process there is no round trip to save: decide on the table itself.
+            self._table = store.table(self._namespace, self._algorithm, self._period)
         else:
-            self._store = _open_store(backend, self._now)
+            self._store = store
 
     @property
     def rate(self) -> Rate:
@@ -355,7 +346,7 @@ class RateLimiter:
     def _shared_sync(self, items: Sequence[_Item], *, consume: bool) -> list[Decision]:
         checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
-            decisions = self._sync_store().decide(checks, consume)
+            decisions = self._sync_store().decide(checks, consume, self._now)
         except (UnsupportedBackendError, SchemaMissingError):
             raise  # a misuse, not an outage: no policy may hide it
         except BackendError as exc:
@@ -367,7 +358,7 @@ class RateLimiter:
     async def _shared_async(self, items: Sequence[_Item], *, consume: bool) -> list[Decision]:
         checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
-            decisions = await self._sync_store().adecide(checks, consume)
+            decisions = await self._sync_store().adecide(checks, consume, self._now)
         except (UnsupportedBackendError, SchemaMissingError):
             raise  # a misuse, not an outage: no policy may hide it
         except BackendError as exc:

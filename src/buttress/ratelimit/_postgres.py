@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
-from buttress.config._sqlbits import MissingTableError
+from buttress.backends import POSTGRESQL
 from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
-from buttress.ratelimit._store import Check
+from buttress.ratelimit._store import Check, Now
 from buttress.ratelimit._values import Decision
 
 __all__ = ["FUNCTION", "MIGRATION", "TABLE", "PostgresStore"]
@@ -35,13 +35,6 @@ _SQL: Final = (
     "FROM buttress_rate_limit($1, $2, $3, $4, $5, $6, $7)"
 )
 
-# undefined_function, undefined_table: what a call fails with when 0006 has not run.
-_UNDEFINED: Final = frozenset({"42883", "42P01"})
-# to_regclass/to_regprocedure resolve through search_path, as the unqualified call does.
-_MISSING_QUERY: Final = (
-    f"SELECT to_regclass('{TABLE}') IS NULL AS no_table, "
-    f"to_regprocedure('{_SIGNATURE}') IS NULL AS no_function"
-)
 
 
 def _period_us(period_ns: int) -> int:
@@ -58,15 +51,15 @@ class PostgresStore:
         self.fixed_now_us: int | None = None
         """Testing hook: decide at this time (µs) instead of ``clock_timestamp()``."""
 
-    def decide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+    def decide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         raise UnsupportedBackendError(
             "RateLimiter on PostgreSQL is async-only; use await limiter.ahit() / apeek() / areset()"
         )
 
     def reset(self, keys: Sequence[str]) -> None:
-        self.decide((), False)  # raises: async-only
+        self.decide((), False, lambda: 0)  # raises: async-only
 
-    async def adecide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+    async def adecide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         args = (
             [c[1] for c in checks],
             [_CODES[c[0].name] for c in checks],
@@ -103,21 +96,10 @@ class PostgresStore:
 
     async def _explain(self, exc: Exception) -> BackendError | None:
         """The buttress error for a failed call (None: not the driver's, re-raise)."""
-        # Looked into only on failure, so a migrated database pays nothing per call.
-        if getattr(exc, "sqlstate", None) in _UNDEFINED:
-            try:
-                row = await self._pool.fetchrow(_MISSING_QUERY)
-            except Exception:  # noqa: BLE001 - the call's own failure is reported instead
-                row = None
-            if row is not None:
-                missing = [
-                    name
-                    for name, gone in ((TABLE, row["no_table"]), (FUNCTION, row["no_function"]))
-                    if gone
-                ]
-                if missing:
-                    return MissingTableError("RateLimiter", missing)
-        return _translate(exc)
+        missing = await POSTGRESQL.explain_missing(
+            self._pool, exc, "RateLimiter", [TABLE], {FUNCTION: _SIGNATURE}
+        )
+        return missing if missing is not None else _translate(exc)
 
 
 def _translate(exc: Exception) -> BackendError | None:

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from buttress.backends._resp import BlockingClient, PipelinedClient, ReplyError
 from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
-from buttress.ratelimit._store import Check
+from buttress.ratelimit._store import Check, Now
 from buttress.ratelimit._values import Decision
 
 __all__ = ["SCRIPT", "RedisStore"]
@@ -158,7 +158,7 @@ class RedisStore:
             args += (_CODES[algorithm.name], limit, -(-period // 1000), cost)
         return args
 
-    def decide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+    def decide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         client = self._sync_client()
         args = self._args(checks, consume)
         with _TRANSLATING:
@@ -184,7 +184,7 @@ class RedisStore:
             )
         return self._blocking
 
-    async def adecide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+    async def adecide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         args = self._args(checks, consume)
         fast = self._fast
         with _TRANSLATING:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Final
 
-from buttress.config._sqlbits import MissingTableError
+from buttress.backends import MissingTableError
 from buttress.errors import BackendError, BackendUnavailableError
-from buttress.ratelimit._store import Check, decide_all
+from buttress.ratelimit._store import Check, Now, decide_all
 from buttress.ratelimit._values import Decision
 
 __all__ = ["TABLE", "SqliteStore"]
@@ -34,9 +34,8 @@ class SqliteStore:
 
     kind = "sqlite"
 
-    def __init__(self, backend: Any, now: Callable[[], int]) -> None:
+    def __init__(self, backend: Any) -> None:
         self._backend = backend
-        self._now = now
         self._local = threading.local()
         self._commits = 0
 
@@ -47,20 +46,20 @@ class SqliteStore:
             self._local.conn = conn
         return conn
 
-    def decide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
+    def decide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         try:
-            return self._decide(self._connection(), checks, consume)
+            return self._decide(self._connection(), checks, consume, now)
         except sqlite3.Error as exc:
             raise _translate(exc, "step") from exc
 
     def _decide(
-        self, conn: sqlite3.Connection, checks: Sequence[Check], consume: bool
+        self, conn: sqlite3.Connection, checks: Sequence[Check], consume: bool, clock: Now
     ) -> list[Decision]:
         keys = list({c[1]: None for c in checks})
         algorithms = {c[1]: c[0] for c in checks}
         conn.execute("BEGIN IMMEDIATE" if consume else "BEGIN")
         try:
-            now = self._now()  # after the lock: the holder's time is the latest
+            now = clock()  # after the lock: the holder's time is the latest
             rows = conn.execute(
                 f"SELECT key, state FROM {TABLE} WHERE key IN ({', '.join('?' * len(keys))})",
                 keys,
@@ -98,8 +97,8 @@ class SqliteStore:
             raise
         return decisions
 
-    async def adecide(self, checks: Sequence[Check], consume: bool) -> list[Decision]:
-        return await asyncio.to_thread(self.decide, checks, consume)
+    async def adecide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
+        return await asyncio.to_thread(self.decide, checks, consume, now)
 
     def reset(self, keys: Sequence[str]) -> None:
         try:

@@ -35,7 +35,7 @@ def _fail(args: argparse.Namespace, error: Exception) -> int:
 
 
 async def _validator_run(args: argparse.Namespace, action: str) -> tuple[SchemaReport, list[str]]:
-    from buttress.backends import connect
+    from buttress._connect import connect
 
     schema = load_schema(args.schema)
     async with connect(args.dsn, migrate=False) as backend:

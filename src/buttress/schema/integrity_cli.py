@@ -31,7 +31,7 @@ Body = Callable[[Backend, argparse.Namespace], Awaitable[Printable]]
 
 def _run(args: argparse.Namespace, body: Body, *, migrate: bool) -> int:
     async def main() -> Printable:
-        from buttress.backends import connect
+        from buttress._connect import connect
         from buttress.cli import default_dsn
 
         # Only a real cleanup or an undo writes, and only they need buttress's

@@ -158,7 +158,8 @@ async def buttress_sqlite_backend(buttress_sqlite_dsn: str) -> AsyncIterator[Sql
 
     Async: needs pytest-asyncio (or another plugin that runs async fixtures).
     """
-    from buttress.backends import SqlBackend, connect
+    from buttress._connect import connect
+    from buttress.backends import SqlBackend
 
     backend = await connect(buttress_sqlite_dsn)
     try:

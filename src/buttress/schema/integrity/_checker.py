@@ -15,7 +15,6 @@ import attrs
 
 from buttress.backends import Backend, SqlBackend, SqlConnection, require_sql
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.config._sqlbits import require_tables, to_db_time
 from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.schema.identifiers import check_identifier
@@ -195,7 +194,9 @@ class IntegrityChecker:
                 plan = await self._plan(conn)
             return CleanupResult(None, True, plan, sample_limit=max(self.sample_limit, 20))
         run_id = f"{self._clock.now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-        await require_tables(self._backend, "IntegrityChecker", [BACKUP_TABLE])
+        await self._backend.dialect.require_tables(
+            self._backend, "IntegrityChecker", [BACKUP_TABLE]
+        )
         async with self._backend.transaction() as tx:
             if self._pg:
                 await tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -365,7 +366,7 @@ class IntegrityChecker:
             )
 
     async def _backup(self, tx: SqlConnection, run_id: str, plan: Sequence[RowChange]) -> None:
-        now = to_db_time(self._clock.now(), self._backend.dialect)
+        now = self._backend.dialect.to_db_time(self._clock.now())
         cast = "::jsonb" if self._pg else ""
         await tx.executemany(
             self._q.sql(
@@ -411,7 +412,9 @@ class IntegrityChecker:
         columns get their old values. A run can be undone once."""
         if not isinstance(run_id, str) or not run_id:
             raise ValidationError("run_id", "must be a non-empty string")
-        await require_tables(self._backend, "IntegrityChecker", [BACKUP_TABLE])
+        await self._backend.dialect.require_tables(
+            self._backend, "IntegrityChecker", [BACKUP_TABLE]
+        )
         async with self._backend.transaction() as tx:
             rows = await tx.fetch(
                 self._q.sql(
@@ -460,7 +463,7 @@ class IntegrityChecker:
                     tables.append(table)
             await tx.execute(
                 self._q.sql(f"UPDATE {BACKUP_TABLE} SET undone_at = ? WHERE run_id = ?"),
-                to_db_time(self._clock.now(), self._backend.dialect),
+                self._backend.dialect.to_db_time(self._clock.now()),
                 run_id,
             )
         self._log.info("integrity.undo", run_id=run_id, restored=len(rows))

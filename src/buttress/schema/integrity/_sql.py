@@ -13,8 +13,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 
-from buttress.backends import SqlBackend, SqlConnection
-from buttress.config._sqlbits import placeholders
+from buttress.backends import Dialect, SqlBackend, SqlConnection
 from buttress.schema.identifiers import quote_identifier
 from buttress.schema.integrity._declare import AUX, ExpectRelation, ExpectUnique, IntegrityError
 
@@ -63,7 +62,7 @@ def row_of(raw: Mapping[str, object], pg: bool) -> dict[str, object]:
 class TableSql:
     """Statement builders and catalog reads for one dialect and PostgreSQL schema."""
 
-    def __init__(self, dialect: str, db_schema: str) -> None:
+    def __init__(self, dialect: Dialect, db_schema: str) -> None:
         self.dialect = dialect
         self.db_schema = db_schema
         self._pg = dialect == "postgresql"
@@ -73,7 +72,7 @@ class TableSql:
         return f"{quote_identifier(self.db_schema)}.{quoted}" if self._pg else quoted
 
     def sql(self, sql: str) -> str:
-        return placeholders(sql, self.dialect)
+        return self.dialect.placeholders(sql)
 
     @staticmethod
     def cols(alias: str, names: Sequence[str]) -> list[str]:

@@ -1,18 +1,32 @@
-"""The shared breaker's state machine as run inside Redis (a Lua script).
+"""A shared circuit in Redis: two keys, moved by one Lua script call per step.
 
-One step, atomically and on the store's clock: load the circuit, apply one
-operation (``read``, ``admit``, ``success``, ``failure``, ``ignored``,
-``reset``, ``force_open``), save, and answer with the resulting state and
-decision. It mirrors ``_state.py`` (consecutive-failure trigger, epochs,
-expiring half-open probe permits) and must change with it, as must its
-PostgreSQL twin, the PL/pgSQL function ``buttress_breaker_step`` created by
-the packaged migration ``migrations/builtin/postgresql/0007_breaker_state.sql``
-(changed only by a later migration, never by editing that file).
+The script runs the shared state machine atomically and on the server's
+clock: load the circuit, apply one operation (``read``, ``admit``, ``success``,
+``failure``, ``ignored``, ``reset``, ``force_open``), save, and answer with
+the resulting state and decision. It mirrors ``_state.py`` (consecutive-failure
+trigger, epochs, expiring half-open probe permits) and must change with it, as
+must its PostgreSQL twin, the PL/pgSQL function ``buttress_breaker_step``
+created by the packaged migration
+``migrations/builtin/postgresql/0007_breaker_state.sql`` (changed only by a
+later migration, never by editing that file). redis-py is imported only when
+a step runs.
 """
 
 from __future__ import annotations
 
-__all__ = ["REDIS_SCRIPT"]
+import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from buttress.breaker._state import BreakerState
+from buttress.breaker._store import Op, Snapshot, StepParams
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from buttress.backends import RedisBackend
+
+__all__ = ["REDIS_SCRIPT", "RedisBreakerStore"]
 
 # KEYS[1]: the circuit's hash; KEYS[2]: its live probes (member = probe id,
 # score = expiry). ARGV: op, epoch, probe, threshold, recovery_timeout,
@@ -139,3 +153,68 @@ return {seen, tostring(epoch), tostring(failures), string.format('%.6f', open_re
         forced and '1' or '0', decision, granted, string.format('%.6f', retry_after),
         string.format('%.6f', opened_ago)}
 """
+
+
+def _state(value: str) -> BreakerState:
+    return BreakerState(value)
+
+
+class RedisBreakerStore:
+    """A shared circuit in two Redis keys, moved by one Lua script call per step."""
+
+    _SHA = hashlib.sha1(REDIS_SCRIPT.encode()).hexdigest()
+
+    def __init__(self, client: Redis, *, prefix: str = "buttress:breaker:", ttl: int = 86_400):
+        self._client = client
+        self._prefix = prefix
+        self._ttl = ttl
+
+    @classmethod
+    def on(cls, backend: RedisBackend) -> RedisBreakerStore:
+        """The store over a ``RedisBackend``'s client (what ``STORES`` builds)."""
+        return cls(backend.client)
+
+    def __repr__(self) -> str:
+        return f"RedisBreakerStore(prefix={self._prefix!r})"
+
+    async def step(self, name: str, op: Op, epoch: int, probe: str, params: StepParams) -> Snapshot:
+        from redis.exceptions import NoScriptError
+
+        # The braces are a hash tag: both keys land on one Redis Cluster slot.
+        base = f"{self._prefix}{{{name}}}"
+        keys = (base, f"{base}:probes")
+        ttl = max(self._ttl, int(params.recovery_timeout * 2) + 1)
+        args = (
+            op,
+            epoch,
+            probe,
+            params.failure_threshold,
+            repr(params.recovery_timeout),
+            params.half_open_max_calls,
+            repr(params.probe_timeout),
+            ttl,
+        )
+        try:
+            raw = await self._client.evalsha(self._SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            raw = await self._client.eval(REDIS_SCRIPT, len(keys), *keys, *args)
+        return _redis_snapshot(raw)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _redis_snapshot(raw: Sequence[object]) -> Snapshot:
+    fields = [_text(item) for item in raw]
+    return Snapshot(
+        state=_state(fields[0]),
+        epoch=int(fields[1]),
+        failures=int(fields[2]),
+        open_remaining=float(fields[3]),
+        forced=fields[4] == "1",
+        decision=fields[5],
+        granted=fields[6],
+        retry_after=float(fields[7]),
+        opened_ago=float(fields[8]),
+    )

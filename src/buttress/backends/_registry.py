@@ -1,0 +1,128 @@
+"""Which store serves which capability on which kind of backend: one table.
+
+A capability declares a ``Seam`` (its name and the protocol its stores
+follow) next to its memory store; ``store_for(backend, seam)`` looks the pair
+(capability, backend kind) up in ``STORES`` and builds the store, importing its
+module only then, so asking for a config store never loads Redis code. A
+capability that cannot live on a kind of backend is refused here, with one
+message, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, TypeVar, cast
+
+from buttress._exceptions import UnsupportedBackendError
+from buttress.backends._base import Backend
+from buttress.backends._dsn import BackendKind
+
+__all__ = ["STORES", "Seam", "resolve_store", "store_for", "supported_kinds"]
+
+S = TypeVar("S")
+
+_SQL_AND_MEMORY = ("memory", "sqlite", "postgresql")
+
+STORES: Final[Mapping[str, Mapping[BackendKind, str]]] = {
+    "config": {
+        "memory": "buttress.config._store:MemoryConfigStore",
+        "sqlite": "buttress.config._sql:SqlConfigStore",
+        "postgresql": "buttress.config._sql:SqlConfigStore",
+    },
+    "flags": {
+        "memory": "buttress.flags._store:MemoryFlagStore",
+        "sqlite": "buttress.flags._sql:SqlFlagStore",
+        "postgresql": "buttress.flags._sql:SqlFlagStore",
+    },
+    "deploy": {
+        "memory": "buttress.deploy._store:MemoryDeployments",
+        "sqlite": "buttress.deploy._sql:SqlDeploymentStore",
+        "postgresql": "buttress.deploy._sql:SqlDeploymentStore",
+    },
+    "health_history": {
+        "memory": "buttress.monitoring._store:MemoryHistoryStore",
+        "sqlite": "buttress.monitoring._sql:SqlHistoryStore",
+        "postgresql": "buttress.monitoring._sql:SqlHistoryStore",
+    },
+    "ratelimit": {
+        "memory": "buttress.ratelimit._store:MemoryStore",
+        "sqlite": "buttress.ratelimit._sqlite:SqliteStore",
+        "postgresql": "buttress.ratelimit._postgres:PostgresStore",
+        "redis": "buttress.ratelimit._redis:RedisStore",
+    },
+    "breaker": {
+        "memory": "buttress.breaker._store:in_process",
+        "postgresql": "buttress.breaker._sql:PostgresBreakerStore",
+        "redis": "buttress.breaker._redis:RedisBreakerStore.on",
+    },
+}
+"""capability -> backend kind -> ``"module:factory"``; the factory takes the backend."""
+
+
+class Seam(Generic[S]):
+    """A capability's storage seam: its name in ``STORES``, who uses it, and the
+    protocol its stores follow (a runtime-checkable ``Protocol``).
+
+    ``component`` names the public class in messages ("ConfigStore needs ...").
+    """
+
+    __slots__ = ("component", "name", "protocol")
+
+    def __init__(self, name: str, component: str, protocol: type) -> None:
+        if name not in STORES:
+            raise ValueError(f"no stores are registered for capability {name!r}")
+        self.name = name
+        self.component = component
+        self.protocol = protocol
+
+    def __repr__(self) -> str:
+        return f"Seam({self.name!r})"
+
+
+def supported_kinds(seam: Seam[Any]) -> tuple[BackendKind, ...]:
+    """The backend kinds that can hold this capability's state."""
+    return tuple(STORES[seam.name])
+
+
+def _factory(path: str) -> Callable[[Backend], object]:
+    module, _, attributes = path.partition(":")
+    found: Any = importlib.import_module(module)
+    for attribute in attributes.split("."):
+        found = getattr(found, attribute)
+    factory: Callable[[Backend], object] = found
+    return factory
+
+
+def store_for(backend: Backend, seam: Seam[S]) -> S:
+    """``seam``'s store on ``backend``, or ``UnsupportedBackendError`` saying which kinds fit."""
+    path = STORES[seam.name].get(backend.kind)
+    if path is None:
+        kinds = supported_kinds(seam)
+        listed = ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+        raise UnsupportedBackendError(
+            f"{seam.component} needs a {listed} backend, not {backend.kind!r}"
+        )
+    factory = _factory(path)
+    return cast(S, backend.provide(seam.name, lambda: factory(backend)))
+
+
+def resolve_store(target: object, seam: Seam[S]) -> S:
+    """What a component was given, as its store.
+
+    ``None`` gets a private in-process store, a ``Backend`` the store that
+    serves ``seam`` on it, and a store following ``seam.protocol`` itself
+    (tests and applications may hand one in directly); anything else is refused.
+    """
+    if target is None:
+        from buttress.backends.memory import MemoryBackend
+
+        target = MemoryBackend()
+    if isinstance(target, Backend):
+        return store_for(target, seam)
+    if not isinstance(target, seam.protocol):
+        raise UnsupportedBackendError(
+            f"{seam.component} needs a buttress Backend (from buttress.connect) or a "
+            f"{seam.protocol.__name__}, got {type(target).__name__}"
+        )
+    return cast(S, target)
