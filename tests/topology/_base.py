@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from servers import ServerUnavailable, _scratch_dir
 from topology._support import PREFIX, sweep_orphans
-from topology.redis_process import RedisProcess, redis_binary
+from topology.redis_process import RedisProcess, import_redis, redis_binary
 
 __all__ = ["RedisTopology"]
 
@@ -29,12 +29,13 @@ class RedisTopology:
     def start(self) -> None:
         sweep_orphans()
         redis_binary()  # a missing binary is not worth retrying
+        redis = import_redis()
         self._prepare()
         last_error: Exception | None = None
         for _attempt in range(3):
             try:
                 self._start_once()
-            except (ServerUnavailable, TimeoutError, OSError) as exc:
+            except (ServerUnavailable, TimeoutError, OSError, redis.RedisError) as exc:
                 last_error = exc
                 self._stop_processes()
                 continue

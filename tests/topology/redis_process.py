@@ -19,7 +19,7 @@ from typing import IO, Any
 from servers import ServerUnavailable
 from topology._support import record_process
 
-__all__ = ["REDIS_HINT", "RedisProcess", "redis_binary"]
+__all__ = ["REDIS_HINT", "RedisProcess", "import_redis", "redis_binary"]
 
 REDIS_HINT = "install redis-server (apt-get install redis-server)"
 
@@ -32,7 +32,8 @@ def redis_binary() -> str:
     return binary
 
 
-def _import_redis() -> Any:
+def import_redis() -> Any:
+    """The redis-py module, or ``ServerUnavailable`` saying how to install it."""
     try:
         import redis
     except ImportError as exc:
@@ -96,7 +97,7 @@ class RedisProcess:
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Until the node answers PING; ``ServerUnavailable`` (and the node stopped)
         if it exits or stays silent for ``timeout`` s."""
-        redis = _import_redis()
+        redis = import_redis()
         assert self._proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -119,7 +120,7 @@ class RedisProcess:
         """A sync redis-py client to this node, without retries; ``decode=False``
         returns bytes (for keys that may not be UTF-8)."""
         if decode not in self._clients:
-            redis = _import_redis()
+            redis = import_redis()
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 
