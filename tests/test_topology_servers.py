@@ -123,6 +123,46 @@ async def test_reshard_moves_slots_and_their_keys(
         assert await cluster_client.get(key) == f"value of {key}"  # followed MOVED
 
 
+def _keys_in(slots: range, count: int, prefix: str) -> list[str]:
+    """``count`` key names whose slots fall in ``slots`` (CRC16 computed locally)."""
+    found: list[str] = []
+    candidate = 0
+    while len(found) < count:
+        candidate += 1
+        if key_slot(f"{prefix}-{candidate}".encode()) in slots:
+            found.append(f"{prefix}-{candidate}")
+    return found
+
+
+async def test_reshard_under_traffic_loses_no_write(
+    cluster_client: AsyncRedisCluster, redis_cluster: RedisCluster
+) -> None:
+    source, target = redis_cluster.nodes[1], redis_cluster.nodes[2]
+    first = redis_cluster.slots_of(source)[0].start
+    slots = range(first, first + 100)
+    keys = _keys_in(slots, 20, "busy")
+    written = dict.fromkeys(keys, 0)
+    resharding = True
+
+    async def traffic() -> None:
+        while resharding:
+            for key in keys:
+                await cluster_client.incr(key)  # follows MOVED and ASK as slots move
+                written[key] += 1
+
+    task = asyncio.create_task(traffic())
+    await asyncio.sleep(0.05)
+    try:
+        moved = await asyncio.to_thread(redis_cluster.reshard, slots, source, target)
+    finally:
+        resharding = False
+        await task
+    assert moved >= len(keys)
+    assert redis_cluster.slots_of(target)[0] == slots
+    assert {key: int(str(await cluster_client.get(key))) for key in keys} == written
+    assert all(redis_cluster.process(target).command("EXISTS", key) == 1 for key in keys)
+
+
 async def test_migration_in_steps_answers_ask(
     cluster_client: AsyncRedisCluster, redis_cluster: RedisCluster
 ) -> None:
@@ -207,6 +247,12 @@ async def test_sentinel_follows_a_failover(
         await master.aclose()
         for client in sentinel.sentinels:
             await client.aclose()
+
+
+def test_sentinel_dsn_with_one_sentinel(redis_sentinel: RedisSentinel) -> None:
+    dsn = redis_sentinel.dsn(3, sentinels=1)
+    assert re.fullmatch(r"redis\+sentinel://:[\w-]+@127\.0\.0\.1:\d+/mymaster/3", dsn)
+    assert _hosts(dsn)[1] == redis_sentinel.sentinel_addresses[:1]
 
 
 # TLS Redis with an ACL user

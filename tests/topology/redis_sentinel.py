@@ -49,9 +49,11 @@ class RedisSentinel(RedisTopology):
         self._killed: RedisProcess | None = None
         self._killed_address: Address | None = None
 
-    def dsn(self, db: int = 0) -> str:
-        """``redis+sentinel://:PASSWORD@127.0.0.1:S1,127.0.0.1:S2,…/mymaster/DB``."""
-        hosts = ",".join(f"{host}:{port}" for host, port in self.sentinel_addresses)
+    def dsn(self, db: int = 0, *, sentinels: int | None = None) -> str:
+        """``redis+sentinel://:PASSWORD@127.0.0.1:S1,127.0.0.1:S2,…/mymaster/DB``, with
+        the first ``sentinels`` sentinels (all by default)."""
+        chosen = self.sentinel_addresses[:sentinels]
+        hosts = ",".join(f"{host}:{port}" for host, port in chosen)
         return f"redis+sentinel://:{self.password}@{hosts}/{self.service}/{db}"
 
     @property
