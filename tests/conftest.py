@@ -2,8 +2,10 @@
 
 ``postgres_dsn`` gives each test a fresh database, ``redis_dsn`` an emptied
 keyspace, ``sqlite_dsn`` a file under ``tmp_path``; ``sql_dsn`` and ``any_dsn``
-run one test against several backends. A server that cannot start skips its
-tests locally and fails the run under ``CI=true``.
+run one test against several backends. Production topologies (``topology``)
+start only when a test asks: ``redis_cluster_dsn``, ``redis_sentinel_dsn``,
+``redis_tls_dsn``, ``postgres_tls_dsn``, ``pgbouncer_dsn``. A server that
+cannot start skips its tests locally and fails the run under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -13,16 +15,31 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import Protocol, TypeVar
 
 import pytest
 
 from servers import PostgresServer, RedisServer, ServerUnavailable
+from topology import PgBouncer, PostgresTLS, RedisCluster, RedisSentinel, RedisTLS
 
 _IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
-# Fixture name -> the marker every test using it gets, so `-m "not postgres"` works.
-_FIXTURE_MARKS = {"postgres_dsn": "postgres", "postgres_server": "postgres",
-                  "redis_dsn": "redis", "redis_server": "redis"}  # fmt: skip
+# Marker -> the server kind it stands for in the end-of-run summary.
+_KINDS = {"postgres": "PostgreSQL", "redis": "Redis", "postgres_tls": "PostgreSQL TLS",
+          "pgbouncer": "PgBouncer", "redis_cluster": "Redis Cluster",
+          "redis_sentinel": "Redis Sentinel", "redis_tls": "Redis TLS"}  # fmt: skip
+# Fixture name -> the markers every test using it gets, so `-m "not postgres"` works
+# (a topology also carries the plain kind it runs on: `-m "not redis"` drops it too).
+_FIXTURE_MARKS = {
+    "postgres_dsn": ("postgres",), "postgres_server": ("postgres",),
+    "redis_dsn": ("redis",), "redis_server": ("redis",),
+    "postgres_tls": ("postgres", "postgres_tls"), "postgres_tls_dsn": ("postgres", "postgres_tls"),
+    "pgbouncer": ("postgres", "pgbouncer"), "pgbouncer_dsn": ("postgres", "pgbouncer"),
+    "redis_cluster": ("redis", "redis_cluster"), "redis_cluster_dsn": ("redis", "redis_cluster"),
+    "redis_sentinel": ("redis", "redis_sentinel"),
+    "redis_sentinel_dsn": ("redis", "redis_sentinel"),
+    "redis_tls": ("redis", "redis_tls"), "redis_tls_dsn": ("redis", "redis_tls"),
+}  # fmt: skip
 _PARAM_MARKS = {"postgresql": "postgres", "redis": "redis"}
 
 
@@ -41,7 +58,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        marks = {mark for name, mark in _FIXTURE_MARKS.items() if name in fixtures}
+        marks = {
+            mark for name, kinds in _FIXTURE_MARKS.items() if name in fixtures for mark in kinds
+        }
         callspec = getattr(item, "callspec", None)
         if callspec is not None:
             for name in ("sql_dsn", "any_dsn"):
@@ -50,6 +69,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     marks.add(_PARAM_MARKS[kind])
         for mark in sorted(marks):
             item.add_marker(getattr(pytest.mark, mark))
+            # A test that passed had its fixtures set up, so it used the server. Tests
+            # that reach a server through getfixturevalue() are added by the DSN fixture.
+            _USED_SERVER[_KINDS[mark]].add(item.nodeid)
 
 
 def _unavailable(what: str, reason: str) -> None:
@@ -59,37 +81,72 @@ def _unavailable(what: str, reason: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL cluster for the whole session (superuser ``postgres``, password auth)."""
-    server = PostgresServer()
+class _Server(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Server)
+
+
+def _running(server: _S, what: str) -> Iterator[_S]:
+    """Start ``server`` for a session fixture, yield it, stop it (also after a failed start)."""
     try:
         try:
             server.start()
         except (ServerUnavailable, OSError) as exc:
-            _unavailable("PostgreSQL", str(exc))
+            _unavailable(what, str(exc))
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster for the whole session (superuser ``postgres``, password auth)."""
+    yield from _running(PostgresServer(), "PostgreSQL")
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A password-protected ``redis-server`` on loopback for the whole session."""
-    server = RedisServer()
-    try:
-        try:
-            server.start()
-        except (ServerUnavailable, OSError) as exc:
-            _unavailable("Redis", str(exc))
-        yield server
-    finally:
-        server.stop()
+    yield from _running(RedisServer(), "Redis")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """Three Redis Cluster masters (no replicas) sharing one password; can reshard live."""
+    yield from _running(RedisCluster(), "Redis Cluster")
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[RedisSentinel]:
+    """Master, replica and three sentinels (service ``mymaster``), one password;
+    ``kill_master()``, ``wait_for_failover()``, ``restart_old_master_as_replica()``."""
+    yield from _running(RedisSentinel(), "Redis Sentinel")
+
+
+@pytest.fixture(scope="session")
+def redis_tls() -> Iterator[RedisTLS]:
+    """A TLS-only redis-server (own CA) where only ACL user ``app`` can log in."""
+    yield from _running(RedisTLS(), "TLS Redis")
+
+
+@pytest.fixture(scope="session")
+def postgres_tls() -> Iterator[PostgresTLS]:
+    """A second PostgreSQL accepting only hostssl + SCRAM; role ``app`` for tests."""
+    yield from _running(PostgresTLS(), "TLS PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
+    """PgBouncer (pool_mode = transaction) in front of the session's PostgreSQL."""
+    yield from _running(PgBouncer(postgres_server), "PgBouncer")
 
 
 # Test ids that really used a server, to print how many backend tests passed:
 # CI must show that the PostgreSQL and Redis tests ran, not only that nothing failed.
-_USED_SERVER: dict[str, set[str]] = {"PostgreSQL": set(), "Redis": set()}
+_USED_SERVER: dict[str, set[str]] = {kind: set() for kind in _KINDS.values()}
 _PASSED: set[str] = set()
 
 
@@ -106,9 +163,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture
-def postgres_dsn(
-    postgres_server: PostgresServer, request: pytest.FixtureRequest
-) -> Iterator[str]:
+def postgres_dsn(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty database for this test; dropped (forcibly) afterwards."""
     _USED_SERVER["PostgreSQL"].add(request.node.nodeid)
     name = postgres_server.create_database()
@@ -124,6 +179,55 @@ def redis_dsn(redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
     _USED_SERVER["Redis"].add(request.node.nodeid)
     redis_server.flushall()
     return redis_server.dsn(0)
+
+
+@pytest.fixture
+def redis_cluster_dsn(redis_cluster: RedisCluster) -> str:
+    """``redis+cluster://:PASSWORD@127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3``: every node
+    emptied, unfinished migrations dropped, slots back with their first owners."""
+    redis_cluster.reset()
+    return redis_cluster.dsn()
+
+
+@pytest.fixture
+def redis_sentinel_dsn(redis_sentinel: RedisSentinel) -> str:
+    """``redis+sentinel://:PASSWORD@127.0.0.1:S1,…/mymaster/0``: a master with an
+    online replica (a master killed by an earlier test is back as a replica), emptied."""
+    redis_sentinel.heal()
+    redis_sentinel.flushall()
+    return redis_sentinel.dsn(0)
+
+
+@pytest.fixture
+def redis_tls_dsn(redis_tls: RedisTLS) -> str:
+    """``rediss://app:PASSWORD@127.0.0.1:PORT/0?ssl_ca_certs=CA``, emptied; client
+    certificates optional again."""
+    redis_tls.require_client_certs(False)
+    redis_tls.flushall()
+    return redis_tls.dsn(0)
+
+
+@pytest.fixture
+def postgres_tls_dsn(postgres_tls: PostgresTLS) -> Iterator[str]:
+    """``postgresql://app:PASSWORD@127.0.0.1:PORT/DB?sslmode=verify-full&sslrootcert=CA``
+    for a fresh database owned by ``app``; dropped afterwards."""
+    name = postgres_tls.create_database()
+    try:
+        yield postgres_tls.app_dsn(name)
+    finally:
+        postgres_tls.drop_database(name)
+
+
+@pytest.fixture
+def pgbouncer_dsn(postgres_server: PostgresServer, pgbouncer: PgBouncer) -> Iterator[str]:
+    """``postgresql://postgres:PASSWORD@127.0.0.1:PGBOUNCER_PORT/DB?pgbouncer=true``: a
+    fresh database reached through the pooler. Strip ``?pgbouncer=true`` (or use
+    ``pgbouncer.dsn(db, pgbouncer_param=False)``) for a raw driver."""
+    name = postgres_server.create_database()
+    try:
+        yield pgbouncer.dsn(name)
+    finally:
+        postgres_server.drop_database(name)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -224,6 +224,7 @@ class PostgresServer:
         settings = dict(_PG_SETTINGS, unix_socket_directories=f"'{self._sockets}'")
         with (self._data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        self._configure()
         if _is_root():
             # The log file must be writable by the server user.
             self._log.touch()
@@ -233,16 +234,7 @@ class PostgresServer:
         for _attempt in range(3):  # a free port can be taken between probe and bind
             self.port = free_port()
             try:
-                self._run(
-                    [
-                        str(self._bindir / "pg_ctl"),
-                        "-D", str(self._data),
-                        "-l", str(self._log),
-                        "-o", f"-p {self.port}",
-                        "-w", "-t", "60",
-                        "start",
-                    ]
-                )  # fmt: skip
+                self._pg_ctl_start()
             except ServerUnavailable as exc:
                 log_tail = (
                     self._log.read_text(errors="replace")[-1500:] if self._log.exists() else ""
@@ -258,6 +250,56 @@ class PostgresServer:
         self._loop = _LoopThread()
         self._admin = self._loop.run(asyncpg.connect(self.dsn()))
         self._loop.run(self._admin.execute(f"CREATE DATABASE {self.template}"))
+
+    def _configure(self) -> None:
+        """Called after initdb, before the first start: subclasses add settings or pg_hba rules."""
+
+    def _pg_ctl_start(self) -> None:
+        assert self._bindir is not None
+        self._run(
+            [
+                str(self._bindir / "pg_ctl"),
+                "-D", str(self._data),
+                "-l", str(self._log),
+                "-o", f"-p {self.port}",
+                "-w", "-t", "60",
+                "start",
+            ]
+        )  # fmt: skip
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """The server is down (fast shutdown: every session is cut) inside the block,
+        and up again on the same port after it, for reconnect tests."""
+        import asyncpg
+
+        assert self._loop is not None
+        assert self._bindir is not None
+        if self._admin is not None:
+            self._admin.terminate()
+            self._admin = None
+        self._run([str(self._bindir / "pg_ctl"), "-D", str(self._data), "-m", "fast", "-w", "stop"])
+        try:
+            yield
+        finally:
+            self._pg_ctl_start()
+            self._admin = self._loop.run(asyncpg.connect(self.dsn()))
+
+    def restart(self, downtime: float = 0.0) -> None:
+        """Stop the server and start it again on the same port, ``downtime`` seconds later."""
+        with self.outage():
+            time.sleep(downtime)
+
+    def execute(self, query: str) -> str:
+        """Run one statement as the superuser on the admin connection; returns its status."""
+        assert self._loop is not None
+        status: str = self._loop.run(self._admin.execute(query))
+        return status
+
+    def fetchval(self, query: str) -> Any:
+        """The first column of the first row of ``query``, run as the superuser."""
+        assert self._loop is not None
+        return self._loop.run(self._admin.fetchval(query))
 
     def create_database(self) -> str:
         """A fresh, empty database copied from the template; returns its name."""
