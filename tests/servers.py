@@ -19,12 +19,18 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["PostgresServer", "RedisServer", "ServerUnavailable", "free_port"]
+__all__ = [
+    "PRELOAD_PG_STAT_STATEMENTS",
+    "PostgresServer",
+    "RedisServer",
+    "ServerUnavailable",
+    "free_port",
+]
 
 T = TypeVar("T")
 
@@ -51,6 +57,10 @@ _PG_SETTINGS = {
     "log_min_messages": "warning",
     "logging_collector": "off",
 }
+# The test session's server loads pg_stat_statements (a test database that needs
+# it runs CREATE EXTENSION), so the monitoring tests read the real extension;
+# Debian's postgresql-15 package ships it. The benchmarks' servers leave it out.
+PRELOAD_PG_STAT_STATEMENTS = {"shared_preload_libraries": "'pg_stat_statements'"}
 
 
 class ServerUnavailable(RuntimeError):
@@ -153,9 +163,11 @@ class PostgresServer:
     user = "postgres"
     template = "buttress_template"
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Mapping[str, str] | None = None) -> None:
+        """``settings`` override or add ``postgresql.conf`` lines (values quoted as there)."""
         self.password = "pw-" + secrets.token_urlsafe(18)
         self.port = 0
+        self._settings = dict(_PG_SETTINGS, **(settings or {}))
         self._root = _scratch_dir("buttress-pg-")
         self._data = self._root / "data"
         self._sockets = self._root / "sock"
@@ -221,7 +233,7 @@ class PostgresServer:
             ]
         )  # fmt: skip
         pwfile.unlink()
-        settings = dict(_PG_SETTINGS, unix_socket_directories=f"'{self._sockets}'")
+        settings = dict(self._settings, unix_socket_directories=f"'{self._sockets}'")
         with (self._data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         self._configure()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 
@@ -38,12 +39,19 @@ def test_fake_clock_advances_both_clocks_together(steps: list[float]) -> None:
     assert elapsed == pytest.approx(clock.monotonic(), abs=1e-5)
 
 
-async def test_fake_clock_sleep_advances_without_waiting() -> None:
+async def test_fake_clock_sleep_advances_without_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
-    real = SystemClock().monotonic()
+    real_sleep = asyncio.sleep
+    slept: list[float] = []
+
+    async def recorded(delay: float) -> None:
+        slept.append(delay)
+        await real_sleep(delay)
+
+    monkeypatch.setattr(asyncio, "sleep", recorded)
     await clock.sleep(3600)
     assert clock.monotonic() == 3600
-    assert SystemClock().monotonic() - real < 1.0
+    assert slept == [0]  # one yield to the loop, no real wait
 
 
 @pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf])

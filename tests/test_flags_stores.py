@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -67,9 +66,9 @@ async def test_sqlite_instances_see_changes_by_polling(sqlite_dsn: str) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_change_reaches_another_instance_within_a_second(
-    postgres_dsn: str,
-) -> None:
+async def test_postgres_changes_reach_another_instance_by_push(postgres_dsn: str) -> None:
+    # Neither instance polls, so only the LISTEN/NOTIFY push can bring each change;
+    # benchmarks/flags.py prints how fast (median and p99).
     async with (
         connect(postgres_dsn) as one_backend,
         connect(postgres_dsn) as two_backend,
@@ -78,20 +77,14 @@ async def test_postgres_change_reaches_another_instance_within_a_second(
     ):
         await one.upsert(Flag("a", "A", enabled=False))
         await _wait_for(two, lambda: "a" in two.snapshot)
-        latencies = []
         for round_ in range(10):
             want = round_ % 2 == 0
-            started = time.perf_counter()
             await one.update("a", enabled=want)
 
             def seen(want: bool = want) -> bool:
                 return two.is_enabled("a") is want
 
             await _wait_for(two, seen)
-            latencies.append(time.perf_counter() - started)
-        print(f"\npropagation: median {sorted(latencies)[5] * 1000:.1f} ms, max "
-              f"{max(latencies) * 1000:.1f} ms")  # fmt: skip
-        assert max(latencies) < 1.0
 
 
 @pytest.mark.postgres
@@ -128,9 +121,10 @@ async def test_closed_database_keeps_the_last_snapshot(sql_dsn: str) -> None:
 
 
 async def _wait_for(
-    flags: FeatureFlags, predicate: Callable[[], bool], within: float = 1.0
+    flags: FeatureFlags, predicate: Callable[[], bool], within: float = 10.0
 ) -> None:
-    """Wait until ``predicate()`` holds, woken by ``flags``' snapshot changes."""
+    """Wait until ``predicate()`` holds, woken by ``flags``' snapshot changes
+    (``within`` guards against a hang; it is no performance bound)."""
     changed = asyncio.Event()
     unsubscribe = flags.on_change(lambda _keys: changed.set())
     try:
@@ -138,6 +132,8 @@ async def _wait_for(
             while not predicate():
                 await changed.wait()
                 changed.clear()
+    except TimeoutError:
+        pytest.fail(f"no snapshot change made the condition true within {within} s")
     finally:
         unsubscribe()
 

@@ -8,10 +8,18 @@ from typing import NamedTuple
 
 import pytest
 
-import buttress
+from buttress.backends import open_backend, require_sql
+from buttress.breaker import CircuitBreaker
 from buttress.errors import ValidationError
 from buttress.health import HealthRegistry, Status
-from buttress.health.builtin import backend_ping, breaker_states, disk_free, pool_saturation
+from buttress.health.builtin import (
+    backend_ping,
+    breaker_states,
+    disk_free,
+    pool_saturation,
+    schema_valid,
+)
+from buttress.schema import Column, Schema, Table
 
 
 class FakeBackend:
@@ -42,7 +50,7 @@ async def test_backend_ping_healthy_slow_and_down() -> None:
 
 
 async def test_backend_ping_on_a_real_memory_backend() -> None:
-    backend = await buttress.connect("memory://")
+    backend = await open_backend("memory://")
     try:
         registry = HealthRegistry()
         registry.register("memory", backend_ping(backend))
@@ -161,10 +169,7 @@ def test_breaker_states_reads_a_callable_each_time() -> None:
 
 
 def test_breaker_states_with_real_breakers() -> None:
-    breaker_module = pytest.importorskip("buttress.breaker")
-    if not hasattr(breaker_module, "CircuitBreaker"):
-        pytest.skip("buttress.breaker.CircuitBreaker not available yet")
-    breaker = breaker_module.CircuitBreaker("payments", failure_threshold=1)
+    breaker = CircuitBreaker("payments", failure_threshold=1)
     check = breaker_states([breaker])
     assert check().status is Status.HEALTHY
     breaker.force_open()
@@ -174,14 +179,9 @@ def test_breaker_states_with_real_breakers() -> None:
 
 
 async def test_schema_valid_on_sqlite(tmp_path: object) -> None:
-    schema_module = pytest.importorskip("buttress.schema")
-    backends = pytest.importorskip("buttress.backends")
-    from buttress.health.builtin import schema_valid
-
-    schema = schema_module.Schema(
-        [schema_module.Table("users", [schema_module.Column("id", "integer", nullable=False)])]
-    )
-    async with backends.open_backend(f"sqlite:///{tmp_path}/h.db") as backend:
+    schema = Schema([Table("users", [Column("id", "integer", nullable=False)])])
+    async with open_backend(f"sqlite:///{tmp_path}/h.db") as opened:
+        backend = require_sql(opened, "test")
         check = schema_valid(backend, schema)
         missing = await check()
         assert missing.status is Status.UNHEALTHY

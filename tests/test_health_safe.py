@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from buttress.health._safe import safe_error_message, scrub
@@ -26,6 +26,7 @@ def test_url_passwords_never_survive(secret: str) -> None:
 
 @given(secrets, st.sampled_from(["password", "PASSWORD", "token", "api_key", "secret", "pwd"]))
 def test_secret_pairs_are_masked(secret: str, key: str) -> None:
+    assume(secret not in f"login failed {key} for user")  # e.g. "failed": it stays in the text
     for sep in ("=", ": ", " = "):
         assert secret not in scrub(f"login failed {key}{sep}{secret} for user")
 

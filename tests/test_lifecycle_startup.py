@@ -8,6 +8,7 @@ import os
 import pytest
 from structlog.testing import capture_logs
 
+from buttress.backends import open_backend, require_sql
 from buttress.errors import ValidationError
 from buttress.lifecycle import (
     EnvVar,
@@ -15,6 +16,7 @@ from buttress.lifecycle import (
     StartupValidator,
     render_startup_text,
 )
+from buttress.schema import Column, Schema, Table
 
 
 class FakeBackend:
@@ -67,7 +69,6 @@ async def test_collects_every_problem_without_failing_fast() -> None:
 
 
 async def test_unreachable_dsn_is_one_error_not_an_exception() -> None:
-    pytest.importorskip("buttress.backends")
     validator = StartupValidator(
         dsn="postgresql://app:s3cret@127.0.0.1:1/app",
         required_tables=["users"],
@@ -82,17 +83,15 @@ async def test_unreachable_dsn_is_one_error_not_an_exception() -> None:
 
 
 async def test_invalid_dsn_is_one_error() -> None:
-    pytest.importorskip("buttress.backends")
     report = await StartupValidator(dsn="nosuch://x").run()
     assert len(report.errors) == 1
     assert report.errors[0].startswith("dsn nosuch://")
 
 
 async def test_sqlite_tables_present_and_missing(tmp_path: os.PathLike[str]) -> None:
-    backends = pytest.importorskip("buttress.backends")
     dsn = f"sqlite:///{tmp_path}/app.db"
-    async with backends.open_backend(dsn) as backend:
-        await backend.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    async with open_backend(dsn) as backend:
+        await require_sql(backend, "test").execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
     report = await StartupValidator(dsn=dsn, required_tables=["users", "orders"]).run()
     assert report.checks["backend"].status == "passed"
     assert report.errors == (
@@ -102,9 +101,8 @@ async def test_sqlite_tables_present_and_missing(tmp_path: os.PathLike[str]) -> 
 
 @pytest.mark.postgres
 async def test_postgres_tables(postgres_dsn: str) -> None:
-    backends = pytest.importorskip("buttress.backends")
-    async with backends.open_backend(postgres_dsn) as backend:
-        await backend.execute("CREATE TABLE users (id INT PRIMARY KEY)")
+    async with open_backend(postgres_dsn) as backend:
+        await require_sql(backend, "test").execute("CREATE TABLE users (id INT PRIMARY KEY)")
     report = await StartupValidator(dsn=postgres_dsn, required_tables=["users", "orders"]).run()
     assert report.checks["backend"].status == "passed"
     assert [line.split(" is missing")[0] for line in report.errors] == ["table 'orders'"]
@@ -123,19 +121,15 @@ async def test_tables_without_any_backend() -> None:
 
 
 async def test_schema_check_uses_schema_validator(tmp_path: os.PathLike[str]) -> None:
-    schema_module = pytest.importorskip("buttress.schema")
-    backends = pytest.importorskip("buttress.backends")
-    schema = schema_module.Schema(
-        [schema_module.Table("users", [schema_module.Column("id", "integer", nullable=False)])]
-    )
+    schema = Schema([Table("users", [Column("id", "integer", nullable=False)])])
     dsn = f"sqlite:///{tmp_path}/s.db"
     report = await StartupValidator(dsn=dsn, schema=schema).run()
     assert report.checks["schema"].status == "failed"
     assert len(report.errors) == 1
     assert "users" in report.errors[0]
     assert report.errors[0].endswith("see `buttress schema plan` for the fix")
-    async with backends.open_backend(dsn) as backend:
-        await backend.execute("CREATE TABLE users (id INTEGER NOT NULL)")
+    async with open_backend(dsn) as backend:
+        await require_sql(backend, "test").execute("CREATE TABLE users (id INTEGER NOT NULL)")
     assert (await StartupValidator(dsn=dsn, schema=schema).run()).success
 
 
@@ -225,7 +219,6 @@ async def test_render_text() -> None:
 
 
 async def test_owned_backend_is_closed(tmp_path: os.PathLike[str]) -> None:
-    pytest.importorskip("buttress.backends")
     given = FakeBackend()
     await StartupValidator(backend=given).run()
     assert given.closed is False  # not ours to close
@@ -264,7 +257,6 @@ async def test_migrations_checked_through_the_migrator(
 
 
 async def test_memory_dsn_passes() -> None:
-    pytest.importorskip("buttress.backends")
     report = await StartupValidator(dsn="memory://").run()
     assert report.success
     assert report.checks["backend"].status == "passed"

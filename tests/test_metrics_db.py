@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("prometheus_client", reason="the prometheus extra is not installed")
-pytest.importorskip("opentelemetry.sdk.metrics", reason="opentelemetry-sdk (dev) is not installed")
+pytest.importorskip("prometheus_client")  # the prometheus extra
+pytest.importorskip("opentelemetry.sdk.metrics")  # opentelemetry-sdk (dev)
 
 import asyncpg
 from opentelemetry.sdk.metrics import MeterProvider

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("opentelemetry.metrics", reason="the otel extra is not installed")
-pytest.importorskip("opentelemetry.sdk.metrics", reason="opentelemetry-sdk (dev) is not installed")
+pytest.importorskip("opentelemetry.metrics")  # the otel extra
+pytest.importorskip("opentelemetry.sdk.metrics")  # opentelemetry-sdk (dev)
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("prometheus_client", reason="the prometheus extra is not installed")
+pytest.importorskip("prometheus_client")  # the prometheus extra
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from buttress import connect
 from buttress.backends import PostgresBackend
+from buttress.db import Database
 from buttress.deploy import DeploymentLog
 from buttress.errors import ErrorCategory, Severity, UnsupportedBackendError, ValidationError
 from buttress.health import Status
@@ -19,6 +21,7 @@ from buttress.migrations.builtin import apply_builtin, builtin_migrator
 from buttress.monitoring import HealthHistory
 from buttress.monitoring.errors import ErrorStats
 from buttress.monitoring.postgres import TABLE_SIZE_PREFIX, collect_postgres_metrics
+from servers import PostgresServer
 
 pytestmark = pytest.mark.postgres
 
@@ -147,8 +150,7 @@ async def test_an_async_stats_method_and_missing_attributes_are_fine(pg: Postgre
 
 
 async def test_the_instrumented_client_of_buttress_db_fits(pg: PostgresBackend) -> None:
-    db_module = pytest.importorskip("buttress.db")
-    database = db_module.Database(pg)
+    database = Database(pg)
     for _ in range(3):
         assert await database.fetchval("SELECT 1") == 1
     metrics = await collect_postgres_metrics(pg, client=database)
@@ -159,9 +161,43 @@ async def test_the_instrumented_client_of_buttress_db_fits(pg: PostgresBackend) 
     assert metrics["db_query_error_rate"] == 0
 
 
-async def test_pg_stat_statements_wins_over_the_client(pg: PostgresBackend) -> None:
-    # A stand-in view with pg_stat_statements' columns: the collector finds it
-    # through search_path exactly as it finds the extension's view.
+async def _statement_calls(pg: PostgresBackend) -> int:
+    calls = await pg.fetchval(
+        "SELECT sum(calls) FROM pg_stat_statements "
+        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    return int(calls)
+
+
+async def test_the_real_pg_stat_statements_wins_over_the_client(pg: PostgresBackend) -> None:
+    # The session's server preloads the extension; this database installs it.
+    await pg.execute("CREATE EXTENSION pg_stat_statements")
+    await pg.fetchval("SELECT pg_stat_statements_reset()")
+    for _ in range(20):
+        assert await pg.fetchval("SELECT 1") == 1
+    await pg.fetchval("SELECT pg_sleep(0.25)")  # one statement whose mean is >= 250 ms
+
+    class Client:
+        def stats(self) -> object:
+            return SimpleNamespace(total_queries=1, average_ms=99_999.0, slow_queries=9, p95_ms=4.0)
+
+    before = await _statement_calls(pg)
+    metrics = await collect_postgres_metrics(pg, client=Client(), slow_query_ms=200)
+    after = await _statement_calls(pg)
+    assert metrics["db_query_p95_ms"] == 4.0  # only the client knows it
+    # The view's numbers, not the client's: every statement of this database counts.
+    assert 21 <= before <= metrics["db_queries_total"] <= after
+    assert 0 < metrics["db_query_avg_ms"] < 99_999.0
+    assert 1 <= metrics["db_slow_queries"] < 9  # pg_sleep(0.25) at least
+    assert metrics["errors_last_hour"] == 0  # read in the same second trip
+    never_slow = await collect_postgres_metrics(pg, slow_query_ms=3_600_000)
+    assert never_slow["db_slow_queries"] == 0
+
+
+async def test_query_times_are_computed_from_the_views_columns(pg: PostgresBackend) -> None:
+    # A stand-in view with fixed numbers, to check the arithmetic exactly (the real
+    # extension's numbers move with every statement): the collector finds it through
+    # search_path as it finds the extension's view, in a database without the extension.
     await pg.execute(
         "CREATE VIEW pg_stat_statements AS SELECT d.oid AS dbid, v.calls::bigint AS calls, "
         "v.total::float8 AS total_exec_time, v.mean::float8 AS mean_exec_time "
@@ -183,21 +219,42 @@ async def test_pg_stat_statements_wins_over_the_client(pg: PostgresBackend) -> N
     assert (await collect_postgres_metrics(pg, slow_query_ms=1))["db_slow_queries"] == 2
 
 
-async def test_an_installed_but_not_preloaded_extension_falls_back(pg: PostgresBackend) -> None:
+@pytest.fixture(scope="module")
+def server_without_preload(postgres_server: PostgresServer) -> Iterator[PostgresServer]:
+    """A second cluster without pg_stat_statements in shared_preload_libraries
+    (requested after the session's server, so a missing binary skips or fails as there)."""
+    server = PostgresServer(settings={"shared_preload_libraries": "''"})
     try:
-        await pg.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    except Exception as exc:  # noqa: BLE001 - contrib not installed here
-        pytest.skip(f"pg_stat_statements unavailable: {type(exc).__name__}")
-    await add_errors(pg, 2)
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
-    class Client:
-        def stats(self) -> object:
-            return SimpleNamespace(total_queries=5, average_ms=1.0)
 
-    metrics = await collect_postgres_metrics(pg, client=Client())
+async def test_an_installed_but_not_preloaded_extension_falls_back(
+    server_without_preload: PostgresServer,
+) -> None:
+    name = server_without_preload.create_database()
+    try:
+        async with connect(server_without_preload.dsn(name)) as backend:
+            assert isinstance(backend, PostgresBackend)
+            # Creating it works without the preload; reading its view does not.
+            await backend.execute("CREATE EXTENSION pg_stat_statements")
+            await add_errors(backend, 2)
+
+            class Client:
+                def stats(self) -> object:
+                    return SimpleNamespace(total_queries=5, average_ms=1.0)
+
+            with capture_logs() as logs:
+                metrics = await collect_postgres_metrics(backend, client=Client())
+    finally:
+        server_without_preload.drop_database(name)
     # Reading the view fails without shared_preload_libraries: the client's numbers.
     assert metrics["db_queries_total"] == 5
+    assert metrics["db_query_avg_ms"] == 1.0
     assert metrics["errors_last_hour"] == 2
+    assert [e["event"] for e in logs] == ["pg_stat_statements_unreadable"]
 
 
 async def test_application_counters_are_merged(pg: PostgresBackend) -> None:

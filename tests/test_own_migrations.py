@@ -59,7 +59,7 @@ def test_packaged_files_parse_with_dependencies_and_down_parts(dialect: str) -> 
     # a name ending in "()" is a PostgreSQL function (SQLite has none).
     for table, name in OWN_TABLES.items():
         if name not in by_id:  # the shared breaker's state is PostgreSQL-only
-            assert dialect == "sqlite" and name == "0007_breaker_state"
+            assert (dialect, name) == ("sqlite", "0007_breaker_state")
             continue
         up = by_id[name].up
         if table.endswith("()"):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 mypy_api = pytest.importorskip("mypy.api")
-pytest.importorskip("flask", reason="the sample wraps a Flask app")
+pytest.importorskip("flask")  # the sample wraps a Flask app
 
 ROOT = Path(__file__).resolve().parents[1]
 _ERROR_LINE = re.compile(r"^[^:]+:(?P<line>\d+): error: .*\[(?P<code>[a-z-]+)\]$")

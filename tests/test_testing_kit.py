@@ -8,6 +8,7 @@ that buttress's components accept and decide on without raising.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import re
 import subprocess
@@ -214,11 +215,14 @@ def test_plugin_fixture_names_cannot_clash_with_buttress_own_conftest() -> None:
 
 
 def test_the_declared_entry_point_names_the_plugin() -> None:
+    # A missing entry point is the regression this test exists for: it fails, never skips.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = project.get("entry-points", {}).get("pytest11", {})
-    if "buttress" not in declared:
-        pytest.skip("pyproject.toml declares no pytest11 entry point yet")
-    assert declared["buttress"] == "buttress.testing.pytest_plugin"
+    assert declared.get("buttress") == "buttress.testing.pytest_plugin", declared
+    installed = importlib.metadata.entry_points(group="pytest11", name="buttress")
+    assert [ep.value for ep in installed] == ["buttress.testing.pytest_plugin"], (
+        "the installed buttress declares no pytest11 entry point: pip install -e '.[dev]'"
+    )
 
 
 # -- staying light ------------------------------------------------------------------

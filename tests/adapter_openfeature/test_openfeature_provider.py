@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-pytest.importorskip("openfeature", reason="the openfeature extra is not installed")
+pytest.importorskip("openfeature")  # the openfeature extra
 
 from of_conformance.world import SwitchableStore
 from openfeature import api

@@ -139,10 +139,13 @@ async def test_timeout_holds_when_the_call_defers_its_cancellation() -> None:
             raise
         return "never"
 
-    loop = asyncio.get_running_loop()
-    loop.call_later(1.5, release.set)  # the "server" answers at last
-    started = loop.time()
-    with pytest.raises(PolicyTimeoutError):
-        await timeout(0.05).acall(stuck_release)
-    took = loop.time() - started
-    assert took < 1.0, took
+    # The "server" never answers until the test is over: timeout() must raise without it.
+    try:
+        async with asyncio.timeout(10):  # a hang guard, no performance bound
+            with pytest.raises(PolicyTimeoutError):
+                await timeout(0.05).acall(stuck_release)
+    except TimeoutError:
+        pytest.fail("timeout() waited for the call's deferred cancellation")
+    finally:
+        release.set()
+    await asyncio.sleep(0)  # let the abandoned call finish its cancellation

@@ -262,7 +262,9 @@ class BreakerMachine:
         if rate is None or self.window is None:
             return False
         calls, failures = self.window.totals(now)
-        return calls >= self.config.effective_minimum_calls and failures >= rate * calls
+        # failures / calls, not rate * calls: 0.28 * 25 is 7.000000000000001, so 7 failures
+        # of 25 would never reach 28 %; a correctly rounded quotient equals the written rate.
+        return calls >= self.config.effective_minimum_calls and failures / calls >= rate
 
     def _expire_probes(self, now: float) -> None:
         if self.probes:
