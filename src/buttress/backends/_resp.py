@@ -52,6 +52,17 @@ T = TypeVar("T")
 INCOMPLETE: Final = object()
 """What ``Parser.gets`` returns while the buffer holds no whole reply yet."""
 
+# What a reply may hold; past these it is a ProtocolError. Generous for the
+# replies buttress reads (a few integers), small enough that a hostile server
+# cannot make a caller buffer without bound or recurse.
+MAX_DEPTH: Final = 32
+"""Arrays nested in arrays a reply may have (buttress's replies are one level deep)."""
+MAX_ITEMS: Final = 1 << 20
+"""Elements one array may declare."""
+MAX_REPLY: Final = 64 << 20
+"""Bytes one reply may span, bulk strings and nested arrays included (64 MiB;
+Redis's own proto-max-bulk-len is 512 MiB)."""
+
 
 class ReplyError(Exception):
     """An error reply from the server, e.g. ``NOSCRIPT No matching script``."""
@@ -145,14 +156,6 @@ def _encode_other(arg: object) -> bytes:
     raise TypeError(f"command argument must be bytes, str or int, not {type(arg).__name__}")
 
 
-MAX_DEPTH: Final = 32
-"""Arrays nested in arrays a reply may have (buttress's replies are one level deep)."""
-MAX_ITEMS: Final = 1 << 20
-"""Elements one array may declare."""
-MAX_REPLY: Final = 64 << 20
-"""Bytes one reply may span, bulk strings and nested arrays included (64 MiB)."""
-
-
 class Parser:
     """Incremental RESP2 reader: ``feed`` bytes as they arrive, ``gets`` whole
     replies (error replies come back as ``ReplyError`` values, not raised).
@@ -186,6 +189,7 @@ class Parser:
         max_reply: int = MAX_REPLY,
     ) -> None:
         self._buf = bytearray()
+        """The unread bytes: one buffer for the parser's life, trimmed at the front."""
         self._pos = 0
         """Where the next unread element starts in ``_buf``."""
         self._scan = 0
@@ -368,6 +372,7 @@ class _Protocol(asyncio.Protocol):
             return future
         timer = None
         if self.timeout is not None:
+            # A deadline for the whole reply: bytes trickling in do not extend it.
             timer = self.loop.call_later(self.timeout, self._expire, future)
         self.waiters.append((future, timer))
         if self.unsent:
