@@ -262,14 +262,18 @@ async def test_with_no_outage_policy_a_malformed_reply_raises_a_protocol_error(
     assert "boom" not in str(caught.value)  # the server's bytes are not quoted
 
 
-async def test_a_second_reply_nobody_asked_for_drops_the_sync_connection(
-    server: FakeRedis, backend: Backend
+@pytest.mark.parametrize("path", ["sync", "async"])
+async def test_a_second_reply_nobody_asked_for_drops_the_connection(
+    server: FakeRedis, backend: Backend, path: Via
 ) -> None:
-    # One request, two replies: the second would be read as the next request's answer.
+    # One request, two replies: the second would be read as the next request's
+    # answer. The sync client sees both at once and refuses the exchange; the
+    # pipelined one has answered its caller already and drops the connection.
     limiter = RateLimiter(Rate(LIMIT, 60), backend=backend, on_backend_error="deny")
     server.script_reply = HEALTHY + HEALTHY
-    assert (await _hit(limiter, "sync"))[0] == DENIED
+    assert (await _hit(limiter, path))[0] == (DENIED if path == "sync" else ADMITTED)
     (bad,) = server.script_sessions()
     assert bad.closed.wait(5)
     server.behave()
-    assert (await _hit(limiter, "sync"))[0] == ADMITTED
+    assert (await _hit(limiter, path))[0] == ADMITTED
+    assert len(server.script_sessions()) == 2
