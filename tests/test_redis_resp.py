@@ -1,5 +1,7 @@
-"""buttress's own RESP2 client: the parser as a pure core (any value, any chunking),
-and the pipelined and blocking clients against the real, password-protected Redis."""
+"""buttress's own RESP2 client: the parser as a pure core (any value, any chunking;
+any bytes at all, in linear time, within its limits), and the pipelined and
+blocking clients against the real, password-protected Redis. A slow or lying
+server is in test_redis_resp_hostile.py."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ from typing import Any
 import attrs
 import pytest
 import redis.asyncio
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buttress.backends._resp import (
     INCOMPLETE,
+    MAX_DEPTH,
+    MAX_ITEMS,
+    MAX_REPLY,
     BlockingClient,
     Endpoint,
     Parser,
@@ -113,12 +118,206 @@ def test_pack_refuses_what_redis_would_misread() -> None:
         pack(["SET", "k", True])
 
 
-@pytest.mark.parametrize("stream", [b"!oops\r\n", b"$abc\r\n", b"*x\r\n"])
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"!oops\r\n",
+        b"$abc\r\n",
+        b"*x\r\n",
+        b"\r\n",
+        b":12a\r\n",
+        b"$-2\r\n",  # -1 is null; other negative lengths mean nothing
+        b"*-3\r\n",
+        b"$3\r\nabcXY",  # a bulk string must end with CRLF
+        b"$3\r\nabc\rX",
+        b":" + b"9" * 5000 + b"\r\n",  # past int()'s digit limit
+    ],
+)
 def test_garbage_is_a_protocol_error(stream: bytes) -> None:
     parser = Parser()
     parser.feed(stream)
     with pytest.raises(ProtocolError):
         parser.gets()
+
+
+def test_a_bulk_string_whose_crlf_comes_later_is_still_checked() -> None:
+    parser = Parser()
+    parser.feed(b"$3\r\nab")
+    assert parser.gets() is INCOMPLETE
+    parser.feed(b"c:1\r\n")
+    with pytest.raises(ProtocolError, match="CRLF"):
+        parser.gets()
+
+
+def test_nesting_is_bounded_without_recursion() -> None:
+    deepest = Parser()
+    deepest.feed(b"*1\r\n" * MAX_DEPTH + b":1\r\n")
+    reply = deepest.gets()
+    for _ in range(MAX_DEPTH):
+        assert isinstance(reply, list)
+        (reply,) = reply
+    assert reply == 1
+    for depth in (MAX_DEPTH + 1, 2000, 100_000):  # 1000 or so overflowed Python's stack
+        parser = Parser()
+        parser.feed(b"*1\r\n" * depth + b":1\r\n")
+        with pytest.raises(ProtocolError, match="nested"):
+            parser.gets()
+
+
+def test_declared_sizes_are_refused_at_the_header() -> None:
+    # Refused before any of the body arrives, not after buffering it.
+    for header, match in [
+        (b"$100000000\r\n", "bulk string"),
+        (b"$%d\r\n" % (MAX_REPLY + 1), "bulk string"),
+        (b"*%d\r\n" % (MAX_ITEMS + 1), "array"),
+        (b"*2\r\n:1\r\n$%d\r\n" % (MAX_REPLY - 10), "bulk string"),  # counts what came before
+    ]:
+        parser = Parser()
+        parser.feed(header)
+        with pytest.raises(ProtocolError, match=match):
+            parser.gets()
+
+
+def test_a_reply_is_bounded_in_bytes_as_it_arrives() -> None:
+    parser = Parser(max_reply=1000)
+    parser.feed(b"*100\r\n")
+    for _ in range(30):  # 30 x 34 bytes: past 1000 before the array is complete
+        assert parser.gets() is INCOMPLETE
+        parser.feed(b"+" + b"x" * 31 + b"\r\n")
+    with pytest.raises(ProtocolError, match="longer than 1000"):
+        parser.gets()
+    line = Parser(max_reply=1000)  # a line that never ends
+    line.feed(b"+" + b"x" * 999)
+    assert line.gets() is INCOMPLETE
+    line.feed(b"xx")
+    with pytest.raises(ProtocolError, match="longer than 1000"):
+        line.gets()
+    whole = Parser(max_reply=1000)  # or arrives whole
+    whole.feed(b"*2\r\n" + (b"+" + b"x" * 500 + b"\r\n") * 2)
+    with pytest.raises(ProtocolError, match="longer than 1000"):
+        whole.gets()
+
+
+class _CountingBuffer(bytearray):
+    """A parser's buffer that counts the bytes its CRLF searches examine."""
+
+    scanned = 0
+
+    def find(self, sub: Any, start: Any = None, end: Any = None) -> int:
+        begin = 0 if start is None else start
+        stop = len(self) if end is None else end
+        found = super().find(sub, begin, stop)
+        self.scanned += (found + len(sub) if found >= 0 else stop) - begin
+        return found
+
+
+def _counting(parser: Parser) -> _CountingBuffer:
+    buffer = parser._buf = _CountingBuffer()
+    return buffer
+
+
+def _feed_in_chunks(parser: Parser, stream: bytes, size: int) -> list[Any]:
+    replies = []
+    for start in range(0, len(stream), size):
+        parser.feed(stream[start : start + size])
+        while (reply := parser.gets()) is not INCOMPLETE:
+            replies.append(reply)
+    return replies
+
+
+def test_a_16_mib_line_in_64_kib_chunks_is_searched_once() -> None:
+    # Searching each chunk from the line's start made this quadratic: 3 s.
+    parser = Parser()
+    buffer = _counting(parser)
+    line = b"+" + b"x" * (16 << 20) + b"\r\n"
+    assert _feed_in_chunks(parser, line, 64 << 10) == [line[1:-2]]
+    assert buffer.scanned <= len(line) + (len(line) >> 16)
+
+
+def test_a_long_array_in_small_chunks_is_parsed_once() -> None:
+    # Finished elements are kept: the array is not parsed again from its start
+    # each time a chunk arrives (which scanned about 40 times the bytes here).
+    parser = Parser()
+    buffer = _counting(parser)
+    stream = b"*20000\r\n" + b":7\r\n" * 20_000
+    assert _feed_in_chunks(parser, stream, 1024) == [[7] * 20_000]
+    assert buffer.scanned <= len(stream) + len(stream) // 1024 + 1
+
+
+def test_a_16_mib_bulk_string_in_64_kib_chunks() -> None:
+    parser = Parser()
+    buffer = _counting(parser)
+    body = bytes(range(256)) * (1 << 16)
+    stream = b"$%d\r\n%s\r\n" % (len(body), body)
+    assert _feed_in_chunks(parser, stream, 64 << 10) == [body]
+    assert buffer.scanned <= 16  # only the header line is searched
+    assert parser.buffered() == 0
+
+
+# Bytes that look like RESP more often than random ones do.
+_resp_pieces = st.sampled_from(
+    [b"*", b"$", b":", b"+", b"-", b"\r\n", b"\r", b"\n", b"0", b"1", b"2", b"3", b"-1",
+     b"-2", b"x", b"99999999999", b"*1\r\n", b"$3\r\nabc\r\n", b":5\r\n"]
+)  # fmt: skip
+
+
+@st.composite
+def _hostile_streams(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["random", "resp-like", "mutated"]))
+    if kind == "random":
+        return draw(st.binary(max_size=300))
+    if kind == "resp-like":
+        return b"".join(draw(st.lists(_resp_pieces, max_size=80)))
+    stream = bytearray(b"".join(_encode(v) for v in draw(st.lists(_values, min_size=1))))
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(stream) - 1))
+        stream[at] = draw(st.integers(0, 255))
+    return bytes(stream[: draw(st.integers(0, len(stream)))])
+
+
+def _outcome(parser: Parser, chunks: list[bytes]) -> tuple[list[Any], bool]:
+    """The replies read, and whether a ProtocolError ended them; nothing else may happen."""
+    replies: list[Any] = []
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            while (reply := parser.gets()) is not INCOMPLETE:
+                replies.append(_comparable(reply))
+    except ProtocolError:
+        return replies, True
+    return replies, False
+
+
+def _chunked(stream: bytes, data: Any) -> list[bytes]:
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=20)))
+    return [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+
+
+@settings(max_examples=400)
+@given(_hostile_streams(), st.data())
+def test_any_bytes_in_any_chunks_read_the_same_in_linear_time(stream: bytes, data: Any) -> None:
+    chunks = _chunked(stream, data)
+    parser = Parser()
+    buffer = _counting(parser)
+    outcome = _outcome(parser, chunks)
+    assert outcome == _outcome(Parser(), [stream])  # chunking changes nothing
+    # Each byte is searched at most once, plus the CR a chunk may end with.
+    assert buffer.scanned <= len(stream) + len(chunks)
+
+
+@given(
+    _hostile_streams(),
+    st.data(),
+    st.integers(1, 4),  # max_depth
+    st.integers(0, 6),  # max_items
+    st.integers(0, 200),  # max_reply
+)
+def test_any_bytes_within_any_limits_read_the_same(
+    stream: bytes, data: Any, depth: int, items: int, size: int
+) -> None:
+    chunked = Parser(max_depth=depth, max_items=items, max_reply=size)
+    whole = Parser(max_depth=depth, max_items=items, max_reply=size)
+    assert _outcome(chunked, _chunked(stream, data)) == _outcome(whole, [stream])
 
 
 def test_reply_error_code() -> None:

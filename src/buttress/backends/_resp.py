@@ -6,6 +6,14 @@ requests are written as they come and replies matched to callers in order, so
 checkouts. ``BlockingClient`` is its sync twin (a pool of plain sockets) for
 WSGI apps and threads. redis-py stays the general-purpose client; these run
 only the few commands buttress sends per decision, without its per-call cost.
+
+Neither trusts the server. A reply must arrive whole within the endpoint's
+``timeout`` of its request, however slowly the bytes come; ``Parser`` reads in
+time linear in the bytes, to at most ``MAX_DEPTH`` nested arrays of at most
+``MAX_ITEMS`` elements and ``MAX_REPLY`` bytes a reply. Anything else (not
+RESP2, past a limit, a bulk string without its CRLF, bytes no request asked
+for, a reply its caller's ``decode`` rejects) raises ``ProtocolError`` and
+drops the connection; the next call opens a new one.
 """
 
 from __future__ import annotations
@@ -16,24 +24,44 @@ import os
 import socket
 import threading
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, Final, TypeAlias
+from collections.abc import Callable, Sequence
+from time import monotonic
+from typing import Any, Final, TypeAlias, TypeVar, overload
 
 import attrs
 
+from buttress.errors import BackendUnavailableError
+
 __all__ = [
+    "INCOMPLETE",
+    "MAX_DEPTH",
+    "MAX_ITEMS",
+    "MAX_REPLY",
     "BlockingClient",
     "Endpoint",
     "Parser",
     "PipelinedClient",
+    "ProtocolError",
     "ReplyError",
     "endpoint_from_pool",
     "pack",
 ]
 
 Arg: TypeAlias = bytes | str | int
+T = TypeVar("T")
 INCOMPLETE: Final = object()
 """What ``Parser.gets`` returns while the buffer holds no whole reply yet."""
+
+# What a reply may hold; past these it is a ProtocolError. Generous for the
+# replies buttress reads (a few integers), small enough that a hostile server
+# cannot make a caller buffer without bound or recurse.
+MAX_DEPTH: Final = 32
+"""Arrays nested in arrays a reply may have (buttress's replies are one level deep)."""
+MAX_ITEMS: Final = 1 << 20
+"""Elements one array may declare."""
+MAX_REPLY: Final = 64 << 20
+"""Bytes one reply may span, bulk strings and nested arrays included (64 MiB;
+Redis's own proto-max-bulk-len is 512 MiB)."""
 
 
 class ReplyError(Exception):
@@ -45,8 +73,15 @@ class ReplyError(Exception):
         return str(self).split(" ", 1)[0]
 
 
-class ProtocolError(ConnectionError):
-    """The byte stream is not RESP2: the connection cannot be trusted any more."""
+class ProtocolError(BackendUnavailableError):
+    """The server's reply is not RESP2, breaks a limit, or has the wrong shape for
+    its command: the connection cannot be trusted any more and is dropped (the
+    next call reconnects).
+
+    A ``BackendUnavailableError`` (so a ``BackendError`` and a ``ConnectionError``):
+    callers' outage policies apply to it as to a lost connection. The message
+    never quotes the server's bytes.
+    """
 
 
 @attrs.frozen
@@ -121,69 +156,180 @@ def _encode_other(arg: object) -> bytes:
     raise TypeError(f"command argument must be bytes, str or int, not {type(arg).__name__}")
 
 
-class _Need(Exception):
-    """Internal: the buffer ends inside a reply."""
-
-
 class Parser:
     """Incremental RESP2 reader: ``feed`` bytes as they arrive, ``gets`` whole
-    replies (error replies come back as ``ReplyError`` values, not raised)."""
+    replies (error replies come back as ``ReplyError`` values, not raised).
 
-    __slots__ = ("_buf", "_pos")
+    Linear in the bytes fed however they are chunked: an array's finished
+    elements and a bulk string's header are kept between calls instead of being
+    parsed again, and a line still waiting for its CRLF is searched from where
+    the last search stopped. Nesting is followed with an explicit stack, not
+    recursion. Anything that is not RESP2, or goes past ``max_depth``,
+    ``max_items`` or ``max_reply``, raises ``ProtocolError``; the parser (and
+    its connection) must then be dropped.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "_buf",
+        "_bulk",
+        "_max_depth",
+        "_max_items",
+        "_max_reply",
+        "_pos",
+        "_reply_at",
+        "_scan",
+        "_stack",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_depth: int = MAX_DEPTH,
+        max_items: int = MAX_ITEMS,
+        max_reply: int = MAX_REPLY,
+    ) -> None:
         self._buf = bytearray()
+        """The unread bytes: one buffer for the parser's life, trimmed at the front."""
         self._pos = 0
+        """Where the next unread element starts in ``_buf``."""
+        self._scan = 0
+        """Where to resume looking for the CRLF of the line starting at ``_pos``."""
+        self._bulk = -1
+        """Length of the bulk string whose header was read and body not yet, else -1."""
+        self._stack: list[tuple[list[Any], int]] = []
+        """Arrays being filled, outermost first, each with its declared length."""
+        self._reply_at = 0
+        """Where the reply in progress started (negative once its start was dropped)."""
+        self._max_depth = max_depth
+        self._max_items = max_items
+        self._max_reply = max_reply
 
     def feed(self, data: bytes) -> None:
-        if self._pos:
-            del self._buf[: self._pos]
+        buf = self._buf
+        pos = self._pos
+        if pos:
+            # Drop what was read (cheap at the front of a bytearray) so the
+            # buffer holds only the unread tail, however long the connection lives.
+            del buf[:pos]
             self._pos = 0
-        self._buf += data
+            self._scan -= pos
+            self._reply_at -= pos
+        buf += data
+
+    def buffered(self) -> int:
+        """Bytes fed and not yet returned as (part of) a reply."""
+        return len(self._buf) - self._pos
 
     def gets(self) -> Any:
         """The next whole reply, or ``INCOMPLETE``."""
-        start = self._pos
-        if start >= len(self._buf):
-            return INCOMPLETE
-        try:
-            return self._read()
-        except _Need:
-            self._pos = start
-            return INCOMPLETE
-
-    def _read(self) -> Any:
         buf = self._buf
         pos = self._pos
-        end = buf.find(b"\r\n", pos)
-        if end < 0:
-            raise _Need
-        kind = buf[pos]
-        line = bytes(buf[pos + 1 : end])
-        self._pos = end + 2
+        size = len(buf)
+        stack = self._stack
+        bulk = self._bulk
+        if stack or bulk >= 0:
+            reply_at = self._reply_at
+        elif pos >= size:
+            return INCOMPLETE
+        else:
+            reply_at = pos
+        value: Any
         try:
-            if kind == 58:  # ':'
-                return int(line)
-            if kind == 36:  # '$'
-                size = int(line)
-                if size < 0:
-                    return None
-                stop = self._pos + size
-                if len(buf) < stop + 2:
-                    raise _Need
-                value = bytes(buf[self._pos : stop])
-                self._pos = stop + 2
-                return value
-            if kind == 42:  # '*'
-                count = int(line)
-                return None if count < 0 else [self._read() for _ in range(count)]
+            while True:
+                if bulk >= 0:
+                    # A bulk string whose header came in an earlier chunk.
+                    stop = pos + bulk
+                    if size < stop + 2:
+                        return self._wait(pos, bulk, reply_at)
+                    if buf[stop] != 13 or buf[stop + 1] != 10:
+                        raise ProtocolError("RESP bulk string not followed by CRLF")
+                    value = bytes(buf[pos:stop])
+                    pos = stop + 2
+                    bulk = self._bulk = -1
+                else:
+                    scan = self._scan
+                    end = buf.find(b"\r\n", scan if scan > pos else pos)
+                    if end < 0:
+                        # The last byte may be the CR of the CRLF still to come.
+                        self._scan = size - 1 if size > pos else pos
+                        return self._wait(pos, bulk, reply_at)
+                    kind = buf[pos]
+                    line = pos + 1
+                    pos = end + 2
+                    if kind == 58:  # ':'
+                        value = int(buf[line:end])
+                    elif kind == 36:  # '$'
+                        length = int(buf[line:end])
+                        if length < 0:
+                            _check_null(length)
+                            value = None
+                        else:
+                            if length > self._max_reply - (pos - reply_at):
+                                raise ProtocolError(
+                                    f"RESP bulk string of {length} bytes: a reply is at "
+                                    f"most {self._max_reply} bytes"
+                                )
+                            stop = pos + length
+                            if size < stop + 2:
+                                bulk = length
+                                continue
+                            if buf[stop] != 13 or buf[stop + 1] != 10:
+                                raise ProtocolError("RESP bulk string not followed by CRLF")
+                            value = bytes(buf[pos:stop])
+                            pos = stop + 2
+                    elif kind == 42:  # '*'
+                        length = int(buf[line:end])
+                        if length <= 0:
+                            _check_null(length)
+                            value = [] if length == 0 else None
+                        else:
+                            if length > self._max_items:
+                                raise ProtocolError(
+                                    f"RESP array of {length} elements: at most {self._max_items}"
+                                )
+                            if len(stack) >= self._max_depth:
+                                raise ProtocolError(
+                                    f"RESP arrays nested more than {self._max_depth} deep"
+                                )
+                            stack.append(([], length))
+                            continue
+                    elif kind == 43:  # '+'
+                        value = bytes(buf[line:end])
+                    elif kind == 45:  # '-'
+                        value = ReplyError(buf[line:end].decode("utf-8", "replace"))
+                    else:
+                        raise ProtocolError(f"unexpected RESP type byte {kind:#04x}")
+                # Put the value in its array; a filled array is in turn a value.
+                while stack:
+                    items, length = stack[-1]
+                    items.append(value)
+                    if len(items) < length:
+                        break
+                    stack.pop()
+                    value = items
+                else:
+                    if pos - reply_at > self._max_reply:
+                        raise ProtocolError(f"RESP reply longer than {self._max_reply} bytes")
+                    self._pos = pos
+                    return value
         except ValueError:
-            raise ProtocolError(f"malformed RESP length {line[:20]!r}") from None
-        if kind == 43:  # '+'
-            return line
-        if kind == 45:  # '-'
-            return ReplyError(line.decode("utf-8", "replace"))
-        raise ProtocolError(f"unexpected RESP type byte {bytes([kind])!r}")
+            # int() of a line that is not a decimal integer (the only ValueError here).
+            raise ProtocolError("malformed RESP integer or length") from None
+
+    def _wait(self, pos: int, bulk: int, reply_at: int) -> object:
+        """Keep the place and return ``INCOMPLETE`` (unless the reply is already too long)."""
+        if len(self._buf) - reply_at > self._max_reply:
+            raise ProtocolError(f"RESP reply longer than {self._max_reply} bytes")
+        self._pos = pos
+        self._bulk = bulk
+        self._reply_at = reply_at
+        return INCOMPLETE
+
+
+def _check_null(length: int) -> None:
+    """RESP2's null bulk string or array has length -1; any other negative is garbage."""
+    if length < -1:
+        raise ProtocolError(f"negative RESP length {length}")
 
 
 def _handshake(endpoint: Endpoint) -> list[bytes]:
@@ -226,6 +372,7 @@ class _Protocol(asyncio.Protocol):
             return future
         timer = None
         if self.timeout is not None:
+            # A deadline for the whole reply: bytes trickling in do not extend it.
             timer = self.loop.call_later(self.timeout, self._expire, future)
         self.waiters.append((future, timer))
         if self.unsent:
@@ -323,15 +470,30 @@ class PipelinedClient:
     def __repr__(self) -> str:
         return f"PipelinedClient({self.endpoint!r})"
 
-    async def call(self, *args: Arg) -> Any:
-        """Send one command and return its reply; an error reply raises ``ReplyError``,
-        a lost or timed-out connection ``ConnectionError``/``TimeoutError``."""
+    @overload
+    async def call(self, *args: Arg) -> Any: ...
+    @overload
+    async def call(self, *args: Arg, decode: Callable[[Any], T]) -> T: ...
+    async def call(self, *args: Arg, decode: Callable[[Any], Any] | None = None) -> Any:
+        """Send one command and return its reply, passed through ``decode`` if given.
+
+        An error reply raises ``ReplyError``; a lost or timed-out connection
+        ``ConnectionError``/``TimeoutError``; a reply that is not RESP2, or that
+        ``decode`` finds of the wrong shape, ``ProtocolError``, and the connection
+        is dropped (a reply out of place may mean the stream is out of step)."""
         protocol = self._protocol
         if protocol is None or protocol.closed or protocol.loop is not asyncio.get_running_loop():
             protocol = await self._connect()
         if protocol.drained is not None:
             await asyncio.shield(protocol.drained)
-        return await protocol.request(pack(args))
+        reply = await protocol.request(pack(args))
+        if decode is None:
+            return reply
+        try:
+            return decode(reply)
+        except BaseException:
+            protocol.abort()
+            raise
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
@@ -402,6 +564,7 @@ class _Socket:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(endpoint.timeout)
         self.sock = sock
+        self.timeout = endpoint.timeout
         self.parser = Parser()
         try:
             for command in handshake:
@@ -413,14 +576,48 @@ class _Socket:
             raise
 
     def request(self, packed: bytes) -> Any:
-        self.sock.sendall(packed)
+        """Send one command and read its whole reply within ``timeout`` of sending it."""
+        sock = self.sock
+        started = monotonic()
+        sock.sendall(packed)
+        # The socket's timeout (the whole budget) bounds this first read; a reply
+        # that needs more reads gets only what is left of it (``_rest``).
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("redis connection closed by the server")
         parser = self.parser
-        while (reply := parser.gets()) is INCOMPLETE:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("redis connection closed by the server")
-            parser.feed(data)
+        parser.feed(data)
+        reply = parser.gets()
+        if reply is INCOMPLETE:
+            reply = self._rest(started)
+        if parser.buffered():
+            # One request, one reply: more bytes would be taken for the next reply.
+            raise ProtocolError("redis sent more than the reply to the command")
         return reply
+
+    def _rest(self, started: float) -> Any:
+        """The rest of a reply, read by ``started + timeout`` however the server
+        paces it (a timeout per read would let a server dripping bytes hold the
+        caller for ever)."""
+        sock = self.sock
+        parser = self.parser
+        timeout = self.timeout
+        try:
+            while True:
+                if timeout is not None:
+                    left = started + timeout - monotonic()
+                    if left <= 0:
+                        raise TimeoutError("redis reply timed out")
+                    sock.settimeout(left)
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError("redis connection closed by the server")
+                parser.feed(data)
+                reply = parser.gets()
+                if reply is not INCOMPLETE:
+                    return reply
+        finally:
+            sock.settimeout(timeout)
 
 
 class BlockingClient:
@@ -438,11 +635,19 @@ class BlockingClient:
     def __repr__(self) -> str:
         return f"BlockingClient({self.endpoint!r})"
 
-    def call(self, *args: Arg) -> Any:
-        """Send one command and return its reply (``ReplyError`` raised)."""
+    @overload
+    def call(self, *args: Arg) -> Any: ...
+    @overload
+    def call(self, *args: Arg, decode: Callable[[Any], T]) -> T: ...
+    def call(self, *args: Arg, decode: Callable[[Any], Any] | None = None) -> Any:
+        """Send one command and return its reply (``ReplyError`` raised), passed
+        through ``decode`` if given (which raises ``ProtocolError`` for a reply
+        of the wrong shape; the connection is then dropped)."""
         conn = self._take()
         try:
             reply = conn.request(pack(args))
+            if decode is not None and type(reply) is not ReplyError:
+                reply = decode(reply)
         except BaseException:
             # Interrupted mid-reply: the stream's position is unknown, never reuse it.
             conn.sock.close()

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from buttress.backends._resp import BlockingClient, PipelinedClient, ReplyError
+from buttress.backends._resp import BlockingClient, PipelinedClient, ProtocolError, ReplyError
 from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
 from buttress.ratelimit._store import Check, Now
 from buttress.ratelimit._values import Decision
@@ -161,15 +161,18 @@ class RedisStore:
     def decide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         client = self._sync_client()
         args = self._args(checks, consume)
+
+        def decode(raw: Any) -> list[Decision]:
+            return _decisions(raw, checks)
+
         with _TRANSLATING:
             try:
-                raw = client.call(b"EVALSHA", SCRIPT_SHA, *args)
+                return client.call(b"EVALSHA", SCRIPT_SHA, *args, decode=decode)
             except ReplyError as exc:
                 if exc.code != "NOSCRIPT":
                     raise
                 # First use on this server (or after SCRIPT FLUSH): EVAL also caches it.
-                raw = client.call(b"EVAL", SCRIPT, *args)
-        return _decisions(raw, checks)
+                return client.call(b"EVAL", SCRIPT, *args, decode=decode)
 
     def reset(self, keys: Sequence[str]) -> None:
         client = self._sync_client()
@@ -187,17 +190,19 @@ class RedisStore:
     async def adecide(self, checks: Sequence[Check], consume: bool, now: Now) -> list[Decision]:
         args = self._args(checks, consume)
         fast = self._fast
+
+        def decode(raw: Any) -> list[Decision]:
+            return _decisions(raw, checks)
+
         with _TRANSLATING:
             if fast is None:
-                raw = await self._driver_eval(args)
-            else:
-                try:
-                    raw = await fast.call(b"EVALSHA", SCRIPT_SHA, *args)
-                except ReplyError as exc:
-                    if exc.code != "NOSCRIPT":
-                        raise
-                    raw = await fast.call(b"EVAL", SCRIPT, *args)
-        return _decisions(raw, checks)
+                return decode(await self._driver_eval(args))
+            try:
+                return await fast.call(b"EVALSHA", SCRIPT_SHA, *args, decode=decode)
+            except ReplyError as exc:
+                if exc.code != "NOSCRIPT":
+                    raise
+                return await fast.call(b"EVAL", SCRIPT, *args, decode=decode)
 
     async def _driver_eval(self, args: list[bytes | str | int]) -> Any:
         from redis.exceptions import NoScriptError
@@ -215,12 +220,23 @@ class RedisStore:
                 await self._client.delete(*keys)
 
 
-def _decisions(raw: list[int], checks: Sequence[Check]) -> list[Decision]:
+def _decisions(raw: Any, checks: Sequence[Check]) -> list[Decision]:
     # The script returns integers: allowed (0/1), remaining, reset µs, retry µs.
+    # Anything else is not this script's reply (another server, a stream out of
+    # step): a protocol error, so the outage policy applies and the connection goes.
+    if type(raw) is not list or len(raw) != 4 * len(checks) or not _all_ints(raw):
+        raise ProtocolError("redis rate-limit script: reply of the wrong shape")
     return [
         _new(Decision, (raw[j] == 1, check[2], raw[j + 1], raw[j + 2] / _US, raw[j + 3] / _US))
         for j, check in zip(range(0, len(raw), 4), checks, strict=True)
     ]
+
+
+def _all_ints(values: list[Any]) -> bool:
+    for value in values:  # noqa: SIM110  (twice as fast as all() over a generator, per decision)
+        if type(value) is not int:
+            return False
+    return True
 
 
 class _Translating:
@@ -243,6 +259,8 @@ def _translate(exc: Exception) -> BackendError | None:
     """The buttress error for a driver failure (None: not the driver's, re-raise)."""
     from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+    if isinstance(exc, BackendError):
+        return None  # already buttress's (the RESP client's ProtocolError)
     if isinstance(exc, ConnectionError | TimeoutError | OSError):
         # Builtin ConnectionError and TimeoutError are OSErrors too.
         return BackendUnavailableError(f"redis unreachable ({type(exc).__name__})")
