@@ -20,7 +20,8 @@ from typing import BinaryIO, Literal
 import attrs
 import pytest
 
-from buttress.backends import Backend, connect
+from buttress import connect
+from buttress.backends import Backend
 from buttress.backends._resp import ProtocolError
 from buttress.errors import BackendUnavailableError
 from buttress.ratelimit import Decision, Rate, RateLimiter
