@@ -21,7 +21,7 @@ from buttress.ratelimit import (
     ahit_all,
     hit_all,
 )
-from buttress.ratelimit import _limiter as limiter_module
+from buttress.ratelimit import _service as limiter_module
 from buttress.ratelimit._store import MIN_SWEEP, Check, Now
 from buttress.testing import FakeClock
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from buttress.adapters._ratelimit_http import ClientAddress
 from buttress.adapters.asgi_ratelimit import ASGIRateLimitMiddleware, Scope
 from buttress.adapters.wsgi_ratelimit import WSGIRateLimitMiddleware
 from buttress.errors import BackendUnavailableError, ValidationError
 from buttress.ratelimit import Decision, Rate, RateLimiter
-from buttress.ratelimit._http import ClientAddress
 from buttress.ratelimit._store import Check, Now
 from buttress.testing import FakeClock
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buttress.ratelimit import Rate, RateLimiter, hit_all
-from buttress.ratelimit._algorithms import ALGORITHMS
+from buttress.ratelimit._core import ALGORITHMS
 from buttress.testing import FakeClock
 
 START = 1_700_000_000 * 10**9 + 123_456_789  # an epoch time in ns, off any boundary

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from buttress import connect
 from buttress.backends import Backend
 from buttress.ratelimit import Decision, Rate, RateLimiter, ahit_all
-from buttress.ratelimit._algorithms import ALGORITHMS
+from buttress.ratelimit._core import ALGORITHMS
 from buttress.testing import FakeClock
 
 START_US = 1_700_000_000_123_457

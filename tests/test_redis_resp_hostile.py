@@ -25,7 +25,7 @@ from buttress.backends import Backend
 from buttress.backends._resp import ProtocolError
 from buttress.errors import BackendUnavailableError
 from buttress.ratelimit import Decision, Rate, RateLimiter
-from buttress.ratelimit._limiter import OUTAGE_RETRY_AFTER
+from buttress.ratelimit._service import OUTAGE_RETRY_AFTER
 
 SOCKET_TIMEOUT = 0.5
 SLACK = 1.5

@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Literal, TypeAlias, cast
 
 from buttress.adapters._asgi_types import AnyApp, AnyReceive, AnyScope, AnySend
+from buttress.adapters._ratelimit_http import HTTPOptions, refusal
 from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.ratelimit import Decision, RateLimiter
-from buttress.ratelimit._http import HTTPOptions, refusal
 
 __all__ = ["ASGIRateLimitMiddleware", "LimiterFactory"]
 

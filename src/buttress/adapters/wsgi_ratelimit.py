@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from typing import Literal
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from buttress.adapters._ratelimit_http import MiddlewareBase, refusal
 from buttress.ratelimit import Decision, RateLimiter
-from buttress.ratelimit._http import MiddlewareBase, refusal
 
 __all__ = ["WSGIRateLimitMiddleware"]
 

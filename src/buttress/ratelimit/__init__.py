@@ -4,8 +4,8 @@ Pure algorithms (GCRA, exact sliding window, fixed window) decide; in-process
 tables or one round trip to SQLite, Redis or PostgreSQL store. See docs/ratelimit.md.
 """
 
-from buttress.ratelimit._algorithms import ALGORITHMS, fixed_window, gcra, sliding_window
-from buttress.ratelimit._limiter import OnBackendError, RateLimiter, ahit_all, hit_all
+from buttress.ratelimit._core import ALGORITHMS, fixed_window, gcra, sliding_window
+from buttress.ratelimit._service import OnBackendError, RateLimiter, ahit_all, hit_all
 from buttress.ratelimit._store import Store as RateLimitStore
 from buttress.ratelimit._values import (
     RATELIMIT_DECIDED,

@@ -18,7 +18,8 @@ from typing import Any, Final
 
 from buttress.backends import MissingTableError
 from buttress.errors import BackendError, BackendUnavailableError
-from buttress.ratelimit._store import Check, Now, decide_all
+from buttress.ratelimit._core import decide_all
+from buttress.ratelimit._store import Check, Now
 from buttress.ratelimit._values import Decision
 
 __all__ = ["TABLE", "SqliteStore"]

@@ -1,4 +1,4 @@
-"""What the limiter asks of a store, the in-process store, and the all-or-nothing step.
+"""What the limiter asks of a store, and the in-process store.
 
 A shared store answers a batch of checks atomically: either every check in it
 is admitted and consumed, or nothing is consumed. A single hit is a batch of
@@ -14,11 +14,11 @@ amortised O(1) per new key.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 
 from buttress.backends import Seam
-from buttress.ratelimit._algorithms import Algorithm
+from buttress.ratelimit._core import Algorithm
 from buttress.ratelimit._values import Decision
 
 __all__ = [
@@ -28,8 +28,6 @@ __all__ = [
     "MemoryStore",
     "MemoryTable",
     "Store",
-    "binding",
-    "decide_all",
 ]
 
 Check: TypeAlias = tuple[Algorithm[Any], str, int, int, int]
@@ -116,29 +114,3 @@ class MemoryStore:
 
 RATELIMIT_STORES: Seam[Store | MemoryStore] = Seam("ratelimit", "RateLimiter", Store)
 """Where ``RateLimiter`` finds its store on a backend (``buttress.backends.STORES``)."""
-
-
-def decide_all(
-    checks: Sequence[tuple[Algorithm[Any], Hashable, int, int, int, int]],
-    load: Callable[[Hashable], Any],
-) -> tuple[list[Decision], dict[Hashable, Any]]:
-    """Run each ``(algorithm, key, limit, period, cost, now)`` check in order, a
-    repeated key seeing the state left by its earlier check; returns the decisions
-    and the new states to store if all were allowed."""
-    pending: dict[Hashable, Any] = {}
-    decisions = []
-    for algorithm, key, limit, period, cost, now in checks:
-        state = pending[key] if key in pending else load(key)
-        decision, new_state = algorithm.step(state, now, limit, period, cost)
-        decisions.append(decision)
-        pending[key] = new_state
-    return decisions, pending
-
-
-def binding(decisions: Sequence[Decision]) -> Decision:
-    """The decision that limits the caller: the refusal with the longest wait, else
-    the admission with the fewest units left (longest reset on ties)."""
-    refused = [d for d in decisions if not d.allowed]
-    if refused:
-        return max(refused, key=lambda d: d.retry_after)
-    return min(decisions, key=lambda d: (d.remaining, -d.reset_after))

@@ -24,16 +24,8 @@ from buttress.errors import (
     ValidationError,
 )
 from buttress.log import get_logger
-from buttress.ratelimit._algorithms import ALGORITHMS
-from buttress.ratelimit._store import (
-    RATELIMIT_STORES,
-    Check,
-    MemoryStore,
-    MemoryTable,
-    Store,
-    binding,
-    decide_all,
-)
+from buttress.ratelimit._core import ALGORITHMS, binding, decide_all
+from buttress.ratelimit._store import RATELIMIT_STORES, Check, MemoryStore, MemoryTable, Store
 from buttress.ratelimit._values import (
     RATELIMIT_DECIDED,
     Decision,

@@ -7,14 +7,16 @@ epoch, so equal inputs always give equal answers (no float drift at boundaries).
 States are plain ints and tuples, cheap to keep in a dict or serialise.
 
 ``cost == 0`` is a report: always allowed, nothing consumed (used by ``peek``).
-Callers guarantee ``1 <= limit``, ``1 <= period`` and ``0 <= cost <= limit``.
+``decide_all`` runs several checks as one all-or-nothing step and ``binding``
+picks the decision that limits the caller. Callers guarantee ``1 <= limit``,
+``1 <= period`` and ``0 <= cost <= limit``.
 """
 
 from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 import attrs
@@ -27,6 +29,8 @@ __all__ = [
     "FixedState",
     "GcraState",
     "LogState",
+    "binding",
+    "decide_all",
     "fixed_window",
     "gcra",
     "sliding_window",
@@ -172,3 +176,29 @@ ALGORITHMS: Final[dict[str, Algorithm[Any]]] = {
     "sliding_window": Algorithm("sliding_window", sliding_window, _log_expires_at, _load_log),
 }
 """Algorithms by the name ``RateLimiter(algorithm=...)`` accepts."""
+
+
+def decide_all(
+    checks: Sequence[tuple[Algorithm[Any], Hashable, int, int, int, int]],
+    load: Callable[[Hashable], Any],
+) -> tuple[list[Decision], dict[Hashable, Any]]:
+    """Run each ``(algorithm, key, limit, period, cost, now)`` check in order, a
+    repeated key seeing the state left by its earlier check; returns the decisions
+    and the new states to store if all were allowed."""
+    pending: dict[Hashable, Any] = {}
+    decisions = []
+    for algorithm, key, limit, period, cost, now in checks:
+        state = pending[key] if key in pending else load(key)
+        decision, new_state = algorithm.step(state, now, limit, period, cost)
+        decisions.append(decision)
+        pending[key] = new_state
+    return decisions, pending
+
+
+def binding(decisions: Sequence[Decision]) -> Decision:
+    """The decision that limits the caller: the refusal with the longest wait, else
+    the admission with the fewest units left (longest reset on ties)."""
+    refused = [d for d in decisions if not d.allowed]
+    if refused:
+        return max(refused, key=lambda d: d.retry_after)
+    return min(decisions, key=lambda d: (d.remaining, -d.reset_after))
