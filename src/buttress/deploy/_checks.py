@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from buttress.config._model import validate_environment
+from buttress.config._values import validate_environment
 from buttress.errors import ValidationError
 
 __all__ = [
