@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from buttress.errors import ValidationError
 
 if TYPE_CHECKING:
-    from buttress.breaker._breaker import BreakerStats, CircuitBreaker
+    from buttress.breaker._service import BreakerStats, CircuitBreaker
 
 __all__ = ["BreakerRegistry", "breakers"]
 
