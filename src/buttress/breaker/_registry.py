@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
 if TYPE_CHECKING:
     from buttress.breaker._service import BreakerStats, CircuitBreaker

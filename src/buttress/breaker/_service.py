@@ -22,8 +22,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Self, TypeVar, overload
 
 from buttress._checks import check_seconds
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
 from buttress._topic import Topic
-from buttress.backends import resolve_store
 from buttress.breaker._core import BreakerMachine
 from buttress.breaker._registry import BreakerRegistry, breakers
 from buttress.breaker._store import BREAKER_STORES
@@ -47,7 +48,6 @@ from buttress.breaker._values import (
     wall_time,
 )
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
-from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.result import Err, Ok, Result
 

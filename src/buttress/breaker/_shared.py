@@ -24,7 +24,8 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import attrs
 
-from buttress.backends import resolve_store
+from buttress._exceptions import SchemaMissingError, ValidationError
+from buttress._seam import resolve_store
 from buttress.breaker._core import open_wait
 from buttress.breaker._service import (
     CircuitBreaker,
@@ -40,7 +41,6 @@ from buttress.breaker._values import (
     Permit,
     Transition,
 )
-from buttress.errors import SchemaMissingError, ValidationError
 from buttress.policies import SyncCallNotSupportedError
 
 __all__ = ["SharedCircuitBreaker", "SharedPermit"]

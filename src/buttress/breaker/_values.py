@@ -14,14 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from buttress.errors import (
-    ButtressError,
-    Classification,
-    ErrorCategory,
-    Severity,
-    ValidationError,
-    register_classification,
-)
+from buttress._exceptions import ButtressError, ValidationError
+from buttress.errors import Classification, ErrorCategory, Severity, register_classification
 
 __all__ = [
     "Admitted",

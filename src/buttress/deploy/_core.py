@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from buttress._exceptions import ValidationError
 from buttress.deploy._values import (
     DeliveryMetrics,
     Deployment,
     DeploymentStateError,
     RollbackOf,
 )
-from buttress.errors import ValidationError
 
 __all__ = [
     "config_reason",

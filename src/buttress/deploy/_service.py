@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from buttress.backends import Backend, MemoryBackend, resolve_store
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
+from buttress.backends import Backend, MemoryBackend
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import ConfigStore
 from buttress.deploy._core import check_period, delivery_metrics
@@ -29,7 +31,6 @@ from buttress.deploy._values import (
     check_time,
     check_version,
 )
-from buttress.errors import ValidationError
 from buttress.log import get_logger
 
 __all__ = ["DEFAULT_METRICS_PERIOD", "DeploymentLog"]

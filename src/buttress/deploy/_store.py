@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
-from buttress.backends import Seam
+from buttress._seam import Seam
 from buttress.deploy._core import config_reason, fail, replaced_by, with_lineage
 from buttress.deploy._values import (
     APP_VERSION_DESCRIPTION,

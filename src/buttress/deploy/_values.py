@@ -13,8 +13,8 @@ from typing import Literal
 
 import attrs
 
+from buttress._exceptions import ValidationError
 from buttress.config import validate_environment
-from buttress.errors import ValidationError
 
 __all__ = [
     "APP_VERSION_DESCRIPTION",

@@ -21,9 +21,10 @@ from typing import Any, Self
 import attrs
 
 from buttress._checks import validate_key
-from buttress.backends import Backend, resolve_store
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
+from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 from buttress.flags._core import decide, rollout_warning
 from buttress.flags._store import FLAG_STORES, FlagStore
 from buttress.flags._values import (

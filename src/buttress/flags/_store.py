@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from buttress.backends import Seam
+from buttress._seam import Seam
 from buttress.flags._values import Flag, FlagAction, FlagChange
 
 __all__ = ["FLAG_STORES", "ChangeCallback", "FlagChange", "FlagStore", "MemoryFlagStore"]

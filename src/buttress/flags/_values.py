@@ -17,8 +17,8 @@ from typing import Any, Literal
 import attrs
 
 from buttress._checks import validate_key
+from buttress._exceptions import ButtressError, ValidationError
 from buttress._topic import Topic
-from buttress.errors import ButtressError, ValidationError
 
 __all__ = [
     "FLAG_EVALUATED",

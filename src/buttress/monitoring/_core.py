@@ -15,7 +15,7 @@ from typing import TypeAlias
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.monitoring._values import (
     AlertLevel,
     Anomaly,
@@ -205,9 +205,7 @@ def human_period(period: timedelta) -> str:
     return f"{seconds:g} s"
 
 
-def detect(
-    series: Iterable[Sample], rules: Iterable[Rule], now: datetime
-) -> list[Anomaly]:
+def detect(series: Iterable[Sample], rules: Iterable[Rule], now: datetime) -> list[Anomaly]:
     """Every anomaly the rules find in ``series`` (any order; sorted by time here)."""
     if now.tzinfo is None:
         raise ValidationError("now", "must be a timezone-aware datetime")

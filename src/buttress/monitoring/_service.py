@@ -13,9 +13,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from buttress.backends import Backend, resolve_store
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
+from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 from buttress.health.report import HealthReport
 from buttress.log import get_logger
 from buttress.monitoring._core import DropRule, FlatRule, Rule, SpikeRule, detect

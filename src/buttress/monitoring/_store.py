@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from buttress.backends import Seam
+from buttress._seam import Seam
 from buttress.monitoring._values import HealthRecord, Sample
 
 __all__ = [

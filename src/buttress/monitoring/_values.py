@@ -11,7 +11,7 @@ from datetime import datetime
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.health.status import Status
 
 __all__ = [

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from buttress.errors import (
-    ValidationError,
-)
+from buttress._exceptions import ValidationError
 from buttress.monitoring.errors._values import (
     OTHER_COMPONENT,
     CountKey,

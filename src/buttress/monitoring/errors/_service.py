@@ -17,13 +17,14 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from buttress.backends import Backend, resolve_store
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
+from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import (
     ContextualError,
     ErrorCategory,
     Severity,
-    ValidationError,
     add_capture_listener,
     remove_capture_listener,
 )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from buttress.backends import Seam
+from buttress._seam import Seam
 
 __all__ = ["ERROR_EVENT_STORES", "ErrorEventStore", "MinuteCount", "in_process"]
 

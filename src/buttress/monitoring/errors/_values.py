@@ -12,9 +12,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from buttress.errors import (
-    ValidationError,
-)
+from buttress._exceptions import ValidationError
 from buttress.monitoring._core import human_period
 from buttress.monitoring._values import AlertLevel, Anomaly
 
