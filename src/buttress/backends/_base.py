@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 from buttress._exceptions import UnsupportedBackendError
 from buttress.backends._dialect import Dialect
-from buttress.backends._dsn import BackendKind
+from buttress.backends._dsn import DSN, BackendKind
 
 __all__ = ["Backend", "Row", "SqlBackend", "SqlConnection", "require_sql"]
 
@@ -32,6 +32,13 @@ class Backend(abc.ABC):
     """A connected store. Use ``async with`` or call ``await close()`` when done."""
 
     kind: ClassVar[BackendKind]
+    schemes: ClassVar[tuple[str, ...]] = ()
+    """The DSN schemes this class opens (``open_backend`` looks them up)."""
+
+    @classmethod
+    async def open(cls, dsn: DSN, options: dict[str, object]) -> Backend:
+        """Connect to what ``dsn`` names, with ``connect()``'s ``options``."""
+        raise NotImplementedError(f"{cls.__name__} opens no DSN")
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn

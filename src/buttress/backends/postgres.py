@@ -112,6 +112,7 @@ class PostgresBackend(SqlBackend):
     """
 
     kind = "postgresql"
+    schemes = ("postgresql", "postgres")
     dialect: ClassVar[Dialect] = POSTGRESQL
 
     def __init__(self, dsn: DSN, pool: asyncpg.Pool[asyncpg.Record]) -> None:

@@ -145,6 +145,7 @@ class SqliteBackend(SqlBackend):
     """
 
     kind = "sqlite"
+    schemes = ("sqlite",)
     dialect: ClassVar[Dialect] = SQLITE
 
     def __init__(self, dsn: DSN, *, busy_timeout: float, max_size: int) -> None:
