@@ -11,7 +11,7 @@ store that serves it on that backend (the table is ``STORES``); a SQL backend's
 
 from buttress.backends._base import Backend, Row, SqlBackend, SqlConnection, require_sql
 from buttress.backends._changes import bump_counter, read_counter
-from buttress.backends._connect import Connecting, Prepare, open_backend
+from buttress.backends._connect import BACKENDS, Connecting, Prepare, backend_class, open_backend
 from buttress.backends._dialect import (
     DIALECTS,
     OWN_TABLES,
@@ -29,6 +29,7 @@ from buttress.backends.redis import RedisBackend
 from buttress.backends.sqlite import SqliteBackend
 
 __all__ = [
+    "BACKENDS",
     "DIALECTS",
     "OWN_TABLES",
     "POSTGRESQL",
@@ -48,6 +49,7 @@ __all__ = [
     "SqlBackend",
     "SqlConnection",
     "SqliteBackend",
+    "backend_class",
     "bump_counter",
     "from_db_time",
     "open_backend",
