@@ -33,7 +33,7 @@ T = TypeVar("T")
 HOUR = 3600.0
 
 
-async def _within(seconds: float, read: Callable[[], Awaitable[T]], want: T) -> float:
+async def _within(seconds: float, read: Callable[[], Awaitable[object]], want: object) -> float:
     """Seconds until ``read()`` returns ``want`` (fails after ``seconds``)."""
     started = time.monotonic()
     while (got := await read()) != want:
@@ -140,6 +140,7 @@ async def test_pgbouncer_parameter_is_checked_and_never_sent(pgbouncer_dsn: str)
         await connect(pgbouncer_dsn, listen_dsn=pgbouncer_dsn)
     async with connect(pgbouncer_dsn, application_name="svc") as backend:
         # A raw driver forwarding pgbouncer=true is refused at startup: it was not sent.
+        assert isinstance(backend, PostgresBackend)
         assert await backend.fetchval("SELECT 1") == 1
         assert "pgbouncer=true" in backend.dsn  # shown (redacted), consumed
 
@@ -159,6 +160,7 @@ async def test_pgbouncer_migrations_apply_once_however_many_start_together(
         assert len({r.applied for r in builtin if r.applied}) == 1
         results = await asyncio.gather(*(Migrator(b, directory).migrate() for b in backends))
         assert sum(len(r.applied) for r in results) == 1
+        assert isinstance(backends[0], PostgresBackend)
         assert await backends[0].fetchval("SELECT count(*) FROM orders") == 1
     finally:
         for backend in backends:
