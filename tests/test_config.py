@@ -23,7 +23,7 @@ from buttress.config import (
     MemoryConfigStore,
     Setting,
 )
-from buttress.config._json import JSONValue
+from buttress.config._values import JSONValue
 from buttress.errors import UnsupportedBackendError, ValidationError
 from buttress.testing import FakeClock
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from buttress import connect
 from buttress.backends import Backend
 from buttress.config import ConfigConflictError, ConfigStore
-from buttress.config._json import JSONValue
+from buttress.config._values import JSONValue
 from buttress.testing import FakeClock
 
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)

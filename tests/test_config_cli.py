@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from buttress.cli import build_parser as parser
 from buttress.config import cli
-from buttress.config._json import JSONValue
+from buttress.config._values import JSONValue
 from buttress.errors import ValidationError
 from buttress.log import MASK, configure_logging
 

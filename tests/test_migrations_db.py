@@ -195,7 +195,7 @@ async def test_lock_timeout_names_the_holder(db: SqlBackend, tmp_path: Path) -> 
             assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY)
             holder = "backend pid"
         else:
-            holder = "pid "
+            holder = "SQLite's write lock"
         async with migration_lock(db, conn) if db.dialect == "sqlite" else _nothing():
             with pytest.raises(MigrationLockTimeout) as info:
                 await migrator.migrate()

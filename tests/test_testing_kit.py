@@ -26,7 +26,7 @@ from buttress import connect
 from buttress._checks import validate_key
 from buttress.backends import Backend
 from buttress.config import ConfigStore, JSONValue
-from buttress.config._json import check_json, dumps, loads
+from buttress.config._core import check_json, dumps, loads
 from buttress.errors import ValidationError
 from buttress.flags import FeatureFlags, Flag, FlagContext, Reason, evaluate
 from buttress.ratelimit import ALGORITHMS, Rate, RateLimiter

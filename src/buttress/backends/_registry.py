@@ -51,6 +51,11 @@ STORES: Final[Mapping[str, Mapping[BackendKind, str]]] = {
         "postgresql": "buttress.ratelimit._postgres:PostgresStore",
         "redis": "buttress.ratelimit._redis:RedisStore",
     },
+    "error_events": {
+        "memory": "buttress.monitoring.errors._store:in_process",
+        "sqlite": "buttress.monitoring.errors._sql:SqlErrorEvents",
+        "postgresql": "buttress.monitoring.errors._sql:SqlErrorEvents",
+    },
     "breaker": {
         "memory": "buttress.breaker._store:in_process",
         "postgresql": "buttress.breaker._sql:PostgresBreakerStore",

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from typing import Any, ClassVar, Final, TypeVar
 from buttress.backends._base import Row, SqlBackend, SqlConnection
 from buttress.backends._dialect import SQLITE, Dialect
 from buttress.backends._dsn import DSN
-from buttress.backends._options import check_known, opt_int, opt_seconds
+from buttress.backends._options import check_known, opt_bool, opt_int, opt_seconds
 from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
 
 __all__ = ["SqliteBackend"]
@@ -27,15 +28,25 @@ __all__ = ["SqliteBackend"]
 T = TypeVar("T")
 
 MEMORY: Final = ":memory:"
-_OPTIONS = frozenset({"busy_timeout", "max_size"})
+_OPTIONS = frozenset({"busy_timeout", "max_size", "create"})
 _CLOSE_WAIT = 5.0
 
 
-def _open(path: str, busy_timeout: float, *, check_same_thread: bool) -> sqlite3.Connection:
+def _open(
+    path: str, busy_timeout: float, *, check_same_thread: bool, create: bool = True
+) -> sqlite3.Connection:
     # isolation_level=None: sqlite3 must not open transactions behind our back;
     # transaction() issues BEGIN IMMEDIATE itself.
+    target, uri = path, False
+    if path != MEMORY and not create:
+        # mode=rw: a file that vanished since open() is an error, never a new file.
+        target, uri = f"file:{urllib.parse.quote(path)}?mode=rw", True
     conn = sqlite3.connect(
-        path, timeout=busy_timeout, isolation_level=None, check_same_thread=check_same_thread
+        target,
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=check_same_thread,
+        uri=uri,
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -49,6 +60,28 @@ def _open(path: str, busy_timeout: float, *, check_same_thread: bool) -> sqlite3
         conn.close()
         raise
     return conn
+
+
+def _prepare_file(path: str, *, create: bool) -> None:
+    """Refuse a missing file unless ``create``; then create it empty, readable and
+    writable by its owner only (it will hold configuration, secrets among it,
+    history and backups). A file that exists is left as its owner made it."""
+    if os.path.exists(path):
+        return
+    if not create:
+        raise BackendUnavailableError(
+            f"SQLite database {path} does not exist (nothing was created); "
+            "create it with `buttress migrate`"
+        )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise BackendUnavailableError(
+            f"cannot create SQLite database at {path}: {exc.strerror}"
+        ) from None
+    os.close(fd)
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[Row]:
@@ -141,18 +174,24 @@ class SqliteBackend(SqlBackend):
     """SQLite through stdlib ``sqlite3``; ``?`` placeholders.
 
     Options: ``busy_timeout`` (seconds to wait for another writer, default 5),
-    ``max_size`` (pooled connections, default 4; an in-memory database has 1).
+    ``max_size`` (pooled connections, default 4; an in-memory database has 1),
+    ``create`` (default True: a missing file is created, readable and writable
+    by its owner only; False: a missing file is an error and nothing is created,
+    which is how the command line opens a database it only looks at).
     """
 
     kind = "sqlite"
     schemes = ("sqlite",)
     dialect: ClassVar[Dialect] = SQLITE
 
-    def __init__(self, dsn: DSN, *, busy_timeout: float, max_size: int) -> None:
+    def __init__(
+        self, dsn: DSN, *, busy_timeout: float, max_size: int, create: bool = True
+    ) -> None:
         super().__init__(dsn.redacted)
         assert dsn.database is not None
         self.path: str = dsn.database if dsn.database == MEMORY else os.path.abspath(dsn.database)
         self.busy_timeout = busy_timeout
+        self.create = create
         # Every connection to ":memory:" is a different database: keep exactly one.
         self.max_size = 1 if self.path == MEMORY else max_size
         self._executor = ThreadPoolExecutor(self.max_size, thread_name_prefix="buttress-sqlite")
@@ -165,9 +204,15 @@ class SqliteBackend(SqlBackend):
         check_known("sqlite", options, _OPTIONS)
         busy_timeout = opt_seconds(options, "busy_timeout", 5.0)
         assert busy_timeout is not None
+        create = opt_bool(options, "create", True)
         backend = cls(
-            dsn, busy_timeout=busy_timeout, max_size=opt_int(options, "max_size", 4, minimum=1)
+            dsn,
+            busy_timeout=busy_timeout,
+            max_size=opt_int(options, "max_size", 4, minimum=1),
+            create=create,
         )
+        if backend.path != MEMORY:
+            _prepare_file(backend.path, create=create)
         try:
             await backend.ping()
         except BaseException:
@@ -187,7 +232,7 @@ class SqliteBackend(SqlBackend):
                 "connect_sync() needs a SQLite file: an in-memory database is private "
                 "to its one connection"
             )
-        return _open(self.path, self.busy_timeout, check_same_thread=True)
+        return _open(self.path, self.busy_timeout, check_same_thread=True, create=self.create)
 
     async def _call(self, conn: sqlite3.Connection, fn: Callable[..., T], *args: object) -> T:
         job = self._executor.submit(fn, conn, *args)
@@ -215,7 +260,10 @@ class SqliteBackend(SqlBackend):
         loop = asyncio.get_running_loop()
         try:
             conn = await loop.run_in_executor(
-                self._executor, lambda: _open(self.path, self.busy_timeout, check_same_thread=False)
+                self._executor,
+                lambda: _open(
+                    self.path, self.busy_timeout, check_same_thread=False, create=self.create
+                ),
             )
         except sqlite3.Error as exc:
             reason = str(exc)

@@ -4,14 +4,23 @@
 ``Setting[T]`` declares a typed key once for mypy-checked reads.
 """
 
-from buttress.config._errors import ConfigConflictError, ConfigMissingError, ConfigTypeError
-from buttress.config._json import JSONValue, check_json, dumps, loads
-from buttress.config._model import KNOWN_ENVIRONMENTS, ConfigChange, ConfigEntry
+from buttress.config._core import MISSING, Setting, check_json, dumps, loads
 from buttress.config._service import MAINTENANCE_KEY, ConfigStore
 from buttress.config._store import ConfigBackendStore, MemoryConfigStore
-from buttress.config._typed import MISSING, Setting
+from buttress.config._values import (
+    ALL,
+    KNOWN_ENVIRONMENTS,
+    ConfigChange,
+    ConfigConflictError,
+    ConfigEntry,
+    ConfigMissingError,
+    ConfigTypeError,
+    JSONValue,
+    validate_environment,
+)
 
 __all__ = [
+    "ALL",
     "KNOWN_ENVIRONMENTS",
     "MAINTENANCE_KEY",
     "MISSING",
@@ -28,4 +37,5 @@ __all__ = [
     "check_json",
     "dumps",
     "loads",
+    "validate_environment",
 ]

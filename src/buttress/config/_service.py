@@ -16,13 +16,14 @@ from buttress._checks import validate_key
 from buttress.backends import Backend, resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config._cache import ReadCache
-from buttress.config._errors import ConfigMissingError
-from buttress.config._json import JSONValue, dumps, loads, string_leaves
-from buttress.config._model import (
-    ALL,
-    ConfigChange,
-    ConfigEntry,
-    validate_environment,
+from buttress.config._core import (
+    Setting,
+    check_default,
+    coerce,
+    dumps,
+    loads,
+    string_leaves,
+    to_json,
 )
 from buttress.config._store import (
     CONFIG_STORES,
@@ -30,7 +31,14 @@ from buttress.config._store import (
     StoredChange,
     StoredEntry,
 )
-from buttress.config._typed import Setting, check_default, coerce, to_json
+from buttress.config._values import (
+    ALL,
+    ConfigChange,
+    ConfigEntry,
+    ConfigMissingError,
+    JSONValue,
+    validate_environment,
+)
 from buttress.errors import ValidationError
 from buttress.log import get_logger, register_secret
 

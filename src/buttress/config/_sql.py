@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
-from buttress.config._errors import ConfigConflictError
-from buttress.config._model import ConfigAction
 from buttress.config._store import StoredChange, StoredEntry
+from buttress.config._values import ConfigAction, ConfigConflictError
 from buttress.errors import (
     BackendError,
     BackendUnavailableError,

@@ -14,8 +14,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from buttress.backends import Seam
-from buttress.config._errors import ConfigConflictError
-from buttress.config._model import ConfigAction
+from buttress.config._values import ConfigAction, ConfigConflictError
 
 __all__ = [
     "CONFIG_STORES",

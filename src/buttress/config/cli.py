@@ -16,9 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from buttress.backends import Backend
 from buttress.cli._common import add_action, os_user, print_json, run_with_backend
-from buttress.config._json import JSONValue
-from buttress.config._model import ALL, ConfigChange, ConfigEntry
 from buttress.config._service import ConfigStore
+from buttress.config._values import ALL, ConfigChange, ConfigEntry, JSONValue
 from buttress.errors import ValidationError
 from buttress.log import MASK
 
@@ -75,8 +74,6 @@ def _read_value(text: str) -> JSONValue:
     return parse_value(text)
 
 
-
-
 def _entry_dict(entry: ConfigEntry, *, reveal: bool = False) -> dict[str, object]:
     shown = entry if reveal else entry.redacted()
     return {
@@ -106,8 +103,6 @@ def _change_dict(change: ConfigChange) -> dict[str, object]:
         "new_value": shown.new_value,
         "sensitive": shown.sensitive,
     }
-
-
 
 
 def _text(value: JSONValue, sensitive: bool) -> str:

@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from buttress.backends import Backend
 from buttress.cli._common import add_action, parse_time, print_json, run_with_backend
-from buttress.deploy._metrics import DeliveryMetrics
-from buttress.deploy._model import Deployment
 from buttress.deploy._service import DeploymentLog
+from buttress.deploy._values import DeliveryMetrics, Deployment
 from buttress.errors import ValidationError
 
 __all__ = ["fail", "history", "latest", "metrics", "record", "register", "rollback"]
@@ -30,10 +29,6 @@ def _run(args: argparse.Namespace, command: Command) -> int:
         return await command(DeploymentLog(backend), args)
 
     return run_with_backend(args, "deploy", body)
-
-
-
-
 
 
 def _describe(d: Deployment) -> str:

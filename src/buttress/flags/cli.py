@@ -22,10 +22,9 @@ from buttress._checks import validate_key
 from buttress.backends import Backend
 from buttress.cli._common import add_action, os_user, parse_time, print_json, run_with_backend
 from buttress.errors import ValidationError
-from buttress.flags._evaluate import evaluate, rollout_warning
-from buttress.flags._model import Flag, FlagContext, FlagEvaluation, Reason
+from buttress.flags._core import evaluate, rollout_warning
 from buttress.flags._service import FeatureFlags
-from buttress.flags._store import FlagChange
+from buttress.flags._values import Flag, FlagChange, FlagContext, FlagEvaluation, Reason
 
 __all__ = ["delete", "eval_", "get", "history", "list_", "register", "set_"]
 
@@ -45,8 +44,6 @@ def _run(args: argparse.Namespace, command: Command) -> int:
             await flags.stop()
 
     return run_with_backend(args, "flags", body)
-
-
 
 
 def _time(field: str, text: str | None) -> datetime | None:
@@ -74,8 +71,6 @@ def _attributes(pairs: list[str] | None) -> dict[str, object]:
             raise ValidationError("--attr", "must be NAME=VALUE")
         attributes[name] = value
     return attributes
-
-
 
 
 def _describe(flag: Flag) -> str:

@@ -1,36 +1,45 @@
-"""One migrator at a time per database, with a lock that cannot go stale.
+"""One migrator at a time per database: the lock lives in each migration's transaction.
 
-PostgreSQL: a session advisory lock on the migrator's pinned connection; it
-dies with the session, so a crashed migrator never leaves it behind. SQLite: an
-``flock`` on a file next to the database, released by the OS when the process
-dies (an in-memory database uses an in-process lock). Waiting is bounded; a
-timeout names who holds the lock.
+PostgreSQL: a transaction-level advisory lock (``pg_try_advisory_xact_lock``),
+so it works through a transaction pooler (PgBouncer) and ends with the
+transaction, even when the migrator crashes. SQLite: the database's own write
+lock (``BEGIN IMMEDIATE``): no lock file, nothing to go stale. Inside the lock
+the migrator re-reads what is applied, so each migration runs exactly once
+however many instances start together. Waiting is bounded by ``lock_timeout``
+(polled on the injected clock); a timeout names who holds the lock.
+
+Migrations that opt out of a transaction cannot hold either lock while they
+run; on PostgreSQL they take the session-level advisory lock on a pinned
+connection instead, which needs a direct connection, not a transaction pooler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import socket
-import weakref
-from collections.abc import AsyncIterator, Callable
-from typing import IO
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from buttress.backends import SqlBackend, SqlConnection
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.migrations.errors import MigrationError
 
-__all__ = ["ADVISORY_LOCK_KEY", "MigrationLockTimeout", "migration_lock"]
+__all__ = [
+    "ADVISORY_LOCK_KEY",
+    "MigrationLockTimeout",
+    "migration_lock",
+    "session_migration_lock",
+]
 
 ADVISORY_LOCK_KEY = 0x42757474  # "Butt": fits in 31 bits, so pg_locks shows it in objid
 _POLL = 0.05
+_SQLITE_BUSY_MS = 50  # while polling for SQLite's write lock; the pool's value is restored
 
 _HOLDER_QUERY = """
 SELECT a.pid, a.usename, a.application_name, a.client_addr::text AS client_addr,
        a.backend_start, a.state
-  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+  FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
  WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = $1
 """
 
@@ -51,89 +60,83 @@ def whoami() -> str:
     return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
-async def _wait(attempt: Callable[[], object], clock: Clock, lock_timeout: float) -> bool:
+async def _wait(attempt: Callable[[], Awaitable[bool]], clock: Clock, lock_timeout: float) -> bool:
     deadline = clock.monotonic() + lock_timeout
     while True:
-        result = attempt()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
+        if await attempt():
             return True
         if clock.monotonic() >= deadline:
             return False
         await clock.sleep(_POLL)
 
 
-@contextlib.asynccontextmanager
-async def _postgres_lock(
-    conn: SqlConnection, clock: Clock, lock_timeout: float
-) -> AsyncIterator[None]:
-    async def attempt() -> bool:
-        return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY))
-
-    if not await _wait(attempt, clock, lock_timeout):
+async def _postgres_holder(conn: SqlConnection) -> str:
+    try:
         row = await conn.fetchrow(_HOLDER_QUERY, ADVISORY_LOCK_KEY)
-        holder = "an unknown session (it may just have released it)"
-        if row is not None:
-            holder = (
-                f"backend pid {row['pid']} (user {row['usename']}, application "
-                f"{row['application_name'] or '-'}, client {row['client_addr'] or 'local'}, "
-                f"connected {row['backend_start']:%Y-%m-%d %H:%M:%S%z})"
-            )
-        raise MigrationLockTimeout(lock_timeout, holder)
-    try:
-        yield
-    finally:
-        # The pool's reset also runs pg_advisory_unlock_all(); this is the tidy path.
-        with contextlib.suppress(Exception):
-            await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+    except Exception:  # noqa: BLE001 - the timeout is the error to report, not this read
+        row = None
+    if row is None:
+        return "an unknown session (it may just have released it)"
+    return (
+        f"backend pid {row['pid']} (user {row['usename']}, application "
+        f"{row['application_name'] or '-'}, client {row['client_addr'] or 'local'}, "
+        f"connected {row['backend_start']:%Y-%m-%d %H:%M:%S%z})"
+    )
 
 
-_MEMORY_LOCKS: weakref.WeakKeyDictionary[SqlBackend, asyncio.Lock] = weakref.WeakKeyDictionary()
+async def _rollback(conn: SqlConnection) -> None:
+    # A broken connection cannot roll back, but the server discards the
+    # transaction anyway; the original error is the one worth raising.
+    with contextlib.suppress(Exception):
+        await conn.execute("ROLLBACK")
 
 
-@contextlib.asynccontextmanager
-async def _sqlite_lock(path: str, clock: Clock, lock_timeout: float) -> AsyncIterator[None]:
-    import fcntl  # POSIX; imported here so the module still imports elsewhere
+async def _begin_postgres(conn: SqlConnection, clock: Clock, lock_timeout: float) -> None:
+    await conn.execute("BEGIN")
 
-    handle: IO[str] = open(path + "-migrate.lock", "a+")  # noqa: SIM115, ASYNC230 - a local lock file, held across awaits
-    try:
-
-        def attempt() -> bool:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-        if not await _wait(attempt, clock, lock_timeout):
-            handle.seek(0)
-            text = handle.read().strip()
-            try:
-                info = json.loads(text)
-                holder = f"pid {info['pid']} on {info['host']} since {info['since']}"
-            except (ValueError, KeyError, TypeError):
-                holder = "an unknown process"
-            raise MigrationLockTimeout(lock_timeout, holder)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(
-            json.dumps(
-                {
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "since": clock.now().isoformat(timespec="seconds"),
-                }
+    async def attempt() -> bool:
+        return bool(
+            await conn.fetchval(
+                "SELECT pg_catalog.pg_try_advisory_xact_lock($1)", ADVISORY_LOCK_KEY
             )
         )
-        handle.flush()
+
+    try:
+        locked = await _wait(attempt, clock, lock_timeout)
+        holder = "" if locked else await _postgres_holder(conn)
+    except BaseException:
+        await _rollback(conn)
+        raise
+    if not locked:
+        await _rollback(conn)
+        raise MigrationLockTimeout(lock_timeout, holder)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+async def _begin_sqlite(conn: SqlConnection, clock: Clock, lock_timeout: float) -> None:
+    before = await conn.fetchval("PRAGMA busy_timeout")
+    await conn.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_MS}")
+
+    async def attempt() -> bool:
         try:
-            yield
-        finally:
-            handle.truncate(0)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            await conn.execute("BEGIN IMMEDIATE")
+        except Exception as exc:
+            if _is_busy(exc):
+                return False
+            raise
+        return True
+
+    try:
+        locked = await _wait(attempt, clock, lock_timeout)
     finally:
-        handle.close()
+        await conn.execute(f"PRAGMA busy_timeout = {int(before)}")
+    if not locked:
+        raise MigrationLockTimeout(
+            lock_timeout, "another connection writing to this database (SQLite's write lock)"
+        )
 
 
 @contextlib.asynccontextmanager
@@ -144,26 +147,56 @@ async def migration_lock(
     lock_timeout: float = 30.0,
     clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[None]:
-    """Hold the database's migration lock for the duration of the block.
+    """A transaction on ``conn`` holding the database's migration lock.
 
-    ``conn`` is the migrator's pinned connection (PostgreSQL's lock is per session).
+    Commits when the block ends, rolls back when it raises; the lock goes with
+    the transaction either way.
     """
     if backend.dialect == "postgresql":
-        async with _postgres_lock(conn, clock, lock_timeout):
-            yield
-        return
-    path = getattr(backend, "path", ":memory:")
-    if path == ":memory:" or os.name != "posix":
-        lock = _MEMORY_LOCKS.setdefault(backend, asyncio.Lock())
-        try:
-            async with asyncio.timeout(lock_timeout):
-                await lock.acquire()
-        except TimeoutError:
-            raise MigrationLockTimeout(lock_timeout, "another migrator in this process") from None
-        try:
-            yield
-        finally:
-            lock.release()
-        return
-    async with _sqlite_lock(str(path), clock, lock_timeout):
+        await _begin_postgres(conn, clock, lock_timeout)
+    else:
+        await _begin_sqlite(conn, clock, lock_timeout)
+    try:
         yield
+    except BaseException:
+        await _rollback(conn)
+        raise
+    try:
+        await conn.execute("COMMIT")
+    except BaseException:
+        await _rollback(conn)  # a failed COMMIT leaves the transaction open
+        raise
+
+
+@contextlib.asynccontextmanager
+async def session_migration_lock(
+    backend: SqlBackend,
+    conn: SqlConnection,
+    *,
+    lock_timeout: float = 30.0,
+    clock: Clock = SYSTEM_CLOCK,
+) -> AsyncIterator[None]:
+    """The migration lock outside a transaction, for files that opt out of one.
+
+    PostgreSQL: the session advisory lock on the pinned ``conn`` (same key as
+    the transaction lock, so the two exclude each other). SQLite: nothing can
+    be held across statements without a transaction; such files run unlocked.
+    """
+    if backend.dialect != "postgresql":
+        yield
+        return
+
+    async def attempt() -> bool:
+        return bool(
+            await conn.fetchval("SELECT pg_catalog.pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY)
+        )
+
+    if not await _wait(attempt, clock, lock_timeout):
+        raise MigrationLockTimeout(lock_timeout, await _postgres_holder(conn))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                conn.execute("SELECT pg_catalog.pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+            )

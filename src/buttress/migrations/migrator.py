@@ -1,8 +1,9 @@
 """``Migrator``: apply a directory of checksummed SQL migrations, safely.
 
 Reads files (``files``), orders them (``resolver``), checks them against the
-``schema_migrations`` rows of its namespace, and applies pending ones under the
-database's migration lock, each in its own transaction unless the file opts
+``schema_migrations`` rows of its namespace, and applies pending ones, each in
+its own transaction holding the database's migration lock (``lock``) and
+re-checking inside it that the file is still pending, unless the file opts
 out. Decisions (what is pending, what is wrong) are pure; this is the I/O shell.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import attrs
 
+from buttress._checks import check_seconds
 from buttress.backends import Backend, SqlBackend, SqlConnection, require_sql
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
@@ -31,7 +33,7 @@ from buttress.migrations.errors import (
     MigrationValidationError,
 )
 from buttress.migrations.files import CHECKSUM_ALGORITHM, Migration, load_directory
-from buttress.migrations.lock import migration_lock
+from buttress.migrations.lock import migration_lock, session_migration_lock
 from buttress.migrations.report import (
     MIGRATION_RAN,
     MigrateResult,
@@ -74,7 +76,10 @@ class Migrator:
     ``namespace`` separates independent sets of migrations sharing one database
     (buttress's own use ``"buttress"``). ``environment`` (default: the
     ``BUTTRESS_ENV`` variable) turns on production safety when it is
-    ``production`` or ``prod``.
+    ``production`` or ``prod``. ``lock_timeout`` bounds the wait for another
+    migrator; ``statement_lock_timeout`` (PostgreSQL) bounds how long one
+    migration statement may queue for a table lock behind application traffic
+    (None: no bound), so a migration fails instead of stalling the service.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class Migrator:
         namespace: str = "app",
         environment: str | None = None,
         lock_timeout: float = 30.0,
+        statement_lock_timeout: float | None = 10.0,
         applied_by: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -101,7 +107,11 @@ class Migrator:
         ):
             raise ValidationError("lock_timeout", "must be a number of seconds >= 0")
         self.lock_timeout = float(lock_timeout)
+        self.statement_lock_timeout = check_seconds(
+            "statement_lock_timeout", statement_lock_timeout, optional=True
+        )
         self.applied_by = applied_by or _default_applied_by()
+        self._tracked = False
         self._clock = clock
         self._dialect = self._backend.dialect
         self._log = get_logger("migrations", namespace=self.namespace)
@@ -154,30 +164,41 @@ class Migrator:
         )
 
     @asynccontextmanager
-    async def _locked(self) -> AsyncIterator[SqlConnection]:
-        async with (
-            self._backend.connection() as conn,
-            migration_lock(self._backend, conn, lock_timeout=self.lock_timeout, clock=self._clock),
+    async def _locked(self, conn: SqlConnection) -> AsyncIterator[None]:
+        """A transaction on ``conn`` holding the migration lock, statements bounded."""
+        async with migration_lock(
+            self._backend, conn, lock_timeout=self.lock_timeout, clock=self._clock
         ):
-            yield conn
+            await self._bound_statements(conn, local=True)
+            yield
+
+    async def _bound_statements(self, conn: SqlConnection, *, local: bool) -> None:
+        if self._dialect != "postgresql":
+            return  # SQLite writers wait for the busy timeout, never longer
+        milliseconds = (
+            0
+            if self.statement_lock_timeout is None
+            else max(1, round(self.statement_lock_timeout * 1000))
+        )
+        scope = "LOCAL " if local else ""
+        await conn.execute(f"SET {scope}lock_timeout = {milliseconds}")
 
     async def migrate(self, *, dry_run: bool = False, force: bool = False) -> MigrateResult:
         """Apply pending migrations in dependency-then-version order.
 
         Refuses (``MigrationValidationError``) while ``validate()`` finds errors,
         unless ``force``; destructive files in production are refused even then.
+        With nothing pending it only reads: no DDL, no lock, no CREATE privilege.
         """
-        quick = await self._snapshot(self._backend)
-        if not decide.pending(quick) and not self._report(quick).errors:
+        snap = await self._snapshot(self._backend)
+        if not decide.pending(snap) and not self._report(snap).errors:
             return MigrateResult(applied=(), dry_run=dry_run)
+        self._check(snap, force=force)
         if dry_run:
-            self._check(quick, force=force)
-            return MigrateResult(tuple(m.id for m in decide.pending(quick)), dry_run=True)
+            return MigrateResult(tuple(m.id for m in decide.pending(snap)), dry_run=True)
         applied: list[str] = []
-        async with self._locked() as conn:
-            snap = await self._snapshot(conn)  # re-read: another migrator may have run
-            self._check(snap, force=force)
-            await ensure_table(conn, self._dialect)
+        self._tracked = snap.tracking.exists
+        async with self._backend.connection() as conn:
             for migration in decide.pending(snap):
                 started = time.perf_counter()
                 try:
@@ -208,24 +229,36 @@ class Migrator:
             raise MigrationValidationError(blocking)
 
     async def _apply(self, conn: SqlConnection, migration: Migration) -> bool:
+        """Run one pending file; False when another migrator applied it meanwhile."""
         statements = split_statements(migration.up)
         started = time.perf_counter()
         if migration.no_transaction:
-            try:
-                await self._run(conn, migration, statements)
-            except MigrationFailedError:
-                # Its earlier statements stay applied: record the failure so status
-                # shows it, unless the connection itself is gone (then the original
-                # error is still the one to raise).
-                with contextlib.suppress(Exception):
-                    entry = self._entry(migration, started, False)
-                    await record_applied(conn, self._dialect, entry)
-                raise
-            await record_applied(conn, self._dialect, self._entry(migration, started, True))
-        else:
-            async with self._transaction(conn):
+            async with session_migration_lock(
+                self._backend, conn, lock_timeout=self.lock_timeout, clock=self._clock
+            ):
+                await self._ensure_tracking(conn)
                 if await is_recorded(conn, self._dialect, self.namespace, migration.version):
-                    return False  # applied meanwhile by a migrator without our lock
+                    return False
+                await self._bound_statements(conn, local=False)
+                try:
+                    await self._run(conn, migration, statements)
+                except MigrationFailedError:
+                    # Its earlier statements stay applied: record the failure so
+                    # status shows it, unless the connection itself is gone (then
+                    # the original error is still the one to raise).
+                    with contextlib.suppress(Exception):
+                        entry = self._entry(migration, started, False)
+                        await record_applied(conn, self._dialect, entry)
+                    raise
+                finally:
+                    with contextlib.suppress(Exception):
+                        await self._reset_statement_bound(conn)
+                await record_applied(conn, self._dialect, self._entry(migration, started, True))
+        else:
+            async with self._locked(conn):
+                await self._ensure_tracking(conn)
+                if await is_recorded(conn, self._dialect, self.namespace, migration.version):
+                    return False  # another migrator applied it while we waited
                 await self._run(conn, migration, statements)
                 await record_applied(conn, self._dialect, self._entry(migration, started, True))
         elapsed = int((time.perf_counter() - started) * 1000)
@@ -236,6 +269,17 @@ class Migrator:
             transactional=not migration.no_transaction,
         )
         return True
+
+    async def _ensure_tracking(self, conn: SqlConnection) -> None:
+        # Only when it was missing: the IF NOT EXISTS of an existing table still
+        # asks for CREATE on the schema, which an application role may not have.
+        if not self._tracked:
+            await ensure_table(conn, self._dialect)
+            self._tracked = True
+
+    async def _reset_statement_bound(self, conn: SqlConnection) -> None:
+        if self._dialect == "postgresql":
+            await conn.execute("RESET lock_timeout")
 
     def _entry(self, migration: Migration, started: float, success: bool) -> AppliedMigration:
         return AppliedMigration(
@@ -249,19 +293,6 @@ class Migrator:
             success=success,
             applied_by=self.applied_by,
         )
-
-    @asynccontextmanager
-    async def _transaction(self, conn: SqlConnection) -> AsyncIterator[None]:
-        await conn.execute("BEGIN IMMEDIATE" if self._dialect == "sqlite" else "BEGIN")
-        try:
-            yield
-        except BaseException:
-            # A broken connection cannot roll back, but the server discards the
-            # transaction anyway; the original error is the one worth raising.
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
-            raise
-        await conn.execute("COMMIT")
 
     async def _run(
         self,
@@ -293,31 +324,35 @@ class Migrator:
         """Undo every applied migration newer than ``version`` (0 undoes all),
         dependants first, each by its ``-- down`` section in its own transaction.
         Checks that every one has a down section before undoing anything."""
-        async with self._locked() as conn:
-            snap = await self._snapshot(conn)
-            targets = [
-                m
-                for m in reversed(snap.resolution.order)
-                if m.version > version and m.version in snap.applied
-            ]
-            problems = [f"{m.filename}: has no '-- down' section" for m in targets if not m.down]
-            orphans = [
-                row.id
-                for v, row in snap.applied.items()
-                if v > version and v not in {m.version for m in snap.migrations}
-            ]
-            problems += [f"{name}: applied but its file is missing" for name in orphans]
-            if problems:
-                raise MigrationValidationError(problems)
-            destructive = decide.destructive_problems(targets, down=True) if self.production else []
-            if destructive:
-                raise DestructiveMigrationError(destructive)
-            undone: list[str] = []
+        snap = await self._snapshot(self._backend)
+        targets = [
+            m
+            for m in reversed(snap.resolution.order)
+            if m.version > version and m.version in snap.applied
+        ]
+        problems = [f"{m.filename}: has no '-- down' section" for m in targets if not m.down]
+        orphans = [
+            row.id
+            for v, row in snap.applied.items()
+            if v > version and v not in {m.version for m in snap.migrations}
+        ]
+        problems += [f"{name}: applied but its file is missing" for name in orphans]
+        if problems:
+            raise MigrationValidationError(problems)
+        destructive = decide.destructive_problems(targets, down=True) if self.production else []
+        if destructive:
+            raise DestructiveMigrationError(destructive)
+        undone: list[str] = []
+        async with self._backend.connection() as conn:
             for migration in targets:
                 down = migration.down or ""
                 started = time.perf_counter()
                 try:
-                    async with self._transaction(conn):
+                    async with self._locked(conn):
+                        if not await is_recorded(
+                            conn, self._dialect, self.namespace, migration.version
+                        ):
+                            continue  # another migrator undid it while we waited
                         await self._run(conn, migration, split_statements(down), source=down)
                         await delete_applied(conn, self._dialect, self.namespace, migration.version)
                 except Exception:
@@ -333,29 +368,28 @@ class Migrator:
         running them, for a database that already has their effects. A
         ``schema_migrations`` table of another tool is renamed to
         ``schema_migrations_legacy`` first (nothing is dropped)."""
-        async with self._locked() as conn:
-            snap = await self._snapshot(conn)
+        async with self._backend.connection() as conn, self._locked(conn):
+            snap = await self._snapshot(conn)  # read under the lock: nobody moves meanwhile
             if snap.parse_errors or snap.resolution.errors:
                 raise MigrationValidationError(snap.parse_errors + snap.resolution.errors)
-            async with self._transaction(conn):
-                if snap.tracking.conflicting:
-                    await conn.execute(f"ALTER TABLE {TRACKING_TABLE} RENAME TO {LEGACY_RENAME}")
-                    self._log.warning(
-                        "migration.legacy_renamed", table=TRACKING_TABLE, to=LEGACY_RENAME
-                    )
-                await ensure_table(conn, self._dialect)
-                recorded: list[str] = []
-                for migration in snap.resolution.order:
-                    if version is not None and migration.version > version:
-                        continue
-                    if migration.version in snap.applied and not snap.tracking.conflicting:
-                        continue
-                    entry = attrs.evolve(
-                        self._entry(migration, time.perf_counter(), True),
-                        execution_ms=0,
-                        applied_by=f"baseline {self.applied_by}",
-                    )
-                    await record_applied(conn, self._dialect, entry)
-                    recorded.append(migration.id)
+            if snap.tracking.conflicting:
+                await conn.execute(f"ALTER TABLE {TRACKING_TABLE} RENAME TO {LEGACY_RENAME}")
+                self._log.warning(
+                    "migration.legacy_renamed", table=TRACKING_TABLE, to=LEGACY_RENAME
+                )
+            await ensure_table(conn, self._dialect)
+            recorded: list[str] = []
+            for migration in snap.resolution.order:
+                if version is not None and migration.version > version:
+                    continue
+                if migration.version in snap.applied and not snap.tracking.conflicting:
+                    continue
+                entry = attrs.evolve(
+                    self._entry(migration, time.perf_counter(), True),
+                    execution_ms=0,
+                    applied_by=f"baseline {self.applied_by}",
+                )
+                await record_applied(conn, self._dialect, entry)
+                recorded.append(migration.id)
         self._log.info("migration.baseline", recorded=len(recorded))
         return tuple(recorded)

@@ -1,28 +1,21 @@
 """Monitoring over recorded metric series: anomaly rules, alert levels and health history.
 
-``anomaly`` holds the pure detectors (drop, spike, flat at zero); they read a
-series of timestamped samples and never touch storage or the clock.
-``history`` records health runs and metrics in a backend and runs the rules
-over what it recorded.
+The pure detectors (drop, spike, flat at zero: ``_core``) read a series of
+timestamped samples (``_values``) and never touch storage or the clock;
+``HealthHistory`` (``_service``) records health runs and metrics in a store
+(``_store``, ``_sql``) and runs the rules over what it recorded. Error
+statistics live in ``buttress.monitoring.errors``; PostgreSQL's own metrics in
+``buttress.monitoring.postgres``.
 """
 
-from buttress.monitoring.anomaly import (
-    AlertLevel,
-    Anomaly,
-    DropRule,
-    FlatRule,
-    Rule,
-    Sample,
-    SpikeRule,
-    alert_level,
-    detect,
-)
-from buttress.monitoring.history import (
+from buttress.monitoring._core import DropRule, FlatRule, Rule, SpikeRule, alert_level, detect
+from buttress.monitoring._service import (
     LATENCY_PREFIX,
     ComponentRecord,
     HealthHistory,
     HealthRecord,
 )
+from buttress.monitoring._values import AlertLevel, Anomaly, Sample
 
 __all__ = [
     "LATENCY_PREFIX",

@@ -19,16 +19,9 @@ from datetime import timedelta
 
 from buttress.cli._common import parse_time
 from buttress.errors import ButtressError, ValidationError
-from buttress.monitoring.anomaly import (
-    AlertLevel,
-    Anomaly,
-    DropRule,
-    FlatRule,
-    Rule,
-    SpikeRule,
-    alert_level,
-)
-from buttress.monitoring.history import HealthHistory, HealthRecord, check_metric_name
+from buttress.monitoring._core import DropRule, FlatRule, Rule, SpikeRule, alert_level
+from buttress.monitoring._service import HealthHistory, HealthRecord, check_metric_name
+from buttress.monitoring._values import AlertLevel, Anomaly
 
 __all__ = ["load_rules", "monitor", "parse_duration", "parse_rule", "register", "rule_to_dict"]
 

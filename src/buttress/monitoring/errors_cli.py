@@ -16,7 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from buttress.errors import ButtressError, ValidationError
-from buttress.monitoring.anomaly import AlertLevel, Anomaly, alert_level
+from buttress.monitoring._core import alert_level
+from buttress.monitoring._values import AlertLevel, Anomaly
 from buttress.monitoring.cli import parse_duration
 from buttress.monitoring.errors import ErrorRateRule, ErrorSummary, read_error_counts, summarize
 

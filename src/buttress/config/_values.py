@@ -1,20 +1,21 @@
-"""Config values: ``ConfigEntry`` (one stored setting) and ``ConfigChange`` (its history).
+"""Config values: ``ConfigEntry`` (one stored setting), ``ConfigChange`` (its history), the
+JSON value type, environments, and the config errors.
 
-Both mask the value of a sensitive entry in ``repr``/``str``; the service
-decides which copies carry the real value (``get_entry``) and which the mask
-(``list``, ``history``).
+Entries and changes mask the value of a sensitive entry in ``repr``/``str``; the
+service decides which copies carry the real value (``get_entry``) and which the
+mask (``list``, ``history``). Error messages name the key and the rule, never a
+value.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import attrs
 
-from buttress.config._json import JSONValue
-from buttress.errors import ValidationError
+from buttress.errors import ButtressError, ValidationError
 from buttress.log import MASK
 
 __all__ = [
@@ -22,9 +23,16 @@ __all__ = [
     "KNOWN_ENVIRONMENTS",
     "ConfigAction",
     "ConfigChange",
+    "ConfigConflictError",
     "ConfigEntry",
+    "ConfigMissingError",
+    "ConfigTypeError",
+    "JSONValue",
     "validate_environment",
 ]
+
+
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 
 ALL = "all"
 KNOWN_ENVIRONMENTS = ("all", "development", "staging", "production")
@@ -108,3 +116,32 @@ class ConfigChange:
         old = None if self.old_value is None else MASK
         new = None if self.new_value is None else MASK
         return attrs.evolve(self, old_value=old, new_value=new)
+
+
+class ConfigConflictError(ButtressError):
+    """``expected_version`` did not match: someone else changed the key first."""
+
+    def __init__(self, key: str, environment: str, expected: int, actual: int) -> None:
+        self.key = key
+        self.environment = environment
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"config {key!r} ({environment}): expected version {expected}, found {actual}; "
+            "re-read and retry"
+        )
+
+
+class ConfigTypeError(ValidationError, TypeError):
+    """A stored value does not match the type the reader asked for."""
+
+    def __init__(self, key: str, rule: str) -> None:
+        super().__init__(key, rule, message=f"config {key!r}: {rule}")
+
+
+class ConfigMissingError(ButtressError, LookupError):
+    """A ``Setting`` without a default has no stored value."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"config {key!r} is not set and has no default")
