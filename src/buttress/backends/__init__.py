@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from buttress._seam import STORES, Seam, resolve_store, store_for, supported_kinds
     from buttress.backends._base import Backend, Row, SqlBackend, SqlConnection, require_sql
     from buttress.backends._changes import bump_counter, read_counter
-    from buttress.backends._connect import Connecting, Prepare, open_backend
+    from buttress.backends._connect import (
+        BACKENDS,
+        Connecting,
+        Prepare,
+        backend_class,
+        open_backend,
+    )
     from buttress.backends._dialect import (
         DIALECTS,
         OWN_TABLES,
@@ -42,6 +48,8 @@ _LAZY: dict[str, str] = {
     "require_sql": "buttress.backends._base",
     "bump_counter": "buttress.backends._changes",
     "read_counter": "buttress.backends._changes",
+    "BACKENDS": "buttress.backends._connect",
+    "backend_class": "buttress.backends._connect",
     "Connecting": "buttress.backends._connect",
     "Prepare": "buttress.backends._connect",
     "open_backend": "buttress.backends._connect",
@@ -80,6 +88,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BACKENDS",
     "DIALECTS",
     "OWN_TABLES",
     "POSTGRESQL",
@@ -99,6 +108,7 @@ __all__ = [
     "SqlBackend",
     "SqlConnection",
     "SqliteBackend",
+    "backend_class",
     "bump_counter",
     "from_db_time",
     "open_backend",
