@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from buttress import __version__
+from buttress._version import __version__
 
 __all__ = ["DEFAULT_DSN", "build_parser", "main"]
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import attrs
 
-from buttress import __version__
+from buttress._version import __version__
 from buttress.errors import ButtressError
 
 if TYPE_CHECKING:
