@@ -100,3 +100,26 @@ def test_storage_keys_are_bounded_printable_and_distinct(key: str) -> None:
 def test_different_keys_never_share_a_storage_key(one: str, two: str) -> None:
     if one != two:
         assert storage_key(one) != storage_key(two)
+
+
+def test_a_flood_of_new_keys_cannot_grow_memory_or_free_an_exhausted_key() -> None:
+    from buttress.testing import FakeClock
+
+    clock = FakeClock()
+    limiter = RateLimiter(Rate(2, 60), clock=clock, max_keys=1000)
+    assert [limiter.hit("victim").allowed for _ in range(3)] == [True, True, False]
+    for i in range(5000):
+        assert limiter.hit(f"flood-{i}").allowed
+    table = limiter._table
+    assert table is not None
+    assert len(table.data) <= 1000
+    assert table.evicted >= 4000
+    # The exhausted key is the furthest from replenishment: it is kept, still limited.
+    assert not limiter.hit("victim").allowed
+
+
+def test_max_keys_is_validated() -> None:
+    from buttress.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="max_keys"):
+        RateLimiter(Rate(1, 1), max_keys=0)

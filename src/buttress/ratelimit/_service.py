@@ -32,7 +32,14 @@ from buttress.ratelimit._core import (
     memory_key,
     storage_key,
 )
-from buttress.ratelimit._store import RATELIMIT_STORES, Check, MemoryStore, MemoryTable, Store
+from buttress.ratelimit._store import (
+    DEFAULT_MAX_KEYS,
+    RATELIMIT_STORES,
+    Check,
+    MemoryStore,
+    MemoryTable,
+    Store,
+)
 from buttress.ratelimit._values import (
     RATELIMIT_DECIDED,
     Decision,
@@ -143,7 +150,10 @@ class RateLimiter:
         fallback: RateLimiter | None = None,
         burst: int | None = None,
         name: str | None = None,
+        max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
+        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
+            raise ValidationError("max_keys", "must be an integer >= 1")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValidationError("name", "must be a non-empty string")
         if not isinstance(rate, Rate):
@@ -185,7 +195,7 @@ class RateLimiter:
         store = resolve_store(backend, RATELIMIT_STORES)
         if isinstance(store, MemoryStore):
             # In process there is no round trip to save: decide on the table itself.
-            self._table = store.table(self._namespace, self._algorithm, self._period)
+            self._table = store.table(self._namespace, self._algorithm, self._period, max_keys)
         else:
             self._store = store
 
