@@ -8,6 +8,7 @@ from buttress.config._core import MISSING, Setting, check_json, dumps, loads
 from buttress.config._service import MAINTENANCE_KEY, ConfigStore
 from buttress.config._store import ConfigBackendStore, MemoryConfigStore
 from buttress.config._values import (
+    ALL,
     KNOWN_ENVIRONMENTS,
     ConfigChange,
     ConfigConflictError,
@@ -18,6 +19,7 @@ from buttress.config._values import (
 )
 
 __all__ = [
+    "ALL",
     "KNOWN_ENVIRONMENTS",
     "MAINTENANCE_KEY",
     "MISSING",
