@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from buttress.breaker import BreakerState, CircuitBreaker, CircuitOpenError, MemoryBreakerStore
-from buttress.breaker._config import BreakerConfig
-from buttress.breaker._state import Admitted, BreakerMachine, Outcome, Permit
+from buttress.breaker._core import BreakerMachine
+from buttress.breaker._values import Admitted, BreakerConfig, Outcome, Permit
 from buttress.testing import FakeClock
 
 pytestmark = pytest.mark.filterwarnings("ignore")

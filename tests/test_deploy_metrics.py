@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buttress.deploy import DeliveryMetrics, Deployment, DeploymentStateError, delivery_metrics
-from buttress.deploy._metrics import median_duration
-from buttress.deploy._model import fail, is_unrestored_failure, restore, roll_back
+from buttress.deploy._core import fail, is_unrestored_failure, median_duration, restore, roll_back
 from buttress.errors import ValidationError
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -284,7 +283,7 @@ def test_to_dict() -> None:
 
 
 def test_with_lineage() -> None:
-    from buttress.deploy._model import with_lineage
+    from buttress.deploy._core import with_lineage
 
     draft = deployment(3, at(2))
     before = deployment(2, at(1), commit_sha="bbb2222")

@@ -34,7 +34,8 @@ from buttress.doctor import (
 )
 from buttress.errors import ValidationError
 from buttress.health import HealthReport, Status
-from buttress.monitoring import ErrorStats, HealthHistory
+from buttress.monitoring import HealthHistory
+from buttress.monitoring.errors import ErrorStats
 from cli_support import aset_up, buttress, login_role, set_up
 
 

@@ -28,8 +28,8 @@ from buttress.monitoring import (
     alert_level,
     detect,
 )
+from buttress.monitoring._service import PRUNE_EVERY
 from buttress.monitoring._store import MemoryHistoryStore
-from buttress.monitoring.history import PRUNE_EVERY
 from buttress.testing import FakeClock
 
 START = datetime(2024, 3, 1, tzinfo=UTC)

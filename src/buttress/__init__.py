@@ -1,9 +1,9 @@
 """buttress: typed reliability parts for Python services.
 
-This module only re-exports the public names. The small core (Result, errors,
-clock, logging) is imported at once; every component is imported on first
-attribute access (PEP 562), and optional drivers (asyncpg, redis) and adapter
-frameworks only when used, so ``import buttress`` stays cheap.
+This module only re-exports the public names, each imported on first attribute
+access (PEP 562): ``import buttress`` loads nothing but this module, so importing
+``buttress.config`` costs only what config needs. Optional drivers (asyncpg,
+redis) and adapter frameworks load only when used.
 """
 
 from __future__ import annotations
@@ -11,30 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from buttress._version import __version__
-from buttress.clock import Clock, SystemClock
-from buttress.errors import (
-    BackendError,
-    BackendUnavailableError,
-    ButtressError,
-    Classification,
-    ContextualError,
-    ErrorCategory,
-    ErrorContext,
-    ErrorHandler,
-    InvalidDSNError,
-    MissingDependencyError,
-    SchemaMissingError,
-    Severity,
-    UnsupportedBackendError,
-    ValidationError,
-    capture,
-    classify,
-    register_classification,
-    with_error_handling,
-)
-from buttress.log import configure_logging, get_logger, redact, register_secret
-from buttress.result import Err, Ok, Result, UnwrapError, as_result
+__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from buttress._connect import connect
@@ -46,12 +23,34 @@ if TYPE_CHECKING:
         CircuitOpenError,
         breakers,
     )
+    from buttress.clock import Clock, SystemClock
     from buttress.config import ConfigEntry, ConfigStore, Setting
     from buttress.db import ConnectionLostError, Database, DatabaseStats, database_check
     from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
+    from buttress.errors import (
+        BackendError,
+        BackendUnavailableError,
+        ButtressError,
+        Classification,
+        ContextualError,
+        ErrorCategory,
+        ErrorContext,
+        ErrorHandler,
+        InvalidDSNError,
+        MissingDependencyError,
+        SchemaMissingError,
+        Severity,
+        UnsupportedBackendError,
+        ValidationError,
+        capture,
+        classify,
+        register_classification,
+        with_error_handling,
+    )
     from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
     from buttress.health import ComponentStatus, HealthRegistry, HealthReport, Status, aggregate
     from buttress.lifecycle import GracefulShutdown, StartupReport, StartupValidator
+    from buttress.log import configure_logging, get_logger, redact, register_secret
     from buttress.migrations import Migrator
     from buttress.monitoring import (
         AlertLevel,
@@ -80,6 +79,7 @@ if TYPE_CHECKING:
         ahit_all,
         hit_all,
     )
+    from buttress.result import Err, Ok, Result, UnwrapError, as_result
     from buttress.schema import Column, Schema, SchemaReport, SchemaValidator, Table
     from buttress.schema.audit import AuditReport, SecurityAudit, TableSecurity
     from buttress.schema.integrity import (
@@ -90,6 +90,35 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
+    "Clock": "buttress.clock",
+    "SystemClock": "buttress.clock",
+    "BackendError": "buttress.errors",
+    "BackendUnavailableError": "buttress.errors",
+    "ButtressError": "buttress.errors",
+    "Classification": "buttress.errors",
+    "ContextualError": "buttress.errors",
+    "ErrorCategory": "buttress.errors",
+    "ErrorContext": "buttress.errors",
+    "ErrorHandler": "buttress.errors",
+    "InvalidDSNError": "buttress.errors",
+    "MissingDependencyError": "buttress.errors",
+    "SchemaMissingError": "buttress.errors",
+    "Severity": "buttress.errors",
+    "UnsupportedBackendError": "buttress.errors",
+    "ValidationError": "buttress.errors",
+    "capture": "buttress.errors",
+    "classify": "buttress.errors",
+    "register_classification": "buttress.errors",
+    "with_error_handling": "buttress.errors",
+    "configure_logging": "buttress.log",
+    "get_logger": "buttress.log",
+    "redact": "buttress.log",
+    "register_secret": "buttress.log",
+    "Err": "buttress.result",
+    "Ok": "buttress.result",
+    "Result": "buttress.result",
+    "UnwrapError": "buttress.result",
+    "as_result": "buttress.result",
     "Backend": "buttress.backends",
     "connect": "buttress._connect",
     "redact_dsn": "buttress.backends",

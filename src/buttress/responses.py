@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeAlias
 
+from buttress._exceptions import ValidationError
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 
 __all__ = [
     "Envelope",

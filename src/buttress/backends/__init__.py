@@ -9,24 +9,75 @@ store that serves it on that backend (the table is ``STORES``); a SQL backend's
 (asyncpg, redis) are imported only when their scheme is opened.
 """
 
-from buttress.backends._base import Backend, Row, SqlBackend, SqlConnection, require_sql
-from buttress.backends._changes import bump_counter, read_counter
-from buttress.backends._connect import Connecting, Prepare, open_backend
-from buttress.backends._dialect import (
-    DIALECTS,
-    OWN_TABLES,
-    POSTGRESQL,
-    SQLITE,
-    Dialect,
-    MissingTableError,
-    from_db_time,
-)
-from buttress.backends._dsn import BackendKind, redact_dsn
-from buttress.backends._registry import STORES, Seam, resolve_store, store_for, supported_kinds
-from buttress.backends.memory import MemoryBackend
-from buttress.backends.postgres import PostgresBackend
-from buttress.backends.redis import RedisBackend
-from buttress.backends.sqlite import SqliteBackend
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from buttress._seam import STORES, Seam, resolve_store, store_for, supported_kinds
+    from buttress.backends._base import Backend, Row, SqlBackend, SqlConnection, require_sql
+    from buttress.backends._changes import bump_counter, read_counter
+    from buttress.backends._connect import Connecting, Prepare, open_backend
+    from buttress.backends._dialect import (
+        DIALECTS,
+        OWN_TABLES,
+        POSTGRESQL,
+        SQLITE,
+        Dialect,
+        MissingTableError,
+        from_db_time,
+    )
+    from buttress.backends._dsn import BackendKind, redact_dsn
+    from buttress.backends.memory import MemoryBackend
+    from buttress.backends.postgres import PostgresBackend
+    from buttress.backends.redis import RedisBackend
+    from buttress.backends.sqlite import SqliteBackend
+
+_LAZY: dict[str, str] = {
+    "Backend": "buttress.backends._base",
+    "Row": "buttress.backends._base",
+    "SqlBackend": "buttress.backends._base",
+    "SqlConnection": "buttress.backends._base",
+    "require_sql": "buttress.backends._base",
+    "bump_counter": "buttress.backends._changes",
+    "read_counter": "buttress.backends._changes",
+    "Connecting": "buttress.backends._connect",
+    "Prepare": "buttress.backends._connect",
+    "open_backend": "buttress.backends._connect",
+    "DIALECTS": "buttress.backends._dialect",
+    "OWN_TABLES": "buttress.backends._dialect",
+    "POSTGRESQL": "buttress.backends._dialect",
+    "SQLITE": "buttress.backends._dialect",
+    "Dialect": "buttress.backends._dialect",
+    "MissingTableError": "buttress.backends._dialect",
+    "from_db_time": "buttress.backends._dialect",
+    "BackendKind": "buttress.backends._dsn",
+    "redact_dsn": "buttress.backends._dsn",
+    "STORES": "buttress._seam",
+    "Seam": "buttress._seam",
+    "resolve_store": "buttress._seam",
+    "store_for": "buttress._seam",
+    "supported_kinds": "buttress._seam",
+    "MemoryBackend": "buttress.backends.memory",
+    "PostgresBackend": "buttress.backends.postgres",
+    "RedisBackend": "buttress.backends.redis",
+    "SqliteBackend": "buttress.backends.sqlite",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'buttress.backends' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DIALECTS",

@@ -14,11 +14,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 from buttress._exceptions import UnsupportedBackendError
-from buttress.backends._dialect import Dialect
-from buttress.backends._dsn import BackendKind
+
+if TYPE_CHECKING:
+    from buttress.backends._dialect import Dialect
+    from buttress.backends._dsn import BackendKind
 
 __all__ = ["Backend", "Row", "SqlBackend", "SqlConnection", "require_sql"]
 

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any
 
+from buttress._exceptions import BackendError
 from buttress.backends._base import Backend
 from buttress.backends._dsn import parse_dsn
-from buttress.errors import BackendError
 
 __all__ = ["Connecting", "Prepare", "open_backend"]
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import attrs
 
-from buttress.errors import InvalidDSNError
+from buttress._exceptions import InvalidDSNError
 
 __all__ = ["DSN", "BackendKind", "parse_dsn", "redact_dsn", "scrub"]
 

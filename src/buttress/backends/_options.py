@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from buttress._checks import check_seconds
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
 __all__ = [
     "check_known",

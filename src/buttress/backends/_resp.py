@@ -30,7 +30,7 @@ from typing import Any, Final, TypeAlias, TypeVar, overload
 
 import attrs
 
-from buttress.errors import BackendUnavailableError
+from buttress._exceptions import BackendUnavailableError
 
 __all__ = [
     "INCOMPLETE",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from buttress._exceptions import BackendUnavailableError
 from buttress.backends._dsn import DSN, scrub
-from buttress.errors import BackendUnavailableError
 
 __all__ = ["Attempts", "connect_with_retry", "unavailable"]
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from buttress._exceptions import BackendUnavailableError, MissingDependencyError, ValidationError
 from buttress.backends._base import Row, SqlBackend, SqlConnection
 from buttress.backends._dialect import POSTGRESQL, Dialect
 from buttress.backends._dsn import DSN
@@ -23,7 +24,6 @@ from buttress.backends._options import (
     opt_str_map,
 )
 from buttress.backends._retry import Attempts, connect_with_retry, unavailable
-from buttress.errors import BackendUnavailableError, MissingDependencyError, ValidationError
 from buttress.log import get_logger
 
 if TYPE_CHECKING:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from buttress._exceptions import BackendUnavailableError, MissingDependencyError
 from buttress.backends._base import Backend
 from buttress.backends._dsn import DSN
 from buttress.backends._options import check_known, opt_bool, opt_int, opt_seconds
 from buttress.backends._retry import Attempts, connect_with_retry, unavailable
-from buttress.errors import BackendUnavailableError, MissingDependencyError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -17,11 +17,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Final, TypeVar
 
+from buttress._exceptions import BackendError, BackendUnavailableError, UnsupportedBackendError
 from buttress.backends._base import Row, SqlBackend, SqlConnection
 from buttress.backends._dialect import SQLITE, Dialect
 from buttress.backends._dsn import DSN
 from buttress.backends._options import check_known, opt_bool, opt_int, opt_seconds
-from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
 
 __all__ = ["SqliteBackend"]
 

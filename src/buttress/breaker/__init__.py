@@ -1,25 +1,28 @@
 """Circuit breakers: a pure state machine with sync/async wrappers on top.
 
-``CircuitBreaker`` is the public face; ``breakers`` finds breakers by name;
-the stores share one circuit across a fleet (Redis, PostgreSQL, or in memory).
+``CircuitBreaker`` is the public face (``_service``; given a backend that shares
+circuits it is built as ``SharedCircuitBreaker``, ``_shared``); the decisions
+live in ``_state``; ``breakers`` finds breakers by name; the stores share one
+circuit across a fleet (``_store``, ``_redis``, ``_sql``).
 """
 
-from buttress.breaker._breaker import BREAKER_CREATED, BreakerStats, CircuitBreaker
-from buttress.breaker._config import BreakerConfig
-from buttress.breaker._errors import CircuitOpenError
-from buttress.breaker._events import (
+from buttress.breaker._redis import RedisBreakerStore
+from buttress.breaker._registry import BreakerRegistry, breakers
+from buttress.breaker._service import BREAKER_CREATED, BreakerStats, CircuitBreaker
+from buttress.breaker._shared import SharedCircuitBreaker
+from buttress.breaker._sql import PostgresBreakerStore
+from buttress.breaker._store import MemoryBreakerStore, SharedStore, Snapshot, StepParams
+from buttress.breaker._values import (
+    BreakerConfig,
+    BreakerState,
     CallEvent,
     CallFailed,
     CallIgnored,
     CallRejected,
     CallSucceeded,
+    CircuitOpenError,
     StateChange,
 )
-from buttress.breaker._redis import RedisBreakerStore
-from buttress.breaker._registry import BreakerRegistry, breakers
-from buttress.breaker._sql import PostgresBreakerStore
-from buttress.breaker._state import BreakerState
-from buttress.breaker._store import MemoryBreakerStore, SharedStore, Snapshot, StepParams
 
 __all__ = [
     "BREAKER_CREATED",
@@ -37,6 +40,7 @@ __all__ = [
     "MemoryBreakerStore",
     "PostgresBreakerStore",
     "RedisBreakerStore",
+    "SharedCircuitBreaker",
     "SharedStore",
     "Snapshot",
     "StateChange",

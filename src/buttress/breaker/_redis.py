@@ -18,8 +18,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from buttress.breaker._state import BreakerState
 from buttress.breaker._store import Op, Snapshot, StepParams
+from buttress.breaker._values import BreakerState
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

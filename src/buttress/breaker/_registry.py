@@ -11,10 +11,10 @@ import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
 if TYPE_CHECKING:
-    from buttress.breaker._breaker import BreakerStats, CircuitBreaker
+    from buttress.breaker._service import BreakerStats, CircuitBreaker
 
 __all__ = ["BreakerRegistry", "breakers"]
 

@@ -1,4 +1,4 @@
-"""A circuit shared by a fleet: a local cache of the store's state, and outage policy.
+"""``SharedCircuitBreaker``: a circuit shared by a fleet, cached here, with an outage policy.
 
 The store (Redis or PostgreSQL) owns the truth and decides every transition
 atomically. Each instance keeps the last snapshot it saw and re-reads it at
@@ -7,31 +7,46 @@ opens the circuit every other rejects within that interval. Round trips per
 call: none for a success while the known streak is 0 (plus one read per
 interval), one for a failure (record and decide together), one to ask for a
 half-open probe and one to report it. When the store cannot be reached the
-``on_store_error`` policy decides, logged once per outage.
+``on_store_error`` policy decides, logged once per outage (``local`` falls
+back to this process's own ``BreakerMachine``). Shared breakers are async only.
+``CircuitBreaker(..., backend=...)`` builds one when the backend shares circuits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import math
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
 
 import attrs
 
-from buttress._checks import check_seconds
-from buttress.backends import resolve_store
-from buttress.breaker._errors import CircuitOpenError
-from buttress.breaker._state import BreakerState, Event, Outcome, Permit, Transition
-from buttress.breaker._store import BREAKER_STORES, Op, SharedStore, Snapshot, StepParams
-from buttress.errors import SchemaMissingError, ValidationError
+from buttress._exceptions import SchemaMissingError, ValidationError
+from buttress._seam import resolve_store
+from buttress.breaker._core import open_wait
+from buttress.breaker._service import (
+    CircuitBreaker,
+    StoreErrorPolicy,
+)
+from buttress.breaker._store import BREAKER_STORES, Op, Snapshot, StepParams
+from buttress.breaker._values import (
+    BreakerState,
+    BreakerStats,
+    CircuitOpenError,
+    Event,
+    Outcome,
+    Permit,
+    Transition,
+)
+from buttress.policies import SyncCallNotSupportedError
 
-if TYPE_CHECKING:
-    from buttress.breaker._breaker import CircuitBreaker
+__all__ = ["SharedCircuitBreaker", "SharedPermit"]
 
-__all__ = ["STORE_ERROR_POLICIES", "SharedCircuit", "SharedPermit", "StoreErrorPolicy", "attach"]
-
-StoreErrorPolicy = Literal["local", "open", "closed"]
-STORE_ERROR_POLICIES: tuple[StoreErrorPolicy, ...] = ("local", "open", "closed")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _C, _O, _H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 _OBSERVED: dict[tuple[BreakerState, BreakerState], Event] = {
@@ -42,6 +57,7 @@ _OBSERVED: dict[tuple[BreakerState, BreakerState], Event] = {
     (_H, _O): Event.PROBE_FAILED,
     (_O, _C): Event.RESET,
 }
+_WHAT = "a shared CircuitBreaker"
 
 
 @attrs.frozen(slots=True)
@@ -57,66 +73,64 @@ class SharedPermit:
 _UNTRACKED = SharedPermit(-1, untracked=True)
 
 
-def _positive_seconds(field: str, value: object) -> float:
-    return check_seconds(field, value)
+class SharedCircuitBreaker(CircuitBreaker):
+    """A ``CircuitBreaker`` whose circuit lives in a shared store (Redis, PostgreSQL).
 
+    Built by ``CircuitBreaker(name, backend=...)``; the public surface is the
+    same, async only (sync calls raise ``SyncCallNotSupportedError`` naming the
+    async method). Only the consecutive-failure trigger can be shared.
+    """
 
-def attach(
-    breaker: CircuitBreaker,
-    backend: object,
-    *,
-    sync_interval: float,
-    on_store_error: str,
-    store_timeout: float,
-) -> SharedCircuit | None:
-    """Build the shared circuit for ``backend``, or None when state stays in-process."""
-    interval = _positive_seconds("sync_interval", sync_interval)
-    timeout = _positive_seconds("store_timeout", store_timeout)
-    if on_store_error not in STORE_ERROR_POLICIES:
-        raise ValidationError("on_store_error", "must be one of 'local', 'open', 'closed'")
-    store = resolve_store(backend, BREAKER_STORES) if backend is not None else None
-    if store is None:
-        return None
-    config = breaker.config
-    if config.failure_threshold is None or config.uses_window:
-        raise ValidationError(
-            "failure_rate_threshold",
-            "a shared breaker supports the consecutive-failure trigger only",
-        )
-    params = StepParams(
-        failure_threshold=config.failure_threshold,
-        recovery_timeout=config.recovery_timeout,
-        half_open_max_calls=config.half_open_max_calls,
-        probe_timeout=config.probe_timeout,
+    __slots__ = (
+        "_background",
+        "_closed_permit",
+        "_params",
+        "_retry_store_at",
+        "_store",
+        "available",
+        "epoch",
+        "failures",
+        "fetched_at",
+        "forced",
+        "on_store_error",
+        "open_until",
+        "opened_at",
+        "shared_state",
+        "store_timeout",
+        "sync_interval",
     )
-    policy: StoreErrorPolicy = on_store_error
-    return SharedCircuit(breaker, store, params, interval, policy, timeout)
 
-
-class SharedCircuit:
-    """The client side of a shared circuit, owned by one ``CircuitBreaker``."""
-
-    def __init__(
+    def _attach(
         self,
-        breaker: CircuitBreaker,
-        store: SharedStore,
-        params: StepParams,
+        backend: object | None,
         sync_interval: float,
         on_store_error: StoreErrorPolicy,
         store_timeout: float,
     ) -> None:
-        self._breaker = breaker
+        store = resolve_store(backend, BREAKER_STORES)
+        if store is None:
+            raise ValidationError("backend", "must be a backend or store that shares circuits")
+        config = self.config
+        if config.failure_threshold is None or config.uses_window:
+            raise ValidationError(
+                "failure_rate_threshold",
+                "a shared breaker supports the consecutive-failure trigger only",
+            )
         self._store = store
-        self._params = params
-        self._now = breaker._now
+        self._params = StepParams(
+            failure_threshold=config.failure_threshold,
+            recovery_timeout=config.recovery_timeout,
+            half_open_max_calls=config.half_open_max_calls,
+            probe_timeout=config.probe_timeout,
+        )
         self.sync_interval = sync_interval
-        self.on_store_error: StoreErrorPolicy = on_store_error
         self.store_timeout = store_timeout
+        self.on_store_error = on_store_error
         self.available = True
         self._retry_store_at = -math.inf
         self._background: set[asyncio.Task[object]] = set()
         self.fetched_at = -math.inf
-        self.state = BreakerState.CLOSED
+        self.shared_state = _C
         self.epoch = 0
         self.failures = 0
         self.forced = False
@@ -125,20 +139,143 @@ class SharedCircuit:
         self._closed_permit = SharedPermit(0)
 
     def __repr__(self) -> str:
-        return f"SharedCircuit(store={self._store!r}, sync_interval={self.sync_interval})"
+        return (
+            f"SharedCircuitBreaker({self.name!r}, state={self.state.value}, store={self._store!r})"
+        )
 
-    def state_at(self, now: float) -> BreakerState:
+    # -- reading the state ------------------------------------------------
+
+    @property
+    def state(self) -> BreakerState:
         """The state as this instance knows it (no I/O)."""
+        return self._state_at(self._now())
+
+    def _state_at(self, now: float) -> BreakerState:
         if not self.available:
             if self.on_store_error == "open":
                 return _C
             if self.on_store_error == "closed":
                 return _O
-            if not (self.state is _O and now < self.open_until):
-                return self._breaker._machine.state_at(now)
-        if self.state is _O and not self.forced and now >= self.open_until:
+            if not (self.shared_state is _O and now < self.open_until):
+                return self._machine.state_at(now)
+        if self.shared_state is _O and now >= self.open_until:
             return _H
-        return self.state
+        return self.shared_state
+
+    def stats(self) -> BreakerStats:
+        now = self._now()
+        with self._lock:
+            m = self._machine
+            window_calls, window_failures = m.window_totals(now)
+            streak, opened_at, probes = m.consecutive_failures, m.opened_at, len(m.probes)
+        if self.available:
+            streak, opened_at, probes = self.failures, self.opened_at, 0
+        return self._stats(
+            now,
+            self._state_at(now),
+            streak,
+            opened_at,
+            probes,
+            window_calls,
+            window_failures,
+            store_available=self.available,
+        )
+
+    # -- operator controls ------------------------------------------------
+
+    def reset(self) -> None:
+        raise SyncCallNotSupportedError(_WHAT, "areset")
+
+    def force_open(self) -> None:
+        raise SyncCallNotSupportedError(_WHAT, "aforce_open")
+
+    async def areset(self) -> None:
+        """Close the circuit fleet-wide."""
+        await self.step("reset")
+
+    async def aforce_open(self) -> None:
+        """Open the circuit fleet-wide, until ``areset()``."""
+        await self.step("force_open")
+
+    # -- calling ----------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise SyncCallNotSupportedError(_WHAT, "acall")
+
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Await ``fn(*args, **kwargs)`` through the shared circuit."""
+        admitted = await self._admit_shared()
+        if isinstance(admitted, CircuitOpenError):
+            raise admitted
+        start = self._now()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            await self._finish_shared(admitted, self._classify(exc), start, exc)
+            raise
+        await self._finish_shared(admitted, self._result_outcome(result), start, None)
+        return result
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate an async function (a sync one raises when called: shared is async only)."""
+        if not callable(fn):
+            raise ValidationError("fn", "must be callable")
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await self.acall(fn, *args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            raise SyncCallNotSupportedError(_WHAT, "acall")
+
+        return wrapper
+
+    def __enter__(self) -> CircuitBreaker:
+        raise SyncCallNotSupportedError(_WHAT, "__aenter__ (async with)")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raise SyncCallNotSupportedError(_WHAT, "__aexit__ (async with)")
+
+    async def __aenter__(self) -> CircuitBreaker:
+        admitted = await self._admit_shared()
+        if isinstance(admitted, CircuitOpenError):
+            raise admitted
+        self._push_frame(admitted, self._now())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        frame = self._pop_frame()
+        if frame is None or not isinstance(frame.permit, SharedPermit):
+            raise RuntimeError("CircuitBreaker.__aexit__ without a matching __aenter__")
+        assert frame.start is not None
+        outcome = Outcome.SUCCESS if exc is None else self._classify(exc)
+        await self._finish_shared(frame.permit, outcome, frame.start, exc)
+
+    # -- the store --------------------------------------------------------
+
+    def _refresh_modes(self) -> None:
+        super()._refresh_modes()
+        self._simple = False
 
     async def step(self, op: Op, epoch: int = 0, probe: str = "") -> Snapshot | None:
         """One round trip to the store; None when it cannot be reached (policy applies)."""
@@ -147,9 +284,7 @@ class SharedCircuit:
             return None
         try:
             async with asyncio.timeout(self.store_timeout):
-                snapshot = await self._store.step(
-                    self._breaker.name, op, epoch, probe, self._params
-                )
+                snapshot = await self._store.step(self.name, op, epoch, probe, self._params)
         except SchemaMissingError:
             raise  # a deployment mistake, not an outage: no policy can make it work
         except Exception as exc:  # noqa: BLE001  (any store failure means the outage policy applies)
@@ -157,21 +292,21 @@ class SharedCircuit:
             return None
         if not self.available:
             self.available = True
-            self._breaker._log.info("breaker.store_recovered")
+            self._log.info("breaker.store_recovered")
         self._apply(snapshot)
         return snapshot
 
-    async def admit(self) -> SharedPermit | CircuitOpenError:
+    async def _admit_shared(self) -> SharedPermit | CircuitOpenError:
         now = self._now()
         if now - self.fetched_at >= self.sync_interval:
             await self.step("read")
             now = self._now()
         if not self.available:
             return self._admit_degraded(now)
-        if self.state is _C:
+        if self.shared_state is _C:
             return self._closed_permit
-        if self.state is _O and now < self.open_until:
-            return self._refuse(self._open_retry_after(now))
+        if self.shared_state is _O and now < self.open_until:
+            return self._refuse(open_wait(self.open_until, self.config.recovery_timeout, now))
         snapshot = await self.step("admit")
         if snapshot is None:
             return self._admit_degraded(self._now())
@@ -181,25 +316,24 @@ class SharedCircuit:
             return SharedPermit(snapshot.epoch, snapshot.granted)
         return self._closed_permit
 
-    async def finish(
+    async def _finish_shared(
         self,
         permit: SharedPermit,
         outcome: Outcome,
         start: float,
         error: BaseException | None,
     ) -> None:
-        breaker = self._breaker
-        machine = breaker._machine
+        machine = self._machine
         now = self._now()
         duration = now - start
         outcome = machine.classify_duration(outcome, duration)
         if permit.local is not None:
-            with breaker._lock:
+            with self._lock:
                 transition = machine.record(permit.local, outcome, now)
             if transition is not None:
-                breaker._announce(transition)
+                self._announce(transition)
         else:
-            with breaker._lock:
+            with self._lock:
                 if outcome is Outcome.SUCCESS:
                     machine.success_count += 1
                 elif outcome is Outcome.FAILURE:
@@ -207,7 +341,7 @@ class SharedCircuit:
                     machine.last_failure_at = now
             if not permit.untracked:
                 await self._report(permit, outcome, now)
-        breaker._emit_outcome(outcome, duration, error)
+        self._emit_outcome(outcome, duration, error)
 
     async def _report(self, permit: SharedPermit, outcome: Outcome, now: float) -> None:
         if outcome is Outcome.IGNORED:
@@ -222,37 +356,34 @@ class SharedCircuit:
         op: Op = "success" if outcome is Outcome.SUCCESS else "failure"
         snapshot = await self.step(op, permit.epoch, permit.probe)
         if snapshot is None and self.on_store_error == "local":
-            machine = self._breaker._machine
-            with self._breaker._lock:
+            machine = self._machine
+            with self._lock:
                 transition = machine.record(Permit(machine.epoch), outcome, now)
             if transition is not None:
-                self._breaker._announce(transition)
+                self._announce(transition)
 
     def _admit_degraded(self, now: float) -> SharedPermit | CircuitOpenError:
         if self.on_store_error == "open":
             return _UNTRACKED
         if self.on_store_error == "closed":
             return self._refuse(max(0.0, self._retry_store_at - now))
-        if self.state is _O and now < self.open_until:
-            return self._refuse(self._open_retry_after(now))
-        admitted = self._breaker._admit()
+        if self.shared_state is _O and now < self.open_until:
+            return self._refuse(open_wait(self.open_until, self.config.recovery_timeout, now))
+        admitted = self._admit()
         if isinstance(admitted, CircuitOpenError):
             return admitted
         return SharedPermit(-1, local=admitted)
 
-    def _open_retry_after(self, now: float) -> float:
-        return self._params.recovery_timeout if self.forced else self.open_until - now
-
     def _refuse(self, retry_after: float) -> CircuitOpenError:
-        self._breaker._machine.rejected_count += 1
-        return self._breaker._refusal(retry_after)
+        self._machine.rejected_count += 1
+        return self._refusal(retry_after)
 
     def _store_failed(self, now: float, exc: Exception) -> None:
         self._retry_store_at = now + self.sync_interval
         if not self.available:
             return
         self.available = False
-        self._breaker._log.warning(
+        self._log.warning(
             "breaker.store_unreachable",
             policy=self.on_store_error,
             error=type(exc).__name__,
@@ -260,12 +391,12 @@ class SharedCircuit:
         )
         if self.on_store_error == "local":
             # Start the outage from a clean local circuit; the last known OPEN still holds.
-            with self._breaker._lock:
-                self._breaker._machine.reset(now)
+            with self._lock:
+                self._machine.reset(now)
 
     def _apply(self, snapshot: Snapshot) -> None:
         now = self._now()
-        old = self.state_at(now)
+        old = self._state_at(now)
         self.fetched_at = now
         self.failures = snapshot.failures
         self.forced = snapshot.forced
@@ -278,8 +409,11 @@ class SharedCircuit:
             self.opened_at = now - snapshot.opened_ago
         if snapshot.state is _O:
             self.open_until = math.inf if snapshot.forced else now + snapshot.open_remaining
-        self.state = snapshot.state
-        new = self.state_at(now)
+        self.shared_state = snapshot.state
+        new = self._state_at(now)
         if new is not old:
             event = _OBSERVED.get((old, new), Event.FORCE_OPEN if new is _O else Event.RESET)
-            self._breaker._announce(Transition(old, new, event, now))
+            self._announce(Transition(old, new, event, now))
+
+
+CircuitBreaker._shared_strategy = SharedCircuitBreaker

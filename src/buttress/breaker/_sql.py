@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from buttress.breaker._state import BreakerState
 from buttress.breaker._store import Op, Snapshot, StepParams
+from buttress.breaker._values import BreakerState
 
 if TYPE_CHECKING:
     from buttress.backends import PostgresBackend

@@ -14,9 +14,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 
-from buttress.backends import Seam
-from buttress.breaker._config import BreakerConfig
-from buttress.breaker._state import BreakerMachine, BreakerState, Outcome, Permit, Rejected
+from buttress._seam import Seam
+from buttress.breaker._core import BreakerMachine
+from buttress.breaker._values import BreakerConfig, BreakerState, Outcome, Permit, Rejected
 from buttress.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [

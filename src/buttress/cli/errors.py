@@ -14,12 +14,10 @@ from datetime import UTC, datetime
 from buttress.backends import Backend, SqlBackend
 from buttress.cli._common import Reply, parse_time, run
 from buttress.errors import ValidationError
-from buttress.monitoring import (
-    Anomaly,
+from buttress.monitoring import Anomaly, alert_level, parse_duration
+from buttress.monitoring.errors import (
     ErrorRateRule,
     ErrorSummary,
-    alert_level,
-    parse_duration,
     read_error_counts,
     summarize,
 )

@@ -16,6 +16,7 @@ from buttress.config._values import (
     ConfigMissingError,
     ConfigTypeError,
     JSONValue,
+    validate_environment,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "check_json",
     "dumps",
     "loads",
+    "validate_environment",
 ]

@@ -17,8 +17,8 @@ from typing import Any, Generic, TypeVar, cast
 import attrs
 
 from buttress._checks import validate_key
+from buttress._exceptions import ValidationError
 from buttress.config._values import ConfigTypeError, JSONValue
-from buttress.errors import ValidationError
 
 __all__ = [
     "MISSING",

@@ -10,10 +10,11 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from buttress._checks import validate_key
-from buttress.backends import Backend, resolve_store
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config._cache import ReadCache
 from buttress.config._core import (
@@ -39,8 +40,10 @@ from buttress.config._values import (
     JSONValue,
     validate_environment,
 )
-from buttress.errors import ValidationError
 from buttress.log import get_logger, register_secret
+
+if TYPE_CHECKING:
+    from buttress.backends import Backend
 
 __all__ = ["MAINTENANCE_KEY", "ConfigStore"]
 

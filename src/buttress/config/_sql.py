@@ -12,16 +12,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from buttress._exceptions import BackendError, BackendUnavailableError, ButtressError
 from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
 from buttress.config._store import StoredChange, StoredEntry
 from buttress.config._values import ConfigAction, ConfigConflictError
-from buttress.errors import (
-    BackendError,
-    BackendUnavailableError,
-    ButtressError,
-    ErrorCategory,
-    classify,
-)
+from buttress.errors import ErrorCategory, classify
 
 __all__ = ["CHANNEL", "TABLES", "SqlConfigStore", "remove_entry", "write_entry"]
 

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from buttress.backends import Seam
+from buttress._seam import Seam
 from buttress.config._values import ConfigAction, ConfigConflictError
 
 __all__ = [

@@ -15,7 +15,7 @@ from typing import Literal, TypeAlias
 
 import attrs
 
-from buttress.errors import ButtressError, ValidationError
+from buttress._exceptions import ButtressError, ValidationError
 from buttress.log import MASK
 
 __all__ = [

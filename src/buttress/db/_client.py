@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
 
 import attrs
 
+from buttress._exceptions import ValidationError
 from buttress.breaker import CircuitBreaker
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.db._faults import (
@@ -29,10 +30,7 @@ from buttress.db._options import check_breakers, check_timeout, lock_timeout_ms
 from buttress.db._sqltext import Fingerprint, fingerprint, is_read_only
 from buttress.db._stats import DatabaseStats, OperationKind, QueryRecorder
 from buttress.db._transaction import Transaction
-from buttress.errors import (
-    ValidationError,
-    classify,
-)
+from buttress.errors import classify
 from buttress.log import get_logger
 from buttress.policies import Retry, retry
 

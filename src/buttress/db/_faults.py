@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Final, Protocol
 
-from buttress.errors import BackendUnavailableError, ErrorCategory, Severity, classify
+from buttress._exceptions import BackendUnavailableError
+from buttress.errors import ErrorCategory, Severity, classify
 
 __all__ = [
     "NOT_RETRIED_NOTE",

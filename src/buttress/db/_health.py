@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from buttress._exceptions import ValidationError
 from buttress.db._client import Database
-from buttress.errors import ValidationError
 from buttress.health.report import ComponentStatus
 
 __all__ = ["database_check"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from buttress._checks import check_seconds
+from buttress._exceptions import ValidationError
 from buttress.breaker import CircuitBreaker
 from buttress.db._stats import OperationKind
-from buttress.errors import ValidationError
 
 __all__ = ["check_breakers", "check_timeout", "lock_timeout_ms"]
 

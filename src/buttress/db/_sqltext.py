@@ -14,7 +14,7 @@ from typing import Final
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
 __all__ = ["Fingerprint", "fingerprint", "is_read_only", "normalize"]
 

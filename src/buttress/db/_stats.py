@@ -16,7 +16,8 @@ from types import MappingProxyType
 
 import attrs
 
-from buttress.errors import ErrorCategory, ValidationError
+from buttress._exceptions import ValidationError
+from buttress.errors import ErrorCategory
 
 __all__ = ["DatabaseStats", "OperationKind", "QueryRecorder", "percentile"]
 

@@ -4,11 +4,16 @@
 and save atomically; ``delivery_metrics`` is the pure DORA computation.
 """
 
-from buttress.deploy._errors import DeploymentNotFoundError, DeploymentStateError
-from buttress.deploy._metrics import DeliveryMetrics, delivery_metrics
-from buttress.deploy._model import Deployment, DeploymentStatus
+from buttress.deploy._core import delivery_metrics
 from buttress.deploy._service import DeploymentLog
-from buttress.deploy._store import APP_VERSION_KEY
+from buttress.deploy._values import (
+    APP_VERSION_KEY,
+    DeliveryMetrics,
+    Deployment,
+    DeploymentNotFoundError,
+    DeploymentStateError,
+    DeploymentStatus,
+)
 
 __all__ = [
     "APP_VERSION_KEY",

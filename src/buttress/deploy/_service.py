@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from buttress.backends import Backend, MemoryBackend, resolve_store
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
+from buttress.backends import Backend, MemoryBackend
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import ConfigStore
-from buttress.deploy._checks import (
+from buttress.deploy._core import check_period, delivery_metrics
+from buttress.deploy._store import DEPLOY_STORES, DeploymentStore
+from buttress.deploy._values import (
+    DeliveryMetrics,
+    Deployment,
+    DeploymentNotFoundError,
+    RollbackOf,
     check_environment,
     check_id,
     check_limit,
@@ -23,11 +31,6 @@ from buttress.deploy._checks import (
     check_time,
     check_version,
 )
-from buttress.deploy._errors import DeploymentNotFoundError
-from buttress.deploy._metrics import DeliveryMetrics, check_period, delivery_metrics
-from buttress.deploy._model import Deployment
-from buttress.deploy._store import DEPLOY_STORES, DeploymentStore, RollbackOf
-from buttress.errors import ValidationError
 from buttress.log import get_logger
 
 __all__ = ["DEFAULT_METRICS_PERIOD", "DeploymentLog"]

@@ -20,15 +20,15 @@ from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_t
 from buttress.config import ConfigStore, dumps
 from buttress.config._sql import TABLES as CONFIG_TABLES
 from buttress.config._sql import write_entry
-from buttress.deploy._errors import DeploymentNotFoundError
-from buttress.deploy._model import Deployment, DeploymentStatus, fail, with_lineage
-from buttress.deploy._store import (
+from buttress.deploy._core import config_reason, fail, replaced_by, with_lineage
+from buttress.deploy._store import DeploymentStore
+from buttress.deploy._values import (
     APP_VERSION_DESCRIPTION,
     APP_VERSION_KEY,
-    DeploymentStore,
+    Deployment,
+    DeploymentNotFoundError,
+    DeploymentStatus,
     RollbackOf,
-    config_reason,
-    replaced_by,
 )
 
 __all__ = ["SqlDeploymentStore"]

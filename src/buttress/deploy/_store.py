@@ -9,80 +9,31 @@ config entry are all written, or none of them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
-from buttress.backends import Seam
-from buttress.deploy._errors import DeploymentNotFoundError
-from buttress.deploy._model import (
+from buttress._seam import Seam
+from buttress.deploy._core import config_reason, fail, replaced_by, with_lineage
+from buttress.deploy._values import (
+    APP_VERSION_DESCRIPTION,
+    APP_VERSION_KEY,
     Deployment,
-    fail,
-    is_unrestored_failure,
-    restore,
-    roll_back,
-    with_lineage,
+    DeploymentNotFoundError,
+    RollbackOf,
 )
 
 if TYPE_CHECKING:
     from buttress.config import ConfigStore
 
 __all__ = [
-    "APP_VERSION_KEY",
     "DEPLOY_STORES",
     "DeploymentSource",
     "DeploymentStore",
     "MemoryDeploymentStore",
     "MemoryDeployments",
-    "RollbackOf",
-    "replaced_by",
 ]
-
-APP_VERSION_KEY = "app_version"
-"""The config key ``record`` keeps equal to the environment's running version."""
-
-APP_VERSION_DESCRIPTION = "the version running in this environment (set by DeploymentLog)"
-
-
-@attrs.frozen(slots=True)
-class RollbackOf:
-    """``record`` also marks deployment ``deployment_id`` rolled back, for ``reason``."""
-
-    deployment_id: int
-    reason: str
-
-
-def config_reason(deployment: Deployment) -> str:
-    what = "rollback" if deployment.is_rollback else "deployment"
-    return f"{what} {deployment.id}"
-
-
-def replaced_by(
-    new: Deployment, earlier: Iterable[Deployment], rollback: RollbackOf | None
-) -> list[Deployment]:
-    """What recording ``new`` changes among ``earlier`` deployments of its environment.
-
-    The deployment being rolled back (if any) becomes rolled back; every other
-    failure still running there is restored by ``new``. Raises
-    ``DeploymentStateError`` if the rollback is not allowed.
-    """
-    changed = []
-    for old in earlier:
-        if rollback is not None and old.id == rollback.deployment_id:
-            changed.append(
-                roll_back(
-                    old,
-                    to_version=new.version,
-                    reason=rollback.reason,
-                    at=new.deployed_at,
-                    by=new.id,
-                )
-            )
-        elif old.environment == new.environment and is_unrestored_failure(old):
-            changed.append(restore(old, at=new.finished_at, by=new.id))
-    return changed
 
 
 class DeploymentStore(Protocol):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from buttress._version import __version__
+from buttress import __version__
 from buttress.doctor._explain import explain, failure_finding
 from buttress.doctor._values import DoctorContext, Finding, Level
 
@@ -203,7 +203,8 @@ async def _monitoring(ctx: DoctorContext) -> list[Finding]:
 
 async def _errors(ctx: DoctorContext) -> list[Finding]:
     from buttress.backends import SqlBackend
-    from buttress.monitoring import AlertLevel, ErrorRateRule, read_error_counts, summarize
+    from buttress.monitoring import AlertLevel
+    from buttress.monitoring.errors import ErrorRateRule, read_error_counts, summarize
 
     if not isinstance(ctx.backend, SqlBackend):
         return []

@@ -4,10 +4,18 @@
 an in-memory snapshot of a store so ``is_enabled`` never does I/O.
 """
 
-from buttress.flags._evaluate import bucket, evaluate, rollout_warning
-from buttress.flags._model import FLAG_EVALUATED, Flag, FlagContext, FlagEvaluation, Reason
-from buttress.flags._service import FeatureFlags, FlagNotFoundError
-from buttress.flags._store import FlagChange, FlagStore, MemoryFlagStore
+from buttress.flags._core import bucket, evaluate, rollout_warning
+from buttress.flags._service import FeatureFlags
+from buttress.flags._store import FlagStore, MemoryFlagStore
+from buttress.flags._values import (
+    FLAG_EVALUATED,
+    Flag,
+    FlagChange,
+    FlagContext,
+    FlagEvaluation,
+    FlagNotFoundError,
+    Reason,
+)
 
 __all__ = [
     "FLAG_EVALUATED",

@@ -21,21 +21,24 @@ from typing import Any, Self
 import attrs
 
 from buttress._checks import validate_key
-from buttress.backends import Backend, resolve_store
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
+from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ButtressError, ValidationError
-from buttress.flags._evaluate import decide, rollout_warning
-from buttress.flags._model import (
+from buttress.flags._core import decide, rollout_warning
+from buttress.flags._store import FLAG_STORES, FlagStore
+from buttress.flags._values import (
     FLAG_EVALUATED,
     Flag,
+    FlagChange,
     FlagContext,
     FlagEvaluation,
+    FlagNotFoundError,
     Reason,
 )
-from buttress.flags._store import FLAG_STORES, FlagChange, FlagStore
 from buttress.log import get_logger
 
-__all__ = ["FeatureFlags", "FlagNotFoundError"]
+__all__ = ["FeatureFlags"]
 
 _NOT_SCHEDULED = datetime(1970, 1, 1, tzinfo=UTC)
 """Handed to ``decide`` for flags without a schedule, which never read ``now``."""
@@ -51,17 +54,6 @@ def _follow(active: bool) -> None:
 
 
 FLAG_EVALUATED.watch(_follow)
-
-
-class FlagNotFoundError(ButtressError, KeyError):
-    """``update`` named a flag that does not exist."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(f"flag {key!r} does not exist")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class FeatureFlags:

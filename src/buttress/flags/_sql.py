@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
-from buttress.flags._model import Flag
-from buttress.flags._store import ChangeCallback, FlagAction, FlagChange
+from buttress.flags._store import ChangeCallback
+from buttress.flags._values import Flag, FlagAction, FlagChange
 from buttress.log import get_logger
 
 __all__ = ["CHANNEL", "SqlFlagStore"]

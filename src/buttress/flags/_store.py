@@ -9,34 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-import attrs
-
-from buttress.backends import Seam
-from buttress.flags._model import Flag
+from buttress._seam import Seam
+from buttress.flags._values import Flag, FlagAction, FlagChange
 
 __all__ = ["FLAG_STORES", "ChangeCallback", "FlagChange", "FlagStore", "MemoryFlagStore"]
 
 ChangeCallback = Callable[[str | None, Flag | None], None]
 """Called with ``(key, flag)`` after a change (``flag`` None when deleted), or
 ``(None, None)`` when anything may have changed and a full reload is due."""
-
-FlagAction = Literal["create", "update", "delete"]
-
-
-@attrs.frozen(slots=True)
-class FlagChange:
-    """One entry of a flag's audit history: who changed it, when, why, from what to what."""
-
-    key: str
-    version: int
-    action: FlagAction
-    changed_at: datetime
-    changed_by: str | None
-    reason: str | None
-    old: Flag | None
-    new: Flag | None
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol, runtime_checkable
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.health._lazy import MIGRATOR, SCHEMA_VALIDATOR, find
 from buttress.health.registry import HealthRegistry
 from buttress.health.report import ComponentStatus

@@ -14,8 +14,8 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from buttress._exceptions import ValidationError
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 from buttress.health._attempt import (
     Attempt,
     Busy,

@@ -21,7 +21,7 @@ __all__ = ["HEALTH_CHECKED", "ComponentStatus", "HealthChecked", "HealthReport",
 
 def _non_negative_finite(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not math.isfinite(value) or value < 0:
-        from buttress.errors import ValidationError
+        from buttress._exceptions import ValidationError
 
         raise ValidationError(attribute.name, "must be a finite number >= 0")
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.health._lazy import MIGRATOR, SCHEMA_VALIDATOR, find
 from buttress.health._safe import safe_error_message, scrub
 from buttress.lifecycle.report import StartupCheck

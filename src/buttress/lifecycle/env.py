@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
 __all__ = ["EnvKind", "EnvVar", "check_env", "parse_bool"]
 

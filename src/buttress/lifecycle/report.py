@@ -11,7 +11,7 @@ from typing import Literal
 
 import attrs
 
-from buttress.errors import ButtressError
+from buttress._exceptions import ButtressError
 
 __all__ = [
     "CheckStatus",

@@ -22,8 +22,8 @@ from typing import Literal, Protocol, TypeAlias
 import attrs
 
 from buttress._checks import check_seconds
+from buttress._exceptions import ValidationError
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 from buttress.health import HealthRegistry
 from buttress.health._safe import safe_error_message
 from buttress.health._threads import run_in_daemon_thread

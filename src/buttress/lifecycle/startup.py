@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.health._safe import safe_error_message
 from buttress.lifecycle._checks import (
     StartupCheckFn,

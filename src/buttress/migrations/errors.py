@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from buttress.errors import ButtressError
+from buttress._exceptions import ButtressError
 
 __all__ = [
     "DestructiveMigrationError",

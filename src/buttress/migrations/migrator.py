@@ -21,9 +21,9 @@ from pathlib import Path
 import attrs
 
 from buttress._checks import check_seconds
+from buttress._exceptions import ValidationError
 from buttress.backends import Backend, SqlBackend, SqlConnection, require_sql
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.migrations import decide
 from buttress.migrations.decide import Snapshot

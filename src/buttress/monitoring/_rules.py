@@ -1,7 +1,7 @@
 """Anomaly rules from text: ``drop:signups:50%`` specs, ``[[rule]]`` TOML files, durations.
 
 What an operator writes (``buttress monitor --rule``, ``--rules FILE``, ``buttress
-doctor --rules``) becomes the ``Rule`` values of ``anomaly``; an application
+doctor --rules``) becomes the ``Rule`` values of ``_core``; an application
 serving its own checks loads the same files. Bad input is a ``ValidationError``
 naming the spec or the file, the table and the key.
 """
@@ -13,9 +13,10 @@ import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 
-from buttress.errors import ValidationError
-from buttress.monitoring.anomaly import AlertLevel, DropRule, FlatRule, Rule, SpikeRule
-from buttress.monitoring.history import check_metric_name
+from buttress._exceptions import ValidationError
+from buttress.monitoring._core import DropRule, FlatRule, Rule, SpikeRule
+from buttress.monitoring._service import check_metric_name
+from buttress.monitoring._values import AlertLevel
 
 __all__ = ["load_rules", "parse_duration", "parse_rule", "rule_to_dict"]
 

@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 
 from buttress.backends import POSTGRESQL, SQLITE, SqlBackend, from_db_time
 from buttress.health.status import Status
-from buttress.monitoring._store import LATENCY_PREFIX, ComponentRecord, HealthRecord
-from buttress.monitoring.anomaly import Sample
+from buttress.monitoring._values import LATENCY_PREFIX, ComponentRecord, HealthRecord, Sample
 
 __all__ = ["TABLE", "SqlHistoryStore"]
 

@@ -15,62 +15,14 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from buttress.backends import Seam
-from buttress.health.status import Status
-from buttress.monitoring.anomaly import Sample
+from buttress._seam import Seam
+from buttress.monitoring._values import HealthRecord, Sample
 
 __all__ = [
     "HISTORY_STORES",
-    "LATENCY_PREFIX",
-    "ComponentRecord",
-    "HealthRecord",
     "HistoryStore",
     "MemoryHistoryStore",
 ]
-
-LATENCY_PREFIX = "latency:"
-"""``series("latency:db")`` is component ``db``'s latency in ms; free-form names may not use it."""
-
-
-@attrs.frozen(slots=True)
-class ComponentRecord:
-    """One component's outcome as recorded: its status and latency."""
-
-    status: Status
-    latency_ms: float
-
-    def to_dict(self) -> dict[str, object]:
-        return {"status": self.status.value, "latency_ms": self.latency_ms}
-
-
-@attrs.frozen(slots=True)
-class HealthRecord:
-    """One recorded health run: status, components and free-form metrics at a moment."""
-
-    id: int
-    recorded_at: datetime
-    status: Status
-    version: str | None
-    components: dict[str, ComponentRecord]
-    metrics: dict[str, float]
-
-    def value(self, metric: str) -> float | None:
-        """The value ``series(metric)`` reads from this run, or None when absent."""
-        if metric.startswith(LATENCY_PREFIX):
-            component = self.components.get(metric[len(LATENCY_PREFIX) :])
-            return None if component is None else component.latency_ms
-        return self.metrics.get(metric)
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready: the time as ISO 8601 text, statuses as their words."""
-        return {
-            "id": self.id,
-            "recorded_at": self.recorded_at.isoformat(),
-            "status": self.status.value,
-            "version": self.version,
-            "components": {name: c.to_dict() for name, c in self.components.items()},
-            "metrics": dict(self.metrics),
-        }
 
 
 @runtime_checkable

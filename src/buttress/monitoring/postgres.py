@@ -13,12 +13,12 @@ import math
 from collections.abc import Mapping
 from typing import Protocol
 
+from buttress._exceptions import UnsupportedBackendError, ValidationError
 from buttress.backends import Backend, SqlBackend
-from buttress.errors import UnsupportedBackendError, ValidationError
 from buttress.log import get_logger
+from buttress.monitoring._service import check_metric_name
 from buttress.monitoring.errors import TABLE as ERROR_TABLE
 from buttress.monitoring.errors import ErrorStats
-from buttress.monitoring.history import check_metric_name
 
 __all__ = ["TABLE_SIZE_PREFIX", "StatsSource", "collect_postgres_metrics"]
 

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
+from buttress._exceptions import ValidationError
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 from buttress.policies._base import Policy
 from buttress.policies._errors import BulkheadFullError
 

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.result import Err, Ok, Result
 
 __all__ = ["Guard", "Pipeline", "Policy"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import threading
 
+from buttress._exceptions import ValidationError
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 
 __all__ = ["RetryBudget"]
 

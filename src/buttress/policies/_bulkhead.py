@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.policies._base import Policy
 from buttress.policies._errors import BulkheadFullError
 

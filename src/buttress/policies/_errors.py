@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from buttress.errors import (
-    ButtressError,
-    Classification,
-    ErrorCategory,
-    Severity,
-    register_classification,
-)
+from buttress._exceptions import ButtressError
+from buttress.errors import Classification, ErrorCategory, Severity, register_classification
 
 __all__ = ["BulkheadFullError", "PolicyTimeoutError", "SyncCallNotSupportedError"]
 

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar, cast
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.policies._base import Policy
 
 __all__ = ["Fallback", "fallback"]

@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar, cast
 
 from buttress._checks import check_seconds
+from buttress._exceptions import ButtressError, ValidationError
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
-from buttress.errors import ButtressError, ValidationError, classify
+from buttress.errors import classify
 from buttress.log import get_logger
 from buttress.policies._base import Policy
 from buttress.policies._budget import RetryBudget

@@ -13,7 +13,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.log import get_logger
 from buttress.policies._base import Policy
 from buttress.policies._errors import PolicyTimeoutError, SyncCallNotSupportedError

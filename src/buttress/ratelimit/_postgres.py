@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
+from buttress._exceptions import BackendError, BackendUnavailableError, UnsupportedBackendError
 from buttress.backends import POSTGRESQL
-from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
 from buttress.ratelimit._store import Check, Now
 from buttress.ratelimit._values import Decision
 
@@ -34,7 +34,6 @@ _SQL: Final = (
     "SELECT allowed, remaining, reset_us, retry_us "
     "FROM buttress_rate_limit($1, $2, $3, $4, $5, $6, $7)"
 )
-
 
 
 def _period_us(period_ns: int) -> int:

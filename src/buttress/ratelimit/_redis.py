@@ -12,8 +12,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Final
 
+from buttress._exceptions import BackendError, BackendUnavailableError, UnsupportedBackendError
 from buttress.backends._resp import BlockingClient, PipelinedClient, ProtocolError, ReplyError
-from buttress.errors import BackendError, BackendUnavailableError, UnsupportedBackendError
 from buttress.ratelimit._store import Check, Now
 from buttress.ratelimit._values import Decision
 

@@ -15,14 +15,14 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
-from buttress.backends import resolve_store
-from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
-from buttress.errors import (
+from buttress._exceptions import (
     BackendError,
     SchemaMissingError,
     UnsupportedBackendError,
     ValidationError,
 )
+from buttress._seam import resolve_store
+from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.log import get_logger
 from buttress.ratelimit._core import ALGORITHMS, binding, decide_all
 from buttress.ratelimit._store import RATELIMIT_STORES, Check, MemoryStore, MemoryTable, Store

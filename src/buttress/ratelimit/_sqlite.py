@@ -16,8 +16,8 @@ import threading
 from collections.abc import Hashable, Sequence
 from typing import Any, Final
 
+from buttress._exceptions import BackendError, BackendUnavailableError
 from buttress.backends import MissingTableError
-from buttress.errors import BackendError, BackendUnavailableError
 from buttress.ratelimit._core import decide_all
 from buttress.ratelimit._store import Check, Now
 from buttress.ratelimit._values import Decision

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 
-from buttress.backends import Seam
+from buttress._seam import Seam
 from buttress.ratelimit._core import Algorithm
 from buttress.ratelimit._values import Decision
 

@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import attrs
 
+from buttress._exceptions import ButtressError, ValidationError
 from buttress._topic import Topic
-from buttress.errors import ButtressError, ValidationError
 
 __all__ = ["RATELIMIT_DECIDED", "Decision", "Rate", "RateLimitDecided", "RateLimitExceeded"]
 

@@ -13,8 +13,8 @@ from typing import Literal, TypeAlias
 
 import attrs
 
+from buttress._exceptions import ValidationError
 from buttress.backends import Backend, SqlBackend, require_sql
-from buttress.errors import ValidationError
 from buttress.schema.identifiers import check_identifier
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.schema.types import parse_type
 
 __all__ = ["check_default", "is_constant_default", "render_default"]

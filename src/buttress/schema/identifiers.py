@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
 __all__ = ["MAX_IDENTIFIER_BYTES", "check_identifier", "quote_identifier"]
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.schema.model import Column, ForeignKey, Index, Schema, Table
 
 __all__ = ["load_schema", "schema_from_dict"]

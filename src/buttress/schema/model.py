@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.schema.defaults import check_default
 from buttress.schema.identifiers import check_identifier
 from buttress.schema.types import parse_type

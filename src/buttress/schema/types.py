@@ -13,7 +13,7 @@ import re
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
 __all__ = ["SqlType", "normalise_live_type", "normalise_type", "parse_type", "render_type"]
 

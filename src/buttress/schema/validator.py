@@ -7,8 +7,8 @@ which tables hold rows only when that decides a finding, diff, and for
 
 from __future__ import annotations
 
+from buttress._exceptions import ButtressError, ValidationError
 from buttress.backends import Backend, SqlConnection, require_sql
-from buttress.errors import ButtressError, ValidationError
 from buttress.log import get_logger
 from buttress.schema.diff import diff
 from buttress.schema.identifiers import check_identifier, quote_identifier

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 
 if TYPE_CHECKING:
     from buttress.flags import FeatureFlags, Flag

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 try:
     from hypothesis import strategies as st
 except ImportError as exc:  # pragma: no cover - exercised only without hypothesis
-    from buttress.errors import MissingDependencyError
+    from buttress._exceptions import MissingDependencyError
 
     raise MissingDependencyError("hypothesis", "testing") from exc
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.flags import Flag, FlagContext
 from buttress.ratelimit import Rate
 from buttress.schema import Column, Index, Schema, Table

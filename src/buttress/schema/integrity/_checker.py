@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import attrs
 
+from buttress._exceptions import ValidationError
 from buttress.backends import Backend, SqlBackend, SqlConnection, require_sql
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.schema.identifiers import check_identifier
 from buttress.schema.integrity._declare import (

@@ -11,7 +11,7 @@ from typing import Literal, TypeAlias
 
 import attrs
 
-from buttress.errors import ButtressError, ValidationError
+from buttress._exceptions import ButtressError, ValidationError
 from buttress.schema.identifiers import check_identifier
 from buttress.schema.model import Schema
 

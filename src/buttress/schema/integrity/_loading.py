@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
 from buttress.schema.audit import TableSecurity
 from buttress.schema.integrity._declare import (
     POLICIES,

@@ -12,15 +12,24 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from buttress._checks import validate_key
+from buttress._exceptions import ButtressError, ValidationError
 from buttress._topic import Topic
-from buttress.errors import ValidationError
 
-__all__ = ["FLAG_EVALUATED", "Flag", "FlagContext", "FlagEvaluation", "Reason"]
+__all__ = [
+    "FLAG_EVALUATED",
+    "Flag",
+    "FlagAction",
+    "FlagChange",
+    "FlagContext",
+    "FlagEvaluation",
+    "FlagNotFoundError",
+    "Reason",
+]
 
 BUCKETS = 10_000
 """Buckets per flag: a percentage is honoured to 0.01 of a point."""
@@ -201,3 +210,31 @@ class FlagEvaluation:
 
 FLAG_EVALUATED: Topic[FlagEvaluation] = Topic("flag.evaluated")
 """Every ``FeatureFlags.is_enabled``/``evaluate`` result, with its reason."""
+
+
+FlagAction = Literal["create", "update", "delete"]
+
+
+@attrs.frozen(slots=True)
+class FlagChange:
+    """One entry of a flag's audit history: who changed it, when, why, from what to what."""
+
+    key: str
+    version: int
+    action: FlagAction
+    changed_at: datetime
+    changed_by: str | None
+    reason: str | None
+    old: Flag | None
+    new: Flag | None
+
+
+class FlagNotFoundError(ButtressError, KeyError):
+    """``update`` named a flag that does not exist."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"flag {key!r} does not exist")
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -13,27 +13,20 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from buttress.backends import Backend, resolve_store
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
+from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import ValidationError
 from buttress.health.report import HealthReport
 from buttress.log import get_logger
-from buttress.monitoring._store import (
-    HISTORY_STORES,
+from buttress.monitoring._core import DropRule, FlatRule, Rule, SpikeRule, detect
+from buttress.monitoring._store import HISTORY_STORES, HistoryStore, MemoryHistoryStore
+from buttress.monitoring._values import (
     LATENCY_PREFIX,
+    Anomaly,
     ComponentRecord,
     HealthRecord,
-    HistoryStore,
-    MemoryHistoryStore,
-)
-from buttress.monitoring.anomaly import (
-    Anomaly,
-    DropRule,
-    FlatRule,
-    Rule,
     Sample,
-    SpikeRule,
-    detect,
 )
 
 __all__ = [

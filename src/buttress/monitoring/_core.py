@@ -8,8 +8,6 @@ same verdict. Nothing here reads a clock or storage: ``now`` is passed in.
 
 from __future__ import annotations
 
-import enum
-import math
 import statistics
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -17,15 +15,19 @@ from typing import TypeAlias
 
 import attrs
 
-from buttress.errors import ValidationError
+from buttress._exceptions import ValidationError
+from buttress.monitoring._values import (
+    AlertLevel,
+    Anomaly,
+    Sample,
+    check_finite,
+    check_metric_name_attr,
+)
 
 __all__ = [
-    "AlertLevel",
-    "Anomaly",
     "DropRule",
     "FlatRule",
     "Rule",
-    "Sample",
     "SpikeRule",
     "alert_level",
     "detect",
@@ -33,34 +35,8 @@ __all__ = [
 ]
 
 
-class AlertLevel(enum.IntEnum):
-    """Overall verdict; the value is the exit code ``buttress doctor`` uses."""
-
-    HEALTHY = 0
-    WARNING = 1
-    CRITICAL = 2
-
-
-def _aware(_instance: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValidationError(attribute.name, "must be a timezone-aware datetime")
-
-
-def _finite(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValidationError(attribute.name, "must be a finite number")
-
-
-@attrs.frozen
-class Sample:
-    """One recorded value of a metric at a moment."""
-
-    at: datetime = attrs.field(validator=_aware)
-    value: float = attrs.field(validator=_finite)
-
-
 def _fraction(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    _finite(_instance, attribute, value)
+    check_finite(_instance, attribute, value)
     if value <= 0:
         raise ValidationError(attribute.name, "must be > 0")
 
@@ -72,26 +48,9 @@ def _positive_period(
         raise ValidationError(attribute.name, "must be a positive timedelta")
 
 
-def _metric_name(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise ValidationError(attribute.name, "must be a non-empty string")
-
-
 def _min_samples(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError(attribute.name, "must be an int >= 1")
-
-
-@attrs.frozen
-class Anomaly:
-    """What a rule found: which metric, how bad, and a sentence for humans."""
-
-    metric: str
-    rule: str
-    level: AlertLevel
-    message: str
-    observed: float
-    baseline: float | None
 
 
 def _baseline(
@@ -118,7 +77,7 @@ class DropRule:
     escalates.
     """
 
-    metric: str = attrs.field(validator=_metric_name)
+    metric: str = attrs.field(validator=check_metric_name_attr)
     warning: float = attrs.field(default=0.5, validator=_fraction)
     critical: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(_fraction)
@@ -162,7 +121,7 @@ class SpikeRule:
     ``SpikeRule("errors", warning=1.0)`` warns when errors more than double.
     """
 
-    metric: str = attrs.field(validator=_metric_name)
+    metric: str = attrs.field(validator=check_metric_name_attr)
     warning: float = attrs.field(default=1.0, validator=_fraction)
     critical: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(_fraction)
@@ -204,7 +163,7 @@ class FlatRule:
     alert.
     """
 
-    metric: str = attrs.field(validator=_metric_name)
+    metric: str = attrs.field(validator=check_metric_name_attr)
     period: timedelta = attrs.field(default=timedelta(hours=24), validator=_positive_period)
     level: AlertLevel = attrs.field(default=AlertLevel.WARNING)
 
@@ -246,9 +205,7 @@ def human_period(period: timedelta) -> str:
     return f"{seconds:g} s"
 
 
-def detect(
-    series: Iterable[Sample], rules: Iterable[Rule], now: datetime
-) -> list[Anomaly]:
+def detect(series: Iterable[Sample], rules: Iterable[Rule], now: datetime) -> list[Anomaly]:
     """Every anomaly the rules find in ``series`` (any order; sorted by time here)."""
     if now.tzinfo is None:
         raise ValidationError("now", "must be a timezone-aware datetime")

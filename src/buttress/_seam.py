@@ -1,30 +1,41 @@
-"""Which store serves which capability on which kind of backend: one table.
+"""The storage seam: which store serves which capability on which kind of backend.
 
 A capability declares a ``Seam`` (its name and the protocol its stores
 follow) next to its memory store; ``store_for(backend, seam)`` looks the pair
 (capability, backend kind) up in ``STORES`` and builds the store, importing its
 module only then, so asking for a config store never loads Redis code. A
 capability that cannot live on a kind of backend is refused here, with one
-message, and nowhere else.
+message, and nowhere else. This module sits below the backends and the
+capabilities alike (``buttress.backends`` re-exports it): it knows a backend
+only as something with a ``kind`` that can ``provide`` a store.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from buttress._exceptions import UnsupportedBackendError
-from buttress.backends._base import Backend
-from buttress.backends._dsn import BackendKind
 
-__all__ = ["STORES", "Seam", "resolve_store", "store_for", "supported_kinds"]
+__all__ = ["STORES", "Provider", "Seam", "resolve_store", "store_for", "supported_kinds"]
 
 S = TypeVar("S")
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What the seam asks of a backend (every ``buttress.backends.Backend`` is one)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def provide(self, capability: str, build: Callable[[], T]) -> T: ...
 
 _SQL_AND_MEMORY = ("memory", "sqlite", "postgresql")
 
-STORES: Final[Mapping[str, Mapping[BackendKind, str]]] = {
+STORES: Final[Mapping[str, Mapping[str, str]]] = {
     "config": {
         "memory": "buttress.config._store:MemoryConfigStore",
         "sqlite": "buttress.config._sql:SqlConfigStore",
@@ -51,13 +62,19 @@ STORES: Final[Mapping[str, Mapping[BackendKind, str]]] = {
         "postgresql": "buttress.ratelimit._postgres:PostgresStore",
         "redis": "buttress.ratelimit._redis:RedisStore",
     },
+    "error_events": {
+        "memory": "buttress.monitoring.errors._store:in_process",
+        "sqlite": "buttress.monitoring.errors._sql:SqlErrorEvents",
+        "postgresql": "buttress.monitoring.errors._sql:SqlErrorEvents",
+    },
     "breaker": {
         "memory": "buttress.breaker._store:in_process",
         "postgresql": "buttress.breaker._sql:PostgresBreakerStore",
         "redis": "buttress.breaker._redis:RedisBreakerStore.on",
     },
 }
-"""capability -> backend kind -> ``"module:factory"``; the factory takes the backend."""
+"""capability -> backend kind -> ``"module:factory"``; the factory takes the backend
+(``None`` for a component given no backend, which gets a private in-process store)."""
 
 
 class Seam(Generic[S]):
@@ -80,21 +97,21 @@ class Seam(Generic[S]):
         return f"Seam({self.name!r})"
 
 
-def supported_kinds(seam: Seam[Any]) -> tuple[BackendKind, ...]:
+def supported_kinds(seam: Seam[Any]) -> tuple[str, ...]:
     """The backend kinds that can hold this capability's state."""
     return tuple(STORES[seam.name])
 
 
-def _factory(path: str) -> Callable[[Backend], object]:
+def _factory(path: str) -> Callable[[Provider | None], object]:
     module, _, attributes = path.partition(":")
     found: Any = importlib.import_module(module)
     for attribute in attributes.split("."):
         found = getattr(found, attribute)
-    factory: Callable[[Backend], object] = found
+    factory: Callable[[Provider | None], object] = found
     return factory
 
 
-def store_for(backend: Backend, seam: Seam[S]) -> S:
+def store_for(backend: Provider, seam: Seam[S]) -> S:
     """``seam``'s store on ``backend``, or ``UnsupportedBackendError`` saying which kinds fit."""
     path = STORES[seam.name].get(backend.kind)
     if path is None:
@@ -115,10 +132,8 @@ def resolve_store(target: object, seam: Seam[S]) -> S:
     (tests and applications may hand one in directly); anything else is refused.
     """
     if target is None:
-        from buttress.backends.memory import MemoryBackend
-
-        target = MemoryBackend()
-    if isinstance(target, Backend):
+        return cast(S, _factory(STORES[seam.name]["memory"])(None))
+    if isinstance(target, Provider):
         return store_for(target, seam)
     if not isinstance(target, seam.protocol):
         raise UnsupportedBackendError(

@@ -11,7 +11,7 @@ import functools
 from datetime import datetime
 from hashlib import blake2b
 
-from buttress.flags._model import BUCKETS, Flag, FlagContext, FlagEvaluation, Reason
+from buttress.flags._values import BUCKETS, Flag, FlagContext, FlagEvaluation, Reason
 
 __all__ = ["bucket", "decide", "evaluate", "rollout_warning"]
 

@@ -1,9 +1,9 @@
-"""The circuit breaker's state machine: states, transitions, counters and permits.
+"""The circuit breaker's state machine: transitions, counters, permits and windows.
 
 Everything that decides whether a call may run, and whether the circuit moves,
 lives here as arithmetic over monotonic timestamps handed in by the caller.
 This module never reads a clock, takes a lock, logs, or does I/O: the wrappers
-in ``_breaker.py`` serialise access and report what it decides.
+in ``_service`` serialise access and report what it decides.
 
 Theory of operation: every admitted call holds a ``Permit`` stamped with the
 machine's ``epoch``, which changes on every transition. An outcome is applied
@@ -11,58 +11,127 @@ to the state only when its permit belongs to the current epoch (and, in
 half-open, is still a live probe); older outcomes only feed the statistics, so
 a slow call admitted while closed can never close a circuit that has since
 opened. Probe permits expire after ``probe_timeout``, so a probe that never
-reports back cannot wedge the circuit in half-open.
+reports back cannot wedge the circuit in half-open. Sliding windows of call
+outcomes feed the failure-rate trigger.
 """
 
 from __future__ import annotations
 
-import enum
 import math
+from typing import Protocol
 
-import attrs
-
-from buttress.breaker._config import BreakerConfig
-from buttress.breaker._window import CountWindow, OutcomeWindow, TimeWindow
+from buttress.breaker._values import (
+    Admitted,
+    BreakerConfig,
+    BreakerState,
+    Event,
+    Outcome,
+    Permit,
+    Rejected,
+    Transition,
+)
 
 __all__ = [
+    "BUCKETS",
     "TRANSITIONS",
-    "Admitted",
     "BreakerMachine",
-    "BreakerState",
-    "Event",
-    "Outcome",
-    "Permit",
-    "Rejected",
-    "Transition",
+    "CountWindow",
+    "OutcomeWindow",
+    "TimeWindow",
+    "open_wait",
 ]
 
 
-class BreakerState(enum.Enum):
-    """Where the circuit is: letting calls through, failing fast, or probing."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
+BUCKETS = 10
+"""A time window of D seconds is kept as 10 buckets of D/10 seconds each."""
 
 
-class Event(enum.Enum):
-    """What can move the circuit from one state to another."""
+class OutcomeWindow(Protocol):
+    def add(self, failed: bool, now: float) -> None: ...
+    def totals(self, now: float) -> tuple[int, int]:
+        """``(calls, failures)`` currently inside the window."""
+        ...
 
-    TRIP = "trip"
-    RECOVERY_ELAPSED = "recovery_elapsed"
-    PROBE_SUCCEEDED = "probe_succeeded"
-    PROBE_FAILED = "probe_failed"
-    RESET = "reset"
-    FORCE_OPEN = "force_open"
+    def clear(self) -> None: ...
 
 
-class Outcome(enum.Enum):
-    """How one call ended, as far as the circuit is concerned."""
+class CountWindow:
+    """The last ``size`` outcomes, as a ring of 0/1 bytes plus running sums."""
 
-    SUCCESS = "success"
-    FAILURE = "failure"
-    # Cancelled or interrupted (not an Exception): says nothing about the dependency.
-    IGNORED = "ignored"
+    __slots__ = ("_calls", "_failures", "_next", "_ring", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ring = bytearray(size)
+        self._next = 0
+        self._calls = 0
+        self._failures = 0
+
+    def add(self, failed: bool, now: float) -> None:
+        slot = self._next
+        if self._calls == self.size:
+            self._failures -= self._ring[slot]
+        else:
+            self._calls += 1
+        self._ring[slot] = 1 if failed else 0
+        self._failures += 1 if failed else 0
+        self._next = (slot + 1) % self.size
+
+    def totals(self, now: float) -> tuple[int, int]:
+        return self._calls, self._failures
+
+    def clear(self) -> None:
+        self._ring = bytearray(self.size)
+        self._next = 0
+        self._calls = 0
+        self._failures = 0
+
+
+def bucket_of(now: float, width: float) -> int:
+    """The bucket index a timestamp falls in (shared with the reference model)."""
+    return math.floor(now / width)
+
+
+class TimeWindow:
+    """Outcomes whose bucket is one of the last ``BUCKETS`` buckets of ``duration/BUCKETS`` s.
+
+    An outcome therefore stays counted for between ``duration * 0.9`` and
+    ``duration`` seconds, depending on where in its bucket it landed.
+    """
+
+    __slots__ = ("_bucket_ids", "_calls", "_failures", "duration", "width")
+
+    def __init__(self, duration: float) -> None:
+        self.duration = duration
+        self.width = duration / BUCKETS
+        self._bucket_ids = [-1 << 62] * BUCKETS
+        self._calls = [0] * BUCKETS
+        self._failures = [0] * BUCKETS
+
+    def add(self, failed: bool, now: float) -> None:
+        bucket = bucket_of(now, self.width)
+        slot = bucket % BUCKETS
+        if self._bucket_ids[slot] != bucket:
+            self._bucket_ids[slot] = bucket
+            self._calls[slot] = 0
+            self._failures[slot] = 0
+        self._calls[slot] += 1
+        if failed:
+            self._failures[slot] += 1
+
+    def totals(self, now: float) -> tuple[int, int]:
+        oldest = bucket_of(now, self.width) - BUCKETS
+        calls = failures = 0
+        for slot in range(BUCKETS):
+            if self._bucket_ids[slot] > oldest:
+                calls += self._calls[slot]
+                failures += self._failures[slot]
+        return calls, failures
+
+    def clear(self) -> None:
+        self._bucket_ids = [-1 << 62] * BUCKETS
+        self._calls = [0] * BUCKETS
+        self._failures = [0] * BUCKETS
 
 
 # Members bound once: an enum attribute lookup costs a few hundred ns on 3.11,
@@ -84,34 +153,12 @@ TRANSITIONS: dict[tuple[BreakerState, Event], BreakerState] = {
 """Every legal move; anything else is a bug in this module."""
 
 
-@attrs.frozen(slots=True)
-class Transition:
-    """A state change the machine made, for listeners and logs."""
-
-    old: BreakerState
-    new: BreakerState
-    event: Event
-    at: float
-
-
-@attrs.frozen(slots=True)
-class Permit:
-    """The right to run one call; ``probe`` numbers a half-open probe."""
-
-    epoch: int
-    probe: int | None = None
-
-
-@attrs.frozen(slots=True)
-class Admitted:
-    permit: Permit
-    transition: Transition | None
-
-
-@attrs.frozen(slots=True)
-class Rejected:
-    retry_after: float
-    transition: Transition | None
+def open_wait(open_until: float, recovery_timeout: float, now: float) -> float:
+    """How long a call refused by an open circuit should wait: until the circuit
+    may let a probe through, and never longer than the recovery timeout (which
+    is the whole answer while forced open, when ``open_until`` is ``+inf``)."""
+    wait = open_until - now
+    return wait if wait < recovery_timeout else recovery_timeout
 
 
 class BreakerMachine:
@@ -120,6 +167,9 @@ class BreakerMachine:
     The attributes ``closed_permit`` (the shared permit while closed, else
     ``None``), ``consecutive_failures``, ``open_until`` and the counters may be
     read without serialising, which is what keeps the closed path cheap.
+    ``open_until`` is the rejection decision made ahead of time: a call before
+    it is refused outright (``open_rejection``); it is ``-inf`` unless the
+    circuit is open and ``+inf`` while it is forced open.
     """
 
     __slots__ = (
@@ -134,6 +184,7 @@ class BreakerMachine:
         "open_until",
         "opened_at",
         "probes",
+        "recovery_timeout",
         "rejected_count",
         "state",
         "success_count",
@@ -151,7 +202,8 @@ class BreakerMachine:
         self.rejected_count = 0
         self.last_failure_at: float | None = None
         self.opened_at: float | None = None
-        self.open_until = math.inf
+        self.open_until = -math.inf
+        self.recovery_timeout = config.recovery_timeout
         self.forced = False
         self.probes: dict[int, float] = {}
         self._next_probe = 0
@@ -164,9 +216,24 @@ class BreakerMachine:
 
     def state_at(self, now: float) -> BreakerState:
         """The state a call arriving at ``now`` would see (no side effects)."""
-        if self.state is _O and not self.forced and now >= self.open_until:
+        if self.state is _O and now >= self.open_until:
             return _H
         return self.state
+
+    def open_rejection(self, now: float) -> float:
+        """Refuse a call arriving at ``now`` because the circuit is open: return its
+        ``retry_after`` (and count the rejection), or ``-1.0`` when the open state
+        does not refuse it (closed, half-open, or the recovery timeout has passed:
+        then ``admit`` decides).
+
+        The one rule for the open hot path. Lock-free: it reads ``open_until``
+        once, and a lost update of ``rejected_count`` only undercounts a statistic.
+        """
+        open_until = self.open_until
+        if now >= open_until:
+            return -1.0
+        self.rejected_count += 1
+        return open_wait(open_until, self.recovery_timeout, now)
 
     def admit(self, now: float) -> Admitted | Rejected:
         """Decide whether a call arriving at ``now`` may run."""
@@ -175,7 +242,7 @@ class BreakerMachine:
             assert self.closed_permit is not None
             return Admitted(self.closed_permit, None)
         if self.state is _O:
-            if self.forced or now < self.open_until:
+            if now < self.open_until:
                 self.rejected_count += 1
                 return Rejected(self.retry_after(now), None)
             transition = self._move(_RECOVERY_ELAPSED, now)
@@ -191,9 +258,7 @@ class BreakerMachine:
     def retry_after(self, now: float) -> float:
         """Seconds a rejected caller should wait before trying again."""
         if self.state is _O:
-            if self.forced:
-                return self.config.recovery_timeout
-            return max(0.0, self.open_until - now)
+            return max(0.0, open_wait(self.open_until, self.recovery_timeout, now))
         if self.state is _H and self.probes:
             # A probe slot frees when a probe reports or, at the latest, expires.
             soonest = min(self.probes.values()) - now
@@ -293,14 +358,15 @@ class BreakerMachine:
             self.open_until = math.inf if self.forced else now + self.config.recovery_timeout
             self.state = new
         elif new is _H:
-            # open_until is left as it was: it only means something while OPEN.
             self.closed_permit = None
+            self.open_until = -math.inf  # nothing is refused outright any more
             self.state = new
         else:
             self.consecutive_failures = 0
             if self.window is not None:
                 self.window.clear()
             self.opened_at = None
+            self.open_until = -math.inf
             self.state = new
             self.forced = False
             # Published last: a non-None permit means "closed, come straight in".

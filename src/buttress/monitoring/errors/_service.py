@@ -1,10 +1,9 @@
-"""Error statistics: captured errors counted by category, severity and component.
+"""``ErrorStats``: the collector of captured errors, in memory and optionally persisted.
 
-``ErrorStats`` keeps a bounded sliding window of per-bucket counts in memory
-(fed by ``buttress.errors.capture`` once installed, and optionally by logged
-errors) and can persist per-minute counts to ``buttress_error_events``, which
-``check_system_health()`` and ``buttress errors`` read. ``summarize`` and
-``ErrorRateRule`` are pure: counts and a ``now`` in, a summary or an anomaly out.
+It keeps a bounded sliding window of per-bucket counts in memory (fed by
+``buttress.errors.capture`` once installed, and optionally by logged errors)
+and, on a SQL backend, hands per-minute counts to the error-event store, which
+``check_system_health()`` and ``buttress errors`` read.
 """
 
 from __future__ import annotations
@@ -13,248 +12,41 @@ import asyncio
 import contextlib
 import math
 import threading
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-import attrs
-
-from buttress.backends import Backend, SqlBackend, from_db_time
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
+from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import (
     ContextualError,
     ErrorCategory,
     Severity,
-    UnsupportedBackendError,
-    ValidationError,
+    add_capture_listener,
+    remove_capture_listener,
 )
-from buttress.errors._capture import add_capture_listener, remove_capture_listener
 from buttress.log import get_logger
-from buttress.monitoring.anomaly import AlertLevel, Anomaly, human_period
+from buttress.monitoring._values import Anomaly
+from buttress.monitoring.errors._core import bump, summarize
+from buttress.monitoring.errors._store import ERROR_EVENT_STORES, ErrorEventStore
+from buttress.monitoring.errors._values import (
+    MAX_COMPONENT,
+    PERSIST_SECONDS,
+    CountKey,
+    ErrorCount,
+    ErrorRateRule,
+    ErrorSummary,
+    matches,
+)
 
 __all__ = [
-    "OTHER_COMPONENT",
-    "TABLE",
-    "ErrorCount",
-    "ErrorRateRule",
     "ErrorStats",
-    "ErrorSummary",
-    "read_error_counts",
-    "summarize",
 ]
 
-TABLE = "buttress_error_events"
-# Until the shared table list names it, say which migration creates the table.
-
-OTHER_COMPONENT = "(other)"
-"""Where a bucket counts components beyond ``max_keys`` distinct keys."""
-MAX_COMPONENT = 200
-PERSIST_SECONDS = 60
-"""Persisted counts are per minute (aligned to the minute since the Unix epoch)."""
 _PRUNE_INTERVAL = 3600.0
-
-_Key = tuple[str, str, str]
-
-
-@attrs.frozen(slots=True)
-class ErrorCount:
-    """``count`` errors of one kind in the bucket ``[at, at + seconds)``."""
-
-    at: datetime
-    seconds: float
-    category: str
-    severity: str
-    component: str
-    count: int
-
-    def overlaps(self, since: datetime, until: datetime) -> bool:
-        """Whether the bucket shares any moment with ``[since, until]``."""
-        return self.at <= until and self.at + timedelta(seconds=self.seconds) > since
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "at": self.at.isoformat(),
-            "seconds": self.seconds,
-            "category": self.category,
-            "severity": self.severity,
-            "component": self.component,
-            "count": self.count,
-        }
-
-
-def _matches(
-    count: ErrorCount, category: str | None, severity: str | None, component: str | None
-) -> bool:
-    return (
-        (category is None or count.category == category)
-        and (severity is None or count.severity == severity)
-        and (component is None or count.component == component)
-    )
-
-
-def _ranked(totals: Mapping[str, int]) -> dict[str, int]:
-    return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
-
-
-@attrs.frozen(slots=True)
-class ErrorSummary:
-    """Totals over a window: overall and by category, severity and component (largest first)."""
-
-    since: datetime
-    until: datetime
-    total: int
-    by_category: dict[str, int]
-    by_severity: dict[str, int]
-    by_component: dict[str, int]
-
-    @property
-    def per_minute(self) -> float:
-        minutes = (self.until - self.since).total_seconds() / 60
-        return self.total / minutes if minutes > 0 else float(self.total)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "since": self.since.isoformat(),
-            "until": self.until.isoformat(),
-            "total": self.total,
-            "per_minute": round(self.per_minute, 3),
-            "by_category": dict(self.by_category),
-            "by_severity": dict(self.by_severity),
-            "by_component": dict(self.by_component),
-        }
-
-
-def summarize(counts: Iterable[ErrorCount], since: datetime, until: datetime) -> ErrorSummary:
-    """Totals of the buckets overlapping ``[since, until]``.
-
-    A bucket is counted whole when it overlaps the window, so the totals are
-    exact to one bucket width (an upper bound, never an undercount).
-    """
-    _aware("since", since)
-    _aware("until", until)
-    if until < since:
-        raise ValidationError("until", "must not be before since")
-    total = 0
-    by_category: dict[str, int] = {}
-    by_severity: dict[str, int] = {}
-    by_component: dict[str, int] = {}
-    for count in counts:
-        if not count.overlaps(since, until):
-            continue
-        total += count.count
-        by_category[count.category] = by_category.get(count.category, 0) + count.count
-        by_severity[count.severity] = by_severity.get(count.severity, 0) + count.count
-        by_component[count.component] = by_component.get(count.component, 0) + count.count
-    return ErrorSummary(
-        since, until, total, _ranked(by_category), _ranked(by_severity), _ranked(by_component)
-    )
-
-
-def _aware(field: str, value: object) -> None:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValidationError(field, "must be a timezone-aware datetime")
-
-
-def _check_rate(field: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValidationError(field, "must be a finite number of errors per minute > 0")
-
-
-def _positive_rate(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    _check_rate(attribute.name, value)
-
-
-def _optional_rate(
-    _instance: object, attribute: attrs.Attribute[float | None], value: float | None
-) -> None:
-    if value is not None:
-        _check_rate(attribute.name, value)
-
-
-def _positive_window(
-    _instance: object, attribute: attrs.Attribute[timedelta], value: timedelta
-) -> None:
-    if not isinstance(value, timedelta) or value <= timedelta(0):
-        raise ValidationError(attribute.name, "must be a positive timedelta")
-
-
-def _optional_name(
-    _instance: object, attribute: attrs.Attribute[str | None], value: str | None
-) -> None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValidationError(attribute.name, "must be a non-empty string or None")
-
-
-@attrs.frozen
-class ErrorRateRule:
-    """More than ``per_minute`` errors a minute over the trailing ``window`` is an anomaly.
-
-    ``ErrorRateRule(10)`` warns when more than 10 errors were counted in the
-    last minute; ``critical`` (optional, larger) escalates. ``category``,
-    ``severity`` and ``component`` narrow what is counted. The result is an
-    ``Anomaly`` like the health rules', so ``alert_level`` combines them.
-    """
-
-    per_minute: float = attrs.field(default=10.0, validator=_positive_rate)
-    critical: float | None = attrs.field(default=None, validator=_optional_rate)
-    window: timedelta = attrs.field(default=timedelta(minutes=1), validator=_positive_window)
-    category: str | None = attrs.field(default=None, validator=_optional_name)
-    severity: str | None = attrs.field(default=None, validator=_optional_name)
-    component: str | None = attrs.field(default=None, validator=_optional_name)
-
-    def __attrs_post_init__(self) -> None:
-        if self.critical is not None and self.critical < self.per_minute:
-            raise ValidationError("critical", "must be >= per_minute")
-
-    @property
-    def metric(self) -> str:
-        """``errors_per_minute``, with the filters appended (``[category=database]``)."""
-        filters = [
-            f"{name}={value}"
-            for name, value in (
-                ("category", self.category),
-                ("severity", self.severity),
-                ("component", self.component),
-            )
-            if value is not None
-        ]
-        return "errors_per_minute" + (f"[{','.join(filters)}]" if filters else "")
-
-    def rate(self, counts: Iterable[ErrorCount], now: datetime) -> float:
-        """Errors per minute over the window ending at ``now`` (buckets counted whole)."""
-        _aware("now", now)
-        since = now - self.window
-        total = sum(
-            c.count
-            for c in counts
-            if c.overlaps(since, now) and _matches(c, self.category, self.severity, self.component)
-        )
-        return total / (self.window.total_seconds() / 60)
-
-    def check(self, counts: Sequence[ErrorCount], now: datetime) -> Anomaly | None:
-        rate = self.rate(counts, now)
-        if self.critical is not None and rate > self.critical:
-            level = AlertLevel.CRITICAL
-        elif rate > self.per_minute:
-            level = AlertLevel.WARNING
-        else:
-            return None
-        limit = self.critical if level is AlertLevel.CRITICAL else self.per_minute
-        return Anomaly(
-            self.metric,
-            "error_rate",
-            level,
-            f"{rate:g} errors a minute over the last {human_period(self.window)} "
-            f"(more than {limit:g})",
-            rate,
-            limit,
-        )
 
 
 def _bucket_seconds(value: float) -> float:
@@ -310,59 +102,6 @@ def _enum_value(field: str, values: Mapping[str, str], value: object) -> str:
     return found
 
 
-def _sql_backend(backend: Backend | None) -> SqlBackend | None:
-    if backend is None or getattr(backend, "kind", None) == "memory":
-        return None
-    if isinstance(backend, SqlBackend):
-        return backend
-    raise UnsupportedBackendError(
-        f"ErrorStats persists to a sqlite or postgresql backend, not {backend.kind!r}"
-    )
-
-
-async def read_error_counts(
-    backend: SqlBackend, since: datetime, until: datetime | None = None
-) -> list[ErrorCount]:
-    """The persisted per-minute counts overlapping ``[since, until]``, oldest first.
-
-    Raises ``MissingTableError`` when migration ``0008_system_health`` has not run.
-    """
-    _aware("since", since)
-    if until is not None:
-        _aware("until", until)
-    dialect = backend.dialect
-    sql = f"SELECT bucket, category, severity, component, count FROM {TABLE} WHERE bucket > ?"
-    args: list[object] = [dialect.to_db_time(since - timedelta(seconds=PERSIST_SECONDS))]
-    if until is not None:
-        sql += " AND bucket <= ?"
-        args.append(dialect.to_db_time(until))
-    sql += " ORDER BY bucket, category, severity, component"
-    try:
-        rows = await backend.fetch(dialect.placeholders(sql), *args)
-    except Exception as exc:
-        missing = await dialect.explain_missing(backend, exc, "ErrorStats", [TABLE])
-        if missing is not None:
-            raise missing from exc
-        raise
-    return [
-        ErrorCount(
-            from_db_time(row["bucket"]),
-            PERSIST_SECONDS,
-            str(row["category"]),
-            str(row["severity"]),
-            str(row["component"]),
-            int(row["count"]),
-        )
-        for row in rows
-    ]
-
-
-_UPSERT = (
-    f"INSERT INTO {TABLE} (bucket, category, severity, component, count) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (bucket, category, severity, component) "
-    f"DO UPDATE SET count = {TABLE}.count + excluded.count"
-)
-
 _LOG_LEVEL_SEVERITY = {"error": Severity.HIGH, "exception": Severity.HIGH,
                        "critical": Severity.CRITICAL, "fatal": Severity.CRITICAL}  # fmt: skip
 
@@ -397,11 +136,11 @@ class ErrorStats:
         self.max_pending = _positive_int("max_pending", max_pending)
         self.flush_interval = _positive_number("flush_interval", flush_interval, "seconds")
         self.retention = timedelta(days=_positive_number("retention_days", retention_days, "days"))
-        self._backend = _sql_backend(backend)
+        self._store = resolve_store(backend, ERROR_EVENT_STORES) if backend is not None else None
         self._clock = clock
         self._lock = threading.Lock()
-        self._buckets: dict[int, dict[_Key, int]] = {}
-        self._pending: dict[tuple[int, _Key], int] = {}
+        self._buckets: dict[int, dict[CountKey, int]] = {}
+        self._pending: dict[tuple[int, CountKey], int] = {}
         self.dropped = 0
         """Counts lost because the persistence buffer was full (a database down for long)."""
         self._keep = math.ceil(self.window.total_seconds() / self.bucket_seconds) + 1
@@ -412,7 +151,7 @@ class ErrorStats:
     @property
     def persistent(self) -> bool:
         """Whether counts are also written to ``buttress_error_events``."""
-        return self._backend is not None
+        return self._store is not None
 
     def record(
         self,
@@ -435,7 +174,7 @@ class ErrorStats:
         component = error.context.component[:MAX_COMPONENT]
         self._add((error.category.value, error.severity.value, component), 1)
 
-    def _add(self, key: _Key, count: int) -> None:
+    def _add(self, key: CountKey, count: int) -> None:
         at = self._clock.now().timestamp()
         index = math.floor(at / self.bucket_seconds)
         with self._lock:
@@ -443,8 +182,8 @@ class ErrorStats:
             if bucket is None:
                 bucket = self._buckets[index] = {}
                 self._expire(index)
-            key = _bump(bucket, key, count, self.max_keys)
-            if self._backend is not None:
+            key = bump(bucket, key, count, self.max_keys)
+            if self._store is not None:
                 self._queue(math.floor(at / PERSIST_SECONDS), key, count)
 
     def install(self) -> Self:
@@ -481,7 +220,7 @@ class ErrorStats:
         for index in [i for i in self._buckets if i <= oldest]:
             del self._buckets[index]
 
-    def _queue(self, minute: int, key: _Key, count: int) -> None:
+    def _queue(self, minute: int, key: CountKey, count: int) -> None:
         slot = (minute, key)
         if slot not in self._pending and len(self._pending) >= self.max_pending:
             self.dropped += count
@@ -532,7 +271,7 @@ class ErrorStats:
             c.count
             for c in self.counts()
             if c.overlaps(now - span, now)
-            and _matches(c, wanted_category, wanted_severity, component)
+            and matches(c, wanted_category, wanted_severity, component)
         )
 
     def metrics(self) -> dict[str, float]:
@@ -564,49 +303,42 @@ class ErrorStats:
         On failure the counts go back into the buffer (nothing is lost while
         it has room) and the backend's error is raised.
         """
-        backend = self._backend
-        if backend is None:
+        store = self._store
+        if store is None:
             return 0
         with self._lock:
             pending, self._pending = self._pending, {}
         if not pending:
-            await self._maybe_prune(backend)
+            await self._maybe_prune(store)
             return 0
-        dialect = backend.dialect
-        rows = [
-            (dialect.to_db_time(datetime.fromtimestamp(minute * PERSIST_SECONDS, UTC)), *key, count)
+        counts = [
+            (datetime.fromtimestamp(minute * PERSIST_SECONDS, UTC), *key, count)
             for (minute, key), count in sorted(pending.items())
         ]
         try:
-            await backend.executemany(dialect.placeholders(_UPSERT), rows)
-        except Exception as exc:
+            await store.add(counts)
+        except Exception:
             with self._lock:
                 for (minute, key), count in pending.items():
                     self._queue(minute, key, count)
-            missing = await dialect.explain_missing(backend, exc, "ErrorStats", [TABLE])
-            if missing is not None:
-                raise missing from exc
             raise
-        await self._maybe_prune(backend)
-        return len(rows)
+        await self._maybe_prune(store)
+        return len(counts)
 
-    async def _maybe_prune(self, backend: SqlBackend) -> None:
+    async def _maybe_prune(self, store: ErrorEventStore) -> None:
         now = self._clock.monotonic()
         if self._pruned_at is not None and now - self._pruned_at < _PRUNE_INTERVAL:
             return
         self._pruned_at = now
-        cutoff = backend.dialect.to_db_time(self._clock.now() - self.retention)
         try:
-            await backend.execute(
-                backend.dialect.placeholders(f"DELETE FROM {TABLE} WHERE bucket < ?"), cutoff
-            )
+            await store.prune(self._clock.now() - self.retention)
         except Exception as exc:  # noqa: BLE001 - the counts are written; the next prune retries
             self._log.warning("error_events_prune_failed", error=type(exc).__name__)
 
     async def start(self) -> None:
         """Install the capture listener; with a SQL backend, flush every ``flush_interval`` s."""
         self.install()
-        if self._backend is not None and self._task is None:
+        if self._store is not None and self._task is None:
             self._task = asyncio.create_task(self._flush_forever())
 
     async def stop(self) -> None:
@@ -643,10 +375,3 @@ class ErrorStats:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
-
-
-def _bump(bucket: dict[_Key, int], key: _Key, count: int, max_keys: int) -> _Key:
-    if key not in bucket and len(bucket) >= max_keys:
-        key = (key[0], key[1], OTHER_COMPONENT)
-    bucket[key] = bucket.get(key, 0) + count
-    return key

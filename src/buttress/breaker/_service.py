@@ -1,9 +1,12 @@
-"""``CircuitBreaker``: sync and async call wrappers over one ``BreakerMachine``.
+"""``CircuitBreaker``: sync and async call wrappers over one in-process ``BreakerMachine``.
 
-This module owns the clock reads, the lock and the listeners; decisions come
-from ``_state.py``. The lock guards the machine for a few microseconds at a
-time and is never held while the protected call runs, so calls through one
-breaker proceed in parallel.
+This module owns the clock reads, the lock and the listeners; every decision
+comes from ``_state.py`` (an open circuit's refusals from
+``BreakerMachine.open_rejection``). The lock guards the machine for a few
+microseconds at a time and is never held while the protected call runs, so
+calls through one breaker proceed in parallel. A breaker given a backend that
+shares circuits across a fleet is built as ``SharedCircuitBreaker`` (``_shared``)
+instead: the strategy is picked once, at construction, never per call.
 """
 
 from __future__ import annotations
@@ -16,45 +19,55 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Self, TypeVar, overload
 
+from buttress._checks import check_seconds
+from buttress._exceptions import ValidationError
+from buttress._seam import resolve_store
 from buttress._topic import Topic
-from buttress.breaker._config import BreakerConfig
-from buttress.breaker._errors import CircuitOpenError
-from buttress.breaker._events import (
+from buttress.breaker._core import BreakerMachine
+from buttress.breaker._registry import BreakerRegistry, breakers
+from buttress.breaker._store import BREAKER_STORES
+from buttress.breaker._values import (
+    BreakerConfig,
+    BreakerState,
+    BreakerStats,
     CallEvent,
     CallIgnored,
     CallListener,
-    StateChange,
-    StateListener,
-    call_failed,
-    call_rejected,
-    call_succeeded,
-)
-from buttress.breaker._log import logger
-from buttress.breaker._registry import BreakerRegistry, breakers
-from buttress.breaker._shared import SharedCircuit, SharedPermit, StoreErrorPolicy, attach
-from buttress.breaker._state import (
-    BreakerMachine,
-    BreakerState,
+    CircuitOpenError,
     Outcome,
     Permit,
     Rejected,
+    StateChange,
+    StateListener,
     Transition,
+    call_failed,
+    call_rejected,
+    call_succeeded,
+    wall_time,
 )
-from buttress.breaker._stats import BreakerStats, wall_time
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
-from buttress.errors import ValidationError
-from buttress.policies._errors import SyncCallNotSupportedError
+from buttress.log import get_logger
 from buttress.result import Err, Ok, Result
 
 if TYPE_CHECKING:
     from buttress.policies import Guard, Pipeline
 
-__all__ = ["BREAKER_CREATED", "BreakerStats", "CircuitBreaker"]
+__all__ = [
+    "BREAKER_CREATED",
+    "STORE_ERROR_POLICIES",
+    "BreakerStats",
+    "CircuitBreaker",
+    "StoreErrorPolicy",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+StoreErrorPolicy = Literal["local", "open", "closed"]
+"""What a shared breaker does while its store is unreachable (docs/breaker.md)."""
+STORE_ERROR_POLICIES: tuple[StoreErrorPolicy, ...] = ("local", "open", "closed")
 
 _CLOSED = BreakerState.CLOSED
 _OPEN = BreakerState.OPEN
@@ -62,6 +75,7 @@ _SUCCESS = Outcome.SUCCESS
 _FAILURE = Outcome.FAILURE
 _IGNORED = Outcome.IGNORED
 _DEFAULT_REGISTRY: Any = object()
+logger = get_logger("breaker")
 
 
 class _Frame:
@@ -69,9 +83,7 @@ class _Frame:
 
     __slots__ = ("permit", "previous", "start")
 
-    def __init__(
-        self, permit: Permit | SharedPermit, start: float | None, previous: _Frame | None
-    ) -> None:
+    def __init__(self, permit: object, start: float | None, previous: _Frame | None) -> None:
         self.permit = permit
         self.start = start
         self.previous = previous
@@ -98,13 +110,28 @@ class CircuitBreaker:
         "_log",
         "_machine",
         "_now",
-        "_shared",
         "_simple",
         "_state_listeners",
         "_timed",
         "config",
         "name",
     )
+
+    _shared_strategy: ClassVar[type[CircuitBreaker] | None] = None
+    """``SharedCircuitBreaker``, which registers itself here when ``_shared`` loads."""
+
+    def __new__(cls, *args: Any, backend: object | None = None, **kwargs: Any) -> Self:
+        # The strategy is picked here, once: a backend that shares circuits gets the
+        # shared subclass; memory (or no backend) keeps the circuit in this process.
+        shared = CircuitBreaker._shared_strategy
+        if (
+            cls is CircuitBreaker
+            and backend is not None
+            and shared is not None
+            and resolve_store(backend, BREAKER_STORES) is not None
+        ):
+            return super().__new__(shared)  # type: ignore[return-value]  # a subclass of cls
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -161,15 +188,12 @@ class CircuitBreaker:
             f"buttress.breaker.{name}", default=None
         )
         self._log = logger.bind(breaker=name)
-        self._shared: SharedCircuit | None = None
-        if backend is not None:
-            self._shared = attach(
-                self,
-                backend,
-                sync_interval=sync_interval,
-                on_store_error=on_store_error,
-                store_timeout=store_timeout,
-            )
+        # Checked for every breaker, so a mistake shows before a backend is added.
+        interval = check_seconds("sync_interval", sync_interval)
+        store_wait = check_seconds("store_timeout", store_timeout)
+        if on_store_error not in STORE_ERROR_POLICIES:
+            raise ValidationError("on_store_error", "must be one of 'local', 'open', 'closed'")
+        self._attach(backend, interval, on_store_error, store_wait)
         self._simple = False
         self._timed = False
         self._refresh_modes()
@@ -183,6 +207,16 @@ class CircuitBreaker:
             # Metrics adapters attach their listeners here; calls never publish on the bus.
             BREAKER_CREATED.publish(self)
 
+    def _attach(
+        self,
+        backend: object | None,
+        sync_interval: float,
+        on_store_error: StoreErrorPolicy,
+        store_timeout: float,
+    ) -> None:
+        """Where the shared strategy connects to its store; in process there is nothing to do."""
+        return
+
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self.state.value})"
 
@@ -191,8 +225,6 @@ class CircuitBreaker:
     @property
     def state(self) -> BreakerState:
         """The current state; reads HALF_OPEN as soon as the recovery timeout has passed."""
-        if self._shared is not None:
-            return self._shared.state_at(self._now())
         machine = self._machine
         if machine.closed_permit is not None:
             return _CLOSED
@@ -205,14 +237,24 @@ class CircuitBreaker:
             m = self._machine
             state = m.state_at(now)
             window_calls, window_failures = m.window_totals(now)
-            failure_count, success_count = m.failure_count, m.success_count
-            rejected_count, last_failure_at = m.rejected_count, m.last_failure_at
             streak, opened_at, probes = m.consecutive_failures, m.opened_at, len(m.probes)
-        shared = self._shared
-        if shared is not None:
-            state = shared.state_at(now)
-            if shared.available:
-                streak, opened_at, probes = shared.failures, shared.opened_at, 0
+        return self._stats(now, state, streak, opened_at, probes, window_calls, window_failures)
+
+    def _stats(
+        self,
+        now: float,
+        state: BreakerState,
+        streak: int,
+        opened_at: float | None,
+        probes: int,
+        window_calls: int,
+        window_failures: int,
+        *,
+        store_available: bool | None = None,
+    ) -> BreakerStats:
+        m = self._machine
+        failure_count, success_count = m.failure_count, m.success_count
+        rejected_count, last_failure_at = m.rejected_count, m.last_failure_at
         wall = self._clock.now()
         return BreakerStats(
             name=self.name,
@@ -226,16 +268,14 @@ class CircuitBreaker:
             probes_in_flight=probes,
             window_calls=window_calls,
             window_failures=window_failures,
-            shared=shared is not None,
-            store_available=None if shared is None else shared.available,
+            shared=store_available is not None,
+            store_available=store_available,
         )
 
     # -- operator controls ------------------------------------------------
 
     def reset(self) -> None:
         """Close the circuit and clear the failure history (cumulative counters stay)."""
-        if self._shared is not None:
-            raise SyncCallNotSupportedError("a shared CircuitBreaker", "areset")
         now = self._now()
         with self._lock:
             transition = self._machine.reset(now)
@@ -244,8 +284,6 @@ class CircuitBreaker:
 
     def force_open(self) -> None:
         """Open the circuit and keep it open, rejecting every call, until ``reset()``."""
-        if self._shared is not None:
-            raise SyncCallNotSupportedError("a shared CircuitBreaker", "aforce_open")
         now = self._now()
         with self._lock:
             transition = self._machine.force_open(now)
@@ -254,17 +292,11 @@ class CircuitBreaker:
 
     async def areset(self) -> None:
         """``reset()`` that also works on a shared breaker (closing it fleet-wide)."""
-        if self._shared is None:
-            self.reset()
-        else:
-            await self._shared.step("reset")
+        self.reset()
 
     async def aforce_open(self) -> None:
         """``force_open()`` that also works on a shared breaker (opening it fleet-wide)."""
-        if self._shared is None:
-            self.force_open()
-        else:
-            await self._shared.step("force_open")
+        self.force_open()
 
     # -- listeners --------------------------------------------------------
 
@@ -301,16 +333,10 @@ class CircuitBreaker:
         machine = self._machine
         permit = machine.closed_permit
         if permit is None or not self._simple:
-            if self._shared is not None:
-                raise SyncCallNotSupportedError("a shared CircuitBreaker", "acall")
-            if permit is None and machine.state is _OPEN:
-                # The open hot path, inlined: no _admit frame, nothing built but the error.
-                now = self._now()
-                if now < machine.open_until:
-                    machine.rejected_count += 1
-                    retry_after = (
-                        self.config.recovery_timeout if machine.forced else machine.open_until - now
-                    )
+            if permit is None:
+                # The open hot path: no _admit frame, nothing built but the error.
+                retry_after = machine.open_rejection(self._now())
+                if retry_after >= 0.0:
                     if self._call_listeners:
                         raise self._refusal(retry_after)
                     raise CircuitOpenError(self.name, retry_after)
@@ -337,16 +363,10 @@ class CircuitBreaker:
         machine = self._machine
         permit = machine.closed_permit
         if permit is None or not self._simple:
-            if self._shared is not None:
-                return await self._acall_shared(self._shared, fn, args, kwargs)
-            if permit is None and machine.state is _OPEN:
-                # The open hot path, inlined: no _admit frame, nothing built but the error.
-                now = self._now()
-                if now < machine.open_until:
-                    machine.rejected_count += 1
-                    retry_after = (
-                        self.config.recovery_timeout if machine.forced else machine.open_until - now
-                    )
+            if permit is None:
+                # The open hot path: no _admit frame, nothing built but the error.
+                retry_after = machine.open_rejection(self._now())
+                if retry_after >= 0.0:
                     if self._call_listeners:
                         raise self._refusal(retry_after)
                     raise CircuitOpenError(self.name, retry_after)
@@ -401,26 +421,18 @@ class CircuitBreaker:
         machine = self._machine
         finish, finish_error = self._finish, self._finish_error
         admit, refusal, now_fn = self._admit, self._refusal, self._now
-        config, name = self.config, self.name
+        open_rejection, name = machine.open_rejection, self.name
         if inspect.iscoroutinefunction(fn):
-            aguarded, arun_admitted = self.acall, self._arun_admitted
+            arun_admitted = self._arun_admitted
 
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 # ``acall`` inlined: one coroutine less per call, one frame less per refusal.
                 permit = machine.closed_permit
                 if permit is None or not self._simple:
-                    if self._shared is not None:
-                        return await aguarded(fn, *args, **kwargs)
-                    if permit is None and machine.state is _OPEN:
-                        now = now_fn()
-                        if now < machine.open_until:
-                            machine.rejected_count += 1
-                            retry_after = (
-                                config.recovery_timeout
-                                if machine.forced
-                                else machine.open_until - now
-                            )
+                    if permit is None:
+                        retry_after = open_rejection(now_fn())
+                        if retry_after >= 0.0:
                             if self._call_listeners:
                                 raise refusal(retry_after)
                             raise CircuitOpenError(name, retry_after)
@@ -441,22 +453,16 @@ class CircuitBreaker:
                 return result
 
             return async_wrapper
-        guarded, run_admitted = self.call, self._run_admitted
+        run_admitted = self._run_admitted
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
             # ``call`` inlined: one frame less per call and per refusal.
             permit = machine.closed_permit
             if permit is None or not self._simple:
-                if self._shared is not None:
-                    return guarded(fn, *args, **kwargs)
-                if permit is None and machine.state is _OPEN:
-                    now = now_fn()
-                    if now < machine.open_until:
-                        machine.rejected_count += 1
-                        retry_after = (
-                            config.recovery_timeout if machine.forced else machine.open_until - now
-                        )
+                if permit is None:
+                    retry_after = open_rejection(now_fn())
+                    if retry_after >= 0.0:
                         if self._call_listeners:
                             raise refusal(retry_after)
                         raise CircuitOpenError(name, retry_after)
@@ -485,14 +491,11 @@ class CircuitBreaker:
         return Pipeline([self, inner])
 
     def __enter__(self) -> CircuitBreaker:
-        if self._shared is not None:
-            raise SyncCallNotSupportedError("a shared CircuitBreaker", "__aenter__ (async with)")
         permit = self._admit()
         if type(permit) is CircuitOpenError:
             raise permit
         assert type(permit) is Permit
-        start = self._now() if self._timed else None
-        self._frames.set(_Frame(permit, start, self._frames.get()))
+        self._push_frame(permit, self._now() if self._timed else None)
         return self
 
     def __exit__(
@@ -501,24 +504,16 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        frame = self._frames.get()
-        if frame is None or not isinstance(frame.permit, Permit):
+        frame = self._pop_frame()
+        if frame is None or type(frame.permit) is not Permit:
             raise RuntimeError("CircuitBreaker.__exit__ without a matching __enter__")
-        self._frames.set(frame.previous)
         if exc is None:
             self._finish(frame.permit, _SUCCESS, frame.start, None)
         else:
             self._finish_error(frame.permit, exc, frame.start)
 
     async def __aenter__(self) -> CircuitBreaker:
-        shared = self._shared
-        if shared is None:
-            return self.__enter__()
-        admitted = await shared.admit()
-        if isinstance(admitted, CircuitOpenError):
-            raise admitted
-        self._frames.set(_Frame(admitted, self._now(), self._frames.get()))
-        return self
+        return self.__enter__()
 
     async def __aexit__(
         self,
@@ -526,19 +521,18 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        shared = self._shared
-        if shared is None:
-            self.__exit__(exc_type, exc, tb)
-            return
-        frame = self._frames.get()
-        if frame is None or not isinstance(frame.permit, SharedPermit):
-            raise RuntimeError("CircuitBreaker.__aexit__ without a matching __aenter__")
-        self._frames.set(frame.previous)
-        assert frame.start is not None
-        outcome = _SUCCESS if exc is None else self._classify(exc)
-        await shared.finish(frame.permit, outcome, frame.start, exc)
+        self.__exit__(exc_type, exc, tb)
 
     # -- internals --------------------------------------------------------
+
+    def _push_frame(self, permit: object, start: float | None) -> None:
+        self._frames.set(_Frame(permit, start, self._frames.get()))
+
+    def _pop_frame(self) -> _Frame | None:
+        frame = self._frames.get()
+        if frame is not None:
+            self._frames.set(frame.previous)
+        return frame
 
     def _refresh_modes(self) -> None:
         config = self.config
@@ -547,7 +541,6 @@ class CircuitBreaker:
             not self._timed
             and config.failure_rate_threshold is None
             and config.failure_on_result is None
-            and self._shared is None
         )
 
     def _admit(self) -> Permit | CircuitOpenError:
@@ -558,16 +551,9 @@ class CircuitBreaker:
         if permit is not None:
             return permit
         now = self._now()
-        if machine.state is _OPEN and now < machine.open_until:
-            # Lock-free rejection: the common case while open, and a statistic at worst.
-            # Built inline rather than through _refusal(): this is the open hot path.
-            machine.rejected_count += 1
-            retry_after = (
-                self.config.recovery_timeout if machine.forced else machine.open_until - now
-            )
-            if self._call_listeners:
-                self._emit(call_rejected(self.name, retry_after))
-            return CircuitOpenError(self.name, retry_after)
+        retry_after = machine.open_rejection(now)  # lock-free: the common case while open
+        if retry_after >= 0.0:
+            return self._refusal(retry_after)
         with self._lock:
             decision = machine.admit(now)
         if decision.transition is not None:
@@ -611,25 +597,6 @@ class CircuitBreaker:
         predicate = self.config.failure_on_result
         outcome = _SUCCESS if predicate is None else self._result_outcome(result)
         self._finish(permit, outcome, start, None)
-        return result
-
-    async def _acall_shared(
-        self,
-        shared: SharedCircuit,
-        fn: Callable[..., Awaitable[R]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> R:
-        admitted = await shared.admit()
-        if isinstance(admitted, CircuitOpenError):
-            raise admitted
-        start = self._now()
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            await shared.finish(admitted, self._classify(exc), start, exc)
-            raise
-        await shared.finish(admitted, self._result_outcome(result), start, None)
         return result
 
     def _result_outcome(self, result: object) -> Outcome:
