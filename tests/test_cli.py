@@ -122,7 +122,15 @@ def test_usage_errors_never_echo_a_password(tmp_path: Path, argv: list[str], mes
     assert as_json.returncode == 2
     error = json.loads(as_json.stdout)["error"]
     assert message in error["message"]
+    assert error["type"] == "UsageError"
     assert PASSWORD not in as_json.stdout + as_json.stderr
+
+
+def test_a_usage_error_names_its_command_under_json(tmp_path: Path) -> None:
+    done = buttress("--json", "doctor", "--dns", PG_DSN, cwd=tmp_path)
+    assert json.loads(done.stdout)["error"]["command"] == "doctor"
+    done = buttress("config", "get", "--json", cwd=tmp_path)  # KEY missing
+    assert json.loads(done.stdout)["error"]["command"] == "config get"
 
 
 # -- issue #15 item 5: a failure is one line (or a JSON error object), exit 2 ----------
@@ -208,11 +216,17 @@ def test_a_missing_grant_is_named_in_one_line(postgres_dsn: str, tmp_path: Path)
         role = role_dsn.split("://", 1)[1].split(":", 1)[0]
         looked = buttress("config", "list", "--dsn", role_dsn, cwd=tmp_path)
         written = buttress("deploy", "history", "--dsn", role_dsn, "--json", cwd=tmp_path)
+        setting = buttress("config", "set", "k", "1", "--dsn", role_dsn, cwd=tmp_path)
     assert looked.returncode == 2
     assert TRACEBACK not in looked.stderr
     [line] = looked.stderr.splitlines()
     assert "permission denied for table buttress_config" in line
     assert f"GRANT SELECT ON TABLE buttress_config TO {role}" in line
+    # A writing command first reads whether buttress is set up: that read needs a read grant.
+    assert setting.returncode == 2
+    [line] = setting.stderr.splitlines()
+    assert line.startswith("buttress config set: permission denied for table schema_migrations")
+    assert f"GRANT SELECT ON TABLE schema_migrations TO {role}" in line
     assert written.returncode == 2
     error = json.loads(written.stdout)["error"]
     assert error["command"] == "deploy history"

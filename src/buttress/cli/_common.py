@@ -26,7 +26,7 @@ import attrs
 
 from buttress.cli import _logs
 from buttress.doctor import explain, open_existing
-from buttress.errors import SchemaMissingError, ValidationError
+from buttress.errors import ButtressError, SchemaMissingError, ValidationError
 
 if TYPE_CHECKING:
     from buttress.backends import Backend
@@ -121,6 +121,8 @@ def respond(
     _logs.begin()
     try:
         reply = asyncio.run(produce())
+    except _Explained as exc:
+        return fail(args, str(exc), exc.error_type)
     except Exception as exc:  # noqa: BLE001  # every failure is one line, never a traceback
         dsn = getattr(args, "dsn", None)
         return fail(args, explain(exc, writes=writes, dsn=dsn), type(exc).__name__)
@@ -133,13 +135,27 @@ def respond(
     return int(reply.outcome)
 
 
-async def _require_set_up(backend: Backend) -> None:
+class _Explained(ButtressError):
+    """A failure already put in words (``error_type`` names the original exception)."""
+
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+async def _require_set_up(backend: Backend, dsn: str) -> None:
     from buttress.backends import SqlBackend
     from buttress.migrations import builtin_migrator
 
     if not isinstance(backend, SqlBackend):
         return
-    pending = (await builtin_migrator(backend).status()).pending
+    try:
+        pending = (await builtin_migrator(backend).status()).pending
+    except ButtressError:
+        raise
+    except Exception as exc:
+        # This check only reads: a missing privilege here needs a grant to read.
+        raise _Explained(explain(exc, dsn=dsn), type(exc).__name__) from exc
     if pending:
         raise SchemaMissingError(
             f"this database is not set up for buttress ({len(pending)} of its own "
@@ -160,7 +176,7 @@ def run(args: argparse.Namespace, body: Body, *, access: Access = Access.EXISTIN
             backend = await open_existing(dsn)
         try:
             if access is Access.SET_UP:
-                await _require_set_up(backend)
+                await _require_set_up(backend, dsn)
             return await body(backend)
         finally:
             await backend.close()

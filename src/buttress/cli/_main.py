@@ -25,7 +25,25 @@ from buttress.log import redact_text
 
 __all__ = ["build_parser", "main"]
 
-_JSON_ERRORS: contextvars.ContextVar[bool] = contextvars.ContextVar("json_errors", default=False)
+_USAGE: contextvars.ContextVar[tuple[bool, str]] = contextvars.ContextVar(
+    "usage", default=(False, "")
+)
+"""For the parse under way: whether ``--json`` was asked for, and the command named."""
+_COMMANDS = frozenset(
+    [
+        "doctor",
+        "migrate",
+        "schema",
+        "integrity",
+        "audit",
+        "config",
+        "flags",
+        "deploy",
+        "monitor",
+        "errors",
+    ]
+)
+"""The top-level commands ``build_parser`` registers (named in usage errors under --json)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,9 +51,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         message = redact_text(message)
-        if _JSON_ERRORS.get():
-            error = {"command": self.prog.removeprefix("buttress").strip(), "message": message}
-            print(json.dumps({"ok": False, "error": {**error, "type": "UsageError"}}, indent=2))
+        wants_json, named = _USAGE.get()
+        if wants_json:
+            command = self.prog.removeprefix("buttress").strip() or named
+            error = {"command": command, "message": message, "type": "UsageError"}
+            print(json.dumps({"ok": False, "error": error}, indent=2))
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -81,11 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # stdout carries only the command's output (and stays valid JSON under --json).
     _logs.configure(os.environ.get("BUTTRESS_LOG_LEVEL") or "WARNING")
     parser = build_parser()
-    token = _JSON_ERRORS.set("--json" in arguments)
+    named = next((a for a in arguments if a in _COMMANDS), "")
+    token = _USAGE.set(("--json" in arguments, named))
     try:
         args = parser.parse_args(arguments)
     finally:
-        _JSON_ERRORS.reset(token)
+        _USAGE.reset(token)
     args.dsn = getattr(args, "dsn", None) or default_dsn()
     args.json = bool(getattr(args, "json", False))
     handler = getattr(args, "handler", None)
