@@ -274,35 +274,39 @@ def redis_dsn(redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def redis_cluster_dsn(redis_cluster: RedisCluster) -> str:
+def redis_cluster_dsn(redis_cluster: RedisCluster, request: pytest.FixtureRequest) -> str:
     """``redis+cluster://:PASSWORD@127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3``: every node
     emptied, unfinished migrations dropped, slots back with their first owners."""
+    _USED_SERVER["Redis Cluster"].add(request.node.nodeid)
     redis_cluster.reset()
     return redis_cluster.dsn()
 
 
 @pytest.fixture
-def redis_sentinel_dsn(redis_sentinel: RedisSentinel) -> str:
+def redis_sentinel_dsn(redis_sentinel: RedisSentinel, request: pytest.FixtureRequest) -> str:
     """``redis+sentinel://:PASSWORD@127.0.0.1:S1,…/mymaster/0``: a master with an
     online replica (a master killed by an earlier test is back as a replica), emptied."""
+    _USED_SERVER["Redis Sentinel"].add(request.node.nodeid)
     redis_sentinel.heal()
     redis_sentinel.flushall()
     return redis_sentinel.dsn(0)
 
 
 @pytest.fixture
-def redis_tls_dsn(redis_tls: RedisTLS) -> str:
+def redis_tls_dsn(redis_tls: RedisTLS, request: pytest.FixtureRequest) -> str:
     """``rediss://app:PASSWORD@127.0.0.1:PORT/0?ssl_ca_certs=CA``, emptied; client
     certificates optional again."""
+    _USED_SERVER["Redis TLS"].add(request.node.nodeid)
     redis_tls.require_client_certs(False)
     redis_tls.flushall()
     return redis_tls.dsn(0)
 
 
 @pytest.fixture
-def postgres_tls_dsn(postgres_tls: PostgresTLS) -> Iterator[str]:
+def postgres_tls_dsn(postgres_tls: PostgresTLS, request: pytest.FixtureRequest) -> Iterator[str]:
     """``postgresql://app:PASSWORD@127.0.0.1:PORT/DB?sslmode=verify-full&sslrootcert=CA``
     for a fresh database owned by ``app``; dropped afterwards."""
+    _USED_SERVER["PostgreSQL TLS"].add(request.node.nodeid)
     name = postgres_tls.create_database()
     try:
         yield postgres_tls.app_dsn(name)
@@ -311,10 +315,13 @@ def postgres_tls_dsn(postgres_tls: PostgresTLS) -> Iterator[str]:
 
 
 @pytest.fixture
-def pgbouncer_dsn(postgres_server: PostgresServer, pgbouncer: PgBouncer) -> Iterator[str]:
+def pgbouncer_dsn(
+    postgres_server: PostgresServer, pgbouncer: PgBouncer, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """``postgresql://postgres:PASSWORD@127.0.0.1:PGBOUNCER_PORT/DB?pgbouncer=true``: a
     fresh database reached through the pooler. Strip ``?pgbouncer=true`` (or use
     ``pgbouncer.dsn(db, pgbouncer_param=False)``) for a raw driver."""
+    _USED_SERVER["PgBouncer"].add(request.node.nodeid)
     name = postgres_server.create_database()
     try:
         yield pgbouncer.dsn(name)

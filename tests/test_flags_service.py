@@ -153,6 +153,10 @@ class FlakyStore(MemoryFlagStore):
     def pushes(self) -> bool:
         return False
 
+    @property
+    def listens(self) -> bool:
+        return False
+
     async def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
         return lambda: None
 
@@ -276,3 +280,22 @@ async def test_narrowing_a_live_flag_is_logged_as_a_warning() -> None:
     [warning] = [e for e in logs if e["event"] == "flags.rollout_warning"]
     assert warning["log_level"] == "warning"
     assert "narrows this flag from everyone to 10%" in warning["warning"]
+
+
+def test_auto_refresh_polls_often_only_where_changes_cannot_be_pushed() -> None:
+    from buttress.flags._service import POLLED_REFRESH, PUSHED_REFRESH
+
+    class PollOnly(MemoryFlagStore):
+        @property
+        def pushes(self) -> bool:
+            return False
+
+        @property
+        def listens(self) -> bool:
+            return False
+
+    assert FeatureFlags(PollOnly())._refresh_interval == POLLED_REFRESH
+    assert FeatureFlags(MemoryFlagStore())._refresh_interval == PUSHED_REFRESH
+    assert FeatureFlags(PollOnly(), refresh_interval=5)._refresh_interval == 5
+    with pytest.raises(ValidationError, match="refresh_interval"):
+        FeatureFlags(refresh_interval="often")  # type: ignore[arg-type]  # bad on purpose

@@ -8,7 +8,7 @@ import sys
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from buttress.health._safe import safe_error_message, scrub
+from buttress._safe import safe_error_message, scrub
 
 secrets = st.text(
     alphabet=st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="!$%^*-_"),

@@ -6,6 +6,7 @@ server is in test_redis_resp_hostile.py."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -349,9 +350,16 @@ def test_endpoint_keeps_the_password_out_of_its_repr(redis_dsn: str) -> None:
         assert endpoint.password not in text
 
 
-def test_tls_and_resp3_pools_have_no_endpoint() -> None:
+def test_tls_pools_carry_their_tls_and_resp3_pools_have_no_endpoint() -> None:
     tls = redis.asyncio.Redis.from_url("rediss://h:6380/0")
-    assert endpoint_from_pool(tls.connection_pool) is None
+    endpoint = endpoint_from_pool(tls.connection_pool)
+    assert endpoint is not None
+    assert endpoint.tls is not None
+    assert endpoint.tls.verify_mode == ssl.CERT_REQUIRED
+    assert endpoint.tls.check_hostname
+    # A key password is a redis-py-only option: that pool stays with redis-py.
+    locked = redis.asyncio.Redis.from_url("rediss://h:6380/0", ssl_password="pw")
+    assert endpoint_from_pool(locked.connection_pool) is None
     resp3 = redis.asyncio.Redis.from_url("redis://h:6379/0", protocol=3)
     assert endpoint_from_pool(resp3.connection_pool) is None
     unix = redis.asyncio.Redis.from_url("unix:///run/redis.sock?db=2").connection_pool

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from buttress._seam import STORES, Seam, resolve_store, store_for, supported_kinds
     from buttress.backends._base import Backend, Row, SqlBackend, SqlConnection, require_sql
     from buttress.backends._changes import bump_counter, read_counter
-    from buttress.backends._connect import Connecting, Prepare, open_backend
+    from buttress.backends._connect import (
+        BACKENDS,
+        Connecting,
+        Prepare,
+        backend_class,
+        open_backend,
+    )
     from buttress.backends._dialect import (
         DIALECTS,
         OWN_TABLES,
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
         from_db_time,
     )
     from buttress.backends._dsn import BackendKind, redact_dsn
+    from buttress.backends._redis_topology import CrossSlotError
+    from buttress.backends._resp import BlockingClient, PipelinedClient, ProtocolError, ReplyError
     from buttress.backends.memory import MemoryBackend
     from buttress.backends.postgres import PostgresBackend
     from buttress.backends.redis import RedisBackend
@@ -42,6 +50,8 @@ _LAZY: dict[str, str] = {
     "require_sql": "buttress.backends._base",
     "bump_counter": "buttress.backends._changes",
     "read_counter": "buttress.backends._changes",
+    "BACKENDS": "buttress.backends._connect",
+    "backend_class": "buttress.backends._connect",
     "Connecting": "buttress.backends._connect",
     "Prepare": "buttress.backends._connect",
     "open_backend": "buttress.backends._connect",
@@ -53,6 +63,11 @@ _LAZY: dict[str, str] = {
     "MissingTableError": "buttress.backends._dialect",
     "from_db_time": "buttress.backends._dialect",
     "BackendKind": "buttress.backends._dsn",
+    "CrossSlotError": "buttress.backends._redis_topology",
+    "BlockingClient": "buttress.backends._resp",
+    "PipelinedClient": "buttress.backends._resp",
+    "ProtocolError": "buttress.backends._resp",
+    "ReplyError": "buttress.backends._resp",
     "redact_dsn": "buttress.backends._dsn",
     "STORES": "buttress._seam",
     "Seam": "buttress._seam",
@@ -80,6 +95,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BACKENDS",
     "DIALECTS",
     "OWN_TABLES",
     "POSTGRESQL",
@@ -87,18 +103,24 @@ __all__ = [
     "STORES",
     "Backend",
     "BackendKind",
+    "BlockingClient",
     "Connecting",
+    "CrossSlotError",
     "Dialect",
     "MemoryBackend",
     "MissingTableError",
+    "PipelinedClient",
     "PostgresBackend",
     "Prepare",
+    "ProtocolError",
     "RedisBackend",
+    "ReplyError",
     "Row",
     "Seam",
     "SqlBackend",
     "SqlConnection",
     "SqliteBackend",
+    "backend_class",
     "bump_counter",
     "from_db_time",
     "open_backend",

@@ -20,7 +20,7 @@ from buttress._exceptions import UnsupportedBackendError
 
 if TYPE_CHECKING:
     from buttress.backends._dialect import Dialect
-    from buttress.backends._dsn import BackendKind
+    from buttress.backends._dsn import DSN, BackendKind
 
 __all__ = ["Backend", "Row", "SqlBackend", "SqlConnection", "require_sql"]
 
@@ -34,6 +34,13 @@ class Backend(abc.ABC):
     """A connected store. Use ``async with`` or call ``await close()`` when done."""
 
     kind: ClassVar[BackendKind]
+    schemes: ClassVar[tuple[str, ...]] = ()
+    """The DSN schemes this class opens (``open_backend`` looks them up)."""
+
+    @classmethod
+    async def open(cls, dsn: DSN, options: dict[str, object]) -> Backend:
+        """Connect to what ``dsn`` names, with ``connect()``'s ``options``."""
+        raise NotImplementedError(f"{cls.__name__} opens no DSN")
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn

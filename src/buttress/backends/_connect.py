@@ -11,16 +11,44 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
-from buttress._exceptions import BackendError
+from buttress._exceptions import BackendError, InvalidDSNError
 from buttress.backends._base import Backend
-from buttress.backends._dsn import parse_dsn
+from buttress.backends._dsn import SUPPORTED_SCHEMES, parse_dsn
 
-__all__ = ["Connecting", "Prepare", "open_backend"]
+__all__ = ["BACKENDS", "Connecting", "Prepare", "backend_class", "open_backend"]
 
 Prepare = Callable[[Backend], Awaitable[object]]
 """What runs on a freshly opened backend before it is handed out."""
+
+
+def _backends() -> tuple[type[Backend], ...]:
+    # The backend modules import no driver at import time, only when they open.
+    from buttress.backends.memory import MemoryBackend
+    from buttress.backends.postgres import PostgresBackend
+    from buttress.backends.redis import RedisBackend
+    from buttress.backends.sqlite import SqliteBackend
+
+    return (MemoryBackend, SqliteBackend, PostgresBackend, RedisBackend)
+
+
+BACKENDS: Final[tuple[type[Backend], ...]] = _backends()
+"""Every backend class; each declares the DSN schemes it serves (``schemes``)."""
+
+_BY_SCHEME: Final[dict[str, type[Backend]]] = {
+    scheme: backend for backend in BACKENDS for scheme in backend.schemes
+}
+
+
+def backend_class(scheme: str) -> type[Backend]:
+    """The backend class that serves ``scheme`` (parse_dsn has already refused unknown ones)."""
+    try:
+        return _BY_SCHEME[scheme]
+    except KeyError:
+        raise InvalidDSNError(
+            f"unsupported scheme {scheme!r}; supported: {SUPPORTED_SCHEMES}"
+        ) from None
 
 
 class Connecting:
@@ -41,23 +69,7 @@ class Connecting:
             raise BackendError("this connect() call was already awaited; call connect() again")
         options = dict(self._options)
         dsn = parse_dsn(self._dsn)
-        backend: Backend
-        if dsn.kind == "memory":
-            from buttress.backends.memory import MemoryBackend
-
-            backend = await MemoryBackend.open(dsn, options)
-        elif dsn.kind == "sqlite":
-            from buttress.backends.sqlite import SqliteBackend
-
-            backend = await SqliteBackend.open(dsn, options)
-        elif dsn.kind == "postgresql":
-            from buttress.backends.postgres import PostgresBackend
-
-            backend = await PostgresBackend.open(dsn, options)
-        else:
-            from buttress.backends.redis import RedisBackend
-
-            backend = await RedisBackend.open(dsn, options)
+        backend = await backend_class(dsn.scheme).open(dsn, options)
         try:
             if self._prepare is not None:
                 await self._prepare(backend)
@@ -93,7 +105,8 @@ def open_backend(dsn: str, **options: object) -> Connecting:
 
     Schemes: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
     ``sqlite://`` (in memory), ``postgresql://`` / ``postgres://``, ``redis://`` /
-    ``rediss://``. Options depend on the backend; an unknown one is a
+    ``rediss://``, ``redis+cluster://`` and ``redis+sentinel://`` (``BACKENDS``
+    says which class serves which). Options depend on the backend; an unknown one is a
     ``ValidationError`` naming it. ``buttress.connect`` is this plus buttress's
     own migrations.
     """

@@ -21,6 +21,9 @@ BackendKind = Literal["memory", "sqlite", "postgresql", "redis"]
 
 MASK = "***"
 
+# Scheme -> the kind of backend whose state it holds. Redis Cluster and Sentinel
+# are still "redis" (the same stores serve them); which class opens a scheme is
+# the backends' own declaration (``Backend.schemes``, read by ``_connect``).
 _KINDS: dict[str, BackendKind] = {
     "memory": "memory",
     "sqlite": "sqlite",
@@ -28,9 +31,21 @@ _KINDS: dict[str, BackendKind] = {
     "postgres": "postgresql",
     "redis": "redis",
     "rediss": "redis",
+    "redis+cluster": "redis",
+    "redis+sentinel": "redis",
 }
-SUPPORTED_SCHEMES = "memory://, sqlite://, postgresql://, postgres://, redis://, rediss://"
-_DEFAULT_PORTS: dict[BackendKind, int] = {"postgresql": 5432, "redis": 6379}
+SUPPORTED_SCHEMES = (
+    "memory://, sqlite://, postgresql://, postgres://, redis://, rediss://, "
+    "redis+cluster://, redis+sentinel://"
+)
+_DEFAULT_PORTS: dict[str, int] = {
+    "postgresql": 5432,
+    "postgres": 5432,
+    "redis": 6379,
+    "rediss": 6379,
+    "redis+cluster": 6379,
+    "redis+sentinel": 26379,
+}
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
@@ -94,6 +109,11 @@ class DSN:
     password: str | None = attrs.field(default=None, repr=False)
     database: str | None = None
     query: tuple[tuple[str, str], ...] = ()
+    hosts: tuple[tuple[str, int], ...] = ()
+    """Every ``host:port`` the DSN names, in order (cluster seeds, sentinels, libpq's
+    multi-host list); ``host``/``port`` are the first."""
+    service: str | None = None
+    """``redis+sentinel://``: the name of the master Sentinel watches."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -106,6 +126,29 @@ class DSN:
     def address(self) -> str:
         """``host:port`` for messages (no credentials)."""
         return f"{self.host}:{self.port}"
+
+    def option(self, name: str) -> str | None:
+        """The last value of query parameter ``name``, or None."""
+        found = None
+        for key, value in self.query:
+            if key == name:
+                found = value
+        return found
+
+    def without_query(self, *names: str) -> str:
+        """``secret_url`` without the query parameters ``names`` (buttress's own,
+        such as ``pgbouncer``), the rest kept exactly as written. Goes to a driver only."""
+        base, mark, rest = self.secret_url.partition("?")
+        if not mark:
+            return self.secret_url
+        query, hash_mark, fragment = rest.partition("#")
+        kept = [
+            part
+            for part in query.split("&")
+            if part and unquote(part.partition("=")[0]) not in names
+        ]
+        url = base + ("?" + "&".join(kept) if kept else "")
+        return url + hash_mark + fragment
 
     def __repr__(self) -> str:
         return f"DSN({self.redacted!r})"
@@ -171,39 +214,61 @@ def _parse_network(scheme: str, kind: BackendKind, rest: str, dsn: str, redacted
     query_string = query_string.partition("#")[0]
     path = path.partition("#")[0]
     query = tuple(parse_qsl(query_string, keep_blank_values=True))
-    host, port = _host_port(kind, hostport, dict(query))
+    hosts = _hosts(scheme, hostport, dict(query))
     database = unquote(path.lstrip("/")) or None
+    service = None
+    if scheme == "redis+sentinel":
+        service, database = _sentinel_path(database)
     if kind == "redis" and database is not None and not database.isdigit():
         raise InvalidDSNError(f"{scheme}:// database must be a number like /0, got a path")
+    if scheme == "redis+cluster" and database not in (None, "0"):
+        raise InvalidDSNError("redis+cluster:// has only database 0 (Redis Cluster has one)")
     return DSN(
         scheme=scheme,
         kind=kind,
         secret_url=dsn,
         redacted=redacted,
-        host=host,
-        port=port,
+        host=hosts[0][0],
+        port=hosts[0][1],
         user=user,
         password=password,
         database=database,
         query=query,
+        hosts=hosts,
+        service=service,
     )
 
 
-def _host_port(kind: BackendKind, hostport: str, query: dict[str, str]) -> tuple[str, int]:
-    default_port = _DEFAULT_PORTS[kind]
-    # Several hosts (libpq's "h1:5432,h2:5433"): messages report the first.
-    first = hostport.split(",")[0]
-    if first.startswith("["):
-        host, _, port_text = first[1:].partition("]")
-        port_text = port_text.removeprefix(":")
-    elif first.count(":") == 1:
-        host, _, port_text = first.partition(":")
-    else:
-        host, port_text = first, ""
-    host = unquote(host) or query.get("host") or "localhost"
-    port_text = port_text or query.get("port", "")
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise InvalidDSNError(f"port must be a number between 1 and 65535 (scheme {kind})")
-    return host, int(port_text)
+def _sentinel_path(path: str | None) -> tuple[str, str | None]:
+    """``service_name[/db]`` of a ``redis+sentinel://`` DSN."""
+    service, _, database = (path or "").partition("/")
+    if not service:
+        raise InvalidDSNError(
+            "redis+sentinel:// needs the master's service name as its path: "
+            "redis+sentinel://host:26379/mymaster[/db]"
+        )
+    return service, database or None
+
+
+def _hosts(scheme: str, hostport: str, query: dict[str, str]) -> tuple[tuple[str, int], ...]:
+    """Every ``host[:port]`` of a comma-separated list (libpq's multi-host form,
+    cluster seeds, sentinels), each with the scheme's default port."""
+    default_port = _DEFAULT_PORTS[scheme]
+    hosts = []
+    for part in hostport.split(","):
+        if part.startswith("["):
+            host, _, port_text = part[1:].partition("]")
+            port_text = port_text.removeprefix(":")
+        elif part.count(":") == 1:
+            host, _, port_text = part.partition(":")
+        else:
+            host, port_text = part, ""
+        host = unquote(host) or query.get("host") or "localhost"
+        port_text = port_text or query.get("port", "")
+        if not port_text:
+            hosts.append((host, default_port))
+            continue
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise InvalidDSNError(f"port must be a number between 1 and 65535 (scheme {scheme})")
+        hosts.append((host, int(port_text)))
+    return tuple(hosts)

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -98,17 +99,58 @@ class Endpoint:
     timeout: float | None = 5.0
     """Seconds a reply may take; past it the connection is dropped."""
     connect_timeout: float | None = 5.0
+    tls: ssl.SSLContext | None = attrs.field(default=None, repr=False)
+    """TLS for every connection (``rediss://``), built by redis-py's own rules
+    from the DSN's ``ssl_*`` parameters so both clients check the same things."""
+
+    def at(self, host: str, port: int) -> Endpoint:
+        """The same credentials, timeouts and TLS at another address (a cluster node,
+        the master Sentinel names)."""
+        return attrs.evolve(self, host=host, port=port, path=None)
+
+
+_TLS_OPTIONS: Final = (
+    "keyfile",
+    "certfile",
+    "cert_reqs",
+    "ca_certs",
+    "ca_data",
+    "ca_path",
+    "check_hostname",
+    "min_version",
+    "ciphers",
+)
+
+
+def _tls_context(kwargs: dict[str, Any]) -> ssl.SSLContext | None:
+    """The ``ssl.SSLContext`` redis-py would use for these ``ssl_*`` settings, or
+    None when one is set that this client does not follow (a key password, OCSP)."""
+    from redis.asyncio.connection import RedisSSLContext
+
+    unsupported = ("ssl_password", "ssl_include_verify_flags", "ssl_exclude_verify_flags")
+    if any(kwargs.get(name) for name in unsupported):
+        return None
+    # redis-py's SSLConnection defaults, which RedisSSLContext alone does not apply.
+    given: dict[str, Any] = {"cert_reqs": "required", "check_hostname": True}
+    given |= {name: kwargs[f"ssl_{name}"] for name in _TLS_OPTIONS if f"ssl_{name}" in kwargs}
+    context: ssl.SSLContext = RedisSSLContext(**given).get()
+    return context
 
 
 def endpoint_from_pool(pool: Any) -> Endpoint | None:
     """The ``Endpoint`` of a redis-py connection pool, or None when its
-    connections need something this client does not do (TLS, RESP3, a
-    credential provider, custom connection classes)."""
+    connections need something this client does not do (RESP3, a credential
+    provider, custom connection classes, unusual TLS options)."""
     kwargs = pool.connection_kwargs
     kind = getattr(pool, "connection_class", None)
     name = getattr(kind, "__name__", "")
-    if name not in ("Connection", "UnixDomainSocketConnection"):
+    if name not in ("Connection", "UnixDomainSocketConnection", "SSLConnection"):
         return None
+    tls = None
+    if name == "SSLConnection":
+        tls = _tls_context(kwargs)
+        if tls is None:
+            return None
     if kwargs.get("credential_provider") is not None:
         return None
     if kwargs.get("protocol") not in (None, 2, "2"):
@@ -122,6 +164,7 @@ def endpoint_from_pool(pool: Any) -> Endpoint | None:
         password=kwargs.get("password"),
         timeout=kwargs.get("socket_timeout"),
         connect_timeout=kwargs.get("socket_connect_timeout"),
+        tls=tls,
     )
 
 
@@ -344,6 +387,8 @@ def _handshake(endpoint: Endpoint) -> list[bytes]:
     return commands
 
 
+_ASKING: Final = b"*1\r\n$6\r\nASKING\r\n"
+
 _Waiter: TypeAlias = "tuple[asyncio.Future[Any], asyncio.TimerHandle | None]"
 
 
@@ -495,6 +540,26 @@ class PipelinedClient:
             protocol.abort()
             raise
 
+    async def call_asking(self, *args: Arg, decode: Callable[[Any], Any] | None = None) -> Any:
+        """``call`` preceded by ``ASKING`` on the same connection, with nothing in
+        between (Redis Cluster's answer to an ``ASK`` redirection)."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed or protocol.loop is not asyncio.get_running_loop():
+            protocol = await self._connect()
+        if protocol.drained is not None:
+            await asyncio.shield(protocol.drained)
+        # Both requests are queued before the loop runs again: adjacent on the wire.
+        asking = protocol.request(_ASKING)
+        asking.add_done_callback(_consume_outcome)
+        reply = await protocol.request(pack(args))
+        if decode is None:
+            return reply
+        try:
+            return decode(reply)
+        except BaseException:
+            protocol.abort()
+            raise
+
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         opening = self._opening
@@ -520,6 +585,15 @@ class PipelinedClient:
 
         if endpoint.path is not None:
             connecting = loop.create_unix_connection(factory, endpoint.path)
+        elif endpoint.tls is not None:
+            connecting = loop.create_connection(
+                factory,
+                endpoint.host,
+                endpoint.port,
+                ssl=endpoint.tls,
+                server_hostname=endpoint.host,
+                ssl_handshake_timeout=endpoint.connect_timeout,
+            )
         else:
             connecting = loop.create_connection(factory, endpoint.host, endpoint.port)
         _, protocol = await asyncio.wait_for(connecting, endpoint.connect_timeout)
@@ -540,7 +614,7 @@ class PipelinedClient:
                 protocol.transport.close()
 
 
-def _consume_outcome(task: asyncio.Task[Any]) -> None:
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
 
@@ -562,6 +636,12 @@ class _Socket:
                 (endpoint.host, endpoint.port), timeout=endpoint.connect_timeout
             )
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if endpoint.tls is not None:
+                try:
+                    sock = endpoint.tls.wrap_socket(sock, server_hostname=endpoint.host)
+                except BaseException:
+                    sock.close()
+                    raise
         sock.settimeout(endpoint.timeout)
         self.sock = sock
         self.timeout = endpoint.timeout
@@ -650,6 +730,23 @@ class BlockingClient:
                 reply = decode(reply)
         except BaseException:
             # Interrupted mid-reply: the stream's position is unknown, never reuse it.
+            conn.sock.close()
+            raise
+        self._give(conn)
+        if type(reply) is ReplyError:
+            raise reply
+        return reply
+
+    def call_asking(self, *args: Arg, decode: Callable[[Any], Any] | None = None) -> Any:
+        """``call`` preceded by ``ASKING`` on the same connection (Redis Cluster's
+        answer to an ``ASK`` redirection)."""
+        conn = self._take()
+        try:
+            conn.request(_ASKING)
+            reply = conn.request(pack(args))
+            if decode is not None and type(reply) is not ReplyError:
+                reply = decode(reply)
+        except BaseException:
             conn.sock.close()
             raise
         self._give(conn)

@@ -25,6 +25,7 @@ class MemoryBackend(Backend):
     """``memory://``: state lives in this process and dies with it."""
 
     kind = "memory"
+    schemes = ("memory",)
 
     def __init__(self) -> None:
         super().__init__("memory://")

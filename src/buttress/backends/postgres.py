@@ -3,20 +3,33 @@
 Statements go to the driver as written (``$1`` placeholders). Rows come back as
 plain dicts so both SQL dialects look the same to callers. asyncpg is imported
 only when a PostgreSQL DSN is opened.
+
+Through a transaction pooler (``?pgbouncer=true``, consumed here and never sent
+to the server) each statement may run on another server session: no named
+prepared statements (asyncpg's statement cache is off, so each statement is
+parsed with its arguments in one message), no startup settings but
+``application_name``, and no LISTEN (``pushes`` is False and callers poll)
+unless ``listen_dsn=`` names a direct connection for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from buttress._exceptions import BackendUnavailableError, MissingDependencyError, ValidationError
+from buttress._exceptions import (
+    BackendUnavailableError,
+    InvalidDSNError,
+    MissingDependencyError,
+    ValidationError,
+)
 from buttress.backends._base import Row, SqlBackend, SqlConnection
 from buttress.backends._dialect import POSTGRESQL, Dialect
-from buttress.backends._dsn import DSN
+from buttress.backends._dsn import DSN, parse_dsn
 from buttress.backends._options import (
     check_known,
     opt_int,
@@ -45,10 +58,15 @@ _OPTIONS = frozenset(
         "connect_deadline",
         "application_name",
         "server_settings",
+        "listen_dsn",
     }
 )
+_POOLER_PARAMETER = "pgbouncer"
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 _CLOSE_WAIT = 10.0
 _RECONNECT_DELAY = 0.5
+_LISTEN_CONNECT_TIMEOUT = 5.0
 _LIVENESS_INTERVAL = 2.0
 # Command tags whose trailing number is a count of changed rows.
 _ROWCOUNT_TAGS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "COPY"})
@@ -108,15 +126,36 @@ class PostgresBackend(SqlBackend):
     server-side, default none), ``command_timeout`` (seconds, client-side),
     ``connect_timeout`` (per attempt, 5), ``connect_attempts`` (3),
     ``connect_deadline`` (total seconds of retrying, 10), ``application_name``
-    ("buttress"), ``server_settings`` (extra session settings).
+    ("buttress"), ``server_settings`` (extra session settings), ``listen_dsn``
+    (a direct PostgreSQL DSN for LISTEN when the main one goes through a
+    transaction pooler).
+
+    TLS and multi-host DSNs use libpq's names, which asyncpg reads:
+    ``sslmode`` (``verify-full`` checks the certificate and the host name),
+    ``sslrootcert``, ``sslcert``, ``sslkey``, ``host1:port1,host2:port2`` with
+    ``target_session_attrs=read-write``. ``?pgbouncer=true`` says a
+    transaction pooler sits in between (``pooler`` is then True).
     """
 
     kind = "postgresql"
+    schemes = ("postgresql", "postgres")
     dialect: ClassVar[Dialect] = POSTGRESQL
 
-    def __init__(self, dsn: DSN, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    def __init__(
+        self,
+        dsn: DSN,
+        pool: asyncpg.Pool[asyncpg.Record],
+        *,
+        pooler: bool = False,
+        listen_dsn: DSN | None = None,
+    ) -> None:
         super().__init__(dsn.redacted)
         self.pool = pool
+        self.pooler = pooler
+        """True when a transaction pooler (PgBouncer, ``?pgbouncer=true``) sits
+        between buttress and the server: no prepared statements, no session state
+        across statements, no LISTEN through it."""
+        self._listen_dsn = listen_dsn
 
     @classmethod
     async def open(cls, dsn: DSN, options: dict[str, object]) -> PostgresBackend:
@@ -134,6 +173,16 @@ class PostgresBackend(SqlBackend):
         application_name = options.get("application_name", "buttress")
         if not isinstance(application_name, str):
             raise ValidationError("application_name", "must be a str")
+        pooler = _pooler(dsn)
+        listen_dsn = _listen_dsn(options.get("listen_dsn"))
+        if pooler and (statement_timeout is not None or settings):
+            # PgBouncer refuses startup parameters it does not know, and would not
+            # keep a session setting for the next transaction anyway.
+            raise ValidationError(
+                "statement_timeout" if statement_timeout is not None else "server_settings",
+                "cannot be sent through a transaction pooler (pgbouncer=true); "
+                "set it on the role instead (ALTER ROLE ... SET ...)",
+            )
         settings.setdefault("application_name", application_name)
         if statement_timeout is not None:
             settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
@@ -141,15 +190,20 @@ class PostgresBackend(SqlBackend):
         assert connect_deadline is not None
 
         driver = _driver()
+        url = dsn.without_query(_POOLER_PARAMETER)
+        # Through a pooler a named prepared statement may be looked for on another
+        # server session: with the cache off asyncpg sends unnamed ones only.
+        statement_cache = {"statement_cache_size": 0} if pooler else {}
 
         async def open_once() -> asyncpg.Pool[asyncpg.Record]:
             pool = driver.create_pool(
-                dsn.secret_url,
+                url,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
                 server_settings=settings,
+                **statement_cache,
             )
             try:
                 await pool
@@ -161,6 +215,8 @@ class PostgresBackend(SqlBackend):
             return pool  # type: ignore[no-any-return]  # driver module is typed as Any
 
         def should_retry(exc: BaseException) -> bool:
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                return False  # a certificate the CA does not vouch for stays so
             return isinstance(
                 exc,
                 OSError
@@ -192,7 +248,7 @@ class PostgresBackend(SqlBackend):
             # Raised outside the except block: the driver's exception (whose text
             # may hold the DSN) must not travel along as __context__.
             raise failure
-        return cls(dsn, pool)
+        return cls(dsn, pool, pooler=pooler, listen_dsn=listen_dsn)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[SqlConnection]:
@@ -225,7 +281,24 @@ class PostgresBackend(SqlBackend):
 
     @property
     def pushes(self) -> bool:
-        return True
+        """False through a transaction pooler (LISTEN needs a session of its own)
+        unless ``listen_dsn`` gives a direct connection for it."""
+        return not self.pooler or self._listen_dsn is not None
+
+    @asynccontextmanager
+    async def _listening_connection(self) -> AsyncIterator[Any]:
+        if self._listen_dsn is None:
+            async with self.pool.acquire() as conn:
+                yield conn
+            return
+        conn = await _driver().connect(
+            self._listen_dsn.without_query(_POOLER_PARAMETER), timeout=_LISTEN_CONNECT_TIMEOUT
+        )
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), _CLOSE_WAIT)
 
     async def listen(
         self,
@@ -240,6 +313,8 @@ class PostgresBackend(SqlBackend):
         Payloads are handled one at a time, in arrival order; an idle
         connection is probed every few seconds so a dead one is noticed.
         """
+        if not self.pushes:
+            return
         payloads: asyncio.Queue[str] = asyncio.Queue()
 
         def on_notify(_conn: object, _pid: int, _channel: str, payload: object) -> None:
@@ -247,7 +322,7 @@ class PostgresBackend(SqlBackend):
 
         while not self.closed:  # a closed backend will not come back
             try:
-                async with self.pool.acquire() as conn:
+                async with self._listening_connection() as conn:
                     await conn.add_listener(channel, on_notify)
                     try:
                         on_connected()
@@ -278,3 +353,29 @@ class PostgresBackend(SqlBackend):
             await asyncio.wait_for(self.pool.close(), _CLOSE_WAIT)
         except TimeoutError:
             self.pool.terminate()
+
+
+def _pooler(dsn: DSN) -> bool:
+    """Whether ``?pgbouncer=`` says a transaction pooler sits in between."""
+    value = dsn.option(_POOLER_PARAMETER)
+    if value is None or value.lower() in _FALSE:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    raise InvalidDSNError("the pgbouncer query parameter must be true or false")
+
+
+def _listen_dsn(value: object) -> DSN | None:
+    """The ``listen_dsn`` option: a direct ``postgresql://`` DSN, never a pooler's."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("listen_dsn", "must be a postgresql:// DSN string")
+    parsed = parse_dsn(value)
+    if parsed.kind != "postgresql":
+        raise ValidationError("listen_dsn", "must be a postgresql:// DSN")
+    if _pooler(parsed):
+        raise ValidationError(
+            "listen_dsn", "must reach the server directly: LISTEN does not work through a pooler"
+        )
+    return parsed

@@ -1,12 +1,17 @@
-"""The Redis backend: a ``redis.asyncio.Redis`` client, pinged (with retries) on connect.
+"""The Redis backend: one Redis, a Redis Cluster or a Sentinel-managed master.
 
-Only ``RateLimiter`` and ``CircuitBreaker`` keep shared state here; other
-components refuse it. redis-py is imported only when a Redis DSN is opened.
+redis-py's asyncio client (``client``: ``Redis``, ``RedisCluster`` or a
+Sentinel's ``master_for``) is pinged (with retries) on connect; the per-request
+hot paths use buttress's own RESP clients for the same topology (``pipelined()``
+and ``blocking()``), over TLS too. Only ``RateLimiter`` and ``CircuitBreaker``
+keep shared state here; other components refuse it. redis-py is imported only
+when a Redis DSN is opened.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import ssl
+from typing import TYPE_CHECKING, Any, Literal
 
 from buttress._exceptions import BackendUnavailableError, MissingDependencyError
 from buttress.backends._base import Backend
@@ -17,9 +22,26 @@ from buttress.backends._retry import Attempts, connect_with_retry, unavailable
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from buttress.backends._resp import BlockingClient, PipelinedClient
+    from buttress.backends._redis_topology import (
+        BlockingCluster,
+        BlockingSentinel,
+        ClusterClient,
+        SentinelClient,
+    )
+    from buttress.backends._resp import BlockingClient, Endpoint, PipelinedClient
 
-__all__ = ["RedisBackend"]
+    AsyncCaller = PipelinedClient | ClusterClient | SentinelClient
+    SyncCaller = BlockingClient | BlockingCluster | BlockingSentinel
+
+__all__ = ["RedisBackend", "Topology"]
+
+Topology = Literal["single", "cluster", "sentinel"]
+_TOPOLOGIES: dict[str, Topology] = {
+    "redis": "single",
+    "rediss": "single",
+    "redis+cluster": "cluster",
+    "redis+sentinel": "sentinel",
+}
 
 _OPTIONS = frozenset(
     {
@@ -47,6 +69,12 @@ def _driver() -> Any:
 class RedisBackend(Backend):
     """Redis through redis-py's asyncio client (``client``).
 
+    ``redis://`` and ``rediss://`` (TLS, with redis-py's ``ssl_ca_certs``,
+    ``ssl_certfile``, ``ssl_keyfile`` … query parameters) name one server,
+    ``redis+cluster://seed[,seed…]`` a Redis Cluster (the other nodes are
+    discovered), ``redis+sentinel://sentinel[,sentinel…]/service[/db]`` the master
+    that Sentinel names, followed across failovers. ``topology`` says which.
+
     Options: ``max_connections`` (50), ``socket_timeout`` (seconds, 5),
     ``connect_timeout`` (per attempt, 5), ``connect_attempts`` (3),
     ``connect_deadline`` (10), ``decode_responses`` (False),
@@ -56,24 +84,38 @@ class RedisBackend(Backend):
     """
 
     kind = "redis"
+    schemes = ("redis", "rediss", "redis+cluster", "redis+sentinel")
 
-    def __init__(self, dsn: DSN, client: Redis) -> None:
+    def __init__(
+        self,
+        dsn: DSN,
+        client: Redis,
+        *,
+        topology: Topology = "single",
+        endpoint: Endpoint | None = None,
+    ) -> None:
         super().__init__(dsn.redacted)
         self.client = client
-        self._pipelined: PipelinedClient | None = None
-        self._blocking: BlockingClient | None = None
+        self.topology: Topology = topology
+        """``"single"``, ``"cluster"`` or ``"sentinel"``: what the DSN named."""
+        self._endpoint = endpoint
+        self._hosts = dsn.hosts
+        self._service = dsn.service
+        self._pipelined: AsyncCaller | None = None
+        self._blocking: SyncCaller | None = None
         self._fast_checked = False
 
-    def pipelined(self) -> PipelinedClient | None:
-        """buttress's own pipelined connection to this server (one per event loop,
-        shared by every caller), used for per-request commands such as rate-limit
-        decisions; None when the connection needs TLS or another redis-py-only
-        feature, and callers then use ``client``."""
+    def pipelined(self) -> AsyncCaller | None:
+        """buttress's own pipelined connections to this topology (one per server
+        and event loop, shared by every caller), used for per-request commands
+        such as rate-limit decisions; None when the connection needs a
+        redis-py-only feature (RESP3, a credential provider…), and callers
+        then use ``client``."""
         self._make_fast_clients()
         return self._pipelined
 
-    def blocking(self) -> BlockingClient | None:
-        """A pool of blocking sockets to this server for sync callers (WSGI,
+    def blocking(self) -> SyncCaller | None:
+        """Pools of blocking sockets to this topology for sync callers (WSGI,
         threads); None in the same cases as ``pipelined()``."""
         self._make_fast_clients()
         return self._blocking
@@ -81,9 +123,26 @@ class RedisBackend(Backend):
     def _make_fast_clients(self) -> None:
         if self._fast_checked:
             return
+        from buttress.backends._redis_topology import (
+            BlockingCluster,
+            BlockingSentinel,
+            ClusterClient,
+            SentinelClient,
+        )
         from buttress.backends._resp import BlockingClient, PipelinedClient, endpoint_from_pool
 
         self._fast_checked = True
+        if self.topology == "cluster":
+            assert self._endpoint is not None
+            self._pipelined = ClusterClient(self._endpoint, self._hosts)
+            self._blocking = BlockingCluster(self._endpoint, self._hosts)
+            return
+        if self.topology == "sentinel":
+            assert self._endpoint is not None
+            assert self._service is not None
+            self._pipelined = SentinelClient(self._endpoint, self._hosts, self._service)
+            self._blocking = BlockingSentinel(self._endpoint, self._hosts, self._service)
+            return
         endpoint = endpoint_from_pool(self.client.connection_pool)
         if endpoint is not None:
             self._pipelined = PipelinedClient(endpoint)
@@ -101,33 +160,46 @@ class RedisBackend(Backend):
         health_check_interval = opt_int(options, "health_check_interval", 30, minimum=0)
         pool_timeout = opt_seconds(options, "pool_timeout", socket_timeout or connect_timeout)
         assert connect_deadline is not None
+        topology = _TOPOLOGIES[dsn.scheme]
 
         driver = _driver()
         errors = driver.exceptions
         failure: BackendUnavailableError | None = None
+        common: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "decode_responses": decode_responses,
+            "health_check_interval": health_check_interval,
+        }
+        endpoint: Endpoint | None = None
         try:
-            # A blocking pool: past max_connections a call waits for a free
-            # connection (up to pool_timeout) instead of failing at once with
-            # MaxConnectionsError, which made a healthy Redis look unreachable
-            # under a burst of concurrent calls.
-            pool = driver.asyncio.BlockingConnectionPool.from_url(
-                dsn.secret_url,
-                max_connections=max_connections,
-                timeout=pool_timeout,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=connect_timeout,
-                decode_responses=decode_responses,
-                health_check_interval=health_check_interval,
-            )
-            client = driver.asyncio.Redis.from_pool(pool)
-        except ValueError as exc:
+            if topology == "cluster":
+                client, endpoint = _cluster_client(driver, dsn, common, max_connections)
+            elif topology == "sentinel":
+                client, endpoint = _sentinel_client(driver, dsn, common, max_connections)
+            else:
+                # A blocking pool: past max_connections a call waits for a free
+                # connection (up to pool_timeout) instead of failing at once with
+                # MaxConnectionsError, which made a healthy Redis look unreachable
+                # under a burst of concurrent calls.
+                pool = driver.asyncio.BlockingConnectionPool.from_url(
+                    dsn.secret_url,
+                    max_connections=max_connections,
+                    timeout=pool_timeout,
+                    **common,
+                )
+                client = driver.asyncio.Redis.from_pool(pool)
+        except (ValueError, TypeError, OSError) as exc:
             failure = unavailable(dsn, exc)
         if failure is not None:
             raise failure
 
         def should_retry(exc: BaseException) -> bool:
-            # redis-py's AuthenticationError is a ConnectionError: retrying cannot fix it.
+            # redis-py's AuthenticationError is a ConnectionError: retrying cannot
+            # fix it, nor a certificate the CA does not vouch for.
             if isinstance(exc, errors.AuthenticationError | errors.ResponseError):
+                return False
+            if _bad_certificate(exc):
                 return False
             return isinstance(
                 exc, OSError | TimeoutError | errors.ConnectionError | errors.TimeoutError
@@ -149,8 +221,10 @@ class RedisBackend(Backend):
             failure = unavailable(dsn, exc, counter.count)
         if failure is not None:
             await client.aclose()
+            for sentinel in getattr(client, "buttress_sentinels", ()):
+                await sentinel.aclose()
             raise failure
-        return cls(dsn, client)
+        return cls(dsn, client, topology=topology, endpoint=endpoint)
 
     async def _ping(self) -> None:
         await self.client.ping()
@@ -162,9 +236,80 @@ class RedisBackend(Backend):
             self._blocking.close()
         try:
             await self.client.aclose()
+            for sentinel in getattr(self.client, "buttress_sentinels", ()):
+                await sentinel.aclose()
         except RuntimeError as exc:
             # A sync app opens the backend with asyncio.run() and closes it with
             # another: redis-py's pooled connections belong to the first, closed
             # loop and cannot be closed on it. Their sockets go with the pool.
             if "closed" not in str(exc):
                 raise
+
+
+def _bad_certificate(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a TLS certificate the CA does not vouch for."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "certificate verify failed" in str(
+            seen
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _endpoint(dsn: DSN, common: dict[str, Any]) -> Endpoint:
+    from buttress.backends._resp import Endpoint
+
+    return Endpoint(
+        host=dsn.hosts[0][0],
+        port=dsn.hosts[0][1],
+        db=int(dsn.database or 0),
+        username=dsn.user,
+        password=dsn.password,
+        timeout=common["socket_timeout"],
+        connect_timeout=common["socket_connect_timeout"],
+    )
+
+
+def _cluster_client(
+    driver: Any, dsn: DSN, common: dict[str, Any], max_connections: int
+) -> tuple[Any, Endpoint]:
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in dsn.hosts],
+        username=dsn.user,
+        password=dsn.password,
+        max_connections=max_connections,
+        **common,
+    )
+    return client, _endpoint(dsn, common)
+
+
+def _sentinel_client(
+    driver: Any, dsn: DSN, common: dict[str, Any], max_connections: int
+) -> tuple[Any, Endpoint]:
+    from redis.asyncio.sentinel import Sentinel
+
+    # Sentinels ask for the same credentials as the data nodes (one DSN, one password).
+    assert dsn.service is not None
+    credentials: dict[str, Any] = {"username": dsn.user, "password": dsn.password}
+    sentinel = Sentinel(
+        list(dsn.hosts),
+        sentinel_kwargs={
+            **credentials,
+            "socket_timeout": common["socket_timeout"],
+            "socket_connect_timeout": common["socket_connect_timeout"],
+        },
+        **credentials,
+        **common,
+    )
+    client = sentinel.master_for(
+        dsn.service, db=int(dsn.database or 0), max_connections=max_connections
+    )
+    # Closing the master's client must close the sentinels' connections too.
+    client.buttress_sentinels = sentinel.sentinels
+    return client, _endpoint(dsn, common)

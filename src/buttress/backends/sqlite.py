@@ -181,6 +181,7 @@ class SqliteBackend(SqlBackend):
     """
 
     kind = "sqlite"
+    schemes = ("sqlite",)
     dialect: ClassVar[Dialect] = SQLITE
 
     def __init__(

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from buttress import __version__
+from buttress._version import __version__
 from buttress.cli import _logs
 from buttress.cli._common import DEFAULT_DSN, default_dsn
 from buttress.log import redact_text

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from buttress import __version__
+from buttress._version import __version__
 from buttress.doctor._explain import explain, failure_finding
 from buttress.doctor._values import DoctorContext, Finding, Level
 

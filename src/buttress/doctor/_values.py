@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from buttress import __version__
+from buttress._version import __version__
 
 if TYPE_CHECKING:
     from buttress.backends import Backend

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import attrs
 
@@ -38,7 +38,12 @@ from buttress.flags._values import (
 )
 from buttress.log import get_logger
 
-__all__ = ["FeatureFlags"]
+__all__ = ["POLLED_REFRESH", "PUSHED_REFRESH", "FeatureFlags"]
+
+PUSHED_REFRESH = 30.0
+"""Seconds between safety-net polls of a store that pushes changes (``refresh_interval="auto"``)."""
+POLLED_REFRESH = 1.0
+"""Seconds between polls of a store that cannot push changes (``refresh_interval="auto"``)."""
 
 _NOT_SCHEDULED = datetime(1970, 1, 1, tzinfo=UTC)
 """Handed to ``decide`` for flags without a schedule, which never read ``now``."""
@@ -69,16 +74,25 @@ class FeatureFlags:
         backend: Backend | FlagStore | None = None,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        refresh_interval: float | None = 30.0,
+        refresh_interval: float | Literal["auto"] | None = "auto",
         snapshot_path: str | Path | None = None,
     ) -> None:
-        if refresh_interval is not None and not refresh_interval > 0:
+        if refresh_interval != "auto" and refresh_interval is not None and (
+            isinstance(refresh_interval, bool)
+            or not isinstance(refresh_interval, int | float)
+            or not refresh_interval > 0
+        ):
             raise ValidationError(
-                "refresh_interval", "must be a positive number of seconds or None"
+                "refresh_interval", "must be a positive number of seconds, 'auto' or None"
             )
         self._store = resolve_store(backend, FLAG_STORES)
         self._clock = clock
-        self._refresh_interval = refresh_interval
+        if refresh_interval == "auto":
+            # A store that pushes changes is polled only as a safety net; one that
+            # cannot push (SQLite, PostgreSQL through a transaction pooler) is polled
+            # often enough that a change reaches every instance within a second or so.
+            refresh_interval = PUSHED_REFRESH if self._store.listens else POLLED_REFRESH
+        self._refresh_interval: float | None = refresh_interval
         self._snapshot_path = Path(snapshot_path) if snapshot_path is not None else None
         self._snapshot: dict[str, Flag] = {}
         self._token: int | None = None

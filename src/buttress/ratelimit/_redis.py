@@ -4,20 +4,46 @@ one EVALSHA of one Lua script, timed by the Redis server's own TIME.
 The script mirrors ``_algorithms`` in integer microseconds (exact in Lua's
 doubles until the year 2255). Each key's state is one string that expires when
 it stops mattering, so Redis needs no sweeping.
+
+On a Redis Cluster each key's state is its own string, so it lives in the slot
+its name hashes to and different keys spread over every master. The script
+touches only the keys it is given, so one call runs on one node: a ``hit_all``
+whose keys hash to different slots is refused before anything is sent
+(``CrossSlotHitAllError``); keys that share a hash tag (``"{user:42}"``) share
+a slot and stay all-or-nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from buttress._exceptions import BackendError, BackendUnavailableError, UnsupportedBackendError
-from buttress.backends._resp import BlockingClient, PipelinedClient, ProtocolError, ReplyError
+from buttress.backends._redis_topology import CrossSlotError
+from buttress.backends._resp import ProtocolError, ReplyError
 from buttress.ratelimit._store import Check, Now
 from buttress.ratelimit._values import Decision
 
-__all__ = ["SCRIPT", "RedisStore"]
+if TYPE_CHECKING:
+    from buttress.backends.redis import AsyncCaller, SyncCaller
+
+__all__ = ["SCRIPT", "CrossSlotHitAllError", "RedisStore"]
+
+
+class CrossSlotHitAllError(CrossSlotError):
+    """``hit_all`` on a Redis Cluster over keys in different hash slots: refused
+    before anything is consumed, since no one node could decide them atomically."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        UnsupportedBackendError.__init__(
+            self,
+            f"hit_all on a Redis Cluster needs every key in one hash slot, and these fall "
+            f"in {slots}; nothing was consumed. Give the keys a common hash tag (the same "
+            "'{...}' part, e.g. '{user:42}') so one node decides them all-or-nothing",
+        )
+
 
 _CODES: Final = {"gcra": "g", "fixed_window": "f", "sliding_window": "s"}
 
@@ -144,8 +170,8 @@ class RedisStore:
 
     def __init__(self, backend: Any) -> None:
         self._client = backend.client
-        self._fast: PipelinedClient | None = backend.pipelined()
-        self._blocking: BlockingClient | None = backend.blocking()
+        self._fast: AsyncCaller | None = backend.pipelined()
+        self._blocking: SyncCaller | None = backend.blocking()
         self.fixed_now_us: int | None = None
         """Testing hook: decide at this time (µs) instead of the server's TIME
         (keys are then written without expiry)."""
@@ -179,10 +205,10 @@ class RedisStore:
         with _TRANSLATING:
             client.call(b"DEL", *keys)
 
-    def _sync_client(self) -> BlockingClient:
+    def _sync_client(self) -> SyncCaller:
         if self._blocking is None:
             raise UnsupportedBackendError(
-                "this Redis connection (TLS or another redis-py-only option) is "
+                "this Redis connection (RESP3 or another redis-py-only option) is "
                 "async-only for RateLimiter; use await limiter.ahit() / apeek() / areset()"
             )
         return self._blocking
@@ -259,6 +285,8 @@ def _translate(exc: Exception) -> BackendError | None:
     """The buttress error for a driver failure (None: not the driver's, re-raise)."""
     from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+    if isinstance(exc, CrossSlotError) and not isinstance(exc, CrossSlotHitAllError):
+        return CrossSlotHitAllError(exc.slots)
     if isinstance(exc, BackendError):
         return None  # already buttress's (the RESP client's ProtocolError)
     if isinstance(exc, ConnectionError | TimeoutError | OSError):
