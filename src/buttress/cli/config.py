@@ -243,8 +243,11 @@ def register(
     def environment(parser: argparse.ArgumentParser, help: str) -> None:
         parser.add_argument("--environment", "--env", "-e", dest="environment", help=help)
 
-    p = add("get", _handler(_get, looks), "show a key's entry as the environment sees it "
-            "(exit 1 if unset)")  # fmt: skip
+    p = add(
+        "get",
+        _handler(_get, looks),
+        "show a key's entry as the environment sees it (exit 1 if unset)",
+    )
     p.add_argument("key")
     environment(p, "read as this environment (its entry first, then 'all'; default all)")
     p.add_argument(
@@ -272,21 +275,30 @@ def register(
     p = add("list", _handler(_list, looks), "list entries, sensitive values masked")
     environment(p, "only this environment's and 'all' entries (default: every entry)")
 
-    p = add("history", _handler(_history, looks), "a key's changes, newest first, "
-            "sensitive values masked")  # fmt: skip
+    p = add(
+        "history",
+        _handler(_history, looks),
+        "a key's changes, newest first, sensitive values masked",
+    )
     p.add_argument("key")
     environment(p, "the environment whose entry's history to show (default all)")
     p.add_argument("--limit", type=int, default=50)
 
-    p = add("delete", _handler(_delete, writes), "delete a key's entry (exit 1 if there was "
-            "none); history stays")  # fmt: skip
+    p = add(
+        "delete",
+        _handler(_delete, writes),
+        "delete a key's entry (exit 1 if there was none); history stays",
+    )
     p.add_argument("key")
     environment(p, "the environment whose entry to delete (default all)")
     add_audit_arguments(p)
     p.add_argument("--expected-version", type=int)
 
-    p = add("revert", _handler(_revert, writes), "restore the value a key had at VERSION, "
-            "as a new change")  # fmt: skip
+    p = add(
+        "revert",
+        _handler(_revert, writes),
+        "restore the value a key had at VERSION, as a new change",
+    )
     p.add_argument("key")
     p.add_argument("version", type=int)
     environment(p, "the environment whose entry to revert (default all)")

@@ -151,8 +151,11 @@ def register(
     add = functools.partial(add_action, commands, common, group="deploy")
     looks, writes = Access.EXISTING, Access.SET_UP
 
-    p = add("record", _handler(_record, writes), "record a successful deployment and set "
-            "app_version")  # fmt: skip
+    p = add(
+        "record",
+        _handler(_record, writes),
+        "record a successful deployment and set app_version",
+    )
     p.add_argument("version")
     _environment(p, "environment, e.g. production", required=True)
     p.add_argument("--by", help="who or what deployed it")
@@ -163,8 +166,11 @@ def register(
     p.add_argument("--started-at", help="rollout start, ISO 8601 with timezone")
     p.add_argument("--finished-at", help="when it went live (default now)")
 
-    p = add("rollback", _handler(_rollback, writes), "roll a deployment back and record the "
-            "rollback")  # fmt: skip
+    p = add(
+        "rollback",
+        _handler(_rollback, writes),
+        "roll a deployment back and record the rollback",
+    )
     p.add_argument("deployment_id", type=int)
     p.add_argument("--to", required=True, help="the version rolled back to")
     p.add_argument("--reason", required=True)
@@ -178,8 +184,11 @@ def register(
     _environment(p, "only this environment", required=False)
     p.add_argument("--limit", type=int, default=50)
 
-    p = add("latest", _handler(_latest, looks), "show the latest deployment of an environment "
-            "(exit 1 if none)")  # fmt: skip
+    p = add(
+        "latest",
+        _handler(_latest, looks),
+        "show the latest deployment of an environment (exit 1 if none)",
+    )
     _environment(p, "the environment", required=True)
 
     p = add("metrics", _handler(_metrics, looks), "delivery (DORA) metrics of an environment")

@@ -270,8 +270,11 @@ def register(
     p.add_argument("--description", help="what the flag is for ('' clears)")
     add_audit_arguments(p)
 
-    p = add("eval", _handler(_eval, looks), "evaluate a flag for a user and role; prints on/off "
-            "and the reason (exit 1 if it does not exist)")  # fmt: skip
+    p = add(
+        "eval",
+        _handler(_eval, looks),
+        "evaluate a flag for a user and role: on/off and why (exit 1 if it does not exist)",
+    )
     p.add_argument("key")
     p.add_argument("--user", help="the user id")
     p.add_argument("--role")
@@ -282,7 +285,10 @@ def register(
     p.add_argument("key")
     p.add_argument("--limit", type=int, default=50)
 
-    p = add("delete", _handler(_delete, writes), "delete a flag (exit 1 if it does not exist); "
-            "history stays")  # fmt: skip
+    p = add(
+        "delete",
+        _handler(_delete, writes),
+        "delete a flag (exit 1 if it does not exist); history stays",
+    )
     p.add_argument("key")
     add_audit_arguments(p)

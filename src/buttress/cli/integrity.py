@@ -121,10 +121,16 @@ def register(
         parser.set_defaults(handler=handler, command_name=f"integrity {name}")
         return parser
 
-    add("check", _handler(_check, _looks), "report violations; exit 0 clean, 1 violations, "
-        "2 failure")  # fmt: skip
-    p = add("cleanup", _handler(_cleanup, _writes), "remove duplicates and orphans, backing "
-            "every row up first")  # fmt: skip
+    add(
+        "check",
+        _handler(_check, _looks),
+        "report violations; exit 0 clean, 1 violations, 2 failure",
+    )
+    p = add(
+        "cleanup",
+        _handler(_cleanup, _writes),
+        "remove duplicates and orphans, backing every row up first",
+    )
     p.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
     p.add_argument(
         "--max-rows", type=int, default=10_000, help="refuse to change more rows (default 10000)"
