@@ -621,3 +621,14 @@ def test_unreachable_server_never_shows_any_password(scheme: str, password: str)
         if password not in public_part:
             assert password not in text
         assert quote(password, safe="") not in text
+
+
+def test_placeholders_skip_literals_quoted_identifiers_and_comments() -> None:
+    from buttress.backends import POSTGRESQL, SQLITE
+
+    sql = "SELECT \"col?\", 'lit?' FROM t WHERE a = ? /* b? */ AND c = ? -- d?"
+    assert POSTGRESQL.placeholders(sql) == (
+        "SELECT \"col?\", 'lit?' FROM t WHERE a = $1 /* b? */ AND c = $2 -- d?"
+    )
+    assert SQLITE.placeholders(sql) == sql
+    assert POSTGRESQL.placeholders("SELECT 'it''s?', ?") == "SELECT 'it''s?', $1"
