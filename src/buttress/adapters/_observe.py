@@ -122,9 +122,10 @@ class Observer:
         MIGRATION_RAN.subscribe(self._migration_ran)
         RATELIMIT_DECIDED.subscribe(self._ratelimit_decided)
         # No breaker can exist before its module is imported; don't import it for nothing.
-        registry = sys.modules.get("buttress.breaker._registry")
-        if registry is not None:
-            for breaker in registry.breakers:
+        if "buttress.breaker" in sys.modules:
+            from buttress.breaker import breakers
+
+            for breaker in breakers:
                 self._attach(breaker)
 
     def stop(self) -> None:
