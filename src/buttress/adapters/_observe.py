@@ -1,10 +1,10 @@
-"""What the metrics adapters share: turning buttress events into label values.
+"""What the metrics adapters share: buttress's events reduced to catalogue signals.
 
 ``Observer`` subscribes to ``buttress.events`` and to every circuit breaker's
-listeners, reduces each event to bounded label values, and hands them to a
-``MetricsSink`` (the Prometheus or OpenTelemetry adapter). It also holds,
-weakly, the ``Database`` clients an adapter was told to observe, whose
-statistics are read at collection time. It knows nothing about either library.
+listeners, reduces each event to a ``Signal``'s bounded label values, and hands
+them to the adapter's ``Recorder`` for that signal. It also holds, weakly, the
+``Database`` clients an adapter was told to observe, read at collection time.
+``ObservingAdapter`` is the install/uninstall life both adapters lead.
 """
 
 from __future__ import annotations
@@ -12,9 +12,22 @@ from __future__ import annotations
 import sys
 import threading
 import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Self, TypeAlias
 
+from buttress.adapters._catalogue import (
+    BREAKER_CALL,
+    BREAKER_STATE_VALUES,
+    BREAKER_TRANSITION,
+    FLAG_EVALUATION,
+    HEALTH_RESULT,
+    HEALTH_STATUS_VALUES,
+    MIGRATION,
+    RATELIMIT_DECISION,
+    Labels,
+    Signal,
+)
 from buttress.errors import ValidationError
 from buttress.events import (
     BREAKER_CREATED,
@@ -32,20 +45,10 @@ if TYPE_CHECKING:
     from buttress.db import Database, DatabaseStats
     from buttress.flags import FlagEvaluation
 
-__all__ = [
-    "BREAKER_STATE_VALUES",
-    "HEALTH_STATUS_VALUES",
-    "UNKNOWN_FLAG_LABEL",
-    "MetricsSink",
-    "Observer",
-    "check_buckets",
-]
+__all__ = ["UNKNOWN_FLAG_LABEL", "Observer", "ObservingAdapter", "Recorder"]
 
-BREAKER_STATE_VALUES: Final = {"closed": 0, "half_open": 1, "open": 2}
-"""The number a breaker-state gauge reports for each ``BreakerState`` value."""
-
-HEALTH_STATUS_VALUES: Final = {"healthy": 0, "degraded": 1, "unhealthy": 2}
-"""The number a health-status gauge reports for each ``Status`` value (higher is worse)."""
+Recorder: TypeAlias = Callable[[Labels, "float | None", "float | None"], None]
+"""Records one happening of a signal: its label values, its level and its duration."""
 
 UNKNOWN_FLAG_LABEL: Final = "(unknown)"
 """The ``flag`` label of evaluations of keys that name no flag: callers may ask
@@ -69,29 +72,21 @@ def _learn_call_outcomes() -> None:
     )
 
 
-class MetricsSink(Protocol):
-    """Where an ``Observer`` records; every argument is already a bounded label value."""
-
-    def breaker_transition(self, breaker: str, from_state: str, to_state: str) -> None: ...
-
-    def breaker_call(self, breaker: str, outcome: str, duration: float | None) -> None:
-        """``duration`` is None for a rejected call, which never ran."""
-
-    def ratelimit_decision(self, limiter: str, allowed: bool) -> None: ...
-
-    def flag_evaluation(self, flag: str, reason: str) -> None: ...
-
-    def health_result(self, component: str, status: str, latency: float | None) -> None:
-        """``latency`` in seconds; None for the readiness flag, which runs nothing."""
-
-    def migration(self, namespace: str, outcome: str, duration: float) -> None: ...
+def _ignore(labels: Labels, level: float | None, seconds: float | None) -> None:
+    return None
 
 
 class Observer:
-    """Feeds a ``MetricsSink`` from buttress's events while started."""
+    """Feeds each signal's ``Recorder`` from buttress's events while started."""
 
-    def __init__(self, sink: MetricsSink) -> None:
-        self._sink = sink
+    def __init__(self, recorders: Mapping[Signal, Recorder]) -> None:
+        # One attribute per signal: the event handlers below run on hot paths.
+        self._transition = recorders.get(BREAKER_TRANSITION, _ignore)
+        self._call = recorders.get(BREAKER_CALL, _ignore)
+        self._decision = recorders.get(RATELIMIT_DECISION, _ignore)
+        self._evaluation = recorders.get(FLAG_EVALUATION, _ignore)
+        self._health = recorders.get(HEALTH_RESULT, _ignore)
+        self._migration = recorders.get(MIGRATION, _ignore)
         self._lock = threading.Lock()
         self._started = False
         self._attached: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
@@ -209,12 +204,12 @@ class Observer:
         breaker.on_call(self._on_call)
 
     def _state_changed(self, change: StateChange) -> None:
-        self._sink.breaker_transition(change.breaker, change.old.value, change.new.value)
+        self._transition((change.breaker, change.old.value, change.new.value), None, None)
 
     def _called(self, event: CallEvent) -> None:
         # A rejected call never ran: it has no duration.
         duration: float | None = getattr(event, "duration", None)
-        self._sink.breaker_call(event.breaker, _CALL_OUTCOMES[type(event)], duration)
+        self._call((event.breaker, _CALL_OUTCOMES[type(event)]), None, duration)
 
     def _flag_evaluated(self, evaluation: FlagEvaluation) -> None:
         # ``_value_`` is the plain attribute behind ``.value``, which on Python 3.11
@@ -223,19 +218,20 @@ class Observer:
         flag = evaluation.key
         if reason == "UNKNOWN_FLAG" or (reason == "ERROR" and not _plausible_flag_key(flag)):
             flag = UNKNOWN_FLAG_LABEL
-        self._sink.flag_evaluation(flag, reason)
+        self._evaluation((flag, reason), None, None)
 
     def _health_checked(self, event: HealthChecked) -> None:
         result = event.result
         # The readiness pseudo-component runs nothing: it has no latency to report.
         latency = None if event.component == "readiness" else result.latency_ms / 1000.0
-        self._sink.health_result(event.component, result.status.value, latency)
+        level = HEALTH_STATUS_VALUES[result.status.value]
+        self._health((event.component,), level, latency)
 
     def _migration_ran(self, event: MigrationRan) -> None:
-        self._sink.migration(event.namespace, event.outcome, event.duration)
+        self._migration((event.namespace, event.outcome), None, event.duration)
 
     def _ratelimit_decided(self, event: RateLimitDecided) -> None:
-        self._sink.ratelimit_decision(event.limiter, event.allowed)
+        self._decision((event.limiter, "true" if event.allowed else "false"), None, None)
 
 
 def _plausible_flag_key(key: str) -> bool:
@@ -250,13 +246,69 @@ def _plausible_flag_key(key: str) -> bool:
     return True
 
 
-def check_buckets(field: str, buckets: Sequence[float]) -> tuple[float, ...]:
-    """``buckets`` as floats, or ``ValidationError`` unless they increase and are positive."""
-    values = tuple(buckets)
-    if (
-        not values
-        or any(isinstance(b, bool) or not isinstance(b, int | float) or not b > 0 for b in values)
-        or list(values) != sorted(set(values))
-    ):
-        raise ValidationError(field, "must be increasing positive numbers of seconds")
-    return tuple(float(b) for b in values)
+class ObservingAdapter:
+    """The life both metrics adapters lead: ``install()`` starts an ``Observer``
+    feeding their recorders, ``uninstall()`` stops it; database clients can be
+    observed at any time. Subclasses hook ``_register``/``_unregister``."""
+
+    def __init__(self, recorders: Mapping[Signal, Recorder]) -> None:
+        self._lock = threading.Lock()
+        self._installed = False
+        self._observer = Observer(recorders)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(installed={self._installed})"
+
+    @property
+    def installed(self) -> bool:
+        return self._installed
+
+    def install(self) -> Self:
+        """Start recording; idempotent. Returns ``self``."""
+        with self._lock:
+            if self._installed:
+                return self
+            self._register()
+            self._installed = True
+        self._observer.start()
+        return self
+
+    def uninstall(self) -> None:
+        """Stop recording; idempotent. A later ``install()`` carries on from the same values."""
+        with self._lock:
+            if not self._installed:
+                return
+            self._installed = False
+            self._observer.stop()
+            self._unregister()
+
+    def _register(self) -> None:
+        """Called by ``install()`` under the lock; raising leaves the adapter uninstalled."""
+
+    def _unregister(self) -> None:
+        """Called by ``uninstall()`` under the lock, after recording stopped."""
+
+    def observe_database(self, db: Database, *, name: str | None = None) -> None:
+        """Report ``db``'s statistics (the ``buttress_db_*`` / ``buttress.db.*``
+        metrics) with the label ``database=name`` (``db.name`` when None), read
+        at collection time while installed.
+
+        Held weakly: a client that is garbage-collected is no longer reported.
+        Kept across ``uninstall()``/``install()``.
+        """
+        self._observer.observe_database(db, name)
+
+    def forget_database(self, db: Database) -> None:
+        """Stop reporting ``db``'s statistics; nothing happens if it was not observed."""
+        self._observer.forget_database(db)
+
+    def __enter__(self) -> Self:
+        return self.install()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.uninstall()
