@@ -64,6 +64,8 @@ HEALTH_STATUS_VALUES: Final = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
 
 class Kind(enum.Enum):
+    """What a metric is, in the terms both libraries share."""
+
     COUNTER = "counter"
     GAUGE = "gauge"
     HISTOGRAM = "histogram"

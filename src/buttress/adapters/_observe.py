@@ -253,34 +253,29 @@ class ObservingAdapter:
 
     def __init__(self, recorders: Mapping[Signal, Recorder]) -> None:
         self._lock = threading.Lock()
-        self._installed = False
         self._observer = Observer(recorders)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(installed={self._installed})"
+        return f"{type(self).__name__}(installed={self.installed})"
 
     @property
     def installed(self) -> bool:
-        return self._installed
+        return self._observer.started
 
     def install(self) -> Self:
         """Start recording; idempotent. Returns ``self``."""
         with self._lock:
-            if self._installed:
-                return self
-            self._register()
-            self._installed = True
-        self._observer.start()
+            if not self._observer.started:
+                self._register()
+                self._observer.start()
         return self
 
     def uninstall(self) -> None:
         """Stop recording; idempotent. A later ``install()`` carries on from the same values."""
         with self._lock:
-            if not self._installed:
-                return
-            self._installed = False
-            self._observer.stop()
-            self._unregister()
+            if self._observer.started:
+                self._observer.stop()
+                self._unregister()
 
     def _register(self) -> None:
         """Called by ``install()`` under the lock; raising leaves the adapter uninstalled."""

@@ -184,7 +184,7 @@ class OpenTelemetryMetrics(ObservingAdapter):
 
     def _reader(self, metric: Metric, feed: Read[Any]) -> _Callback:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
-            if not self._installed:
+            if not self.installed:
                 return []
             samples = feed.samples(feed.source.read(self._observer))
             # Built at each collection, not cached: this is no hot path.
@@ -199,7 +199,7 @@ class OpenTelemetryMetrics(ObservingAdapter):
         self, recorder: _SignalRecorder, values: dict[Labels, float], kind: Kind
     ) -> _Callback:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
-            if kind is not Kind.COUNTER and not self._installed:
+            if kind is not Kind.COUNTER and not self.installed:
                 return []
             with self._values_lock:
                 items = list(values.items())
