@@ -140,7 +140,8 @@ def from_opentelemetry(reader: InMemoryMetricReader) -> Exposed:
                 else:
                     assert isinstance(metric.data, Sum)
                     kind = "counter" if metric.data.is_monotonic else "up_down_counter"
-                exposed.add((metric.name, kind, metric.unit or "", metric.description or "", labels))
+                unit, description = metric.unit or "", metric.description or ""
+                exposed.add((metric.name, kind, unit, description, labels))
     return exposed
 
 
