@@ -8,7 +8,7 @@ takes them out again. This module only renders the catalogue as collectors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from buttress.adapters._catalogue import (
@@ -41,36 +41,50 @@ DEFAULT_MIGRATION_BUCKETS: Final = MIGRATION_BUCKETS.default
 """Buckets of ``buttress_migration_seconds``: migrations take seconds to minutes."""
 
 
-def _not_counted() -> None:
-    return None
+class _Unfed:
+    """Stands in for the child of a kind the signal does not feed: does nothing."""
+
+    __slots__ = ()
+
+    def inc(self) -> None:
+        return None
+
+    def set(self, value: float) -> None:
+        return None
+
+    def observe(self, value: float) -> None:
+        return None
 
 
-def _not_measured(value: float) -> None:
-    return None
+_UNFED: Final = _Unfed()
 
 
 class _Series:
-    """One label set's bound children, or no-ops for the kinds the signal does not feed."""
+    """One label set's children. The histogram's is bound at the first duration
+    (None until then): a happening without one (a rejected call, the readiness
+    flag) leaves no empty histogram series behind."""
 
-    __slots__ = ("increment", "observe", "set_level")
+    __slots__ = ("counter", "gauge", "histogram")
 
-    def __init__(self, increment: Callable[[], None], set_level: Callable[[float], None]) -> None:
-        self.increment = increment
-        self.set_level = set_level
-        self.observe: Callable[[float], None] = _not_measured
+    def __init__(
+        self, counter: Counter | _Unfed, gauge: Gauge | _Unfed, histogram: _Unfed | None
+    ) -> None:
+        self.counter = counter
+        self.gauge = gauge
+        self.histogram: Histogram | _Unfed | None = histogram
 
 
 class _SignalRecorder:
     """Feeds the metrics the catalogue feeds from one signal (at most one of each kind)."""
 
-    __slots__ = ("_counter", "_gauge", "_histogram", "_increments", "_series")
+    __slots__ = ("_counter", "_gauge", "_histogram", "_lone", "_series")
 
     def __init__(self) -> None:
         self._counter: Counter | None = None
         self._gauge: Gauge | None = None
         self._histogram: Histogram | None = None
         # labels() takes a lock and builds a key: hot paths deserve the cached children.
-        self._increments: dict[Labels, Callable[[], None]] = {}
+        self._lone: dict[Labels, Counter] = {}
         self._series: dict[Labels, _Series] = {}
 
     def add(self, metric: Counter | Gauge | Histogram) -> None:
@@ -89,38 +103,33 @@ class _SignalRecorder:
         return self._record
 
     def _count(self, labels: Labels, level: float | None, seconds: float | None) -> None:
-        increment = self._increments.get(labels)
-        if increment is None:
+        child = self._lone.get(labels)
+        if child is None:
             assert self._counter is not None  # recorder() chose this for a lone counter
-            increment = self._increments[labels] = self._counter.labels(*labels).inc
-        increment()
+            child = self._lone[labels] = self._counter.labels(*labels)
+        child.inc()
 
     def _record(self, labels: Labels, level: float | None, seconds: float | None) -> None:
         series = self._series.get(labels)
         if series is None:
             series = self._series[labels] = self._bind(labels)
-        series.increment()
+        series.counter.inc()
         if level is not None:
-            series.set_level(level)
+            series.gauge.set(level)
         if seconds is not None:
-            series.observe(seconds)
+            histogram = series.histogram
+            if histogram is None:
+                assert self._histogram is not None  # None only while one is to be bound
+                histogram = series.histogram = self._histogram.labels(*labels)
+            histogram.observe(seconds)
 
     def _bind(self, labels: Labels) -> _Series:
-        counter, gauge, histogram = self._counter, self._gauge, self._histogram
-        series = _Series(
-            _not_counted if counter is None else counter.labels(*labels).inc,
-            _not_measured if gauge is None else gauge.labels(*labels).set,
+        counter, gauge = self._counter, self._gauge
+        return _Series(
+            _UNFED if counter is None else counter.labels(*labels),
+            _UNFED if gauge is None else gauge.labels(*labels),
+            _UNFED if self._histogram is None else None,
         )
-        if histogram is not None:
-
-            def first(seconds: float) -> None:
-                # Bound at the first duration: a happening without one (a rejected
-                # call, the readiness flag) leaves no empty histogram series behind.
-                series.observe = histogram.labels(*labels).observe
-                series.observe(seconds)
-
-            series.observe = first
-        return series
 
 
 def _event_metric(
