@@ -164,7 +164,7 @@ class _SourceCollector(Collector):
         families = []
         for metric in self._metrics:
             family = self._family(metric)
-            assert isinstance(metric.feed, Read)  # grouped by source below
+            assert isinstance(metric.feed, Read)  # only read metrics are grouped by source
             for labels, value in metric.feed.samples(items):
                 family.add_metric(labels, value)
             families.append(family)
