@@ -127,7 +127,9 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
     requests follow ``on_backend_error``.
 
     ``key(scope)`` and ``cost(scope)`` default to the client address and 1;
-    ``trusted_proxies`` (addresses or CIDR networks) opts in to ``X-Forwarded-For``;
+    ``trusted_proxies`` (addresses or CIDR networks, and ``"unix"`` for a proxy on a
+    Unix socket) opts in to ``X-Forwarded-For``; IPv6 clients share a bucket per
+    ``/ipv6_prefix`` network (64 by default);
     ``exempt`` lists paths never limited (``/static/*`` for a prefix);
     ``headers`` adds the rate-limit fields to admitted responses too.
     """

@@ -25,7 +25,8 @@ class WSGIRateLimitMiddleware(HTTPOptions[WSGIEnvironment, WSGIApplication, Rate
     >>> app.wsgi_app = WSGIRateLimitMiddleware(app.wsgi_app, limiter)  # doctest: +SKIP
 
     Options mirror ``ASGIRateLimitMiddleware``: ``key``, ``cost``, ``exempt``,
-    ``trusted_proxies``, ``on_backend_error`` and ``headers``.
+    ``trusted_proxies`` (``"unix"`` included), ``ipv6_prefix``, ``on_backend_error``
+    and ``headers``.
     """
 
     def _take_limiter(self, limiter: RateLimiter) -> int:
