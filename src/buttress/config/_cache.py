@@ -9,9 +9,9 @@ An epoch stops a read that raced an invalidation from caching a stale row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
+from buttress._running import cancel_and_wait
 from buttress.clock import Clock
 from buttress.config._store import ConfigBackendStore, StoredEntry
 
@@ -63,11 +63,8 @@ class ReadCache:
         )
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        listener, self._listener = self._listener, None
+        await cancel_and_wait(listener)
         self.active = False
         self._push_live = False
         self.invalidate(None)

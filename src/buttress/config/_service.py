@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from buttress._checks import validate_key
 from buttress._exceptions import ValidationError
+from buttress._running import Running
 from buttress._seam import resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config._cache import ReadCache
@@ -75,7 +75,7 @@ def _protect(value: JSONValue) -> None:
         register_secret(dumps(value))
 
 
-class ConfigStore:
+class ConfigStore(Running):
     """Runtime configuration for one environment's view.
 
     A store for environment E reads E's entry first, then ``"all"``'s; a store
@@ -134,18 +134,6 @@ class ConfigStore:
         if self._opened:
             await self._store.close()
             self._opened = False
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- decoding ---------------------------------------------------------
 

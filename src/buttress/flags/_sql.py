@@ -10,12 +10,12 @@ the server delivers at commit. The tables come from buttress's migrations
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from buttress._running import cancel_and_wait
 from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
 from buttress.flags._store import ChangeCallback
 from buttress.flags._values import Flag, FlagAction, FlagChange
@@ -80,11 +80,8 @@ class SqlFlagStore:
         await self._dialect.require_tables(self._backend, "FeatureFlags", _TABLES)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        listener, self._listener = self._listener, None
+        await cancel_and_wait(listener)
 
     async def change_token(self) -> int:
         return await read_counter(self._backend, _COUNTER)

@@ -14,10 +14,10 @@ import math
 import threading
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, Self
 
 from buttress._exceptions import ValidationError
+from buttress._running import Running, cancel_and_wait
 from buttress._seam import resolve_store
 from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock
@@ -106,7 +106,7 @@ _LOG_LEVEL_SEVERITY = {"error": Severity.HIGH, "exception": Severity.HIGH,
                        "critical": Severity.CRITICAL, "fatal": Severity.CRITICAL}  # fmt: skip
 
 
-class ErrorStats:
+class ErrorStats(Running):
     """Counts of errors by (category, severity, component) over a sliding window.
 
     In memory, counts live in buckets of ``bucket_seconds`` covering ``window``
@@ -345,10 +345,7 @@ class ErrorStats:
         """Uninstall, stop flushing, and flush what is buffered (failures are logged)."""
         self.uninstall()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         try:
             await self.flush()
         except Exception as exc:  # noqa: BLE001 - stopping must not fail on a lost database
@@ -363,15 +360,3 @@ class ErrorStats:
                 self._log.warning(
                     "error_events_flush_failed", error=type(exc).__name__, dropped=self.dropped
                 )
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
