@@ -29,6 +29,8 @@ from buttress.config._core import (
 from buttress.config._store import (
     CONFIG_STORES,
     ConfigBackendStore,
+    EntryEdit,
+    EntryValue,
     StoredChange,
     StoredEntry,
 )
@@ -307,19 +309,8 @@ class ConfigStore(Running):
         if sensitive:
             _protect(json_value)
         await self._open()
-        change = await self._store.write(
-            key,
-            environment,
-            dumps(json_value),
-            sensitive=sensitive,
-            description=description,
-            changed_by=updated_by,
-            reason=reason,
-            at=self._clock.now(),
-            expected_version=expected_version,
-        )
-        self._cache.invalidate(key)
-        self._log_change(change)
+        edit = EntryEdit(key, environment, updated_by, reason, self._clock.now(), expected_version)
+        change = await self._write(edit, EntryValue(dumps(json_value), sensitive, description))
         return ConfigEntry(
             key,
             json_value,
@@ -345,14 +336,8 @@ class ConfigStore(Running):
         validate_environment("environment", environment)
         _check_version("expected_version", expected_version)
         await self._open()
-        change = await self._store.remove(
-            key,
-            environment,
-            changed_by=updated_by,
-            reason=reason,
-            at=self._clock.now(),
-            expected_version=expected_version,
-        )
+        edit = EntryEdit(key, environment, updated_by, reason, self._clock.now(), expected_version)
+        change = await self._store.remove(edit)
         self._cache.invalidate(key)
         if change is None:
             return False
@@ -398,20 +383,8 @@ class ConfigStore(Running):
             return None
         rows = await self._store.fetch(key, (environment,))
         description = rows[0].description if rows else None
-        change = await self._store.write(
-            key,
-            environment,
-            target.new_json,
-            sensitive=target.sensitive,
-            description=description,
-            changed_by=updated_by,
-            reason=why,
-            at=self._clock.now(),
-            expected_version=None,
-            revert=True,
-        )
-        self._cache.invalidate(key)
-        self._log_change(change)
+        edit = EntryEdit(key, environment, updated_by, why, self._clock.now())
+        await self._write(edit, EntryValue(target.new_json, target.sensitive, description, True))
         return await self.get_entry_in(key, environment)
 
     async def get_entry_in(self, key: str, environment: str) -> ConfigEntry | None:
@@ -424,6 +397,12 @@ class ConfigStore(Running):
             return None
         ok, value = self._decode(rows[0])
         return self._entry(rows[0], value) if ok else None
+
+    async def _write(self, edit: EntryEdit, value: EntryValue) -> StoredChange:
+        change = await self._store.write(edit, value)
+        self._cache.invalidate(edit.key)
+        self._log_change(change)
+        return change
 
     def _log_change(self, change: StoredChange) -> None:
         self._log.info(
