@@ -15,16 +15,15 @@ back to this process's own ``BreakerMachine``). Shared breakers are async only.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar
 
 import attrs
 
 from buttress._exceptions import SchemaMissingError, ValidationError
+from buttress._guard import routed
 from buttress._seam import resolve_store
 from buttress.breaker._core import open_wait
 from buttress.breaker._service import (
@@ -216,39 +215,15 @@ class SharedCircuitBreaker(CircuitBreaker):
         await self._finish_shared(admitted, self._result_outcome(result), start, None)
         return result
 
-    @overload
-    def __call__(
-        self, fn: Callable[P, Coroutine[Any, Any, R]]
-    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
-    @overload
-    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
-    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate an async function (a sync one raises when called: shared is async only)."""
-        if not callable(fn):
-            raise ValidationError("fn", "must be callable")
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return async_wrapper
-
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            raise SyncCallNotSupportedError(_WHAT, "acall")
-
-        return wrapper
+    def _decorate(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        # Not CircuitBreaker's inlined in-process path: every call goes through acall
+        # (and a sync function's calls through call, which refuses).
+        return routed(fn, self.call, self.acall)
 
     def __enter__(self) -> CircuitBreaker:
         raise SyncCallNotSupportedError(_WHAT, "__aenter__ (async with)")
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         raise SyncCallNotSupportedError(_WHAT, "__aexit__ (async with)")
 
     async def __aenter__(self) -> CircuitBreaker:
