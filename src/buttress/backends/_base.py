@@ -13,9 +13,9 @@ import abc
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from buttress._context import AsyncContext
 from buttress._exceptions import UnsupportedBackendError
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ Row = Mapping[str, Any]
 """One result row: column name -> value (values are whatever the driver decodes)."""
 
 
-class Backend(abc.ABC):
+class Backend(AsyncContext, abc.ABC):
     """A connected store. Use ``async with`` or call ``await close()`` when done."""
 
     kind: ClassVar[BackendKind]
@@ -83,15 +83,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def _close(self) -> None: ...
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _end_block(self, exc: BaseException | None) -> None:
         await self.close()
 
     def __repr__(self) -> str:

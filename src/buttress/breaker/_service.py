@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Self, TypeVar
 
 from buttress._checks import check_seconds
+from buttress._context import AsyncContext
 from buttress._exceptions import ValidationError
 from buttress._guard import CallGuard
 from buttress._seam import resolve_store
@@ -92,7 +93,7 @@ class _Frame:
         self.previous = previous
 
 
-class CircuitBreaker(CallGuard):
+class CircuitBreaker(CallGuard, AsyncContext):
     """Stops calling a failing dependency, fails fast, and probes for recovery.
 
     >>> breaker = CircuitBreaker("payments", failure_threshold=3, recovery_timeout=10)
@@ -478,6 +479,15 @@ class CircuitBreaker(CallGuard):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._close_block(exc)
+
+    async def _begin_block(self) -> None:
+        self.__enter__()
+
+    async def _end_block(self, exc: BaseException | None) -> None:
+        self._close_block(exc)
+
+    def _close_block(self, exc: BaseException | None) -> None:
         frame = self._pop_frame()
         if frame is None or type(frame.permit) is not Permit:
             raise RuntimeError("CircuitBreaker.__exit__ without a matching __enter__")
@@ -485,17 +495,6 @@ class CircuitBreaker(CallGuard):
             self._finish(frame.permit, _SUCCESS, frame.start, None)
         else:
             self._finish_error(frame.permit, exc, frame.start)
-
-    async def __aenter__(self) -> CircuitBreaker:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     # -- internals --------------------------------------------------------
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 import attrs
@@ -226,19 +225,13 @@ class SharedCircuitBreaker(CircuitBreaker):
     def __exit__(self, *exc_info: object) -> None:
         raise SyncCallNotSupportedError(_WHAT, "__aexit__ (async with)")
 
-    async def __aenter__(self) -> CircuitBreaker:
+    async def _begin_block(self) -> None:
         admitted = await self._admit_shared()
         if isinstance(admitted, CircuitOpenError):
             raise admitted
         self._push_frame(admitted, self._now())
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _end_block(self, exc: BaseException | None) -> None:
         frame = self._pop_frame()
         if frame is None or not isinstance(frame.permit, SharedPermit):
             raise RuntimeError("CircuitBreaker.__aexit__ without a matching __aenter__")

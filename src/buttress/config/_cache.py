@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from buttress._running import cancel_and_wait
+from buttress._context import cancel_and_wait
 from buttress.clock import Clock
 from buttress.config._store import ConfigBackendStore, StoredEntry
 

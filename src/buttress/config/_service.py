@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from buttress._checks import validate_key
+from buttress._context import Running
 from buttress._exceptions import ValidationError
-from buttress._running import Running
 from buttress._seam import resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config._cache import ReadCache

@@ -21,8 +21,8 @@ from typing import Any, Literal
 import attrs
 
 from buttress._checks import validate_key
+from buttress._context import Running, cancel_and_wait
 from buttress._exceptions import ValidationError
-from buttress._running import Running, cancel_and_wait
 from buttress._seam import resolve_store
 from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from buttress._running import cancel_and_wait
+from buttress._context import cancel_and_wait
 from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
 from buttress.flags._store import ChangeCallback
 from buttress.flags._values import Flag, FlagAction, FlagChange

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
+from buttress._context import Running, cancel_and_wait
 from buttress._exceptions import ValidationError
-from buttress._running import Running, cancel_and_wait
 from buttress._seam import resolve_store
 from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock
