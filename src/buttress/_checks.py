@@ -1,4 +1,4 @@
-"""Validation shared by every component: durations in seconds, config and flag keys.
+"""Validation shared by every component: durations, counts, numbers, config and flag keys.
 
 One rule and one message everywhere (``ValidationError(field, rule)``), so a
 bad timeout reads the same whether it went to a backend, a breaker, a health
@@ -13,7 +13,7 @@ from typing import Literal, overload
 
 from buttress._exceptions import ValidationError
 
-__all__ = ["check_seconds", "validate_key"]
+__all__ = ["check_count", "check_number", "check_seconds", "validate_key"]
 
 _KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 
@@ -43,6 +43,25 @@ def check_seconds(
     ):
         rule = "must be a finite number of seconds " + (">= 0" if allow_zero else "> 0")
         raise ValidationError(field, rule + (" or None" if optional else ""))
+    return float(value)
+
+
+def check_count(field: str, value: object, *, at_least: int) -> int:
+    """``value`` if it is an int ``>= at_least`` (bool refused), else ``ValidationError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < at_least:
+        raise ValidationError(field, f"must be an integer >= {at_least}")
+    return value
+
+
+def check_number(field: str, value: object, *, at_least: float) -> float:
+    """``value`` as a float if it is a finite number ``>= at_least`` (bool refused)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < at_least
+    ):
+        raise ValidationError(field, f"must be a finite number >= {at_least:g}")
     return float(value)
 
 

@@ -8,15 +8,20 @@ decorator and ``execute``/``aexecute`` from them. ``Pipeline`` chains policies
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import ParamSpec, Protocol, TypeVar, runtime_checkable
+from typing import ParamSpec, Protocol, TypeVar, cast, runtime_checkable
 
 from buttress._exceptions import ValidationError
 from buttress._guard import CallGuard
 
-__all__ = ["Guard", "Pipeline", "Policy"]
+__all__ = ["ExceptionFilter", "Guard", "Pipeline", "Policy", "exception_matcher"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+ExceptionFilter = (
+    Callable[[BaseException], bool] | type[BaseException] | tuple[type[BaseException], ...]
+)
+"""Which exceptions a policy acts on: a type, a tuple of types, or a predicate."""
 
 
 @runtime_checkable
@@ -90,3 +95,19 @@ class Pipeline(Policy):
             return await guards[level].acall(run, level + 1)
 
         return await run(0)
+
+
+def exception_matcher(field: str, selector: ExceptionFilter) -> Callable[[BaseException], bool]:
+    """``selector`` as a predicate; ``ValidationError`` naming ``field`` when it is not one."""
+    if isinstance(selector, type) and issubclass(selector, BaseException):
+        single = selector
+        return lambda exc: isinstance(exc, single)
+    if isinstance(selector, tuple):
+        for item in selector:
+            if not (isinstance(item, type) and issubclass(item, BaseException)):
+                raise ValidationError(field, "must contain exception types only")
+        types = selector
+        return lambda exc: isinstance(exc, types)
+    if callable(selector):
+        return cast(Callable[[BaseException], bool], selector)
+    raise ValidationError(field, "must be an exception type, a tuple of them, or a predicate")
