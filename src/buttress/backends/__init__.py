@@ -11,8 +11,9 @@ store that serves it on that backend (the table is ``STORES``); a SQL backend's
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from buttress._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from buttress._seam import STORES, Seam, resolve_store, store_for, supported_kinds
@@ -81,13 +82,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'buttress.backends' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:
