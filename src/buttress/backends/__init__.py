@@ -17,7 +17,14 @@ from buttress._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from buttress._seam import STORES, Seam, resolve_store, store_for, supported_kinds
-    from buttress.backends._base import Backend, Row, SqlBackend, SqlConnection, require_sql
+    from buttress.backends._base import (
+        Backend,
+        Row,
+        SqlBackend,
+        SqlConnection,
+        Subscriber,
+        require_sql,
+    )
     from buttress.backends._changes import bump_counter, read_counter
     from buttress.backends._connect import (
         BACKENDS,
@@ -48,6 +55,7 @@ _LAZY: dict[str, str] = {
     "Row": "buttress.backends._base",
     "SqlBackend": "buttress.backends._base",
     "SqlConnection": "buttress.backends._base",
+    "Subscriber": "buttress.backends._base",
     "require_sql": "buttress.backends._base",
     "bump_counter": "buttress.backends._changes",
     "read_counter": "buttress.backends._changes",
@@ -115,6 +123,7 @@ __all__ = [
     "SqlBackend",
     "SqlConnection",
     "SqliteBackend",
+    "Subscriber",
     "backend_class",
     "bump_counter",
     "from_db_time",

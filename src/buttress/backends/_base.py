@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from buttress.backends._dialect import Dialect
     from buttress.backends._dsn import DSN, BackendKind
 
-__all__ = ["Backend", "Row", "SqlBackend", "SqlConnection", "require_sql"]
+__all__ = ["Backend", "Row", "SqlBackend", "SqlConnection", "Subscriber", "require_sql"]
 
 T = TypeVar("T")
 
@@ -93,6 +93,22 @@ class Backend(AsyncContext, abc.ABC):
     __str__ = __repr__
 
 
+class Subscriber(Protocol):
+    """What ``SqlBackend.listen`` reports to, in order, for as long as it listens."""
+
+    def connected(self) -> None:
+        """Subscribed, first or again: reload what may have changed while nobody listened."""
+        ...
+
+    async def received(self, payload: str) -> None:
+        """One notification's payload; the next waits until this returns."""
+        ...
+
+    def lost(self) -> None:
+        """The subscription failed; it is being made again."""
+        ...
+
+
 @runtime_checkable
 class SqlConnection(Protocol):
     """Statements on one SQL session; placeholders are the driver's (``$1`` or ``?``)."""
@@ -134,20 +150,10 @@ class SqlBackend(Backend, abc.ABC):
         """True when ``listen`` delivers notifications (PostgreSQL's LISTEN/NOTIFY)."""
         return False
 
-    async def listen(
-        self,
-        channel: str,
-        *,
-        on_connected: Callable[[], None],
-        on_payload: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
-        """Deliver ``channel``'s notifications to ``on_payload`` until cancelled.
+    async def listen(self, channel: str, subscriber: Subscriber) -> None:
+        """Deliver ``channel``'s notifications to ``subscriber`` until cancelled.
 
         Returns at once on a backend that cannot push (callers then poll).
-        ``on_connected`` runs after every (re)subscription, so callers can
-        reload what they may have missed; ``on_lost`` when the subscription
-        fails, before it is made again.
         """
         return
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,7 +27,7 @@ from buttress._exceptions import (
     MissingDependencyError,
     ValidationError,
 )
-from buttress.backends._base import Row, SqlBackend, SqlConnection
+from buttress.backends._base import Row, SqlBackend, SqlConnection, Subscriber
 from buttress.backends._dialect import POSTGRESQL, Dialect
 from buttress.backends._dsn import DSN, parse_dsn
 from buttress.backends._options import (
@@ -300,14 +300,7 @@ class PostgresBackend(SqlBackend):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), _CLOSE_WAIT)
 
-    async def listen(
-        self,
-        channel: str,
-        *,
-        on_connected: Callable[[], None],
-        on_payload: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
+    async def listen(self, channel: str, subscriber: Subscriber) -> None:
         """Hold one pooled connection LISTENing on ``channel`` until cancelled or closed.
 
         Payloads are handled one at a time, in arrival order; an idle
@@ -325,7 +318,7 @@ class PostgresBackend(SqlBackend):
                 async with self._listening_connection() as conn:
                     await conn.add_listener(channel, on_notify)
                     try:
-                        on_connected()
+                        subscriber.connected()
                         while True:
                             try:
                                 payload = await asyncio.wait_for(
@@ -334,14 +327,14 @@ class PostgresBackend(SqlBackend):
                             except TimeoutError:
                                 await conn.fetchval("SELECT 1")
                                 continue
-                            await on_payload(payload)
+                            await subscriber.received(payload)
                     finally:
                         with contextlib.suppress(Exception):
                             await conn.remove_listener(channel, on_notify)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any driver failure means: reconnect
-                on_lost()
+                subscriber.lost()
                 _log.warning("listener_lost", channel=channel, error=type(exc).__name__)
                 await asyncio.sleep(_RECONNECT_DELAY)
 

@@ -12,7 +12,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from buttress._exceptions import BackendError, BackendUnavailableError, ButtressError
-from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
+from buttress.backends import (
+    SqlBackend,
+    SqlConnection,
+    Subscriber,
+    bump_counter,
+    from_db_time,
+    read_counter,
+)
 from buttress.config._store import EntryEdit, EntryValue, StoredChange, StoredEntry
 from buttress.config._values import ConfigAction
 from buttress.errors import ErrorCategory, classify
@@ -270,17 +277,9 @@ class SqlConfigStore:
     def shared(self) -> bool:
         return True
 
-    async def listen(
-        self,
-        *,
-        on_connected: Callable[[], None],
-        on_key: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
+    async def listen(self, subscriber: Subscriber) -> None:
         # Returns at once where the backend cannot push (SQLite: the counter is polled).
-        await self._backend.listen(
-            CHANNEL, on_connected=on_connected, on_payload=on_key, on_lost=on_lost
-        )
+        await self._backend.listen(CHANNEL, subscriber)
 
     def __repr__(self) -> str:
         return f"SqlConfigStore({self._dialect})"

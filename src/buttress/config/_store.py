@@ -8,14 +8,17 @@ record as one atomic step. They never validate, decode or redact.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
 from buttress._seam import Seam
 from buttress.config._values import ConfigAction, ConfigConflictError
+
+if TYPE_CHECKING:
+    from buttress.backends import Subscriber
 
 __all__ = [
     "CONFIG_STORES",
@@ -153,14 +156,8 @@ class ConfigBackendStore(Protocol):
         """True when other processes can change the data, so a local cache must be invalidated."""
         ...
 
-    async def listen(
-        self,
-        *,
-        on_connected: Callable[[], None],
-        on_key: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
-        """Push changed keys to ``on_key`` until cancelled; return at once if it cannot push."""
+    async def listen(self, subscriber: Subscriber) -> None:
+        """Push changed keys to ``subscriber`` until cancelled; return at once if it cannot."""
         ...
 
 
@@ -238,13 +235,7 @@ class MemoryConfigStore:
     def shared(self) -> bool:
         return False
 
-    async def listen(
-        self,
-        *,
-        on_connected: Callable[[], None],
-        on_key: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
+    async def listen(self, subscriber: Subscriber) -> None:
         return None
 
     def corrupt(self, key: str, environment: str, text: str) -> None:

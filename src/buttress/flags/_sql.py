@@ -198,17 +198,27 @@ class SqlFlagStore:
             callback(key, flag)
 
     async def _listen(self) -> None:
-        async def deliver(key: str) -> None:
-            # Fetched after the notification, one key at a time: a later fetch
-            # always sees a state at least as new, so the snapshot never regresses.
-            self._emit(key, await self.get(key))
-
-        await self._backend.listen(
-            CHANNEL,
-            on_connected=lambda: self._emit(None, None),  # reload what we may have missed
-            on_payload=deliver,
-            on_lost=lambda: None,
-        )
+        await self._backend.listen(CHANNEL, _ChangeFeed(self))
 
     def __repr__(self) -> str:
         return f"SqlFlagStore({self._dialect})"
+
+
+class _ChangeFeed:
+    """The backend's subscriber for one ``SqlFlagStore``: notified keys become change events."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SqlFlagStore) -> None:
+        self._store = store
+
+    def connected(self) -> None:
+        self._store._emit(None, None)  # reload what we may have missed
+
+    async def received(self, payload: str) -> None:
+        # Fetched after the notification, one key at a time: a later fetch
+        # always sees a state at least as new, so the snapshot never regresses.
+        self._store._emit(payload, await self._store.get(payload))
+
+    def lost(self) -> None:
+        return None
