@@ -79,33 +79,51 @@ def _rowcount(status: str) -> int:
     return 0
 
 
-class _Session:
+class _Statements:
+    """``SqlConnection``'s statements on asyncpg's pool or on one of its connections.
+
+    Both answer the same calls; ``_runner`` says which one this is.
+    """
+
+    __slots__ = ()
+
+    @property
+    def _runner(self) -> asyncpg.Pool[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]:
+        raise NotImplementedError
+
+    async def execute(self, sql: str, *args: object) -> int:
+        return _rowcount(await self._runner.execute(sql, *args))
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None:
+        await self._runner.executemany(sql, args)
+
+    async def execute_script(self, sql: str) -> None:
+        # Without arguments asyncpg uses the simple protocol: several statements are fine.
+        await self._runner.execute(sql)
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return [dict(record) for record in await self._runner.fetch(sql, *args)]
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        record = await self._runner.fetchrow(sql, *args)
+        return None if record is None else dict(record)
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        return await self._runner.fetchval(sql, *args)
+
+
+class _Session(_Statements):
     """SQL on one pinned asyncpg connection (implements ``SqlConnection``)."""
 
+    __slots__ = ("_conn",)
     dialect: ClassVar[Dialect] = POSTGRESQL
 
     def __init__(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         self._conn = conn
 
-    async def execute(self, sql: str, *args: object) -> int:
-        return _rowcount(await self._conn.execute(sql, *args))
-
-    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None:
-        await self._conn.executemany(sql, args)
-
-    async def execute_script(self, sql: str) -> None:
-        # Without arguments asyncpg uses the simple protocol: several statements are fine.
-        await self._conn.execute(sql)
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]:
-        return [dict(record) for record in await self._conn.fetch(sql, *args)]
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        record = await self._conn.fetchrow(sql, *args)
-        return None if record is None else dict(record)
-
-    async def fetchval(self, sql: str, *args: object) -> Any:
-        return await self._conn.fetchval(sql, *args)
+    @property
+    def _runner(self) -> PoolConnectionProxy[asyncpg.Record]:
+        return self._conn
 
     def __repr__(self) -> str:
         return "<PostgresSession>"
@@ -119,7 +137,7 @@ def _driver() -> Any:
     return asyncpg
 
 
-class PostgresBackend(SqlBackend):
+class PostgresBackend(_Statements, SqlBackend):
     """PostgreSQL through an asyncpg pool (``pool``); ``$1`` placeholders.
 
     Options: ``min_size`` (1), ``max_size`` (10), ``statement_timeout`` (seconds,
@@ -260,24 +278,9 @@ class PostgresBackend(SqlBackend):
         async with self.pool.acquire() as conn, conn.transaction():
             yield _Session(conn)
 
-    async def execute(self, sql: str, *args: object) -> int:
-        return _rowcount(await self.pool.execute(sql, *args))
-
-    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None:
-        await self.pool.executemany(sql, args)
-
-    async def execute_script(self, sql: str) -> None:
-        await self.pool.execute(sql)
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]:
-        return [dict(record) for record in await self.pool.fetch(sql, *args)]
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        record = await self.pool.fetchrow(sql, *args)
-        return None if record is None else dict(record)
-
-    async def fetchval(self, sql: str, *args: object) -> Any:
-        return await self.pool.fetchval(sql, *args)
+    @property
+    def _runner(self) -> asyncpg.Pool[asyncpg.Record]:
+        return self.pool
 
     @property
     def pushes(self) -> bool:
