@@ -23,6 +23,8 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Self, TypeVar
 
+import attrs
+
 from buttress._checks import check_seconds
 from buttress._context import AsyncContext
 from buttress._exceptions import ValidationError
@@ -72,6 +74,16 @@ R = TypeVar("R")
 StoreErrorPolicy = Literal["local", "open", "closed"]
 """What a shared breaker does while its store is unreachable (docs/breaker.md)."""
 STORE_ERROR_POLICIES: tuple[StoreErrorPolicy, ...] = ("local", "open", "closed")
+
+
+@attrs.frozen(slots=True)
+class SharingOptions:
+    """How a breaker that shares its circuit uses the store (``CircuitBreaker``'s options)."""
+
+    sync_interval: float
+    on_store_error: StoreErrorPolicy
+    store_timeout: float
+
 
 _CLOSED = BreakerState.CLOSED
 _OPEN = BreakerState.OPEN
@@ -197,7 +209,7 @@ class CircuitBreaker(CallGuard, AsyncContext):
         store_wait = check_seconds("store_timeout", store_timeout)
         if on_store_error not in STORE_ERROR_POLICIES:
             raise ValidationError("on_store_error", "must be one of 'local', 'open', 'closed'")
-        self._attach(backend, interval, on_store_error, store_wait)
+        self._attach(backend, SharingOptions(interval, on_store_error, store_wait))
         self._simple = False
         self._timed = False
         self._refresh_modes()
@@ -211,13 +223,7 @@ class CircuitBreaker(CallGuard, AsyncContext):
             # Metrics adapters attach their listeners here; calls never publish on the bus.
             BREAKER_CREATED.publish(self)
 
-    def _attach(
-        self,
-        backend: object | None,
-        sync_interval: float,
-        on_store_error: StoreErrorPolicy,
-        store_timeout: float,
-    ) -> None:
+    def _attach(self, backend: object | None, sharing: SharingOptions) -> None:
         """Where the shared strategy connects to its store; in process there is nothing to do."""
         return
 

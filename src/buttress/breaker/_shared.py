@@ -25,10 +25,7 @@ from buttress._exceptions import SchemaMissingError, ValidationError
 from buttress._guard import routed
 from buttress._seam import resolve_store
 from buttress.breaker._core import open_wait
-from buttress.breaker._service import (
-    CircuitBreaker,
-    StoreErrorPolicy,
-)
+from buttress.breaker._service import CircuitBreaker, SharingOptions
 from buttress.breaker._store import BREAKER_STORES, Op, Snapshot, StepParams
 from buttress.breaker._values import (
     BreakerState,
@@ -98,13 +95,7 @@ class SharedCircuitBreaker(CircuitBreaker):
         "sync_interval",
     )
 
-    def _attach(
-        self,
-        backend: object | None,
-        sync_interval: float,
-        on_store_error: StoreErrorPolicy,
-        store_timeout: float,
-    ) -> None:
+    def _attach(self, backend: object | None, sharing: SharingOptions) -> None:
         store = resolve_store(backend, BREAKER_STORES)
         if store is None:
             raise ValidationError("backend", "must be a backend or store that shares circuits")
@@ -121,9 +112,9 @@ class SharedCircuitBreaker(CircuitBreaker):
             half_open_max_calls=config.half_open_max_calls,
             probe_timeout=config.probe_timeout,
         )
-        self.sync_interval = sync_interval
-        self.store_timeout = store_timeout
-        self.on_store_error = on_store_error
+        self.sync_interval = sharing.sync_interval
+        self.store_timeout = sharing.store_timeout
+        self.on_store_error = sharing.on_store_error
         self.available = True
         self._retry_store_at = -math.inf
         self._background: set[asyncio.Task[object]] = set()
