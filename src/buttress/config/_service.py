@@ -218,27 +218,28 @@ class ConfigStore(Running):
         gives ``default`` unchecked. A stored value that does not parse reads
         as ``default`` and is logged without the value.
         """
-        validate_key("key", key)
-        await self._open()
-        row = await self._resolve(key)
-        if row is None:
+        found = await self._read(key)
+        if found is None:
             return default
-        ok, value = self._decode(row)
-        if not ok:
-            return default
+        _, value = found
         if type is _UNSET:
             return value
         return coerce(key, value, type)
 
     async def get_entry(self, key: str) -> ConfigEntry | None:
         """The entry this store's view resolves ``key`` to (real value; its repr masks secrets)."""
+        found = await self._read(key)
+        return None if found is None else self._entry(*found)
+
+    async def _read(self, key: str) -> tuple[StoredEntry, JSONValue] | None:
+        """``key``'s row in this view and its value; None when there is none or it is unreadable."""
         validate_key("key", key)
         await self._open()
         row = await self._resolve(key)
         if row is None:
             return None
         ok, value = self._decode(row)
-        return self._entry(row, value) if ok else None
+        return (row, value) if ok else None
 
     async def list(self, environment: str | None = None) -> builtins.list[ConfigEntry]:
         """Every entry (or those of ``environment`` and ``"all"``), sensitive values masked."""
