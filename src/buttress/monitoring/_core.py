@@ -15,6 +15,7 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
+from buttress._checks import check_count
 from buttress._exceptions import ValidationError
 from buttress.monitoring._values import (
     AlertLevel,
@@ -49,8 +50,7 @@ def _positive_period(
 
 
 def _min_samples(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(attribute.name, "must be an int >= 1")
+    check_count(attribute.name, value, at_least=1)
 
 
 def _baseline(
