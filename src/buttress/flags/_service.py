@@ -41,6 +41,9 @@ from buttress.log import get_logger
 
 __all__ = ["POLLED_REFRESH", "PUSHED_REFRESH", "FeatureFlags"]
 
+_REVERT_HORIZON = 10_000
+"""How far back in a flag's history ``revert`` looks for the version."""
+
 PUSHED_REFRESH = 30.0
 """Seconds between safety-net polls of a store that pushes changes (``refresh_interval="auto"``)."""
 POLLED_REFRESH = 1.0
@@ -271,6 +274,30 @@ class FeatureFlags(Running):
             return False
         self._log_change(change)
         return True
+
+    async def revert(
+        self,
+        key: str,
+        to_version: int,
+        *,
+        updated_by: str | None = None,
+        reason: str | None = None,
+    ) -> Flag | None:
+        """Restore the flag as it was at ``to_version`` (see ``history``), recorded as
+        a new change; reverting to a version that deleted it deletes it (None)."""
+        validate_key("key", key)
+        if isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 1:
+            raise ValidationError("to_version", "must be a positive int")
+        await self._open()
+        changes = await self._store.history(key, _REVERT_HORIZON)
+        target = next((c for c in changes if c.version == to_version), None)
+        if target is None:
+            raise ValidationError("to_version", f"no version {to_version} recorded for {key!r}")
+        why = reason if reason is not None else f"revert to version {to_version}"
+        if target.new is None:
+            await self.delete(key, updated_by=updated_by, reason=why)
+            return None
+        return await self.upsert(target.new, updated_by=updated_by, reason=why)
 
     async def history(self, key: str, limit: int = 50) -> builtins.list[FlagChange]:
         """The flag's changes, newest first: who, when, why, old and new."""
