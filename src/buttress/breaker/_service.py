@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Self, TypeV
 import attrs
 
 from buttress._checks import check_seconds
-from buttress._context import AsyncContext
 from buttress._exceptions import ValidationError
 from buttress._guard import CallGuard
 from buttress._seam import resolve_store
@@ -105,7 +104,7 @@ class _Frame:
         self.previous = previous
 
 
-class CircuitBreaker(CallGuard, AsyncContext):
+class CircuitBreaker(CallGuard):
     """Stops calling a failing dependency, fails fast, and probes for recovery.
 
     >>> breaker = CircuitBreaker("payments", failure_threshold=3, recovery_timeout=10)
@@ -485,15 +484,6 @@ class CircuitBreaker(CallGuard, AsyncContext):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._close_block(exc)
-
-    async def _begin_block(self) -> None:
-        self.__enter__()
-
-    async def _end_block(self, exc: BaseException | None) -> None:
-        self._close_block(exc)
-
-    def _close_block(self, exc: BaseException | None) -> None:
         frame = self._pop_frame()
         if frame is None or type(frame.permit) is not Permit:
             raise RuntimeError("CircuitBreaker.__exit__ without a matching __enter__")
@@ -501,6 +491,19 @@ class CircuitBreaker(CallGuard, AsyncContext):
             self._finish(frame.permit, _SUCCESS, frame.start, None)
         else:
             self._finish_error(frame.permit, exc, frame.start)
+
+    # The async block is the sync one, without a hop through AsyncContext's hooks:
+    # in process there is nothing to await.
+    async def __aenter__(self) -> CircuitBreaker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
 
     # -- internals --------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import attrs
 
+from buttress._context import AsyncContext
 from buttress._exceptions import SchemaMissingError, ValidationError
 from buttress._guard import routed
 from buttress._seam import resolve_store
@@ -68,7 +69,9 @@ class SharedPermit:
 _UNTRACKED = SharedPermit(-1, untracked=True)
 
 
-class SharedCircuitBreaker(CircuitBreaker):
+# AsyncContext first: ``async with`` goes through _begin_block/_end_block (a store
+# round trip each) instead of CircuitBreaker's in-process __aenter__/__aexit__.
+class SharedCircuitBreaker(AsyncContext, CircuitBreaker):
     """A ``CircuitBreaker`` whose circuit lives in a shared store (Redis, PostgreSQL).
 
     Built by ``CircuitBreaker(name, backend=...)``; the public surface is the

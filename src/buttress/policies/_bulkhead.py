@@ -141,11 +141,9 @@ class Bulkhead(Policy):
         self._waiters.append(waiter)
         return None
 
-    def _enter_or_queue(self, new_waiter: Callable[[], _Waiter]) -> _Waiter | None:
-        """Take a slot (None) or a place in the queue (the waiter to wait on), else refuse."""
-        with self._lock:
-            if self._try_enter(None):
-                return None
+    def _queue(self, new_waiter: Callable[[], _Waiter]) -> _Waiter | None:
+        """No slot was free: a place in the queue (the waiter to wait on), a slot
+        freed meanwhile (None), or ``BulkheadFullError``."""
         if not self.max_queue:
             raise self._full()
         waiter = new_waiter()
@@ -156,7 +154,10 @@ class Bulkhead(Policy):
         return None if entered else waiter
 
     def _acquire_sync(self) -> None:
-        waiter = self._enter_or_queue(_thread_waiter)
+        with self._lock:
+            if self._try_enter(None):
+                return
+        waiter = self._queue(_thread_waiter)
         if waiter is None:
             return
         assert waiter.event is not None
@@ -169,7 +170,10 @@ class Bulkhead(Policy):
         raise self._full()
 
     async def _acquire_async(self) -> None:
-        waiter = self._enter_or_queue(_task_waiter)
+        with self._lock:
+            if self._try_enter(None):
+                return
+        waiter = self._queue(_task_waiter)
         if waiter is None:
             return
         assert waiter.future is not None
