@@ -10,17 +10,19 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable, Iterable
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.log import get_logger
-from buttress.ratelimit import OUTAGE_RETRY_AFTER, Decision, RateLimiter
+from buttress.ratelimit import OUTAGE_RETRY_AFTER, Decision
 from buttress.responses import rate_limited
 
-__all__ = ["ClientAddress", "ErrorPolicy", "Exempt", "HTTPOptions", "MiddlewareBase", "refusal"]
+__all__ = ["ClientAddress", "ErrorPolicy", "Exempt", "HTTPOptions", "refusal"]
 
 Request = TypeVar("Request")
+App = TypeVar("App")
+LimiterArg = TypeVar("LimiterArg")
 
 _logger = get_logger("ratelimit.middleware")
 
@@ -143,58 +145,39 @@ class ErrorPolicy:
             _logger.info("ratelimit.middleware_recovered")
 
 
-class HTTPOptions(Generic[Request]):
-    """The options both middlewares share, limiter aside; ``Request`` is an ASGI
-    scope or a WSGI environ, and subclasses say how to find the client in it."""
+class HTTPOptions(Generic[Request, App, LimiterArg]):
+    """The constructor and options both middlewares share. ``Request`` is an ASGI
+    scope or a WSGI environ, ``App`` the wrapped application and ``LimiterArg``
+    what the middleware accepts as its limiter; subclasses say how to take the
+    limiter and how to find the client in a request."""
 
     def __init__(
         self,
+        app: App,
+        limiter: LimiterArg,
         *,
-        key: Callable[[Request], str] | None,
-        cost: Callable[[Request], int] | None,
-        exempt: Iterable[str],
-        trusted_proxies: Iterable[str],
-        on_backend_error: str,
-        headers: bool,
+        key: Callable[[Request], str] | None = None,
+        cost: Callable[[Request], int] | None = None,
+        exempt: Iterable[str] = (),
+        trusted_proxies: Iterable[str] = (),
+        on_backend_error: Literal["allow", "deny"] = "allow",
+        headers: bool = True,
     ) -> None:
+        limit = self._take_limiter(limiter)
         self._client = ClientAddress(trusted_proxies)
         self._key = key or self._client_key
         self._cost = cost
         self._exempt = Exempt(exempt)
-        self._policy = ErrorPolicy(on_backend_error)
+        self._policy = ErrorPolicy(on_backend_error, limit)
         self._headers = headers
+        self.app = app
+
+    def _take_limiter(self, limiter: LimiterArg) -> int:
+        """Check and keep ``limiter``; the limit its outage refusals report (0: unknown yet)."""
+        raise NotImplementedError
 
     def _client_key(self, request: Request) -> str:
         raise NotImplementedError
 
     def _key_and_cost(self, request: Request) -> tuple[str, int]:
         return self._key(request), 1 if self._cost is None else self._cost(request)
-
-
-class MiddlewareBase(HTTPOptions[Request]):
-    """``HTTPOptions`` with a limiter given up front."""
-
-    def __init__(
-        self,
-        limiter: RateLimiter,
-        *,
-        key: Callable[[Request], str] | None,
-        cost: Callable[[Request], int] | None,
-        exempt: Iterable[str],
-        trusted_proxies: Iterable[str],
-        on_backend_error: str,
-        headers: bool,
-    ) -> None:
-        if not isinstance(limiter, RateLimiter):
-            raise ValidationError("limiter", "must be a RateLimiter")
-        super().__init__(
-            key=key,
-            cost=cost,
-            exempt=exempt,
-            trusted_proxies=trusted_proxies,
-            on_backend_error=on_backend_error,
-            headers=headers,
-        )
-        self.limiter = limiter
-        self._policy.limit = limiter.capacity
-        self._window = limiter.window

@@ -51,6 +51,9 @@ def _open(
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # Reads the header: a file that is not a database fails here, at open,
+        # not on whichever statement first touches it.
+        conn.execute("PRAGMA schema_version")
         if path != MEMORY and create:
             # Only a backend allowed to create sets the file up: looking at a
             # database (create=False) must not switch its journal mode for good.
