@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack
 
+from buttress._checks import check_names
 from buttress._exceptions import ValidationError
 from buttress._safe import safe_error_message
 from buttress._threads import run_in_daemon_thread
@@ -38,6 +39,17 @@ from buttress.log import get_logger
 __all__ = ["READINESS_COMPONENT", "CheckResult", "HealthCheck", "HealthRegistry"]
 
 F = TypeVar("F", bound=HealthCheck)
+
+
+class CheckOptions(TypedDict, total=False):
+    """The keyword options of ``HealthRegistry.register``, which ``check`` passes on."""
+
+    timeout: float | None
+    critical: bool
+    groups: Iterable[str]
+    success_ttl: float | None
+    failure_ttl: float | None
+    run_in_thread: bool | None
 
 READINESS_COMPONENT = "readiness"
 """The component a not-ready registry adds to the ``ready`` group (and full runs)."""
@@ -127,12 +139,7 @@ class HealthRegistry:
             raise ValidationError("name", f"a check named {name!r} is already registered")
         if not callable(check):
             raise ValidationError("check", "must be callable")
-        if isinstance(groups, str):
-            raise ValidationError("groups", "must be an iterable of group names, not a string")
-        group_set = frozenset(groups)
-        for group in group_set:
-            if not isinstance(group, str) or not group:
-                raise ValidationError("groups", "group names must be non-empty strings")
+        group_set = check_names("groups", groups)
         is_async = is_async_callable(check)
         self._checks[name] = Registered(
             name=name,
@@ -151,30 +158,11 @@ class HealthRegistry:
             else seconds("failure_ttl", failure_ttl, allow_zero=True),
         )
 
-    def check(
-        self,
-        name: str,
-        *,
-        timeout: float | None = None,
-        critical: bool = True,
-        groups: Iterable[str] = (READY,),
-        success_ttl: float | None = None,
-        failure_ttl: float | None = None,
-        run_in_thread: bool | None = None,
-    ) -> Callable[[F], F]:
-        """Decorator form of ``register``; returns the function unchanged."""
+    def check(self, name: str, **options: Unpack[CheckOptions]) -> Callable[[F], F]:
+        """Decorator form of ``register`` (the same options); returns the function unchanged."""
 
         def decorate(fn: F) -> F:
-            self.register(
-                name,
-                fn,
-                timeout=timeout,
-                critical=critical,
-                groups=groups,
-                success_ttl=success_ttl,
-                failure_ttl=failure_ttl,
-                run_in_thread=run_in_thread,
-            )
+            self.register(name, fn, **options)
             return fn
 
         return decorate
