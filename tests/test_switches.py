@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,9 +26,8 @@ ON_WORDS = ["", "true", "1", "yes", "on", " TRUE"]
 
 
 @pytest.fixture
-def breakers_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def breakers_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENABLE_CIRCUIT_BREAKER", "false")
-    yield
 
 
 class Boom(Exception):
@@ -44,7 +43,7 @@ def opened(**options: object) -> CircuitBreaker:
 # -- the switch itself --------------------------------------------------------
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0")))
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\0")))
 def test_a_switch_is_off_exactly_for_the_off_words(value: str) -> None:
     switch = Switch("probe", "BUTTRESS_TEST_SWITCH_PROBE")
     os.environ["BUTTRESS_TEST_SWITCH_PROBE"] = value
@@ -278,7 +277,8 @@ def test_metrics_show_each_switch_and_its_bypasses(monkeypatch: pytest.MonkeyPat
     PrometheusMetrics(registry).install()
 
     def value(name: str, switch: str) -> float | None:
-        return registry.get_sample_value(name, {"switch": switch})
+        found: float | None = registry.get_sample_value(name, {"switch": switch})
+        return found
 
     assert value("buttress_switch_enabled", "circuit_breaker") == 1.0
     assert value("buttress_switch_enabled", "rate_limit") == 1.0
