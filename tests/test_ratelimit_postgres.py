@@ -1,6 +1,9 @@
 """PostgreSQL specifics of RateLimiter: one statement per decision (and per
-hit_all), the UNLOGGED table from migration 0006 and a clear error when it or
-the function is missing. Shared behaviour is in test_ratelimit_backends.py."""
+hit_all), the UNLOGGED table from migration 0006, the single-key fast path of
+migration 0010 (its exactness under concurrency, its sharing of state with the
+batch function, its sweep) and a clear error when a table or function is
+missing. Shared behaviour is in test_ratelimit_backends.py; agreement with the
+pure algorithms in test_ratelimit_scripts.py."""
 
 from __future__ import annotations
 
@@ -29,10 +32,19 @@ class _CountingPool:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
         self.calls = 0
+        self.functions: list[str] = []
 
-    async def fetch(self, *args: Any) -> Any:
+    def _count(self, sql: str) -> None:
         self.calls += 1
-        return await self.pool.fetch(*args)
+        self.functions.append(sql.split(" FROM ")[1].split("(")[0])
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        self._count(sql)
+        return await self.pool.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        self._count(sql)
+        return await self.pool.fetchrow(sql, *args)
 
     def acquire(self) -> Any:
         return self.pool.acquire()
@@ -50,6 +62,7 @@ async def test_one_statement_per_decision_and_per_hit_all(backend: PostgresBacke
         counters.append(store._pool)
     await user.ahit("ann")
     assert counters[0].calls == 1
+    assert counters[0].functions == ["buttress_rate_limit_one"]  # the single-key fast path
     triple = [(user, "ann"), (tenant, "acme"), (global_, "all")]
     assert (await ahit_all(triple)).allowed
     assert (await ahit_all(triple)).allowed
@@ -57,8 +70,12 @@ async def test_one_statement_per_decision_and_per_hit_all(backend: PostgresBacke
     assert not refused.allowed
     assert refused.limit == 2
     assert counters[0].calls == 4  # each hit_all went through the first limiter's store once
+    assert counters[0].functions[1:] == ["buttress_rate_limit"] * 3
     assert (await user.apeek("ann", 0)).remaining == 2
     assert (await tenant.apeek("acme", 0)).remaining == 8
+    for limiter, key in triple:  # a single hit of each algorithm: one fast-path statement
+        await limiter.ahit(key)
+    assert [c.functions[-1] for c in counters] == ["buttress_rate_limit_one"] * 3
 
 
 async def test_table_is_unlogged(backend: PostgresBackend) -> None:
@@ -81,11 +98,17 @@ async def test_a_dropped_function_is_named_not_recreated(backend: PostgresBacken
     await limiter.ahit("k")
     await backend.execute("DROP FUNCTION buttress_rate_limit")
     with pytest.raises(MissingTableError) as caught:
-        await limiter.ahit("k")
+        await limiter.apeek("k")
     assert caught.value.component == "RateLimiter"
     assert caught.value.tables == ("buttress_rate_limit()",)
     assert caught.value.migrations == ("0006_rate_limits",)
     assert await backend.fetchval("SELECT to_regproc('buttress_rate_limit')::text") is None
+    assert (await limiter.ahit("k")).remaining == 1  # the fast path does not need it
+    await backend.execute("DROP FUNCTION buttress_rate_limit_one")
+    with pytest.raises(MissingTableError) as caught:
+        await limiter.ahit("k")
+    assert caught.value.tables == ("buttress_rate_limit()", "buttress_rate_limit_one()")
+    assert caught.value.migrations == ("0006_rate_limits", "0010_rate_limit_single_key")
 
 
 async def test_without_migrations_the_error_names_table_function_and_fix(
@@ -97,10 +120,18 @@ async def test_without_migrations_the_error_names_table_function_and_fix(
             await limiter.ahit("k")
         error = caught.value
         assert isinstance(error, BackendError)
-        assert error.tables == ("buttress_rate_limits", "buttress_rate_limit()")
+        assert error.tables == (
+            "buttress_rate_limits",
+            "buttress_rate_limit()",
+            "buttress_rate_limit_one()",
+        )
+        assert error.migrations == ("0006_rate_limits", "0010_rate_limit_single_key")
         message = str(error)
-        assert message.startswith("RateLimiter: tables buttress_rate_limits, buttress_rate_limit()")
-        assert "0006_rate_limits" in message
+        assert message.startswith(
+            "RateLimiter: tables buttress_rate_limits, buttress_rate_limit(), "
+            "buttress_rate_limit_one() are missing"
+        )
+        assert "0006_rate_limits, 0010_rate_limit_single_key" in message
         assert "buttress migrate" in message
         assert "migrate=True" in message
         with pytest.raises(MissingTableError, match="buttress_rate_limits"):
