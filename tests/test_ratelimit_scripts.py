@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from buttress import connect
@@ -224,13 +224,14 @@ def boundary_scenarios(draw: st.DrawFn) -> tuple[str, int, int, list[tuple[int, 
     algorithm = draw(st.sampled_from(sorted(ALGORITHMS)))
     limit = draw(st.integers(1, 5))
     interval_us = draw(st.sampled_from([1, 3, 1000, 250_000]))
-    ticks = draw(st.lists(st.integers(-1, 3), min_size=1, max_size=30))
+    # Mostly small moves and unit costs, so that keys fill up to exactly their limit.
+    ticks = draw(st.lists(st.sampled_from([-1, 0, 0, 0, 1, 1, 2, 3]), min_size=1, max_size=30))
     grid = 0
     steps = []
     for tick in ticks:
         grid = max(0, grid + tick)
         delta = draw(st.sampled_from([-1, 0, 0, 1]))
-        cost = draw(st.integers(1, limit))
+        cost = draw(st.one_of(st.just(1), st.integers(1, limit)))
         path = draw(st.sampled_from(["one", "one", "batch", "peek"]))
         steps.append((grid * interval_us + delta, cost, path))
     return algorithm, limit, limit * interval_us, steps
@@ -238,9 +239,63 @@ def boundary_scenarios(draw: st.DrawFn) -> tuple[str, int, int, list[tuple[int, 
 
 @pytest.mark.postgres
 @settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(boundary_scenarios())
+# Filled to exactly the limit, then a refusal, then the boundary: 1 µs early, on it.
+@example(
+    (
+        "fixed_window",
+        3,
+        3000,
+        [
+            (0, 1, "one"),
+            (1, 1, "one"),
+            (999, 1, "one"),
+            (999, 1, "one"),
+            (2999, 1, "peek"),
+            (2999, 1, "one"),
+            (3000, 2, "one"),
+            (3000, 1, "one"),
+            (3001, 1, "one"),
+        ],
+    )
+)
+@example(
+    (
+        "gcra",
+        2,
+        2000,
+        [
+            (0, 1, "one"),
+            (0, 1, "one"),
+            (0, 1, "one"),
+            (999, 1, "one"),
+            (1000, 1, "one"),
+            (1000, 1, "one"),
+            (3000, 2, "batch"),
+            (3000, 1, "one"),
+            (4000, 1, "one"),
+        ],
+    )
+)
+@example(
+    (
+        "sliding_window",
+        3,
+        3000,
+        [
+            (0, 1, "one"),
+            (1000, 2, "one"),
+            (2999, 1, "one"),
+            (3000, 1, "one"),
+            (3999, 2, "one"),
+            (4000, 2, "one"),
+            (4000, 1, "peek"),
+            (6000, 3, "batch"),
+        ],
+    )
+)
 async def test_postgres_fast_path_matches_the_pure_algorithms_at_boundaries(
     postgres_backend: Backend, scenario: tuple[str, int, int, list[tuple[int, int, str]]]
 ) -> None:

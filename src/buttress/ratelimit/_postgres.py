@@ -1,13 +1,14 @@
 """Rate-limit state in PostgreSQL: every decision (one key or a whole ``hit_all``)
 is one statement, timed by the server's ``clock_timestamp()``.
 
-A hit on one key (the common case) is ``SELECT ... FROM buttress_rate_limit_one(...)``,
-whose body is a single ``INSERT ... ON CONFLICT (key) DO UPDATE ... RETURNING``
-(migration ``0010_rate_limit_single_key``). Peeks and ``hit_all`` batches call
-``buttress_rate_limit(...)`` (migration ``0006_rate_limits``), which locks the
-keys' rows in key order and writes only when every check passed. Both mirror
-``_core`` in integer microseconds on the same UNLOGGED table and state format,
-so a key may be decided by either. A database without them raises
+A hit on one key (the common case) is ``SELECT ... FROM buttress_rate_limit_one(...)``
+(migration ``0010_rate_limit_single_key``), which decides with one
+``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE <admitted> RETURNING`` on the
+key's row (a refusal then reads the row it holds locked). Peeks and ``hit_all``
+batches call ``buttress_rate_limit(...)`` (migration ``0006_rate_limits``), which
+locks the keys' rows in key order and writes only when every check passed. Both
+mirror ``_core`` in integer microseconds on the same UNLOGGED table and state
+format, so a key may be decided by either. A database without them raises
 ``MissingTableError`` naming what is missing.
 """
 
@@ -77,7 +78,7 @@ class PostgresStore:
 
     async def adecide_one(self, check: Check) -> Decision:
         """Consume ``check`` (cost >= 1) through ``buttress_rate_limit_one``: one
-        ``INSERT ... ON CONFLICT DO UPDATE`` on the key's row."""
+        ``INSERT ... ON CONFLICT DO UPDATE`` on the key's row, no array arguments."""
         algorithm, key, limit, period, cost = check
         row = await self._run(
             self._pool.fetchrow,
