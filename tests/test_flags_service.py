@@ -153,6 +153,10 @@ class FlakyStore(MemoryFlagStore):
     def pushes(self) -> bool:
         return False
 
+    @property
+    def listens(self) -> bool:
+        return False
+
     async def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
         return lambda: None
 
@@ -276,3 +280,42 @@ async def test_narrowing_a_live_flag_is_logged_as_a_warning() -> None:
     [warning] = [e for e in logs if e["event"] == "flags.rollout_warning"]
     assert warning["log_level"] == "warning"
     assert "narrows this flag from everyone to 10%" in warning["warning"]
+
+
+def test_auto_refresh_polls_often_only_where_changes_cannot_be_pushed() -> None:
+    from buttress.flags._service import POLLED_REFRESH, PUSHED_REFRESH
+
+    class PollOnly(MemoryFlagStore):
+        @property
+        def pushes(self) -> bool:
+            return False
+
+        @property
+        def listens(self) -> bool:
+            return False
+
+    assert FeatureFlags(PollOnly())._refresh_interval == POLLED_REFRESH
+    assert FeatureFlags(MemoryFlagStore())._refresh_interval == PUSHED_REFRESH
+    assert FeatureFlags(PollOnly(), refresh_interval=5)._refresh_interval == 5
+    with pytest.raises(ValidationError, match="refresh_interval"):
+        FeatureFlags(refresh_interval="often")  # type: ignore[arg-type]  # bad on purpose
+
+
+async def test_revert_restores_a_version_as_a_new_change() -> None:
+    flags = FeatureFlags(refresh_interval=None)
+    await flags.upsert(Flag("beta", "Beta", enabled=False), updated_by="ann")
+    await flags.update("beta", enabled=True, percentage=30, updated_by="bob")
+    await flags.delete("beta", updated_by="cy")
+    restored = await flags.revert("beta", 2, updated_by="dee", reason="bring it back")
+    assert restored is not None
+    assert (restored.enabled, restored.percentage) == (True, 30)
+    history = await flags.history("beta")
+    assert [(c.version, c.changed_by, c.reason) for c in history[:1]] == [
+        (4, "dee", "bring it back")
+    ]
+    assert await flags.revert("beta", 3) is None  # version 3 was the deletion
+    assert await flags.get("beta") is None
+    with pytest.raises(ValidationError, match="to_version"):
+        await flags.revert("beta", 99)
+    with pytest.raises(ValidationError, match="to_version"):
+        await flags.revert("beta", 0)

@@ -175,3 +175,15 @@ async def test_store_conformance(backend: Backend) -> None:
         assert reader.is_enabled("a", FlagContext(role="r2"))
         assert await reader.delete("b")
         assert await reader.get("b") is None
+
+
+async def test_revert_on_every_store(backend: Backend) -> None:
+    flags = FeatureFlags(backend, refresh_interval=None)
+    await flags.upsert(Flag("rev", "Rev", enabled=False, roles=("staff",)), updated_by="ann")
+    await flags.update("rev", enabled=True, roles=(), updated_by="bob")
+    restored = await flags.revert("rev", 1, updated_by="cy")
+    assert restored is not None
+    assert (restored.enabled, restored.roles) == (False, frozenset({"staff"}))
+    assert await flags.get("rev") == restored
+    latest = (await flags.history("rev", limit=1))[0]
+    assert (latest.version, latest.changed_by, latest.reason) == (3, "cy", "revert to version 1")

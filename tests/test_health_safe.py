@@ -8,7 +8,7 @@ import sys
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from buttress.health._safe import safe_error_message, scrub
+from buttress._safe import safe_error_message, scrub
 
 secrets = st.text(
     alphabet=st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="!$%^*-_"),
@@ -19,6 +19,8 @@ secrets = st.text(
 
 @given(secrets)
 def test_url_passwords_never_survive(secret: str) -> None:
+    # e.g. "intern": it is also part of the host name, which stays in the text
+    assume(secret not in "cannot connect to postgresql://app:***@db.internal:5432/prod")
     text = f"cannot connect to postgresql://app:{secret}@db.internal:5432/prod"
     assert secret not in scrub(text)
     assert "postgresql://app:***@db.internal:5432/prod" in scrub(text)

@@ -240,9 +240,9 @@ class FakeMigrator:
 async def test_migrations_checked_through_the_migrator(
     tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import buttress.lifecycle._checks as startup_checks
+    import buttress.migrations
 
-    monkeypatch.setattr(startup_checks, "find", lambda name, modules: FakeMigrator)
+    monkeypatch.setattr(buttress.migrations, "Migrator", FakeMigrator)
     report = await StartupValidator(backend=FakeBackend(), migrations_dir=tmp_path).run()
     assert report.checks["migrations"].errors == (
         "migrations: 0001_init: checksum differs from the applied one; "

@@ -62,6 +62,10 @@ class PollingStore(SwitchableStore):
     def pushes(self) -> bool:
         return False
 
+    @property
+    def listens(self) -> bool:
+        return False
+
 
 async def _spin() -> None:
     # FakeClock.sleep yields once, so the poller runs one round per few loop turns.

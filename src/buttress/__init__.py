@@ -11,10 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
-
 if TYPE_CHECKING:
     from buttress._connect import connect
+    from buttress._version import __version__
     from buttress.backends import Backend, MissingTableError, redact_dsn
     from buttress.breaker import (
         BreakerState,
@@ -90,6 +89,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
+    "__version__": "buttress._version",
     "Clock": "buttress.clock",
     "SystemClock": "buttress.clock",
     "BackendError": "buttress.errors",

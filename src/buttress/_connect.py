@@ -25,8 +25,10 @@ def connect(dsn: str, *, migrate: bool = True, **options: object) -> Connecting:
     """Open the backend named by ``dsn``; ``await`` it or use ``async with``.
 
     Schemes: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
-    ``sqlite://`` (in memory), ``postgresql://`` / ``postgres://``, ``redis://`` /
-    ``rediss://``. ``migrate=True`` (the default) applies buttress's own
+    ``sqlite://`` (in memory), ``postgresql://`` / ``postgres://`` (several hosts,
+    ``sslmode``, ``pgbouncer=true`` behind a transaction pooler), ``redis://`` /
+    ``rediss://``, ``redis+cluster://`` and ``redis+sentinel://`` (see
+    docs/backends.md). ``migrate=True`` (the default) applies buttress's own
     migrations after connecting. Other options depend on the backend; an unknown
     one is a ``ValidationError`` naming it.
     """

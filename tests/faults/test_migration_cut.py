@@ -62,7 +62,9 @@ async def test_cut_migration_rolls_back_and_releases_the_lock(
     migrating = asyncio.ensure_future(Migrator(backend, tmp_path, lock_timeout=5).migrate())
     for _ in range(100):  # until the server is inside the sleep
         busy = await direct.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"
+            # Statements go in batches: the sleep may be anywhere in the query text.
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE query LIKE '%SELECT pg_sleep(1.5)%' AND pid <> pg_backend_pid()"
         )
         if busy:
             break

@@ -122,7 +122,7 @@ class Observer:
         MIGRATION_RAN.subscribe(self._migration_ran)
         RATELIMIT_DECIDED.subscribe(self._ratelimit_decided)
         # No breaker can exist before its module is imported; don't import it for nothing.
-        registry = sys.modules.get("buttress.breaker._registry")
+        registry = sys.modules.get("buttress.breaker")
         if registry is not None:
             for breaker in registry.breakers:
                 self._attach(breaker)

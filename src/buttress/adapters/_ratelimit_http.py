@@ -15,8 +15,7 @@ from typing import Final, Generic, TypeVar
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.log import get_logger
-from buttress.ratelimit._service import OUTAGE_RETRY_AFTER, RateLimiter
-from buttress.ratelimit._values import Decision
+from buttress.ratelimit import OUTAGE_RETRY_AFTER, Decision, RateLimiter
 from buttress.responses import rate_limited
 
 __all__ = ["ClientAddress", "ErrorPolicy", "Exempt", "HTTPOptions", "MiddlewareBase", "refusal"]

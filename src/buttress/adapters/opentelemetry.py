@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
-from buttress import __version__
+from buttress._version import __version__
 from buttress.adapters._observe import (
     BREAKER_STATE_VALUES,
     HEALTH_STATUS_VALUES,

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
         from_db_time,
     )
     from buttress.backends._dsn import BackendKind, redact_dsn
+    from buttress.backends._redis_topology import CrossSlotError
+    from buttress.backends._resp import BlockingClient, PipelinedClient, ProtocolError, ReplyError
     from buttress.backends.memory import MemoryBackend
     from buttress.backends.postgres import PostgresBackend
     from buttress.backends.redis import RedisBackend
@@ -61,6 +63,11 @@ _LAZY: dict[str, str] = {
     "MissingTableError": "buttress.backends._dialect",
     "from_db_time": "buttress.backends._dialect",
     "BackendKind": "buttress.backends._dsn",
+    "CrossSlotError": "buttress.backends._redis_topology",
+    "BlockingClient": "buttress.backends._resp",
+    "PipelinedClient": "buttress.backends._resp",
+    "ProtocolError": "buttress.backends._resp",
+    "ReplyError": "buttress.backends._resp",
     "redact_dsn": "buttress.backends._dsn",
     "STORES": "buttress._seam",
     "Seam": "buttress._seam",
@@ -96,13 +103,18 @@ __all__ = [
     "STORES",
     "Backend",
     "BackendKind",
+    "BlockingClient",
     "Connecting",
+    "CrossSlotError",
     "Dialect",
     "MemoryBackend",
     "MissingTableError",
+    "PipelinedClient",
     "PostgresBackend",
     "Prepare",
+    "ProtocolError",
     "RedisBackend",
+    "ReplyError",
     "Row",
     "Seam",
     "SqlBackend",

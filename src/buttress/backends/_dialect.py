@@ -11,6 +11,7 @@ for these jobs.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -98,10 +99,8 @@ class Dialect(str):
         return str(self)
 
     def placeholders(self, sql: str) -> str:
-        """``sql`` (written with ``?``) in the driver's placeholder style.
-
-        The stores' statements never hold a ``?`` inside a literal.
-        """
+        """``sql`` (written with ``?``) in the driver's placeholder style; a ``?``
+        inside a literal, a quoted identifier or a comment is left alone."""
         return sql
 
     def to_db_time(self, value: datetime) -> object:
@@ -205,13 +204,26 @@ class _Sqlite(Dialect):
 _UNDEFINED: Final = frozenset({"42883", "42P01", "42704"})
 
 
+# What may hold a "?" that is not a placeholder: literals, quoted identifiers,
+# comments and dollar-quoted bodies. Anything else that is "?" is a placeholder.
+_NOT_PLACEHOLDER = re.compile(
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|(\$[A-Za-z_]*\$).*?\1|\?""",
+    re.DOTALL,
+)
+
+
 @functools.lru_cache(maxsize=512)
 def _numbered(sql: str) -> str:
-    parts = sql.split("?")
-    out = [parts[0]]
-    for number, part in enumerate(parts[1:], start=1):
-        out.append(f"${number}{part}")
-    return "".join(out)
+    number = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal number
+        if match.group(0) != "?":
+            return match.group(0)
+        number += 1
+        return f"${number}"
+
+    return _NOT_PLACEHOLDER.sub(replace, sql)
 
 
 class _Postgres(Dialect):

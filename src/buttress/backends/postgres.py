@@ -32,6 +32,7 @@ from buttress.backends._dialect import POSTGRESQL, Dialect
 from buttress.backends._dsn import DSN, parse_dsn
 from buttress.backends._options import (
     check_known,
+    opt_bool,
     opt_int,
     opt_seconds,
     opt_str_map,
@@ -49,6 +50,7 @@ _log = get_logger("backend", backend="postgresql")
 
 _OPTIONS = frozenset(
     {
+        "create",
         "min_size",
         "max_size",
         "statement_timeout",
@@ -160,6 +162,9 @@ class PostgresBackend(SqlBackend):
     @classmethod
     async def open(cls, dsn: DSN, options: dict[str, object]) -> PostgresBackend:
         check_known("postgresql", options, _OPTIONS)
+        # A server's databases are never created here: create= is accepted so
+        # one call can open any DSN "without creating anything".
+        opt_bool(options, "create", True)
         min_size = opt_int(options, "min_size", 1, minimum=0)
         max_size = opt_int(options, "max_size", 10, minimum=1)
         if min_size > max_size:

@@ -7,8 +7,13 @@ circuit across a fleet (``_store``, ``_redis``, ``_sql``).
 """
 
 from buttress.breaker._redis import RedisBreakerStore
-from buttress.breaker._registry import BreakerRegistry, breakers
-from buttress.breaker._service import BREAKER_CREATED, BreakerStats, CircuitBreaker
+from buttress.breaker._service import (
+    BREAKER_CREATED,
+    BreakerRegistry,
+    BreakerStats,
+    CircuitBreaker,
+    breakers,
+)
 from buttress.breaker._shared import SharedCircuitBreaker
 from buttress.breaker._sql import PostgresBreakerStore
 from buttress.breaker._store import MemoryBreakerStore, SharedStore, Snapshot, StepParams

@@ -1,7 +1,8 @@
-"""``CircuitBreaker``: sync and async call wrappers over one in-process ``BreakerMachine``.
+"""``CircuitBreaker``: sync and async call wrappers over one in-process ``BreakerMachine``,
+and ``BreakerRegistry``, which finds breakers by name.
 
 This module owns the clock reads, the lock and the listeners; every decision
-comes from ``_state.py`` (an open circuit's refusals from
+comes from ``_core`` (an open circuit's refusals from
 ``BreakerMachine.open_rejection``). The lock guards the machine for a few
 microseconds at a time and is never held while the protected call runs, so
 calls through one breaker proceed in parallel. A breaker given a backend that
@@ -16,7 +17,8 @@ import functools
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Self, TypeVar, overload
@@ -26,7 +28,6 @@ from buttress._exceptions import ValidationError
 from buttress._seam import resolve_store
 from buttress._topic import Topic
 from buttress.breaker._core import BreakerMachine
-from buttress.breaker._registry import BreakerRegistry, breakers
 from buttress.breaker._store import BREAKER_STORES
 from buttress.breaker._values import (
     BreakerConfig,
@@ -57,9 +58,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BREAKER_CREATED",
     "STORE_ERROR_POLICIES",
+    "BreakerRegistry",
     "BreakerStats",
     "CircuitBreaker",
     "StoreErrorPolicy",
+    "breakers",
 ]
 
 P = ParamSpec("P")
@@ -693,3 +696,57 @@ class CircuitBreaker:
 
 BREAKER_CREATED: Topic[CircuitBreaker] = Topic("breaker.created")
 """Every new ``CircuitBreaker`` (registered or not), so adapters can attach listeners."""
+
+
+class BreakerRegistry:
+    """Breakers by name; the newest breaker built with a name wins the name."""
+
+    def __init__(self) -> None:
+        self._by_name: weakref.WeakValueDictionary[str, CircuitBreaker] = (
+            weakref.WeakValueDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def register(self, breaker: CircuitBreaker) -> None:
+        with self._lock:
+            self._by_name[breaker.name] = breaker
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._by_name.pop(name, None)
+
+    def get(self, name: str) -> CircuitBreaker:
+        """The breaker called ``name``; ``ValidationError`` when there is none."""
+        breaker = self._by_name.get(name)
+        if breaker is None:
+            raise ValidationError("name", f"no circuit breaker is registered as {name!r}")
+        return breaker
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._by_name.keys())
+
+    def stats(self) -> dict[str, BreakerStats]:
+        """Every live breaker's ``stats()``, by name."""
+        with self._lock:
+            items = sorted(self._by_name.items())
+        return {name: breaker.stats() for name, breaker in items}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[CircuitBreaker]:
+        with self._lock:
+            items = sorted(self._by_name.items())
+        return iter([breaker for _, breaker in items])
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_name.clear()
+
+
+breakers = BreakerRegistry()
+"""The default registry every ``CircuitBreaker`` joins unless told otherwise."""

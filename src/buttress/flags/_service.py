@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import attrs
 
@@ -38,7 +38,15 @@ from buttress.flags._values import (
 )
 from buttress.log import get_logger
 
-__all__ = ["FeatureFlags"]
+__all__ = ["POLLED_REFRESH", "PUSHED_REFRESH", "FeatureFlags"]
+
+_REVERT_HORIZON = 10_000
+"""How far back in a flag's history ``revert`` looks for the version."""
+
+PUSHED_REFRESH = 30.0
+"""Seconds between safety-net polls of a store that pushes changes (``refresh_interval="auto"``)."""
+POLLED_REFRESH = 1.0
+"""Seconds between polls of a store that cannot push changes (``refresh_interval="auto"``)."""
 
 _NOT_SCHEDULED = datetime(1970, 1, 1, tzinfo=UTC)
 """Handed to ``decide`` for flags without a schedule, which never read ``now``."""
@@ -69,16 +77,25 @@ class FeatureFlags:
         backend: Backend | FlagStore | None = None,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        refresh_interval: float | None = 30.0,
+        refresh_interval: float | Literal["auto"] | None = "auto",
         snapshot_path: str | Path | None = None,
     ) -> None:
-        if refresh_interval is not None and not refresh_interval > 0:
+        if refresh_interval != "auto" and refresh_interval is not None and (
+            isinstance(refresh_interval, bool)
+            or not isinstance(refresh_interval, int | float)
+            or not refresh_interval > 0
+        ):
             raise ValidationError(
-                "refresh_interval", "must be a positive number of seconds or None"
+                "refresh_interval", "must be a positive number of seconds, 'auto' or None"
             )
         self._store = resolve_store(backend, FLAG_STORES)
         self._clock = clock
-        self._refresh_interval = refresh_interval
+        if refresh_interval == "auto":
+            # A store that pushes changes is polled only as a safety net; one that
+            # cannot push (SQLite, PostgreSQL through a transaction pooler) is polled
+            # often enough that a change reaches every instance within a second or so.
+            refresh_interval = PUSHED_REFRESH if self._store.listens else POLLED_REFRESH
+        self._refresh_interval: float | None = refresh_interval
         self._snapshot_path = Path(snapshot_path) if snapshot_path is not None else None
         self._snapshot: dict[str, Flag] = {}
         self._token: int | None = None
@@ -273,6 +290,30 @@ class FeatureFlags:
             return False
         self._log_change(change)
         return True
+
+    async def revert(
+        self,
+        key: str,
+        to_version: int,
+        *,
+        updated_by: str | None = None,
+        reason: str | None = None,
+    ) -> Flag | None:
+        """Restore the flag as it was at ``to_version`` (see ``history``), recorded as
+        a new change; reverting to a version that deleted it deletes it (None)."""
+        validate_key("key", key)
+        if isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 1:
+            raise ValidationError("to_version", "must be a positive int")
+        await self._open()
+        changes = await self._store.history(key, _REVERT_HORIZON)
+        target = next((c for c in changes if c.version == to_version), None)
+        if target is None:
+            raise ValidationError("to_version", f"no version {to_version} recorded for {key!r}")
+        why = reason if reason is not None else f"revert to version {to_version}"
+        if target.new is None:
+            await self.delete(key, updated_by=updated_by, reason=why)
+            return None
+        return await self.upsert(target.new, updated_by=updated_by, reason=why)
 
     async def history(self, key: str, limit: int = 50) -> builtins.list[FlagChange]:
         """The flag's changes, newest first: who, when, why, old and new."""

@@ -71,6 +71,11 @@ class SqlFlagStore:
         # reconnects; polling stays on as the safety net, so never claim it is enough.
         return False
 
+    @property
+    def listens(self) -> bool:
+        # LISTEN/NOTIFY on PostgreSQL, unless a transaction pooler sits in between.
+        return self._backend.pushes
+
     async def open(self) -> None:
         await self._dialect.require_tables(self._backend, "FeatureFlags", _TABLES)
 

@@ -30,6 +30,11 @@ class FlagStore(Protocol):
         """True when ``subscribe`` delivers changes, so polling is unnecessary."""
         ...
 
+    @property
+    def listens(self) -> bool:
+        """True when changes usually arrive by push (polling is then only a safety net)."""
+        ...
+
     async def open(self) -> None:
         """Prepare storage (create tables); idempotent."""
         ...
@@ -83,6 +88,10 @@ class MemoryFlagStore:
 
     @property
     def pushes(self) -> bool:
+        return True
+
+    @property
+    def listens(self) -> bool:
         return True
 
     async def open(self) -> None:

@@ -4,6 +4,7 @@
 returns a ``HealthReport``; ``buttress.health.builtin`` has ready-made checks.
 """
 
+from buttress.health.builtin import register_standard
 from buttress.health.registry import (
     READINESS_COMPONENT,
     CheckResult,
@@ -31,5 +32,6 @@ __all__ = [
     "Status",
     "aggregate",
     "effective_status",
+    "register_standard",
     "render_text",
 ]

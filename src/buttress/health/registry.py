@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from buttress._exceptions import ValidationError
+from buttress._safe import safe_error_message
+from buttress._threads import run_in_daemon_thread
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.health._attempt import (
     Attempt,
@@ -29,8 +31,6 @@ from buttress.health._attempt import (
     is_async_callable,
     seconds,
 )
-from buttress.health._safe import safe_error_message
-from buttress.health._threads import run_in_daemon_thread
 from buttress.health.report import HEALTH_CHECKED, ComponentStatus, HealthChecked, HealthReport
 from buttress.health.status import Status
 from buttress.log import get_logger

@@ -15,8 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 
 from buttress._exceptions import ValidationError
-from buttress.health._lazy import MIGRATOR, SCHEMA_VALIDATOR, find
-from buttress.health._safe import safe_error_message, scrub
+from buttress._safe import safe_error_message, scrub
 from buttress.lifecycle.report import StartupCheck
 
 __all__ = [
@@ -97,12 +96,9 @@ async def check_tables(backend: object, required: tuple[str, ...]) -> StartupChe
 
 
 async def check_schema(backend: object, schema: object) -> StartupCheck:
-    validator_cls = find("SchemaValidator", SCHEMA_VALIDATOR)
-    if validator_cls is None:
-        return StartupCheck(
-            "schema", "failed", ("schema: buttress.schema.SchemaValidator is not installed",)
-        )
-    report = await validator_cls(backend, schema).validate()
+    from buttress.schema import SchemaValidator
+
+    report = await SchemaValidator(backend, schema).validate()  # type: ignore[arg-type]  # checked by the validator
     errors = tuple(
         f"schema: {_finding(f)}; see `buttress schema plan` for the fix"
         for f in getattr(report, "errors", ())
@@ -140,12 +136,9 @@ async def check_migrations(
             "failed",
             (f"migrations: directory {directory!s} does not exist; fix migrations_dir=",),
         )
-    factory = find("Migrator", MIGRATOR)
-    if factory is None:
-        return StartupCheck(
-            "migrations", "failed", ("migrations: buttress.migrations.Migrator is not installed",)
-        )
-    migrator = factory(backend, directory)
+    from buttress.migrations import Migrator
+
+    migrator = Migrator(backend, directory)  # type: ignore[arg-type]  # checked by the migrator
     errors: list[str] = []
     warnings: tuple[str, ...] = ()
     validate = getattr(migrator, "validate", None)

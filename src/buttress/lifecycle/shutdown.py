@@ -23,10 +23,10 @@ import attrs
 
 from buttress._checks import check_seconds
 from buttress._exceptions import ValidationError
+from buttress._safe import safe_error_message
+from buttress._threads import run_in_daemon_thread
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.health import HealthRegistry
-from buttress.health._safe import safe_error_message
-from buttress.health._threads import run_in_daemon_thread
 from buttress.log import get_logger
 
 __all__ = ["GracefulShutdown", "HookOutcome", "ReadinessFlag", "ShutdownHook", "ShutdownReport"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from buttress._exceptions import ValidationError
-from buttress.health._safe import safe_error_message
+from buttress._safe import safe_error_message
 from buttress.lifecycle._checks import (
     StartupCheckFn,
     check_migrations,

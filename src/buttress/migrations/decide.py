@@ -39,8 +39,20 @@ def pending(snap: Snapshot) -> list[Migration]:
 
 
 def _first_line(statement: str) -> str:
-    line = statement.strip().splitlines()[0] if statement.strip() else ""
-    return line if len(line) <= 80 else line[:77] + "..."
+    """The statement's first line of SQL, skipping the comments that lead it."""
+    in_block = False
+    for raw in statement.strip().splitlines():
+        line = raw.strip()
+        if in_block:
+            in_block = "*/" not in line
+            continue
+        if not line or line.startswith("--"):
+            continue
+        if line.startswith("/*"):
+            in_block = "*/" not in line
+            continue
+        return line if len(line) <= 80 else line[:77] + "..."
+    return ""
 
 
 def destructive_problems(migrations: Sequence[Migration], *, down: bool = False) -> list[str]:

@@ -142,6 +142,7 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
     statements = split_statements(up)
     if not statements:
         errors.append(f"{filename}: has no statements before '-- down'")
+    errors.extend(_copy_from_stdin(filename, text, statements))
     if "no-transaction" not in flags and any(_controls_transaction(s) for s in statements):
         errors.append(
             f"{filename}: controls transactions itself (BEGIN/COMMIT/ROLLBACK); "
@@ -164,6 +165,29 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
     return ParseOutcome(migration, tuple(errors))
 
 
+def _copy_from_stdin(filename: str, text: str, statements: list[str]) -> list[str]:
+    """``COPY ... FROM stdin`` (every pg_dump data file has it) needs psql's copy
+    protocol: sent as a statement, the server would wait for data for ever."""
+    problems = []
+    lines = normalise_text(text).split("\n")
+    for statement in statements:
+        words = [t.text.upper() for t in tokenize(statement) if t.kind == "word"]
+        if words[:1] != ["COPY"] or "FROM" not in words:
+            continue
+        after_from = words[words.index("FROM") + 1 : words.index("FROM") + 2]
+        if after_from != ["STDIN"]:
+            continue
+        head = statement.strip().split("\n")[0].strip()
+        number = next((n for n, line in enumerate(lines, 1) if line.strip().startswith(head)), 0)
+        where = f"{filename}:{number}" if number else filename
+        problems.append(
+            f"{where}: COPY ... FROM stdin needs psql's copy protocol, which a migration "
+            "cannot use; load the data with `psql -1 -f FILE`, or rewrite it as INSERT "
+            "statements (pg_dump --inserts)"
+        )
+    return problems
+
+
 _TRANSACTION_WORDS = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "START", "END", "ABORT"})
 
 
@@ -178,7 +202,13 @@ def load_directory(directory: str | Path) -> tuple[list[Migration], list[str]]:
     root = Path(directory)
     if not root.is_dir():
         return [], [f"{root}: migrations directory does not exist"]
-    return _load(sorted(p for p in root.iterdir() if p.suffix == ".sql" and p.is_file()))
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() == ".sql" and p.is_file())
+    # Silently skipping 0002_x.SQL would leave a migration unapplied without a word.
+    misnamed = [
+        f"{p.name}: name must end in '.sql' (lower case)" for p in files if p.suffix != ".sql"
+    ]
+    migrations, errors = _load(p for p in files if p.suffix == ".sql")
+    return migrations, misnamed + errors
 
 
 def _load(paths: Iterable[Path]) -> tuple[list[Migration], list[str]]:

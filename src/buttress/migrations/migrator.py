@@ -47,19 +47,33 @@ from buttress.migrations.sqltext import split_statements
 from buttress.migrations.store import (
     TRACKING_TABLE,
     AppliedMigration,
-    delete_applied,
-    ensure_table,
+    Tracking,
     inspect_tracking,
-    is_recorded,
-    read_applied,
-    record_applied,
 )
 from buttress.schema.identifiers import check_identifier
 
 __all__ = ["PRODUCTION_ENVIRONMENTS", "Migrator"]
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+_BATCH = 200
+"""Statements sent in one round trip while a migration runs in a transaction."""
+_SAVEPOINT = "buttress_migration_batch"
 LEGACY_RENAME = "schema_migrations_legacy"
+
+
+def _line_of(text: str, statements: Sequence[str], index: int) -> int:
+    """The line of ``text`` on which statement ``index`` starts (1-based).
+
+    One pass over the text, however many statements: finding each in turn from
+    where the previous one was found.
+    """
+    cursor, line = 0, 1
+    for statement in statements[: index + 1]:
+        found = text.find(statement, cursor)
+        if found >= 0:
+            line += text.count("\n", cursor, found)
+            cursor = found
+    return line
 
 
 def _default_applied_by() -> str:
@@ -112,6 +126,7 @@ class Migrator:
         )
         self.applied_by = applied_by or _default_applied_by()
         self._tracked = False
+        self._tracking = Tracking(self._backend.dialect)
         self._clock = clock
         self._dialect = self._backend.dialect
         self._log = get_logger("migrations", namespace=self.namespace)
@@ -127,8 +142,10 @@ class Migrator:
 
     async def _snapshot(self, conn: SqlConnection) -> Snapshot:
         migrations, parse_errors = load_directory(self.directory)
-        tracking = await inspect_tracking(conn, self._dialect)
-        applied = await read_applied(conn, self._dialect, self.namespace) if tracking.exists else {}
+        tracking = await inspect_tracking(conn)
+        # Fixed for the whole run: a migration may empty search_path (pg_dump does).
+        self._tracking = Tracking(self._backend.dialect, tracking.schema)
+        applied = await self._tracking.read_applied(conn, self.namespace) if tracking.exists else {}
         return Snapshot(
             tuple(migrations), tuple(parse_errors), resolve(migrations), tracking, applied
         )
@@ -197,7 +214,7 @@ class Migrator:
         if dry_run:
             return MigrateResult(tuple(m.id for m in decide.pending(snap)), dry_run=True)
         applied: list[str] = []
-        self._tracked = snap.tracking.exists
+        self._tracked = False
         async with self._backend.connection() as conn:
             for migration in decide.pending(snap):
                 started = time.perf_counter()
@@ -237,30 +254,30 @@ class Migrator:
                 self._backend, conn, lock_timeout=self.lock_timeout, clock=self._clock
             ):
                 await self._ensure_tracking(conn)
-                if await is_recorded(conn, self._dialect, self.namespace, migration.version):
+                if await self._tracking.is_recorded(conn, self.namespace, migration.version):
                     return False
                 await self._bound_statements(conn, local=False)
                 try:
-                    await self._run(conn, migration, statements)
+                    await self._run(conn, migration, statements, in_transaction=False)
                 except MigrationFailedError:
                     # Its earlier statements stay applied: record the failure so
                     # status shows it, unless the connection itself is gone (then
                     # the original error is still the one to raise).
                     with contextlib.suppress(Exception):
                         entry = self._entry(migration, started, False)
-                        await record_applied(conn, self._dialect, entry)
+                        await self._tracking.record_applied(conn, entry)
                     raise
                 finally:
                     with contextlib.suppress(Exception):
                         await self._reset_statement_bound(conn)
-                await record_applied(conn, self._dialect, self._entry(migration, started, True))
+                await self._tracking.record_applied(conn, self._entry(migration, started, True))
         else:
             async with self._locked(conn):
                 await self._ensure_tracking(conn)
-                if await is_recorded(conn, self._dialect, self.namespace, migration.version):
+                if await self._tracking.is_recorded(conn, self.namespace, migration.version):
                     return False  # another migrator applied it while we waited
                 await self._run(conn, migration, statements)
-                await record_applied(conn, self._dialect, self._entry(migration, started, True))
+                await self._tracking.record_applied(conn, self._entry(migration, started, True))
         elapsed = int((time.perf_counter() - started) * 1000)
         self._log.info(
             "migration.applied",
@@ -271,10 +288,10 @@ class Migrator:
         return True
 
     async def _ensure_tracking(self, conn: SqlConnection) -> None:
-        # Only when it was missing: the IF NOT EXISTS of an existing table still
-        # asks for CREATE on the schema, which an application role may not have.
+        # Once per run, and only when something is pending: with nothing to do,
+        # migrate() stays read-only (no CREATE privilege needed).
         if not self._tracked:
-            await ensure_table(conn, self._dialect)
+            await self._tracking.ensure(conn)
             self._tracked = True
 
     async def _reset_statement_bound(self, conn: SqlConnection) -> None:
@@ -301,24 +318,56 @@ class Migrator:
         statements: Sequence[str],
         *,
         source: str | None = None,
+        in_transaction: bool = True,
     ) -> None:
+        """Run ``statements``; a failure names the file, the statement and its line.
+
+        Inside a transaction, statements go in batches (one round trip per
+        ``_BATCH``), each behind a savepoint: a failing batch is rolled back to
+        it and replayed one statement at a time, which finds the statement to
+        blame. Without a transaction they go one at a time.
+        """
         text = source if source is not None else migration.up
-        cursor = 0
-        for index, statement in enumerate(statements):
-            found = text.find(statement, cursor)
-            cursor = found if found >= 0 else cursor
-            line = text.count("\n", 0, cursor) + 1
-            try:
-                await conn.execute(statement)
-            except Exception as exc:
-                self._log.error(
-                    "migration.failed",
-                    migration=migration.id,
-                    statement=index + 1,
-                    line=line,
-                    error=type(exc).__name__,
-                )
-                raise MigrationFailedError(migration.filename, index, line, statement, exc) from exc
+        step = _BATCH if in_transaction else 1
+        for first in range(0, len(statements), step):
+            chunk = statements[first : first + step]
+            if len(chunk) > 1:
+                await conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+                try:
+                    await conn.execute_script(";\n".join(chunk))
+                except Exception as batch_error:  # noqa: BLE001 - replayed below to name the statement
+                    try:
+                        await conn.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                    except Exception:  # noqa: BLE001 - the connection itself is gone
+                        raise self._failed(migration, text, statements, first, batch_error) from (
+                            batch_error
+                        )
+                else:
+                    await conn.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+                    continue
+            for offset, statement in enumerate(chunk):
+                try:
+                    await conn.execute(statement)
+                except Exception as exc:
+                    raise self._failed(migration, text, statements, first + offset, exc) from exc
+
+    def _failed(
+        self,
+        migration: Migration,
+        text: str,
+        statements: Sequence[str],
+        index: int,
+        exc: Exception,
+    ) -> MigrationFailedError:
+        line = _line_of(text, statements, index)
+        self._log.error(
+            "migration.failed",
+            migration=migration.id,
+            statement=index + 1,
+            line=line,
+            error=type(exc).__name__,
+        )
+        return MigrationFailedError(migration.filename, index, line, statements[index], exc)
 
     async def rollback(self, version: int) -> tuple[str, ...]:
         """Undo every applied migration newer than ``version`` (0 undoes all),
@@ -349,12 +398,17 @@ class Migrator:
                 started = time.perf_counter()
                 try:
                     async with self._locked(conn):
-                        if not await is_recorded(
-                            conn, self._dialect, self.namespace, migration.version
+                        if not await self._tracking.is_recorded(
+                            conn, self.namespace, migration.version
                         ):
                             continue  # another migrator undid it while we waited
                         await self._run(conn, migration, split_statements(down), source=down)
-                        await delete_applied(conn, self._dialect, self.namespace, migration.version)
+                        await self._tracking.roll_back(
+                            conn,
+                            snap.applied[migration.version],
+                            self._clock.now(),
+                            self.applied_by,
+                        )
                 except Exception:
                     self._announce(migration, "failed", started)
                     raise
@@ -373,11 +427,11 @@ class Migrator:
             if snap.parse_errors or snap.resolution.errors:
                 raise MigrationValidationError(snap.parse_errors + snap.resolution.errors)
             if snap.tracking.conflicting:
-                await conn.execute(f"ALTER TABLE {TRACKING_TABLE} RENAME TO {LEGACY_RENAME}")
+                await conn.execute(f"ALTER TABLE {self._tracking.table} RENAME TO {LEGACY_RENAME}")
                 self._log.warning(
                     "migration.legacy_renamed", table=TRACKING_TABLE, to=LEGACY_RENAME
                 )
-            await ensure_table(conn, self._dialect)
+            await self._tracking.ensure(conn)
             recorded: list[str] = []
             for migration in snap.resolution.order:
                 if version is not None and migration.version > version:
@@ -389,7 +443,7 @@ class Migrator:
                     execution_ms=0,
                     applied_by=f"baseline {self.applied_by}",
                 )
-                await record_applied(conn, self._dialect, entry)
+                await self._tracking.record_applied(conn, entry)
                 recorded.append(migration.id)
         self._log.info("migration.baseline", recorded=len(recorded))
         return tuple(recorded)

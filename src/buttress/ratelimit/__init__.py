@@ -5,7 +5,13 @@ tables or one round trip to SQLite, Redis or PostgreSQL store. See docs/ratelimi
 """
 
 from buttress.ratelimit._core import ALGORITHMS, fixed_window, gcra, sliding_window
-from buttress.ratelimit._service import OnBackendError, RateLimiter, ahit_all, hit_all
+from buttress.ratelimit._service import (
+    OUTAGE_RETRY_AFTER,
+    OnBackendError,
+    RateLimiter,
+    ahit_all,
+    hit_all,
+)
 from buttress.ratelimit._store import Store as RateLimitStore
 from buttress.ratelimit._values import (
     RATELIMIT_DECIDED,
@@ -17,6 +23,7 @@ from buttress.ratelimit._values import (
 
 __all__ = [
     "ALGORITHMS",
+    "OUTAGE_RETRY_AFTER",
     "RATELIMIT_DECIDED",
     "Decision",
     "OnBackendError",

@@ -14,6 +14,7 @@ picks the decision that limits the caller. Callers guarantee ``1 <= limit``,
 
 from __future__ import annotations
 
+import hashlib
 import json
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Sequence
@@ -25,6 +26,7 @@ from buttress.ratelimit._values import Decision
 
 __all__ = [
     "ALGORITHMS",
+    "MAX_KEY_LENGTH",
     "Algorithm",
     "FixedState",
     "GcraState",
@@ -33,7 +35,9 @@ __all__ = [
     "decide_all",
     "fixed_window",
     "gcra",
+    "memory_key",
     "sliding_window",
+    "storage_key",
 ]
 
 GcraState: TypeAlias = int
@@ -202,3 +206,41 @@ def binding(decisions: Sequence[Decision]) -> Decision:
     if refused:
         return max(refused, key=lambda d: d.retry_after)
     return min(decisions, key=lambda d: (d.remaining, -d.reset_after))
+
+
+MAX_KEY_LENGTH: Final = 200
+"""Longer keys are replaced by a digest before they reach any store."""
+_HASHED = "~h:"
+
+
+def _digest(key: str) -> str:
+    # surrogatepass: a lone surrogate (valid in a str, not in UTF-8) still digests.
+    data = key.encode("utf-8", "surrogatepass")
+    return _HASHED + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def storage_key(key: str) -> str:
+    """``key`` as every shared store can hold it: itself when it is at most
+    ``MAX_KEY_LENGTH`` printable characters, else a 128-bit digest of it.
+
+    Keys often come from requests (an API key header, a path): a long key, a
+    NUL or a lone surrogate would fail in a store, and a store error must not
+    become an outage that lets the request through. Distinct keys stay distinct
+    (up to the digest's collisions); a key that looks like a digest is itself
+    digested, so no raw key can stand for another.
+    """
+    if len(key) <= MAX_KEY_LENGTH and key.isprintable() and not key.startswith(_HASHED):
+        if key.isascii():
+            return key
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            return _digest(key)
+        return key
+    return _digest(key)
+
+
+def memory_key(key: str) -> str:
+    """``key`` as the in-process store keeps it: bounded in length, anything else
+    is fine in a dict (the hot path checks only the length)."""
+    return key if len(key) <= MAX_KEY_LENGTH else _digest(key)

@@ -24,8 +24,22 @@ from buttress._exceptions import (
 from buttress._seam import resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.log import get_logger
-from buttress.ratelimit._core import ALGORITHMS, binding, decide_all
-from buttress.ratelimit._store import RATELIMIT_STORES, Check, MemoryStore, MemoryTable, Store
+from buttress.ratelimit._core import (
+    ALGORITHMS,
+    MAX_KEY_LENGTH,
+    binding,
+    decide_all,
+    memory_key,
+    storage_key,
+)
+from buttress.ratelimit._store import (
+    DEFAULT_MAX_KEYS,
+    RATELIMIT_STORES,
+    Check,
+    MemoryStore,
+    MemoryTable,
+    Store,
+)
 from buttress.ratelimit._values import (
     RATELIMIT_DECIDED,
     Decision,
@@ -136,7 +150,10 @@ class RateLimiter:
         fallback: RateLimiter | None = None,
         burst: int | None = None,
         name: str | None = None,
+        max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
+        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
+            raise ValidationError("max_keys", "must be an integer >= 1")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValidationError("name", "must be a non-empty string")
         if not isinstance(rate, Rate):
@@ -178,7 +195,7 @@ class RateLimiter:
         store = resolve_store(backend, RATELIMIT_STORES)
         if isinstance(store, MemoryStore):
             # In process there is no round trip to save: decide on the table itself.
-            self._table = store.table(self._namespace, self._algorithm, self._period)
+            self._table = store.table(self._namespace, self._algorithm, self._period, max_keys)
         else:
             self._store = store
 
@@ -209,7 +226,14 @@ class RateLimiter:
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Check and consume ``cost`` units for ``key`` (memory, SQLite or Redis)."""
         table = self._table
-        if _observed or table is None or cost != 1 or type(cost) is not int or type(key) is not str:
+        if (
+            _observed
+            or table is None
+            or cost != 1
+            or type(cost) is not int
+            or type(key) is not str
+            or len(key) > MAX_KEY_LENGTH
+        ):
             return self._announce(self._hit_checked(key, cost), cost)
         now = self._now()
         with table.lock:
@@ -251,7 +275,8 @@ class RateLimiter:
         table = self._table
         if table is None:
             return self._shared_sync([(self, key, cost)], consume=False)[0]
-        return self._step(table.data.get(key), self._now(), self._limit, self._period, cost)[0]
+        state = table.data.get(memory_key(key))
+        return self._step(state, self._now(), self._limit, self._period, cost)[0]
 
     async def apeek(self, key: str, cost: int = 1) -> Decision:
         """Async twin of ``peek``."""
@@ -269,7 +294,7 @@ class RateLimiter:
             self._sync_store().reset([self._storage_key(key)])
             return
         with table.lock:
-            table.data.pop(key, None)
+            table.data.pop(memory_key(key), None)
 
     async def areset(self, key: str) -> None:
         """Async twin of ``reset``."""
@@ -326,7 +351,7 @@ class RateLimiter:
         return decorate
 
     def _storage_key(self, key: str) -> str:
-        return f"{self._namespace}:{key}"
+        return f"{self._namespace}:{storage_key(key)}"
 
     def _check(self, key: str, cost: int) -> Check:
         return (self._algorithm, self._storage_key(key), self._limit, self._period, cost)
@@ -412,7 +437,14 @@ def _pairs(pairs: Iterable[tuple[RateLimiter, str]], cost: int) -> list[tuple[Ra
 def _memory_hit_all(items: Sequence[tuple[RateLimiter, str]], cost: int) -> Decision:
     tables = {id(lim._table): cast(MemoryTable, lim._table) for lim, _ in items}
     checks = [
-        (lim._algorithm, (id(lim._table), key), lim._limit, lim._period, cost, lim._now())
+        (
+            lim._algorithm,
+            (id(lim._table), memory_key(key)),
+            lim._limit,
+            lim._period,
+            cost,
+            lim._now(),
+        )
         for lim, key in items
     ]
 

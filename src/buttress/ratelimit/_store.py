@@ -13,6 +13,7 @@ amortised O(1) per new key.
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
@@ -22,6 +23,7 @@ from buttress.ratelimit._core import Algorithm
 from buttress.ratelimit._values import Decision
 
 __all__ = [
+    "DEFAULT_MAX_KEYS",
     "MIN_SWEEP",
     "RATELIMIT_STORES",
     "Check",
@@ -61,27 +63,48 @@ class Store(Protocol):
 MIN_SWEEP: Final = 1024
 """Tables smaller than this are never swept (not worth the walk)."""
 
+DEFAULT_MAX_KEYS: Final = 100_000
+"""Live keys a table keeps at most (about 17 MiB of states); see ``MemoryTable``."""
+
 
 class MemoryTable:
-    """The states of one limiter shape (algorithm and period), behind one lock."""
+    """The states of one limiter shape (algorithm and period), behind one lock.
 
-    __slots__ = ("algorithm", "data", "lock", "period", "sweep_at")
+    Bounded: past ``max_keys`` live keys a sweep drops the expired ones and then,
+    if the table is still too full, the keys nearest to being fully replenished
+    (down to 90% of the cap), which hands a key back at most what it would have
+    regained soonest anyway; a flood of new keys cannot grow memory without end.
+    """
 
-    def __init__(self, algorithm: Algorithm[Any], period: int) -> None:
+    __slots__ = ("algorithm", "data", "evicted", "lock", "max_keys", "period", "sweep_at")
+
+    def __init__(
+        self, algorithm: Algorithm[Any], period: int, max_keys: int = DEFAULT_MAX_KEYS
+    ) -> None:
         self.algorithm = algorithm
         self.period = period
+        self.max_keys = max_keys
         self.data: dict[str, Any] = {}
         self.lock = threading.Lock()
-        self.sweep_at = MIN_SWEEP
+        self.sweep_at = min(MIN_SWEEP, max_keys)
+        self.evicted = 0
+        """Live keys dropped because the table was full (a key flood)."""
 
     def sweep(self, now: int) -> int:
-        """Drop expired keys (call with ``lock`` held); returns how many were dropped."""
+        """Drop expired keys, then, over the cap, the nearest-to-replenished ones
+        (call with ``lock`` held); returns how many were dropped."""
         expires_at = self.algorithm.expires_at
         period = self.period
         before = len(self.data)
         # A fresh dict, because CPython dicts never shrink their table on delete.
-        self.data = {k: s for k, s in self.data.items() if expires_at(s, period) > now}
-        self.sweep_at = max(MIN_SWEEP, 2 * len(self.data))
+        live = {k: s for k, s in self.data.items() if expires_at(s, period) > now}
+        if len(live) > self.max_keys:
+            keep = self.max_keys * 9 // 10
+            ranked = heapq.nlargest(keep, live.items(), key=lambda kv: expires_at(kv[1], period))
+            self.evicted += len(live) - keep
+            live = dict(ranked)
+        self.data = live
+        self.sweep_at = min(max(MIN_SWEEP, 2 * len(self.data)), self.max_keys)
         return before - len(self.data)
 
 
@@ -100,12 +123,19 @@ class MemoryStore:
         self._tables: dict[str, MemoryTable] = {}
         self._lock = threading.Lock()
 
-    def table(self, namespace: str, algorithm: Algorithm[Any], period: int) -> MemoryTable:
-        """The table of limiters named ``namespace``, made on first use."""
+    def table(
+        self,
+        namespace: str,
+        algorithm: Algorithm[Any],
+        period: int,
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> MemoryTable:
+        """The table of limiters named ``namespace``, made on first use (its first
+        limiter's ``max_keys`` holds for all of them)."""
         with self._lock:
             table = self._tables.get(namespace)
             if table is None:
-                table = self._tables[namespace] = MemoryTable(algorithm, period)
+                table = self._tables[namespace] = MemoryTable(algorithm, period, max_keys)
             return table
 
     def __repr__(self) -> str:

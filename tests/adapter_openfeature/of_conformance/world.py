@@ -64,6 +64,10 @@ class SwitchableStore:
     def pushes(self) -> bool:
         return True
 
+    @property
+    def listens(self) -> bool:
+        return True
+
     async def open(self) -> None:
         self._check()
 
