@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import enum
+import functools
 import getpass
 import json
 import os
@@ -34,8 +35,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_DSN",
     "Access",
+    "AddAction",
     "Outcome",
     "Reply",
+    "action_group",
     "add_action",
     "add_audit_arguments",
     "command_name",
@@ -218,6 +221,23 @@ def add_action(
     parser = commands.add_parser(name, parents=[common], help=help, description=help)
     parser.set_defaults(handler=handler, command_name=f"{group} {name}")
     return parser
+
+
+AddAction = Callable[..., argparse.ArgumentParser]
+"""``add(name, handler, help)``: one leaf action of a command group (see ``add_action``)."""
+
+
+def action_group(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    group: str,
+    help: str,
+) -> AddAction:
+    """Add the command ``group`` (``buttress config``...), whose leaf actions the
+    returned ``add(name, handler, help)`` declares; an action is required."""
+    parser = subparsers.add_parser(group, parents=[common], help=help)
+    commands = parser.add_subparsers(dest=f"{group}_command", metavar="ACTION", required=True)
+    return functools.partial(add_action, commands, common, group=group)
 
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:

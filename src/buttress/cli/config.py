@@ -10,7 +10,6 @@ values print as the mask everywhere except ``get KEY --reveal``. Exit codes:
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from buttress.cli._common import (
     Access,
     Outcome,
     Reply,
-    add_action,
+    action_group,
     add_audit_arguments,
     run,
 )
@@ -233,11 +232,7 @@ def register(
     common: argparse.ArgumentParser,
 ) -> None:
     """Add ``config`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
-    config = subparsers.add_parser(
-        "config", parents=[common], help="read and change runtime configuration"
-    )
-    commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    add = functools.partial(add_action, commands, common, group="config")
+    add = action_group(subparsers, common, "config", "read and change runtime configuration")
     looks, writes = Access.EXISTING, Access.SET_UP
 
     def environment(parser: argparse.ArgumentParser, help: str) -> None:

@@ -10,12 +10,11 @@ Each action is a body over ``DeploymentLog`` on ``--dsn``, run by
 from __future__ import annotations
 
 import argparse
-import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from buttress.backends import Backend
-from buttress.cli._common import Access, Outcome, Reply, add_action, parse_time, run
+from buttress.cli._common import Access, Outcome, Reply, action_group, parse_time, run
 from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
 from buttress.errors import ValidationError
 
@@ -144,11 +143,9 @@ def register(
     common: argparse.ArgumentParser,
 ) -> None:
     """Add ``deploy`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
-    deploy = subparsers.add_parser(
-        "deploy", parents=[common], help="record deployments and rollbacks, see metrics"
+    add = action_group(
+        subparsers, common, "deploy", "record deployments and rollbacks, see metrics"
     )
-    commands = deploy.add_subparsers(dest="deploy_command", metavar="ACTION", required=True)
-    add = functools.partial(add_action, commands, common, group="deploy")
     looks, writes = Access.EXISTING, Access.SET_UP
 
     p = add(

@@ -11,7 +11,6 @@ migrate`` has set up. ``set`` creates or updates and reports ``rollout_warning``
 from __future__ import annotations
 
 import argparse
-import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from buttress.cli._common import (
     Access,
     Outcome,
     Reply,
-    add_action,
+    action_group,
     add_audit_arguments,
     parse_time,
     run,
@@ -244,11 +243,7 @@ def register(
     common: argparse.ArgumentParser,
 ) -> None:
     """Add ``flags`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
-    flags = subparsers.add_parser(
-        "flags", parents=[common], help="list, change and evaluate feature flags"
-    )
-    commands = flags.add_subparsers(dest="flags_command", metavar="ACTION", required=True)
-    add = functools.partial(add_action, commands, common, group="flags")
+    add = action_group(subparsers, common, "flags", "list, change and evaluate feature flags")
     looks, writes = Access.EXISTING, Access.SET_UP
 
     add("list", _handler(_list, looks), "list every flag")

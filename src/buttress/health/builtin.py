@@ -237,6 +237,25 @@ def _describe(finding: object) -> str:
     return f"{where}: {message}" if where else message
 
 
+def _datastore_status(
+    errors: list[str], warning: str | None, *, measurement: str, observed_value: int
+) -> ComponentStatus:
+    """Unhealthy with ``errors``, else degraded with ``warning``, else healthy."""
+    if errors:
+        status, message = Status.UNHEALTHY, _summary(errors)
+    elif warning is not None:
+        status, message = Status.DEGRADED, warning
+    else:
+        status, message = Status.HEALTHY, None
+    return ComponentStatus(
+        status,
+        message,
+        component_type="datastore",
+        measurement=measurement,
+        observed_value=observed_value,
+    )
+
+
 def schema_valid(backend: object, schema: object) -> Callable[[], Awaitable[ComponentStatus]]:
     """Check the live database against a declared schema (``SchemaValidator``).
 
@@ -251,16 +270,9 @@ def schema_valid(backend: object, schema: object) -> Callable[[], Awaitable[Comp
         report = await validator_cls(backend, schema).validate()
         errors = [_describe(f) for f in getattr(report, "errors", ())]
         warnings = [_describe(f) for f in getattr(report, "warnings", ())]
-        if errors:
-            status, message = Status.UNHEALTHY, _summary(errors)
-        elif warnings:
-            status, message = Status.DEGRADED, _summary(warnings)
-        else:
-            status, message = Status.HEALTHY, None
-        return ComponentStatus(
-            status,
-            message,
-            component_type="datastore",
+        return _datastore_status(
+            errors,
+            _summary(warnings) if warnings else None,
             measurement="schemaErrors",
             observed_value=len(errors),
         )
@@ -296,16 +308,9 @@ def migrations_applied(
             waiting = getattr(state, "pending", ())
             if isinstance(waiting, Iterable) and not isinstance(waiting, str | bytes):
                 pending = [str(getattr(m, "name", None) or m) for m in waiting]
-        if problems:
-            status, message = Status.UNHEALTHY, _summary(problems)
-        elif pending:
-            status, message = Status.DEGRADED, f"{len(pending)} pending: {_summary(pending)}"
-        else:
-            status, message = Status.HEALTHY, None
-        return ComponentStatus(
-            status,
-            message,
-            component_type="datastore",
+        return _datastore_status(
+            problems,
+            f"{len(pending)} pending: {_summary(pending)}" if pending else None,
             measurement="pendingMigrations",
             observed_value=len(pending),
         )
