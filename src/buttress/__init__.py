@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         breakers,
     )
     from buttress.clock import Clock, SystemClock
-    from buttress.config import ConfigEntry, ConfigStore, Setting
+    from buttress.config import ConfigEntry, ConfigStore, EnvSetting, EnvSettingError, Setting
     from buttress.db import ConnectionLostError, Database, DatabaseStats, database_check
     from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
     from buttress.errors import (
@@ -126,6 +126,8 @@ _LAZY: dict[str, str] = {
     "ConfigEntry": "buttress.config",
     "ConfigStore": "buttress.config",
     "Setting": "buttress.config",
+    "EnvSetting": "buttress.config",
+    "EnvSettingError": "buttress.config",
     "MissingTableError": "buttress.backends",
     "DeliveryMetrics": "buttress.deploy",
     "Deployment": "buttress.deploy",
@@ -223,6 +225,8 @@ __all__ = [
     "Deployment",
     "DeploymentLog",
     "DropRule",
+    "EnvSetting",
+    "EnvSettingError",
     "Err",
     "ErrorCategory",
     "ErrorContext",
