@@ -14,6 +14,10 @@ decisions against redis-py's own round trip (``PING`` on one server, ``GET``
 of keys spread over the masters on the cluster). Cases alternate within every
 round; the ratio printed is the median of the per-round ratios. Servers are the
 test suite's throwaway ones (tests/servers.py, tests/topology/).
+
+Every topology also decides on the hot key through a leased quota
+(``lease=Lease(1000)``: a thousand units per store call, spent in process) and
+prints how many store calls its decisions took.
 """
 
 from __future__ import annotations
@@ -31,6 +35,46 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 KEYS = [f"client-{i}" for i in range(10_000)]
 Op = Callable[[int], Awaitable[object]]
+LEASED = "decisions, one hot key, leased"
+
+
+class Counting:
+    """A store that counts the calls a limiter makes to the real one under it."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.kind = store.kind
+        self.calls = 0
+
+    def decide(self, *args: Any) -> Any:
+        self.calls += 1
+        return self.store.decide(*args)
+
+    async def adecide(self, *args: Any) -> Any:
+        self.calls += 1
+        return await self.store.adecide(*args)
+
+
+def leased_limiter(backend: Any) -> tuple[Any, Counting]:
+    """A limiter on ``backend`` that leases 1,000 units at a time, and its call counter."""
+    from buttress import Lease, Rate, RateLimiter
+
+    limiter = RateLimiter(Rate(10**9, 60), backend=backend, prefix="leased", lease=Lease(1000))
+    counting = Counting(limiter._store)
+    limiter._store = counting  # type: ignore[assignment]  # the real store, counted
+    return limiter, counting
+
+
+def report_calls(decisions: int, counting: Counting) -> None:
+    print(
+        f"  ({LEASED}: {counting.calls} store calls for {decisions} decisions,"
+        f" 1 per {decisions / max(1, counting.calls):.0f})"
+    )
+
+
+def total_decisions(clients: int, n: int, rounds: int) -> int:
+    """Decisions ``compare`` makes per case (the warm-up, then every round)."""
+    return clients * 4 + rounds * (n // clients * clients)
 
 
 async def rate(op: Op, clients: int, n: int) -> float:
@@ -74,6 +118,7 @@ async def postgres(title: str, dsn: str, clients: int, n: int, rounds: int) -> d
     backend = await connect(dsn, max_size=clients)
     assert isinstance(backend, PostgresBackend)
     limiter = RateLimiter(Rate(10**9, 60), backend=backend)
+    leased, counting = leased_limiter(backend)
     pool = backend.pool
     store: Any = limiter._store
 
@@ -84,11 +129,14 @@ async def postgres(title: str, dsn: str, clients: int, n: int, rounds: int) -> d
         "bare SELECT 1 (same pool)": lambda i: pool.fetchval("SELECT 1"),
         "decisions, 10,000 keys": lambda i: limiter.ahit(KEYS[i % len(KEYS)]),
         "decisions, one hot key": lambda i: limiter.ahit("hot"),
+        LEASED: lambda i: leased.ahit("hot"),
         "batch function, 10,000 keys": lambda i: batch(KEYS[i % len(KEYS)]),
         "batch function, one hot key": lambda i: batch("batch-hot"),
     }
     try:
-        return await compare(title, cases, "bare SELECT 1 (same pool)", clients, n, rounds)
+        ratios = await compare(title, cases, "bare SELECT 1 (same pool)", clients, n, rounds)
+        report_calls(total_decisions(clients, n, rounds), counting)
+        return ratios
     finally:
         await backend.close()
 
@@ -100,13 +148,17 @@ async def redis_case(
 
     backend = await connect(dsn)
     limiter = RateLimiter(Rate(10**9, 60), backend=backend)
+    leased, counting = leased_limiter(backend)
     cases: dict[str, Op] = {
         "bare redis-py round trip": bare,
         "decisions, 10,000 keys": lambda i: limiter.ahit(KEYS[i % len(KEYS)]),
         "decisions, one hot key": lambda i: limiter.ahit("hot"),
+        LEASED: lambda i: leased.ahit("hot"),
     }
     try:
-        return await compare(title, cases, "bare redis-py round trip", clients, n, rounds)
+        ratios = await compare(title, cases, "bare redis-py round trip", clients, n, rounds)
+        report_calls(total_decisions(clients, n, rounds), counting)
+        return ratios
     finally:
         await backend.close()
 

@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buttress.ratelimit import Rate, RateLimiter, hit_all
-from buttress.ratelimit._core import ALGORITHMS
+from buttress.ratelimit import Lease, Rate, RateLimiter, hit_all
+from buttress.ratelimit._core import ALGORITHMS, decide_all, lease_held_back
 from buttress.testing import FakeClock
 
 START = 1_700_000_000 * 10**9 + 123_456_789  # an epoch time in ns, off any boundary
@@ -217,3 +217,145 @@ def test_token_bucket_admits_at_most_burst_plus_refill(
         for t, cost in admitted[i:]:
             total += cost
             assert total <= burst + (t - start) * limit // round(per * 1e6)
+
+
+class _SimStore:
+    """A shared store in process for the lease properties: the pure core on one
+    dict, each request taking ``delay`` ns each way on the fleet's clock (the
+    round trip during which a store decides after the request left)."""
+
+    kind = "sim"
+
+    def __init__(self, clock: list[int], delays: list[int]) -> None:
+        self.clock = clock
+        self.delays = delays
+        self.states: dict[Any, Any] = {}
+        self.calls = 0
+
+    def _travel(self) -> None:
+        self.clock[0] += self.delays[self.calls % len(self.delays)]
+
+    def decide(self, checks: Any, consume: bool, now: Any) -> list[Any]:
+        self.calls += 1
+        self._travel()
+        timed = [(a, k, limit, period, cost, self.clock[0]) for a, k, limit, period, cost in checks]
+        decisions, states = decide_all(timed, self.states.get)
+        if consume and all(d.allowed for d in decisions):
+            self.states.update(states)
+        self._travel()
+        return decisions
+
+    async def adecide(self, checks: Any, consume: bool, now: Any) -> list[Any]:
+        return self.decide(checks, consume, now)
+
+    def reset(self, keys: Any) -> None:
+        for key in keys:
+            self.states.pop(key, None)
+
+    async def areset(self, keys: Any) -> None:
+        self.reset(keys)
+
+
+@st.composite
+def fleets(draw: st.DrawFn, *, algorithm: str | None = None, long_leases: bool = False) -> Any:
+    algorithm = algorithm or draw(algorithms)
+    limit = draw(st.integers(2, 40))
+    # A fixed window's lease ends a microsecond before the window (the stores
+    # count in microseconds): windows of a microsecond lease nothing.
+    shortest = 1000 if not long_leases else 999_999
+    period = draw(
+        st.sampled_from([p for p in (1000, 999_999, 10**9, 3 * 10**9 + 1) if p >= shortest])
+    )
+    units = draw(st.integers(1, limit))
+    seconds: int | None
+    if long_leases:
+        seconds = draw(st.integers(period, 3 * period))
+    else:
+        seconds = draw(st.integers(1, 2 * period))
+    if lease_held_back(algorithm, limit, period, seconds) + units > limit:
+        seconds = None  # the default: the time the rate takes to grant `units`
+        if lease_held_back(algorithm, limit, period, -(-units * period // limit)) + units > limit:
+            units = max(1, limit // 3)
+    instances = draw(st.integers(1, 4))
+    delays = draw(st.lists(st.integers(0, period // 10 + 1), min_size=1, max_size=4))
+    steps = draw(
+        st.lists(
+            st.tuples(
+                st.one_of(st.just(0), st.integers(0, period // limit + 1), st.integers(0, period)),
+                st.integers(0, instances - 1),
+                st.integers(1, units),
+            ),
+            max_size=80,
+        )
+    )
+    return algorithm, limit, period, units, seconds, instances, delays, steps
+
+
+def run_fleet(fleet: Any) -> tuple[list[tuple[int, int]], list[tuple[int, int]], Any]:
+    """Hit one key from each instance in turn; returns the admitted and the refused
+    (time, cost), each at the fleet clock's time the decision was made."""
+    algorithm, limit, period, units, seconds, instances, delays, steps = fleet
+    clock = [START]
+    store = _SimStore(clock, delays)
+    lease = Lease(units, None if seconds is None else seconds / 1e9)
+    limiters = [
+        RateLimiter(Rate(limit, period / 1e9), algorithm=algorithm, backend=store, lease=lease)
+        for _ in range(instances)
+    ]
+    for limiter in limiters:
+        # Rate rounds per_seconds to ns again: exact for these periods.
+        assert limiter._period == period
+        limiter.lease_clock = lambda: clock[0]
+    admitted: list[tuple[int, int]] = []
+    refused: list[tuple[int, int]] = []
+    for advance, who, cost in steps:
+        clock[0] += advance
+        decision = limiters[who].hit("hot", cost)
+        (admitted if decision.allowed else refused).append((clock[0], cost))
+    return admitted, refused, store
+
+
+@settings(max_examples=200, deadline=None)
+@given(fleets())
+def test_a_leasing_fleet_never_exceeds_the_definition(fleet: Any) -> None:
+    algorithm, limit, period = fleet[:3]
+    admitted, _, _ = run_fleet(fleet)
+    if algorithm == "gcra":
+        for i, (start, _) in enumerate(admitted):
+            total = 0
+            for t, cost in admitted[i:]:
+                total += cost
+                assert total <= limit + (t - start) * limit // period
+    elif algorithm == "sliding_window":
+        for i, (start, _) in enumerate(admitted):
+            assert sum(c for t, c in admitted[i:] if t < start + period) <= limit
+    else:
+        windows: dict[int, int] = {}
+        for t, cost in admitted:
+            windows[t // period] = windows.get(t // period, 0) + cost
+        assert all(total <= limit for total in windows.values())
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleets(algorithm="fixed_window", long_leases=True))
+def test_a_leasing_fleet_under_uses_a_window_by_at_most_what_it_holds(fleet: Any) -> None:
+    """With leases lasting to the window's end, a request is refused only once the
+    fleet admitted at least ``limit - instances * (units + units // 4) - (cost - 1)``
+    in that window (docs/ratelimit.md, "Leased quotas")."""
+    _, limit, period, units, _, instances, _, _ = fleet
+    admitted, refused, _ = run_fleet(fleet)
+    windows: dict[int, int] = {}
+    for t, cost in admitted:
+        windows[t // period] = windows.get(t // period, 0) + cost
+    held = units + units // 4
+    for t, cost in refused:
+        assert windows.get(t // period, 0) >= limit - instances * held - (cost - 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fleets())
+def test_one_lease_request_serves_many_hits(fleet: Any) -> None:
+    """Store calls: at most two per lease taken, plus one or two per refusal that
+    was not already known to the instance; never more than the hits."""
+    admitted, refused, store = run_fleet(fleet)
+    assert store.calls <= 2 * (len(admitted) + len(refused))

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     )
     from buttress.ratelimit import (
         Decision,
+        Lease,
         Rate,
         RateLimiter,
         RateLimitExceeded,
@@ -168,6 +169,7 @@ _LAZY: dict[str, str] = {
     "ErrorRateRule": "buttress.monitoring.errors",
     "ErrorStats": "buttress.monitoring.errors",
     "Decision": "buttress.ratelimit",
+    "Lease": "buttress.ratelimit",
     "Rate": "buttress.ratelimit",
     "RateLimiter": "buttress.ratelimit",
     "RateLimitExceeded": "buttress.ratelimit",
@@ -257,6 +259,7 @@ __all__ = [
     "IntegrityChecker",
     "IntegrityReport",
     "InvalidDSNError",
+    "Lease",
     "Migrator",
     "MissingDependencyError",
     "MissingTableError",

@@ -16,6 +16,7 @@ from buttress.ratelimit._store import Store as RateLimitStore
 from buttress.ratelimit._values import (
     RATELIMIT_DECIDED,
     Decision,
+    Lease,
     Rate,
     RateLimitDecided,
     RateLimitExceeded,
@@ -26,6 +27,7 @@ __all__ = [
     "OUTAGE_RETRY_AFTER",
     "RATELIMIT_DECIDED",
     "Decision",
+    "Lease",
     "OnBackendError",
     "Rate",
     "RateLimitDecided",

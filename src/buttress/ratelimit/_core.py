@@ -8,7 +8,9 @@ States are plain ints and tuples, cheap to keep in a dict or serialise.
 
 ``cost == 0`` is a report: always allowed, nothing consumed (used by ``peek``).
 ``decide_all`` runs several checks as one all-or-nothing step and ``binding``
-picks the decision that limits the caller. Callers guarantee ``1 <= limit``,
+picks the decision that limits the caller. The ``lease_*`` functions are the
+arithmetic of leased quotas (units taken from a shared store in one batch and
+spent in process) that keeps a fleet within the algorithm's bound. Callers guarantee ``1 <= limit``,
 ``1 <= period`` and ``0 <= cost <= limit``.
 """
 
@@ -30,11 +32,19 @@ __all__ = [
     "Algorithm",
     "FixedState",
     "GcraState",
+    "LeaseGrants",
     "LogState",
     "binding",
     "decide_all",
     "fixed_window",
     "gcra",
+    "lease_duration",
+    "lease_expiry",
+    "lease_grant",
+    "lease_held_back",
+    "lease_live",
+    "lease_spend",
+    "lease_terms",
     "memory_key",
     "sliding_window",
     "storage_key",
@@ -206,6 +216,103 @@ def binding(decisions: Sequence[Decision]) -> Decision:
     if refused:
         return max(refused, key=lambda d: d.retry_after)
     return min(decisions, key=lambda d: (d.remaining, -d.reset_after))
+
+
+LeaseGrants: TypeAlias = tuple[tuple[int, int], ...]
+"""Units one instance holds for one key: ``(units left, expires at ns)`` pairs,
+soonest expiry first, on the instance's own monotonic clock."""
+
+
+def lease_duration(limit: int, period: int, units: int, seconds_ns: int | None) -> int:
+    """How long (ns) a lease of ``units`` may be spent: ``seconds_ns``, else the time
+    the rate takes to grant ``units`` (rounded up)."""
+    if seconds_ns is not None:
+        return seconds_ns
+    return -(-units * period // limit)
+
+
+def lease_held_back(algorithm: str, limit: int, period: int, duration: int) -> int:
+    """Units of capacity a lease of ``duration`` ns takes from the store's terms:
+    GCRA gives up the burst the rate refills in ``duration`` (rounded up to whole
+    emission intervals); the windows give up none."""
+    if algorithm != "gcra":
+        return 0
+    interval = -(-period // limit)
+    return -(-duration // interval)
+
+
+def lease_terms(algorithm: str, limit: int, period: int, duration: int) -> tuple[int, int]:
+    """The ``(limit, period)`` a shared store decides leases with, so that units spent
+    up to ``duration`` ns after the store granted them stay within ``algorithm``'s
+    bound for ``(limit, period)`` at every moment.
+
+    A unit leased at ``t`` is spent at some ``s`` in ``[t, t + duration]``:
+
+    - fixed window: unchanged; the lease ends with the store's window
+      (``lease_expiry``), so a window's units are spent in that window.
+    - sliding window: the period grows by ``duration``: the spends in any window of
+      ``period`` were leased in one of ``period + duration``, which holds at most
+      ``limit``.
+    - GCRA: the burst shrinks by ``lease_held_back`` units at the same emission
+      interval: the spends in ``[a, b]`` were leased in ``[a - duration, b]``,
+      where the store admits at most ``limit - held + floor((b - a + duration) /
+      interval) <= limit + floor((b - a) / interval)``.
+
+    Callers guarantee ``lease_held_back(...) < limit``.
+    """
+    if algorithm == "sliding_window":
+        return limit, period + duration
+    if algorithm == "gcra":
+        interval = -(-period // limit)
+        burst = limit - lease_held_back(algorithm, limit, period, duration)
+        return burst, interval * burst
+    return limit, period
+
+
+def lease_expiry(algorithm: str, sent_at: int, duration: int, reset_after: float) -> int:
+    """When units granted by a store decision (``reset_after``, asked at ``sent_at``
+    on the instance's clock) stop being spendable. The store decided at or after
+    ``sent_at``, so ends measured from ``sent_at`` are never late; a fixed window's
+    lease also ends a microsecond before the store's window does."""
+    if algorithm == "fixed_window":
+        window_left = round(reset_after * _US) * 1000 - 1000
+        return sent_at + min(duration, window_left)
+    return sent_at + duration
+
+
+def lease_live(grants: LeaseGrants, now: int) -> LeaseGrants:
+    """``grants`` without the spent and the expired ones."""
+    for units, expires_at in grants:
+        if units <= 0 or expires_at <= now:
+            return tuple(g for g in grants if g[0] > 0 and g[1] > now)
+    return grants
+
+
+def lease_grant(grants: LeaseGrants, units: int, expires_at: int) -> LeaseGrants:
+    """``grants`` with ``units`` more, usable until ``expires_at`` (kept in expiry order)."""
+    return tuple(sorted((*grants, (units, expires_at)), key=lambda g: g[1]))
+
+
+def lease_spend(grants: LeaseGrants, now: int, cost: int) -> tuple[int, LeaseGrants] | None:
+    """Take ``cost`` live units, soonest-expiring first: ``(units left, grants)``, or
+    None when the live units do not cover ``cost`` (nothing is taken)."""
+    if len(grants) == 1:
+        units, expires_at = grants[0]
+        if expires_at > now and units >= cost:
+            return units - cost, ((units - cost, expires_at),)
+        return None
+    live = lease_live(grants, now)
+    held = sum(g[0] for g in live)
+    if held < cost:
+        return None
+    owed = cost
+    spent: list[tuple[int, int]] = []
+    for units, expires_at in live:
+        take = min(units, owed)
+        owed -= take
+        if units > take:
+            spent.append((units - take, expires_at))
+    return held - cost, tuple(spent)
 
 
 MAX_KEY_LENGTH: Final = 200

@@ -1,5 +1,6 @@
 """``RateLimiter``: sync and async twins over the pure algorithms, an in-process
-fast path, the shared-store path with its outage policy, and ``hit_all``.
+fast path, the shared-store path with its outage policy, leased quotas (units
+taken from the shared store in batches and spent in process), and ``hit_all``.
 
 The limiter owns validation, key naming and the outage policy; admission
 arithmetic lives in ``_algorithms`` and I/O in the stores.
@@ -7,10 +8,12 @@ arithmetic lives in ``_algorithms`` and I/O in the stores.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
+import threading
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Hashable, Iterable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
@@ -29,6 +32,13 @@ from buttress.ratelimit._core import (
     MAX_KEY_LENGTH,
     binding,
     decide_all,
+    lease_duration,
+    lease_expiry,
+    lease_grant,
+    lease_held_back,
+    lease_live,
+    lease_spend,
+    lease_terms,
     memory_key,
     storage_key,
 )
@@ -41,8 +51,10 @@ from buttress.ratelimit._store import (
     Store,
 )
 from buttress.ratelimit._values import (
+    NS_PER_SECOND,
     RATELIMIT_DECIDED,
     Decision,
+    Lease,
     Rate,
     RateLimitDecided,
     RateLimitExceeded,
@@ -111,6 +123,55 @@ def _follow(active: bool) -> None:
 
 RATELIMIT_DECIDED.watch(_follow)
 
+_new = tuple.__new__
+
+# What a hit does after looking at its key's lease (under the lease lock).
+_DONE, _RENEW_EARLY, _RENEW, _WAIT = 0, 1, 2, 3
+
+
+def _us_ns(seconds: float) -> int:
+    """A store's duration (whole microseconds as a float) in nanoseconds."""
+    return round(seconds * 1e6) * 1000
+
+
+def _up_us(ns: int) -> float:
+    """``ns`` rounded up to whole microseconds, in seconds (as ``_core`` does)."""
+    return -(-max(0, ns) // 1000) / 1e6
+
+
+_WAIT_AT_MOST: Final = 30.0
+"""Seconds a hit waits for another's lease request before looking again."""
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _Held:
+    """One key's lease in this process, guarded by its limiter's lease lock."""
+
+    __slots__ = (
+        "asked",
+        "blocked_until",
+        "grants",
+        "refusal",
+        "renewing",
+        "reset_at",
+        "shared",
+        "waiters",
+    )
+
+    def __init__(self) -> None:
+        self.waiters: list[asyncio.Future[None]] = []  # tasks waiting for the renewal
+        self.grants: tuple[tuple[int, int], ...] = ()
+        self.renewing = False  # one lease request in flight per key and process
+        self.blocked_until = 0  # the store refused `asked` units until then
+        self.asked = 0
+        self.refusal: Decision | None = None
+        self.shared = 0  # units the store had left after the last grant
+        self.reset_at = 0
+
 
 class RateLimiter:
     """Admits at most ``rate.limit`` units per ``rate.per_seconds`` per key.
@@ -128,7 +189,14 @@ class RateLimiter:
         "_algorithm",
         "_backend",
         "_fallback",
+        "_lease",
+        "_lease_duration",
+        "_lease_lock",
+        "_lease_low",
+        "_lease_renewed",
+        "_leases",
         "_limit",
+        "_max_keys",
         "_namespace",
         "_now",
         "_on_backend_error",
@@ -137,7 +205,10 @@ class RateLimiter:
         "_rate",
         "_step",
         "_store",
+        "_store_limit",
+        "_store_period",
         "_table",
+        "lease_clock",
         "name",
     )
 
@@ -154,6 +225,7 @@ class RateLimiter:
         burst: int | None = None,
         name: str | None = None,
         max_keys: int = DEFAULT_MAX_KEYS,
+        lease: Lease | None = None,
     ) -> None:
         if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
             raise ValidationError("max_keys", "must be an integer >= 1")
@@ -195,12 +267,49 @@ class RateLimiter:
         self._backend = backend
         self._table: MemoryTable | None = None
         self._store: Store | None = None
+        self._max_keys = max_keys
+        self._store_limit, self._store_period = self._limit, self._period
+        self._lease: Lease | None = None
+        self._lease_duration = 0
+        self._lease_low = 0
+        self._leases: dict[str, _Held] = {}
+        self._lease_lock = threading.Lock()
+        self._lease_renewed = threading.Condition(self._lease_lock)
+        self.lease_clock: Callable[[], int] = time.monotonic_ns
+        """The clock leases expire on (a store's clock is the server's; only the
+        durations it reports are used, measured from before each request)."""
+        if lease is not None and not isinstance(lease, Lease):
+            raise ValidationError("lease", "must be a buttress.Lease or None")
         store = resolve_store(backend, RATELIMIT_STORES)
         if isinstance(store, MemoryStore):
-            # In process there is no round trip to save: decide on the table itself.
+            # In process there is no round trip to save: decide on the table itself
+            # (a lease is accepted and has nothing to do: ``lease`` reads None).
             self._table = store.table(self._namespace, self._algorithm, self._period, max_keys)
         else:
             self._store = store
+            if lease is not None:
+                self._take_lease(lease)
+
+    def _take_lease(self, lease: Lease) -> None:
+        limit, period, name = self._limit, self._period, self._algorithm.name
+        if lease.units > limit:
+            raise ValidationError(
+                "lease.units", f"must not exceed the limiter's capacity ({limit})"
+            )
+        seconds = None if lease.seconds is None else round(lease.seconds * NS_PER_SECOND)
+        duration = lease_duration(limit, period, lease.units, seconds)
+        held_back = lease_held_back(name, limit, period, duration)
+        if held_back + lease.units > limit:
+            raise ValidationError(
+                "lease",
+                f"GCRA gives up the burst refilled while a lease lasts ({held_back} units in "
+                f"{duration / 1e9:g}s) and lease.units ({lease.units}) must fit in the rest of "
+                f"{limit}: shorten lease.seconds or lease fewer units",
+            )
+        self._lease = lease
+        self._lease_duration = duration
+        self._lease_low = lease.units // 4
+        self._store_limit, self._store_period = lease_terms(name, limit, period, duration)
 
     @property
     def rate(self) -> Rate:
@@ -217,6 +326,12 @@ class RateLimiter:
         return self._limit
 
     @property
+    def lease(self) -> Lease | None:
+        """The lease this limiter takes its shared store's units by (None: every
+        decision is a round trip, and always None in memory)."""
+        return self._lease
+
+    @property
     def window(self) -> float:
         """Seconds in which ``capacity`` units are granted on average (the policy
         window of the rate-limit headers)."""
@@ -224,7 +339,11 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         where = "memory" if self._store is None else self._store.kind
-        return f"RateLimiter({self._rate}, algorithm={self._algorithm.name!r}, backend={where})"
+        leased = "" if self._lease is None else f", lease={self._lease!r}"
+        return (
+            f"RateLimiter({self._rate}, algorithm={self._algorithm.name!r}, "
+            f"backend={where}{leased})"
+        )
 
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Check and consume ``cost`` units for ``key`` (memory, SQLite or Redis)."""
@@ -256,6 +375,8 @@ class RateLimiter:
         _check_cost(cost, self._limit)
         if self._table is not None:
             return hit_all([(self, key)], cost=cost)
+        if self._lease is not None:
+            return self._leased_hit(key, cost)
         return self._shared_sync([(self, key, cost)], consume=True)[0]
 
     async def ahit(self, key: str, cost: int = 1) -> Decision:
@@ -265,6 +386,8 @@ class RateLimiter:
         if type(key) is not str or type(cost) is not int or not 1 <= cost <= self._limit:
             _check_key(key)
             _check_cost(cost, self._limit)
+        if self._lease is not None:
+            return self._announce(await self._leased_ahit(key, cost), cost)
         decision = (await self._shared_async(((self, key, cost),), consume=True))[0]
         return self._announce(decision, cost)
 
@@ -280,7 +403,7 @@ class RateLimiter:
         _check_cost(cost, self._limit, allow_zero=True)
         table = self._table
         if table is None:
-            return self._shared_sync([(self, key, cost)], consume=False)[0]
+            return self._relabel(self._shared_sync([(self, key, cost)], consume=False)[0])
         state = table.data.get(memory_key(key))
         decision: Decision = self._step(state, self._now(), self._limit, self._period, cost)[0]
         if not decision.allowed and _SWITCH.off():
@@ -293,13 +416,14 @@ class RateLimiter:
             return self.peek(key, cost)
         _check_key(key)
         _check_cost(cost, self._limit, allow_zero=True)
-        return (await self._shared_async([(self, key, cost)], consume=False))[0]
+        return self._relabel((await self._shared_async([(self, key, cost)], consume=False))[0])
 
     def reset(self, key: str) -> None:
         """Forget ``key``: its next hit sees a full quota."""
         _check_key(key)
         table = self._table
         if table is None:
+            self._drop_lease(key)
             self._sync_store().reset([self._storage_key(key)])
             return
         with table.lock:
@@ -311,6 +435,7 @@ class RateLimiter:
             self.reset(key)
             return
         _check_key(key)
+        self._drop_lease(key)
         await self._store.areset([self._storage_key(key)])
 
     def limit(
@@ -363,7 +488,229 @@ class RateLimiter:
         return f"{self._namespace}:{storage_key(key)}"
 
     def _check(self, key: str, cost: int) -> Check:
-        return (self._algorithm, self._storage_key(key), self._limit, self._period, cost)
+        return (
+            self._algorithm,
+            self._storage_key(key),
+            self._store_limit,
+            self._store_period,
+            cost,
+        )
+
+    def _relabel(self, decision: Decision) -> Decision:
+        """``decision`` as this limiter reports it (a leased GCRA's store decides
+        on a smaller burst; callers still see the capacity as the limit)."""
+        if decision.limit == self._limit:
+            return decision
+        return decision._replace(limit=self._limit)
+
+    # Leased quotas. A hit spends from its key's lease under the lease lock (no I/O
+    # there); the hit that finds the lease empty, or low, asks the store for more
+    # (one request in flight per key and process: others that find it empty
+    # meanwhile wait for it). The request plan is one generator for both twins.
+
+    def _drop_lease(self, key: str) -> None:
+        if self._lease is not None:
+            with self._lease_lock:
+                self._leases.pop(self._storage_key(key), None)
+
+    def _lease_take(self, skey: str, cost: int, now: int) -> tuple[Decision | None, int]:
+        with self._lease_lock:
+            held = self._leases.get(skey)
+            if held is None:
+                if len(self._leases) >= self._max_keys:
+                    self._sweep_leases(now)
+                held = self._leases[skey] = _Held()
+            spent = lease_spend(held.grants, now, cost)
+            if spent is not None:
+                left, held.grants = spent
+                decision = _new(
+                    Decision,
+                    (
+                        True,
+                        self._limit,
+                        min(self._limit, left + held.shared),
+                        _up_us(held.reset_at - now),
+                        0.0,
+                    ),
+                )
+                if left <= self._lease_low and not held.renewing and held.blocked_until <= now:
+                    held.renewing = True
+                    return decision, _RENEW_EARLY
+                return decision, _DONE
+            held.grants = lease_live(held.grants, now)
+            if held.blocked_until > now and cost >= held.asked:
+                return self._lease_refusal(held, now), _DONE
+            if held.renewing:
+                return None, _WAIT
+            held.renewing = True
+            return None, _RENEW
+
+    def _lease_refusal(self, held: _Held, now: int) -> Decision:
+        refusal = held.refusal
+        remaining = 0 if refusal is None else refusal.remaining
+        wait = _up_us(held.blocked_until - now)
+        reset = wait if refusal is None else max(wait, refusal.reset_after)
+        return _new(Decision, (False, self._limit, remaining, reset, wait))
+
+    def _sweep_leases(self, now: int) -> None:
+        """Forget keys holding nothing (call with the lease lock held)."""
+        self._leases = {
+            k: h
+            for k, h in self._leases.items()
+            if h.renewing or h.blocked_until > now or lease_live(h.grants, now)
+        }
+
+    def _renewal(self, skey: str, need: int) -> Generator[int, Decision, Decision | None]:
+        """Ask the store for a lease (``yield units`` sends one request); returns the
+        caller's decision when it ``need``s units, else None.
+
+        A full lease first. A fixed window refills only when it ends, so when that
+        is refused the window's last units (at least ``need``) are asked for in a
+        second request rather than stranded; GCRA and the sliding window refill
+        continuously, so they wait for a full lease rather than trickle a unit per
+        round trip. A refusal blocks requests of as many units until the store's
+        ``retry_after``.
+        """
+        units = cast(Lease, self._lease).units
+        sent = self.lease_clock()
+        last = yield units
+        asked = units
+        tail = self._algorithm.name == "fixed_window"
+        if not last.allowed and tail and (need or last.remaining):
+            asked = max(need, min(units, last.remaining))
+            sent = self.lease_clock()
+            last = yield asked
+        with self._lease_lock:
+            held = self._leases.get(skey)
+            if held is None:
+                held = self._leases[skey] = _Held()
+            self._renewed(held)
+            now = self.lease_clock()
+            if last.allowed:
+                expires_at = lease_expiry(
+                    self._algorithm.name, sent, self._lease_duration, last.reset_after
+                )
+                held.grants = lease_grant(lease_live(held.grants, now), asked, expires_at)
+                held.shared = last.remaining
+                held.reset_at = sent + _us_ns(last.reset_after)
+                held.blocked_until = 0
+            else:
+                held.blocked_until = sent + _us_ns(last.retry_after)
+                held.asked = asked if tail else 1
+                held.refusal = last
+            if not need:
+                return None
+            spent = lease_spend(held.grants, now, need)
+            if spent is None:
+                # Refused, or granted units that expired on the way back (a fixed
+                # window's last microseconds): nothing may be admitted now.
+                wait = last.retry_after if not last.allowed else _up_us(1000)
+                return _new(Decision, (False, self._limit, 0, last.reset_after, wait))
+            left, held.grants = spent
+            reset = _up_us(held.reset_at - now)
+            return _new(
+                Decision, (True, self._limit, min(self._limit, left + held.shared), reset, 0.0)
+            )
+
+    def _renewed(self, held: _Held) -> None:
+        """The renewal of ``held`` is over: wake whoever waits for it (lock held)."""
+        held.renewing = False
+        self._lease_renewed.notify_all()
+        waiters, held.waiters = held.waiters, []
+        for waiter in waiters:
+            waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+
+    def _lease_failed(self, skey: str) -> None:
+        with self._lease_lock:
+            held = self._leases.get(skey)
+            if held is not None:
+                self._renewed(held)
+
+    def _wait_renewal(self, skey: str) -> None:
+        with self._lease_lock:
+            held = self._leases.get(skey)
+            if held is not None and held.renewing:
+                self._lease_renewed.wait(_WAIT_AT_MOST)
+
+    async def _await_renewal(self, skey: str) -> None:
+        with self._lease_lock:
+            held = self._leases.get(skey)
+            if held is None or not held.renewing:
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            held.waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, _WAIT_AT_MOST)
+        except TimeoutError:
+            pass
+
+    def _leased_hit(self, key: str, cost: int) -> Decision:
+        if _raw_switch(_SWITCH_KEY) is not None and _SWITCH.bypass():
+            return self._switched_off()
+        if cost > cast(Lease, self._lease).units:
+            return self._relabel(self._shared_sync([(self, key, cost)], consume=True)[0])
+        skey = self._storage_key(key)
+        decision, action = self._lease_take(skey, cost, self.lease_clock())
+        while action == _WAIT:
+            self._wait_renewal(skey)
+            decision, action = self._lease_take(skey, cost, self.lease_clock())
+        if action == _DONE:
+            return cast(Decision, decision)
+        plan = self._renewal(skey, cost if action == _RENEW else 0)
+        store = self._sync_store()
+        try:
+            units = next(plan)
+            while True:
+                check = (self._algorithm, skey, self._store_limit, self._store_period, units)
+                units = plan.send(store.decide([check], True, self._now)[0])
+        except StopIteration as done:
+            if self._outage:
+                self._recovered()
+            return decision if decision is not None else cast(Decision, done.value)
+        except BackendError as exc:
+            self._lease_failed(skey)
+            if isinstance(exc, UnsupportedBackendError | SchemaMissingError):
+                raise
+            if decision is not None:
+                return decision  # already admitted; the next empty lease meets the outage
+            return self._outage_decisions(exc, [(self, key, cost)], True)[0]
+        except BaseException:
+            self._lease_failed(skey)
+            raise
+
+    async def _leased_ahit(self, key: str, cost: int) -> Decision:
+        if _raw_switch(_SWITCH_KEY) is not None and _SWITCH.bypass():
+            return self._switched_off()
+        if cost > cast(Lease, self._lease).units:
+            return self._relabel((await self._shared_async([(self, key, cost)], consume=True))[0])
+        skey = self._storage_key(key)
+        decision, action = self._lease_take(skey, cost, self.lease_clock())
+        while action == _WAIT:
+            await self._await_renewal(skey)
+            decision, action = self._lease_take(skey, cost, self.lease_clock())
+        if action == _DONE:
+            return cast(Decision, decision)
+        plan = self._renewal(skey, cost if action == _RENEW else 0)
+        store = self._sync_store()
+        try:
+            units = next(plan)
+            while True:
+                check = (self._algorithm, skey, self._store_limit, self._store_period, units)
+                units = plan.send((await store.adecide([check], True, self._now))[0])
+        except StopIteration as done:
+            if self._outage:
+                self._recovered()
+            return decision if decision is not None else cast(Decision, done.value)
+        except BackendError as exc:
+            self._lease_failed(skey)
+            if isinstance(exc, UnsupportedBackendError | SchemaMissingError):
+                raise
+            if decision is not None:
+                return decision
+            return self._outage_decisions(exc, [(self, key, cost)], True)[0]
+        except BaseException:
+            self._lease_failed(skey)
+            raise
 
     def _sync_store(self) -> Store:
         assert self._store is not None
@@ -498,7 +845,9 @@ def hit_all(pairs: Iterable[tuple[RateLimiter, str]], *, cost: int = 1) -> Decis
     first = items[0][0]
     if first._store is None:
         return _memory_hit_all(items, cost)
-    return binding(first._shared_sync([(lim, key, cost) for lim, key in items], consume=True))
+    shared = [(lim, key, cost) for lim, key in items]
+    decisions = first._shared_sync(shared, consume=True)
+    return binding([lim._relabel(d) for (lim, _), d in zip(items, decisions, strict=True)])
 
 
 async def ahit_all(pairs: Iterable[tuple[RateLimiter, str]], *, cost: int = 1) -> Decision:
@@ -508,4 +857,5 @@ async def ahit_all(pairs: Iterable[tuple[RateLimiter, str]], *, cost: int = 1) -
     if first._store is None:
         return _memory_hit_all(items, cost)
     shared = [(lim, key, cost) for lim, key in items]
-    return binding(await first._shared_async(shared, consume=True))
+    decisions = await first._shared_async(shared, consume=True)
+    return binding([lim._relabel(d) for (lim, _), d in zip(items, decisions, strict=True)])

@@ -1,5 +1,6 @@
-"""The rate limiter's values: ``Rate`` (what is allowed), ``Decision`` (what happened)
-and ``RateLimitExceeded`` (a refusal as an exception).
+"""The rate limiter's values: ``Rate`` (what is allowed), ``Lease`` (how a hot key
+is shared by a fleet), ``Decision`` (what happened) and ``RateLimitExceeded`` (a
+refusal as an exception).
 
 Nothing here knows about algorithms or storage; ``Decision.headers`` renders a
 decision as the HTTP fields clients understand.
@@ -15,7 +16,14 @@ import attrs
 from buttress._exceptions import ButtressError, ValidationError
 from buttress._topic import Topic
 
-__all__ = ["RATELIMIT_DECIDED", "Decision", "Rate", "RateLimitDecided", "RateLimitExceeded"]
+__all__ = [
+    "RATELIMIT_DECIDED",
+    "Decision",
+    "Lease",
+    "Rate",
+    "RateLimitDecided",
+    "RateLimitExceeded",
+]
 
 NS_PER_SECOND = 1_000_000_000
 
@@ -52,6 +60,39 @@ class Rate:
 
     def __str__(self) -> str:
         return f"{self.limit}/{self.per_seconds:g}s"
+
+
+def _check_lease_units(_inst: object, _attr: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("lease.units", "must be an integer >= 1")
+
+
+def _check_lease_seconds(_inst: object, _attr: object, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError("lease.seconds", "must be a number of seconds or None")
+    if not math.isfinite(value) or value <= 0:
+        raise ValidationError("lease.seconds", "must be finite and > 0")
+    if round(value * NS_PER_SECOND) < 1:
+        raise ValidationError("lease.seconds", "must be at least one nanosecond")
+
+
+@attrs.frozen(slots=True)
+class Lease:
+    """Take ``units`` at a time from a shared store and spend them in process for at
+    most ``seconds`` (default: the time the rate takes to grant ``units``).
+
+    Units are deducted from the shared budget when leased, so a fleet never admits
+    more than the limit; units an instance holds unspent when its lease ends are
+    lost (the bounded under-use of docs/ratelimit.md, "Leased quotas").
+
+    >>> Lease(100, 0.5)
+    Lease(units=100, seconds=0.5)
+    """
+
+    units: int = attrs.field(validator=_check_lease_units)
+    seconds: float | None = attrs.field(default=None, validator=_check_lease_seconds)
 
 
 def _whole_seconds(seconds: float) -> int:
