@@ -16,8 +16,8 @@ round; the ratio printed is the median of the per-round ratios. Servers are the
 test suite's throwaway ones (tests/servers.py, tests/topology/).
 
 Every topology also decides on the hot key through a leased quota
-(``lease=Lease(1000)``: a thousand units per store call, spent in process) and
-prints how many store calls its decisions took.
+(``lease=Lease(1000, 1.0)``: a thousand units per store call, spent in process
+for up to a second) and prints how many store calls its decisions took.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def leased_limiter(backend: Any) -> tuple[Any, Counting]:
     """A limiter on ``backend`` that leases 1,000 units at a time, and its call counter."""
     from buttress import Lease, Rate, RateLimiter
 
-    limiter = RateLimiter(Rate(10**9, 60), backend=backend, prefix="leased", lease=Lease(1000))
+    lease = Lease(1000, 1.0)
+    limiter = RateLimiter(Rate(10**9, 60), backend=backend, prefix="leased", lease=lease)
     counting = Counting(limiter._store)
     limiter._store = counting  # type: ignore[assignment]  # the real store, counted
     return limiter, counting

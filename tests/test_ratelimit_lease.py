@@ -261,7 +261,12 @@ def _hammer(dsn: str, algorithm: str, go: Any, start: Any, queue: Any) -> None:
                     before = time.time_ns()
                     decision = await limiter.ahit("hot")
                     decisions[0] += 1
-                    (admitted if decision.allowed else refused).append((before, time.time_ns()))
+                    if decision.allowed:
+                        admitted.append((before, time.time_ns()))
+                    elif decision.retry_after >= 0.001:
+                        # (Not a lease that expired on its way back from an
+                        # overloaded store: that refusal retries at once.)
+                        refused.append((before, time.time_ns()))
 
             await asyncio.gather(*(worker() for _ in range(8)))
             return {
@@ -321,34 +326,41 @@ def test_four_processes_on_one_hot_key(
     for p in procs:
         p.join(30)
     spans = [span for r in results for span in r["admitted"]]
-    refusals = _per_window([span for r in results for span in r["refused"]])
     decisions = sum(r["decisions"] for r in results)
     trips = sum(r["trips"] for r in results)
+    print(f"{where} {algorithm}: {decisions} decisions, {len(spans)} admitted, {trips} store calls")
     assert trips * 20 <= decisions, (trips, decisions)
     timeline: dict[int, int] = {}  # admissions per tenth of a second, for failures
     for before, _ in spans:
         tenth = int((before / SECOND - start_at) * 10)
         timeline[tenth] = timeline.get(tenth, 0) + 1
+    refused = [span for r in results for span in r["refused"]]
+    assert refused, "four processes must ask for more than the limit"
     if algorithm == "fixed_window":
         windows = _per_window(spans)
         for sure, _ in windows.values():
             assert sure <= LIMIT
-        # A window that refused anything admitted all but what four instances can
-        # hold (and lose): limit - instances * (units + units // 4).
-        refusing = [w for w, (sure, _) in refusals.items() if sure]
-        assert refusing, "four processes must ask for more than the limit"
+        # A window of the run that refused anything admitted all but what four
+        # instances can hold (and lose): limit - instances * (units + units // 4).
+        stop_at = start_at + RUN
+        refusing = [
+            w
+            for w, (sure, _) in _per_window(refused).items()
+            if sure and start_at <= w * WINDOW and (w + 1) * WINDOW <= stop_at
+        ]
         for w in refusing:
             assert windows.get(w, (0, 0))[1] >= LIMIT - 4 * HELD, (w, windows)
-    elif algorithm == "sliding_window":
+        return
+    # The first refusal: the store could not grant a full lease, so all but one
+    # lease and what four instances hold of its capacity was admitted by then.
+    first_refusal = min(after for _, after in refused)
+    by_then = sum(before < first_refusal for before, _ in spans)
+    if algorithm == "sliding_window":
         assert _most_in_any_window(spans, WINDOW * SECOND) <= LIMIT
-        # The store decides on a window of 1.1 s: at least LIMIT per 1.1 s minus
-        # what four instances hold.
-        span = (max(a for _, a in spans) - min(b for b, _ in spans)) / SECOND
-        assert len(spans) >= (span // (WINDOW + 0.1)) * LIMIT - 4 * HELD, sorted(timeline.items())
+        assert by_then >= LIMIT - UNITS - 4 * HELD, sorted(timeline.items())
     else:
         span_ns = max(a for _, a in spans) - min(b for b, _ in spans)
         assert len(spans) <= LIMIT + span_ns * LIMIT // (WINDOW * SECOND)
-        # The burst is 100 short (0.1 s of the rate), then the rate itself.
-        interval = WINDOW * SECOND // LIMIT
-        held_back = 100_000_000 // interval
-        assert len(spans) >= (LIMIT - held_back) + (span_ns * 0.9) // interval - 4 * HELD
+        # The store's burst is 100 short (0.1 s of the rate, held back for leases).
+        held_back = 100_000_000 // (WINDOW * SECOND // LIMIT)
+        assert by_then >= LIMIT - held_back - UNITS - 4 * HELD, sorted(timeline.items())

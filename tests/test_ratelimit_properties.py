@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buttress.ratelimit import Lease, Rate, RateLimiter, hit_all
-from buttress.ratelimit._core import ALGORITHMS, decide_all, lease_held_back
+from buttress.ratelimit._core import ALGORITHMS, decide_all, lease_duration, lease_held_back
 from buttress.testing import FakeClock
 
 START = 1_700_000_000 * 10**9 + 123_456_789  # an epoch time in ns, off any boundary
@@ -274,7 +274,8 @@ def fleets(draw: st.DrawFn, *, algorithm: str | None = None, long_leases: bool =
         seconds = draw(st.integers(1, 2 * period))
     if lease_held_back(algorithm, limit, period, seconds) + units > limit:
         seconds = None  # the default: the time the rate takes to grant `units`
-        if lease_held_back(algorithm, limit, period, -(-units * period // limit)) + units > limit:
+        default = lease_duration(algorithm, limit, period, units, None)
+        if lease_held_back(algorithm, limit, period, default) + units > limit:
             units = max(1, limit // 3)
     instances = draw(st.integers(1, 4))
     delays = draw(st.lists(st.integers(0, period // 10 + 1), min_size=1, max_size=4))

@@ -223,11 +223,17 @@ LeaseGrants: TypeAlias = tuple[tuple[int, int], ...]
 soonest expiry first, on the instance's own monotonic clock."""
 
 
-def lease_duration(limit: int, period: int, units: int, seconds_ns: int | None) -> int:
-    """How long (ns) a lease of ``units`` may be spent: ``seconds_ns``, else the time
-    the rate takes to grant ``units`` (rounded up)."""
+def lease_duration(
+    algorithm: str, limit: int, period: int, units: int, seconds_ns: int | None
+) -> int:
+    """How long (ns) a lease of ``units`` may be spent: ``seconds_ns``, else a whole
+    fixed window (leases end with it anyway, at no cost), else the time the rate
+    takes to grant ``units`` (rounded up: what GCRA and the sliding window give up
+    for it is then about ``units``)."""
     if seconds_ns is not None:
         return seconds_ns
+    if algorithm == "fixed_window":
+        return period
     return -(-units * period // limit)
 
 

@@ -14,7 +14,7 @@ import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Hashable, Iterable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
@@ -297,7 +297,7 @@ class RateLimiter:
                 "lease.units", f"must not exceed the limiter's capacity ({limit})"
             )
         seconds = None if lease.seconds is None else round(lease.seconds * NS_PER_SECOND)
-        duration = lease_duration(limit, period, lease.units, seconds)
+        duration = lease_duration(name, limit, period, lease.units, seconds)
         held_back = lease_held_back(name, limit, period, duration)
         if held_back + lease.units > limit:
             raise ValidationError(
@@ -511,7 +511,9 @@ class RateLimiter:
     def _drop_lease(self, key: str) -> None:
         if self._lease is not None:
             with self._lease_lock:
-                self._leases.pop(self._storage_key(key), None)
+                held = self._leases.pop(self._storage_key(key), None)
+                if held is not None and held.renewing:
+                    self._renewed(held)  # its waiters look again, at a fresh entry
 
     def _lease_take(self, skey: str, cost: int, now: int) -> tuple[Decision | None, int]:
         with self._lease_lock:
@@ -639,10 +641,8 @@ class RateLimiter:
                 return
             waiter = asyncio.get_running_loop().create_future()
             held.waiters.append(waiter)
-        try:
+        with suppress(TimeoutError):
             await asyncio.wait_for(waiter, _WAIT_AT_MOST)
-        except TimeoutError:
-            pass
 
     def _leased_hit(self, key: str, cost: int) -> Decision:
         if _raw_switch(_SWITCH_KEY) is not None and _SWITCH.bypass():

@@ -81,7 +81,8 @@ def _check_lease_seconds(_inst: object, _attr: object, value: float | None) -> N
 @attrs.frozen(slots=True)
 class Lease:
     """Take ``units`` at a time from a shared store and spend them in process for at
-    most ``seconds`` (default: the time the rate takes to grant ``units``).
+    most ``seconds`` (default: a fixed window's length, else the time the rate takes
+    to grant ``units``).
 
     Units are deducted from the shared budget when leased, so a fleet never admits
     more than the limit; units an instance holds unspent when its lease ends are
