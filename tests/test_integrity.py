@@ -805,3 +805,35 @@ async def test_sqlite_triggers_and_bypassed_foreign_keys_refuse_up_front(sqlite_
         with pytest.raises(IntegrityError, match="cleanup refused"):
             await IntegrityChecker(db, [ORDERS]).cleanup(dry_run=False)
         assert await db.fetchval("SELECT count(*) FROM orders") == 1
+
+
+def test_cli_dry_run_refusal_exits_2_and_the_cleanup_changes_nothing(
+    sqlite_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "schema.toml"
+    path.write_text(SCHEMA_TOML)
+
+    async def prepare() -> dict[str, list[dict[str, object]]]:
+        async with connect(sqlite_dsn) as raw:
+            db = require_sql(raw, "tests")
+            await seed(db)
+            await db.execute("CREATE TRIGGER touch AFTER UPDATE ON orders BEGIN SELECT 1; END")
+            await db.execute("CREATE TRIGGER gone AFTER DELETE ON users BEGIN SELECT 1; END")
+            return await snapshot(db, "users", "orders")
+
+    before = asyncio.run(prepare())
+    base = ("--dsn", sqlite_dsn, "--schema", str(path))
+    assert _cli("integrity", "cleanup", *base, "--dry-run") == 2
+    out = capsys.readouterr().out
+    assert "REFUSED" in out
+    assert "trigger gone on users fires" in out
+    assert _cli("integrity", "cleanup", *base, "--dry-run", "--json") == 2
+    assert len(json.loads(capsys.readouterr().out)["refused"]) == 2
+    assert _cli("integrity", "cleanup", *base, "--json") == 2
+    assert "cleanup refused" in json.loads(capsys.readouterr().out)["error"]["message"]
+
+    async def read() -> dict[str, list[dict[str, object]]]:
+        async with connect(sqlite_dsn, migrate=False) as raw:
+            return await snapshot(require_sql(raw, "tests"), "users", "orders")
+
+    assert asyncio.run(read()) == before
