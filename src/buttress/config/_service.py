@@ -16,7 +16,6 @@ from buttress._context import Running
 from buttress._exceptions import ValidationError
 from buttress._seam import resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.config._cache import ReadCache
 from buttress.config._core import (
     Setting,
     check_default,
@@ -104,6 +103,9 @@ class ConfigStore(Running):
         self._clock = clock
         self._opened = False
         self._log = get_logger("config", environment=self._environment)
+        # Imported here: `import buttress.config` stays small (the cache is per store).
+        from buttress.config._cache import ReadCache
+
         self._cache = ReadCache(self._store, clock, float(refresh_interval))
 
     @property
