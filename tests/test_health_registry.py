@@ -628,3 +628,46 @@ def test_group_runs_contain_exactly_the_tagged_checks(tags: list[frozenset[str]]
         assert len((await registry.run()).components) == len(tags)
 
     asyncio.run(scenario())
+
+
+async def test_a_probe_storm_runs_each_check_about_once_per_probe_interval() -> None:
+    clock = FakeClock()
+    registry = HealthRegistry(clock=clock)  # TTLs 0, probe_interval 1 s by default
+    check = Counter()
+    registry.register("db", check)
+    for _second in range(5):
+        reports = await asyncio.gather(*(registry.probe() for _ in range(200)))
+        assert all(r.components["db"].status is Status.HEALTHY for r in reports)
+        clock.advance(0.5)
+        await registry.probe()
+        clock.advance(0.5)
+    assert check.calls == 5  # 1,000 probes over 5 s: one run a second
+    await registry.run()
+    assert check.calls == 6  # run() never reuses beyond the TTLs
+
+
+async def test_probe_interval_zero_runs_every_probe_and_bad_values_are_refused() -> None:
+    registry = HealthRegistry(probe_interval=0)
+    check = Counter()
+    registry.register("db", check)
+    await registry.probe()
+    await registry.probe()
+    assert check.calls == 2
+    with pytest.raises(ValidationError, match="probe_interval"):
+        HealthRegistry(probe_interval=-1)
+    with pytest.raises(ValidationError, match="expose_details"):
+        HealthRegistry(expose_details="yes")  # type: ignore[arg-type]
+
+
+async def test_a_failure_logs_its_redacted_text_but_publishes_a_fixed_reason() -> None:
+    registry = HealthRegistry()
+
+    async def leaky() -> None:
+        raise ConnectionError("db.internal:5432 refused; PGPASSWORD=hunter2")
+
+    registry.register("db", leaky)
+    with capture_logs() as logs:
+        report = await registry.run()
+    assert report.components["db"].message == "raised ConnectionError"
+    (changed,) = [e for e in logs if e["event"] == "health.status_changed"]
+    assert changed["error"] == "ConnectionError: db.internal:5432 refused; PGPASSWORD=***"

@@ -95,7 +95,7 @@ _SECRET_HINT = re.compile(
 # (not "://"). Only the key and its separator are matched, so a key that names
 # no secret never swallows text in which the next key starts.
 _KEY = re.compile(
-    r"""(?<!\w)(?:b(?=['"]))?(?P<quote>\\?["']?)(?P<name>[A-Za-z_][\w.\-]*)(?P=quote)"""
+    r"""(?<!\w)(?:[bB](?=['"]))?(?P<quote>\\?["']?)(?P<name>[A-Za-z_][\w.\-]*)(?P=quote)"""
     r"""\s*(?:=|:(?!//))\s*"""
 )
 _VALUE = re.compile(
