@@ -84,18 +84,26 @@ _SENSITIVE_ENDINGS: Final = (
 
 _DSN_PASSWORD = re.compile(
     # scheme://user:password@ ; the password runs to the last "@" before a "/"
-    # or whitespace, so an unescaped "@" inside it does not leak its tail.
-    r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)([^\s/]+)(@)"
+    # or whitespace, so an unescaped "@" inside it does not leak its tail. A
+    # scheme starts only where a run of scheme characters starts, and its runs
+    # are taken possessively: text such as "a.a.a.a...://" costs one pass, not
+    # one pass per dot (log lines can carry attacker-chosen text).
+    r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*+://[^\s:/@]*+:)([^\s/]+)(@)"
 )
-# Cheap test for "could a keyed secret be in here at all" before the full scan.
-_SECRET_HINT = re.compile(
-    r"(?i)pass|pwd|secret|token|api.?key|auth|bearer|basic|cookie|credential|private.?key"
-)
+# Cheap test for "could a keyed secret or an auth scheme be in here at all"
+# before the full scan: a substring of every sensitive word, pair and scheme,
+# looked for in the case-folded text (plain substring search: a case-insensitive
+# regex alternation here cost more than the rest of the redactor).
+_SECRET_HINTS: Final = (
+    "pass", "pwd", "secret", "token", "key", "auth", "bearer", "basic", "cookie", "credential",
+)  # fmt: skip
 # A key, bare or quoted ('password', "db_password", \"token\"), then "=" or ":"
 # (not "://"). Only the key and its separator are matched, so a key that names
 # no secret never swallows text in which the next key starts.
+# A name starts only where a run of name characters starts, and is taken
+# possessively, so "token a.a.a.a..." is one pass however long (no ReDoS).
 _KEY = re.compile(
-    r"""(?<!\w)(?:[bB](?=['"]))?(?P<quote>\\?["']?)(?P<name>[A-Za-z_][\w.\-]*)(?P=quote)"""
+    r"""(?<![\w.\-])(?:[bB](?=['"]))?(?P<quote>\\?["']?)(?P<name>[A-Za-z_][\w.\-]*+)(?P=quote)"""
     r"""\s*(?:=|:(?!//))\s*"""
 )
 _VALUE = re.compile(
@@ -263,7 +271,8 @@ def redact_text(text: str) -> str:
     text = _SECRETS.scrub(text)
     if "://" in text:
         text = _DSN_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
-    if _SECRET_HINT.search(text) is None:
+    folded = text.casefold()
+    if not any(hint in folded for hint in _SECRET_HINTS):
         return text
     text = _AUTH_SCHEME.sub(rf"\g<1>{MASK}", text)
     return _mask_keyed(text)
