@@ -195,7 +195,8 @@ async def _schema(ctx: DoctorContext) -> list[Finding]:
 async def _health(ctx: DoctorContext) -> list[Finding]:
     from buttress.health import HealthRegistry, Status, register_standard
 
-    registry = HealthRegistry(version=__version__)
+    # The operator's own terminal: the checks' error text, redacted, is worth showing.
+    registry = HealthRegistry(version=__version__, expose_details=True)
     register_standard(registry, ctx.backend, disk_path=".")
     report = await registry.run()
     levels = {Status.HEALTHY: Level.OK, Status.DEGRADED: Level.WARNING}
