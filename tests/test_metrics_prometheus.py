@@ -37,6 +37,7 @@ NAMES = (
     "buttress_health_check_seconds",
     "buttress_migrations",
     "buttress_migration_seconds",
+    "buttress_errors",
 )
 
 
