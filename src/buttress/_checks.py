@@ -14,7 +14,28 @@ from typing import Literal, cast, overload
 
 from buttress._exceptions import ValidationError
 
-__all__ = ["check_count", "check_names", "check_number", "check_seconds", "validate_key"]
+__all__ = [
+    "check_count",
+    "check_names",
+    "check_number",
+    "check_seconds",
+    "parse_bool",
+    "validate_key",
+]
+
+_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE = frozenset({"0", "false", "no", "off", "n", "f"})
+
+
+def parse_bool(text: str) -> bool | None:
+    """``True``/``False`` for the usual spellings (true/false, 1/0, yes/no, on/off,
+    y/n, t/f, any case, surrounding blanks ignored), ``None`` for anything else."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
 
 _KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 

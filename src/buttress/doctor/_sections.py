@@ -12,6 +12,7 @@ nothing is migrated.
 from __future__ import annotations
 
 import importlib.util
+import os
 import platform
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,8 @@ import attrs
 from buttress._version import __version__
 from buttress.doctor._explain import explain, failure_finding
 from buttress.doctor._values import DoctorContext, Finding, Level
+from buttress.lifecycle.env import check_env
+from buttress.switches import SWITCHES
 
 if TYPE_CHECKING:
     from buttress.backends import Backend
@@ -89,6 +92,21 @@ async def _environment(ctx: DoctorContext) -> list[Finding]:
         else:
             level, detail = Level.OK, f"not installed (optional: buttress[{extra}])"
         findings.append(Finding("environment", package, level, detail))
+    for switch in SWITCHES:
+        state = switch.state()
+        if not state.valid:
+            level = Level.CRITICAL  # the operator meant something; the switch did not follow
+        elif not state.enabled:
+            level = Level.WARNING
+        else:
+            level = Level.OK
+        findings.append(Finding("environment", switch.variable, level, state.describe()))
+    for var in ctx.required_env:
+        # A required variable that is missing or malformed is a half-configured
+        # release: critical, so a deploy pipeline running the doctor stops.
+        problem = check_env(var, os.environ)
+        level, detail = (Level.OK, "set") if problem is None else (Level.CRITICAL, problem)
+        findings.append(Finding("environment", var.name, level, detail))
     return findings
 
 
