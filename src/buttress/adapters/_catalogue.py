@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeAlias, Type
 import attrs
 
 from buttress.errors import ValidationError
+from buttress.switches import SWITCHES, Switch
 
 if TYPE_CHECKING:
     from buttress.db import DatabaseStats
@@ -42,6 +43,7 @@ __all__ = [
     "MIGRATION",
     "MIGRATION_BUCKETS",
     "RATELIMIT_DECISION",
+    "SWITCH_SOURCE",
     "Buckets",
     "Event",
     "Feed",
@@ -214,6 +216,14 @@ DATABASES: Final[Source[DatabaseStats]] = Source(
 """Every observed ``Database`` still alive, by the name it was observed under."""
 
 
+def _switches(_observer: Observer) -> Sequence[tuple[str, Switch]]:
+    return [(switch.name, switch) for switch in SWITCHES]
+
+
+SWITCH_SOURCE: Final[Source[Switch]] = Source("switches", _switches)
+"""The global off switches (``buttress.switches``), read from the environment."""
+
+
 def _just(number: Callable[[T], float]) -> Callable[[T], Iterable[Sample]]:
     """An item's one sample, labelled by its source name alone."""
     return lambda item: (((), number(item)),)
@@ -264,6 +274,24 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
         BREAKER_CALL.labels,
         Event(BREAKER_CALL),
         LATENCY,
+    ),
+    Metric(
+        "buttress.switch.enabled",
+        Kind.GAUGE,
+        "",
+        "Global protection switches: 1 on, 0 switched off by ENABLE_CIRCUIT_BREAKER "
+        "or ENABLE_RATE_LIMIT.",
+        ("switch",),
+        Read(SWITCH_SOURCE, _just(lambda switch: 1.0 if switch.enabled() else 0.0)),
+    ),
+    Metric(
+        "buttress.switch.bypassed",
+        Kind.COUNTER,
+        "{call}",
+        "Calls a breaker would have refused, or requests a limiter would have "
+        "decided, let through because their switch was off.",
+        ("switch",),
+        Read(SWITCH_SOURCE, _just(lambda switch: float(switch.bypassed))),
     ),
     Metric(
         "buttress.ratelimit.decisions",

@@ -53,9 +53,12 @@ from buttress.breaker._values import (
 )
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.log import get_logger
+from buttress.switches import CIRCUIT_BREAKER as _SWITCH
+from buttress.switches import raw_value as _raw_switch
 
 if TYPE_CHECKING:
     from buttress.policies import Guard, Pipeline
+
 
 __all__ = [
     "BREAKER_CREATED",
@@ -89,6 +92,7 @@ _OPEN = BreakerState.OPEN
 _SUCCESS = Outcome.SUCCESS
 _FAILURE = Outcome.FAILURE
 _IGNORED = Outcome.IGNORED
+_SWITCH_KEY = _SWITCH.key  # raw_value(_SWITCH_KEY) is None: breakers not switched off
 _DEFAULT_REGISTRY: Any = object()
 logger = get_logger("breaker")
 
@@ -346,12 +350,17 @@ class CircuitBreaker(CallGuard):
                 # The open hot path: no _admit frame, nothing built but the error.
                 retry_after = machine.open_rejection(self._now())
                 if retry_after >= 0.0:
+                    if _raw_switch(_SWITCH_KEY) is not None and self._pass_through():
+                        return fn(*args, **kwargs)
                     if self._call_listeners:
                         raise self._refusal(retry_after)
                     raise CircuitOpenError(self.name, retry_after)
             # Closed but watched (listeners, window...): the permit is already in hand.
             admitted = permit if permit is not None else self._admit()
-            if type(admitted) is CircuitOpenError:
+            if type(admitted) is not Permit:
+                if admitted is None:  # refused, but breakers are switched off
+                    return fn(*args, **kwargs)
+                assert type(admitted) is CircuitOpenError
                 raise admitted
             assert type(admitted) is Permit
             return self._run_admitted(admitted, fn, args, kwargs)
@@ -376,12 +385,17 @@ class CircuitBreaker(CallGuard):
                 # The open hot path: no _admit frame, nothing built but the error.
                 retry_after = machine.open_rejection(self._now())
                 if retry_after >= 0.0:
+                    if _raw_switch(_SWITCH_KEY) is not None and self._pass_through():
+                        return await fn(*args, **kwargs)
                     if self._call_listeners:
                         raise self._refusal(retry_after)
                     raise CircuitOpenError(self.name, retry_after)
             # Closed but watched (listeners, window...): the permit is already in hand.
             admitted = permit if permit is not None else self._admit()
-            if type(admitted) is CircuitOpenError:
+            if type(admitted) is not Permit:
+                if admitted is None:  # refused, but breakers are switched off
+                    return await fn(*args, **kwargs)
+                assert type(admitted) is CircuitOpenError
                 raise admitted
             assert type(admitted) is Permit
             return await self._arun_admitted(admitted, fn, args, kwargs)
@@ -413,11 +427,16 @@ class CircuitBreaker(CallGuard):
                     if permit is None:
                         retry_after = open_rejection(now_fn())
                         if retry_after >= 0.0:
+                            if _raw_switch(_SWITCH_KEY) is not None and self._pass_through():
+                                return await fn(*args, **kwargs)
                             if self._call_listeners:
                                 raise refusal(retry_after)
                             raise CircuitOpenError(name, retry_after)
                     admitted = permit if permit is not None else admit()
-                    if type(admitted) is CircuitOpenError:
+                    if type(admitted) is not Permit:
+                        if admitted is None:
+                            return await fn(*args, **kwargs)
+                        assert type(admitted) is CircuitOpenError
                         raise admitted
                     assert type(admitted) is Permit
                     return await arun_admitted(admitted, fn, args, kwargs)
@@ -443,11 +462,16 @@ class CircuitBreaker(CallGuard):
                 if permit is None:
                     retry_after = open_rejection(now_fn())
                     if retry_after >= 0.0:
+                        if _raw_switch(_SWITCH_KEY) is not None and self._pass_through():
+                            return fn(*args, **kwargs)
                         if self._call_listeners:
                             raise refusal(retry_after)
                         raise CircuitOpenError(name, retry_after)
                 admitted = permit if permit is not None else admit()
-                if type(admitted) is CircuitOpenError:
+                if type(admitted) is not Permit:
+                    if admitted is None:
+                        return fn(*args, **kwargs)
+                    assert type(admitted) is CircuitOpenError
                     raise admitted
                 assert type(admitted) is Permit
                 return run_admitted(admitted, fn, args, kwargs)
@@ -474,7 +498,7 @@ class CircuitBreaker(CallGuard):
         permit = self._admit()
         if type(permit) is CircuitOpenError:
             raise permit
-        assert type(permit) is Permit
+        # A switched-off refusal (None) enters an unrecorded block.
         self._push_frame(permit, self._now() if self._timed else None)
         return self
 
@@ -485,8 +509,10 @@ class CircuitBreaker(CallGuard):
         tb: TracebackType | None,
     ) -> None:
         frame = self._pop_frame()
-        if frame is None or type(frame.permit) is not Permit:
+        if frame is None or (frame.permit is not None and type(frame.permit) is not Permit):
             raise RuntimeError("CircuitBreaker.__exit__ without a matching __enter__")
+        if frame.permit is None:
+            return  # the block ran with breakers switched off: not recorded
         if exc is None:
             self._finish(frame.permit, _SUCCESS, frame.start, None)
         else:
@@ -525,9 +551,10 @@ class CircuitBreaker(CallGuard):
             and config.failure_on_result is None
         )
 
-    def _admit(self) -> Permit | CircuitOpenError:
+    def _admit(self) -> Permit | CircuitOpenError | None:
         # Returns the refusal rather than raising it, so that it is raised from the
         # public method's frame: a traceback one frame shorter is measurably cheaper.
+        # None: refused, but breakers are switched off (run the call unrecorded).
         machine = self._machine
         permit = machine.closed_permit
         if permit is not None:
@@ -535,14 +562,21 @@ class CircuitBreaker(CallGuard):
         now = self._now()
         retry_after = machine.open_rejection(now)  # lock-free: the common case while open
         if retry_after >= 0.0:
-            return self._refusal(retry_after)
+            return None if self._pass_through() else self._refusal(retry_after)
         with self._lock:
             decision = machine.admit(now)
         if decision.transition is not None:
             self._announce(decision.transition)
         if isinstance(decision, Rejected):
-            return self._refusal(decision.retry_after)
+            return None if self._pass_through() else self._refusal(decision.retry_after)
         return decision.permit
+
+    def _pass_through(self) -> bool:
+        """Breakers are switched off: the refusal the machine just counted is not made."""
+        if _SWITCH.bypass():
+            self._machine.rejected_count -= 1
+            return True
+        return False
 
     def _refusal(self, retry_after: float) -> CircuitOpenError:
         if self._call_listeners:

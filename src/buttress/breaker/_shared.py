@@ -38,6 +38,7 @@ from buttress.breaker._values import (
     Transition,
 )
 from buttress.policies import SyncCallNotSupportedError
+from buttress.switches import CIRCUIT_BREAKER as _SWITCH
 
 __all__ = ["SharedCircuitBreaker", "SharedPermit"]
 
@@ -259,6 +260,8 @@ class SharedCircuitBreaker(AsyncContext, CircuitBreaker):
         return snapshot
 
     async def _admit_shared(self) -> SharedPermit | CircuitOpenError:
+        if _SWITCH.bypass():
+            return _UNTRACKED  # breakers switched off: no refusal, no store round trip
         now = self._now()
         if now - self.fetched_at >= self.sync_interval:
             await self.step("read")
@@ -332,6 +335,8 @@ class SharedCircuitBreaker(AsyncContext, CircuitBreaker):
         if self.shared_state is _O and now < self.open_until:
             return self._refuse(open_wait(self.open_until, self.config.recovery_timeout, now))
         admitted = self._admit()
+        if admitted is None:
+            return _UNTRACKED
         if isinstance(admitted, CircuitOpenError):
             return admitted
         return SharedPermit(-1, local=admitted)

@@ -22,6 +22,7 @@ import attrs
 from buttress._version import __version__
 from buttress.doctor._explain import explain, failure_finding
 from buttress.doctor._values import DoctorContext, Finding, Level
+from buttress.switches import SWITCHES
 
 if TYPE_CHECKING:
     from buttress.backends import Backend
@@ -89,6 +90,15 @@ async def _environment(ctx: DoctorContext) -> list[Finding]:
         else:
             level, detail = Level.OK, f"not installed (optional: buttress[{extra}])"
         findings.append(Finding("environment", package, level, detail))
+    for switch in SWITCHES:
+        state = switch.state()
+        if not state.valid:
+            level = Level.CRITICAL  # the operator meant something; the switch did not follow
+        elif not state.enabled:
+            level = Level.WARNING
+        else:
+            level = Level.OK
+        findings.append(Finding("environment", switch.variable, level, state.describe()))
     return findings
 
 

@@ -10,6 +10,8 @@ from buttress.health.registry import (
     CheckResult,
     HealthCheck,
     HealthRegistry,
+    RunMetrics,
+    RunRecorder,
 )
 from buttress.health.report import (
     HEALTH_CHECKED,
@@ -29,6 +31,8 @@ __all__ = [
     "HealthChecked",
     "HealthRegistry",
     "HealthReport",
+    "RunMetrics",
+    "RunRecorder",
     "Status",
     "aggregate",
     "effective_status",
