@@ -1,7 +1,9 @@
 """An OpenFeature provider (``openfeature-sdk`` 0.10) backed by ``FeatureFlags``.
 
-Boolean lookups are buttress flags; string, integer, float and object lookups
-are ``ConfigStore`` values, optionally gated by a flag of the same key. This
+A flag with variants answers every lookup type itself (its served variant's
+value, name, reason and metadata). A flag without variants answers boolean
+lookups; string, integer, float and object lookups of a key without such a flag
+are ``ConfigStore`` values, optionally gated by a boolean flag of the same key. This
 module owns only the translation (contexts in, resolution details and provider
 events out); every decision stays in ``buttress.flags``, and the values and
 their changes come from the components' own snapshots and change hooks.
@@ -58,6 +60,18 @@ _B_ERROR: Final = FlagReason.ERROR
 _B_USER_TARGET: Final = FlagReason.USER_TARGET
 _B_ROLE_TARGET: Final = FlagReason.ROLE_TARGET
 _B_PERCENTAGE: Final = FlagReason.PERCENTAGE
+_B_RULE_MATCH: Final = FlagReason.RULE_MATCH
+_B_SPLIT: Final = FlagReason.SPLIT
+_B_TYPE_MISMATCH: Final = FlagReason.TYPE_MISMATCH
+
+_KIND_TYPES: Final[Mapping[str, type]] = {
+    "boolean": bool,
+    "string": str,
+    "integer": int,
+    "float": float,
+    "object": dict,
+}
+"""What ``FeatureFlags.resolve`` reads for each OpenFeature lookup."""
 
 
 class _Absent:
@@ -140,14 +154,14 @@ def _error(default: _T, code: ErrorCode, message: str) -> FlagResolutionDetails[
     )
 
 
-def _success_reason(evaluation: FlagEvaluation, flag: Flag | None) -> Reason:
-    reason = evaluation.reason
-    if reason is _B_USER_TARGET or reason is _B_ROLE_TARGET:
+def _success_reason(evaluation: FlagEvaluation | FlagReason, flag: Flag | None) -> Reason:
+    reason = evaluation if isinstance(evaluation, FlagReason) else evaluation.reason
+    if reason is _B_USER_TARGET or reason is _B_ROLE_TARGET or reason is _B_RULE_MATCH:
         return _TARGETING_MATCH
-    if reason is _B_PERCENTAGE:
+    if reason is _B_PERCENTAGE or reason is _B_SPLIT:
         return _SPLIT
-    # DEFAULT: no rule matched. A flag without rules is STATIC (nothing was evaluated).
-    if flag is not None and flag.plain:
+    # DEFAULT: no rule matched. A flag with nothing to evaluate is STATIC.
+    if flag is not None and (flag.plain or flag.static):
         return _STATIC
     return _DEFAULT
 
@@ -384,14 +398,24 @@ class ButtressProvider(AbstractProvider):
             if isinstance(config_value, _Absent):
                 return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
             return _error(default, _TYPE_MISMATCH, f"{key!r} is a config value, not a boolean flag")
+        if flag.variants:
+            return self._from_flag("boolean", key, default, context, flag)
         stale = self._flags.stale
         if stale and not self._reported_stale:
             self._sync_stale()  # registered while already stale: the SDK said READY
+        metadata = flag.metadata
         if flag.plain:
             # No rule reads the context: the switch alone decides (the hot, common case).
             if flag.enabled:
-                return FlagResolutionDetails(True, reason=_STALE if stale else _STATIC, variant=_ON)
-            return FlagResolutionDetails(default, reason=_STALE if stale else _DISABLED)
+                return FlagResolutionDetails(
+                    True,
+                    reason=_STALE if stale else _STATIC,
+                    variant=_ON,
+                    flag_metadata=metadata,
+                )
+            return FlagResolutionDetails(
+                default, reason=_STALE if stale else _DISABLED, flag_metadata=metadata
+            )
         try:
             flag_context = to_flag_context(context)
         except ValidationError as exc:
@@ -399,7 +423,9 @@ class ButtressProvider(AbstractProvider):
         evaluation = self._flags.evaluate(key, flag_context)
         reason = evaluation.reason
         if reason is _B_DISABLED or reason is _B_SCHEDULED_OFF:
-            return FlagResolutionDetails(default, reason=_STALE if stale else _DISABLED)
+            return FlagResolutionDetails(
+                default, reason=_STALE if stale else _DISABLED, flag_metadata=metadata
+            )
         if reason is _B_UNKNOWN_FLAG:  # deleted since the lookup above
             return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
         if reason is _B_ERROR:
@@ -409,6 +435,49 @@ class ButtressProvider(AbstractProvider):
             enabled,
             reason=_STALE if stale else _success_reason(evaluation, flag),
             variant=_ON if enabled else _OFF,
+            flag_metadata=metadata,
+        )
+
+    # -- flags with variants: every lookup type, from the flag itself ----------------------
+
+    def _from_flag(
+        self,
+        kind: str,
+        key: str,
+        default: _T,
+        context: EvaluationContext | None,
+        flag: Flag,
+    ) -> FlagResolutionDetails[_T]:
+        """The variant ``flag`` serves this context, if it is of ``kind``; else the default."""
+        try:
+            flag_context = to_flag_context(context)
+        except ValidationError as exc:
+            return _error(default, _INVALID_CONTEXT, str(exc))
+        stale = self._flags.stale
+        if stale and not self._reported_stale:
+            self._sync_stale()  # registered while already stale: the SDK said READY
+        result = self._flags.resolve(key, default, flag_context, kind=_KIND_TYPES[kind])
+        reason = result.reason
+        if reason is _B_UNKNOWN_FLAG:  # deleted since the caller's lookup
+            return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
+        if reason is _B_TYPE_MISMATCH:
+            return _error(default, _TYPE_MISMATCH, result.error or f"{key!r} is not a {kind}")
+        if reason is _B_ERROR:
+            return _error(default, _GENERAL, result.error or f"evaluating {key!r} failed")
+        metadata = flag.metadata
+        if reason is _B_DISABLED or reason is _B_SCHEDULED_OFF:
+            return FlagResolutionDetails(
+                default, reason=_STALE if stale else _DISABLED, flag_metadata=metadata
+            )
+        if result.variant is None:  # nothing matched and the flag has no default variant
+            return FlagResolutionDetails(
+                default, reason=_STALE if stale else _DEFAULT, flag_metadata=metadata
+            )
+        return FlagResolutionDetails(
+            result.value,
+            variant=result.variant,
+            reason=_STALE if stale else _success_reason(reason, flag),
+            flag_metadata=metadata,
         )
 
     # -- typed values: ConfigStore, gated by a flag of the same key ------------------------
@@ -494,6 +563,9 @@ class ButtressProvider(AbstractProvider):
     def _sync_typed(
         self, kind: str, key: str, default: _T, context: EvaluationContext | None
     ) -> FlagResolutionDetails[_T]:
+        flag = self._flags.snapshot.get(key)
+        if flag is not None and flag.variants:
+            return self._from_flag(kind, key, default, context, flag)
         values = self._values
         if values is not None and not values.loaded:
             return _error(
@@ -508,6 +580,9 @@ class ButtressProvider(AbstractProvider):
     async def _async_typed(
         self, kind: str, key: str, default: _T, context: EvaluationContext | None
     ) -> FlagResolutionDetails[_T]:
+        flag = self._flags.snapshot.get(key)
+        if flag is not None and flag.variants:
+            return self._from_flag(kind, key, default, context, flag)
         lookup, stale = await self._fetch(key)
         return self._typed(kind, key, default, context, lookup, stale)
 

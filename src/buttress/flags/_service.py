@@ -237,25 +237,35 @@ class FeatureFlags(Running):
 
     # -- typed reads: the served variant's value, or the caller's default -----------
 
-    def resolve(self, key: str, default: T, context: FlagContext | None = None) -> Resolution[T]:
-        """The served variant's value if it has the type of ``default``, else ``default``.
+    def resolve(
+        self,
+        key: str,
+        default: T,
+        context: FlagContext | None = None,
+        *,
+        kind: type | None = None,
+    ) -> Resolution[T]:
+        """The served variant's value if it has the type asked for, else ``default``.
 
-        The type asked for is ``default``'s: bool, str, int (never a bool), float
-        (an int counts), or a dict/list for a JSON object or array (a copy).
-        ``reason`` says where the value came from (``Resolution``); never raises.
+        The type asked for is ``kind`` or else ``default``'s: bool, str, int (never
+        a bool), float (an int counts), or dict (list reads the same) for a JSON
+        object or array (a copy). ``kind`` lets a caller whose default is None
+        (an OpenFeature object lookup) say what it reads. ``reason`` says where
+        the value came from (``Resolution``); never raises.
         """
-        kind = _KINDS.get(type(default))
-        if kind is None:
+        wanted = _KINDS.get(kind if kind is not None else type(default))
+        if wanted is None:
+            given = kind.__name__ if kind is not None else type(default).__name__
             return Resolution(
                 str(key),
                 default,
                 Reason.ERROR,
                 error=(
-                    f"a default of type {type(default).__name__} says nothing about the type "
-                    "to read: pass a bool, str, int, float, dict or list"
+                    f"a {'kind' if kind is not None else 'default'} of type {given} says "
+                    "nothing about the type to read: use bool, str, int, float, dict or list"
                 ),
             )
-        return self._resolve(kind, key, default, context)
+        return self._resolve(wanted, key, default, context)
 
     def get_bool(self, key: str, default: bool, context: FlagContext | None = None) -> bool:
         """The flag's boolean value, or ``default`` (off, unknown, another type); never raises.

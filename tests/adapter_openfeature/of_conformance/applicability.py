@@ -1,9 +1,8 @@
-"""Which conformance scenarios a boolean provider over buttress's store cannot express, and why.
+"""Which conformance scenarios buttress's provider cannot express, and why.
 
-Two sources, both explicit: scenarios about provider states or SDK behaviour
-buttress does not have (``SCENARIO_REASONS``), and scenarios whose flags the
-seed translation refused or holds only in part (derived from the flag set).
-Everything else must pass.
+Two sources, both explicit: scenarios about SDK behaviour that is not the
+provider's to give (``SCENARIO_REASONS``), and scenarios whose flags the seed
+translation refused (derived from the flag set). Everything else must pass.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from .seed import LOST_METADATA, LOST_VARIANT, Translation
+from .seed import Translation
 
 NOT_READY = (
     "NOT_READY is the SDK's status until a provider's initialize() returns; "
@@ -35,15 +34,6 @@ MUTABLE_DETAILS = (
     "be immutable' cannot hold in Python; that ButtressProvider leaves the context unmodified "
     "is tested in tests/adapter_openfeature/test_openfeature_provider.py"
 )
-NO_VARIANT = (
-    "{key!r} is a typed value held in ConfigStore, whose entries have a value but no variant "
-    "names, so the provider reports no variant (buttress names only boolean variants, "
-    "'on' and 'off')"
-)
-NO_METADATA = (
-    "{key!r} carries flagMetadata; buttress flags have no free-form metadata, so the "
-    "provider returns empty flag_metadata"
-)
 
 SCENARIO_REASONS: Mapping[tuple[str, str | None], str] = {
     # (scenario name, a step text the example must contain, or None for every example)
@@ -56,8 +46,6 @@ SCENARIO_REASONS: Mapping[tuple[str, str | None], str] = {
 }
 
 _KEY = re.compile(r'key "([^"]+)"')
-_ASKS_VARIANT = re.compile(r'the variant should be "[^"]')
-_ASKS_METADATA = "the resolved metadata should contain"
 
 
 def reason_to_skip(
@@ -74,9 +62,4 @@ def reason_to_skip(
         for key in _KEY.findall(step):
             if key in flag_set.refused:
                 return flag_set.refused[key]
-            lost = flag_set.lost.get(key, frozenset())
-            if LOST_VARIANT in lost and any(_ASKS_VARIANT.search(s) for s in steps):
-                return NO_VARIANT.format(key=key)
-            if LOST_METADATA in lost and any(_ASKS_METADATA in s for s in steps):
-                return NO_METADATA.format(key=key)
     return None

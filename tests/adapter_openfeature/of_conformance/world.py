@@ -235,8 +235,6 @@ class World:
         async def seed() -> None:
             for flag in translation.flags:
                 await flags.upsert(flag)
-            for key, value in translation.config.items():
-                await config.set(key, value)
             if status == "error":
                 store.down = True  # down from the start: nothing was ever loaded
                 fresh = FeatureFlags(store, refresh_interval=None)
