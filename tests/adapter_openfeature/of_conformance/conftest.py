@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from .seed import FEATURES, FLAG_SET_FOR_FEATURE, load
+from conformance_location import FEATURES
+
+from .seed import FLAG_SET_FOR_FEATURE, load
 
 RUN_ALL = "BUTTRESS_OPENFEATURE_RUN_ALL"
 """Set to 1 to run the scenarios that would be skipped (they fail: that is why they are)."""

@@ -17,13 +17,7 @@ import attrs
 import pytest
 
 from buttress.flags import Condition, Flag, Rule
-
-# The suites are the project's shared conformance material (../shared beside the
-# repository, as CI lays it out); they are read in place, never copied here.
-FEATURES = Path(
-    os.environ.get("BUTTRESS_CONFORMANCE_DIR")
-    or Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "openfeature"
-).resolve()
+from conformance_location import ENVIRONMENT, FEATURES
 
 
 def feature(relative: str) -> str:
@@ -32,12 +26,13 @@ def feature(relative: str) -> str:
     if not path.is_file():
         reason = (
             f"OpenFeature conformance file {relative} not found under {FEATURES}; "
-            "put ../shared beside the repository or set BUTTRESS_CONFORMANCE_DIR"
+            f"put ../shared beside the repository or set {ENVIRONMENT}"
         )
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason, allow_module_level=True)
     return str(path)
+
 
 @attrs.frozen
 class Translation:
