@@ -20,7 +20,7 @@ from typing import Any, Final, Literal, TypeVar, cast
 
 import attrs
 
-from buttress._checks import validate_key
+from buttress._checks import check_version, revert_reason, unknown_version, validate_key
 from buttress._context import Running, cancel_and_wait
 from buttress._exceptions import ValidationError
 from buttress._seam import resolve_store
@@ -430,14 +430,13 @@ class FeatureFlags(Running):
         """Restore the flag as it was at ``to_version`` (see ``history``), recorded as
         a new change; reverting to a version that deleted it deletes it (None)."""
         validate_key("key", key)
-        if isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 1:
-            raise ValidationError("to_version", "must be a positive int")
+        check_version("to_version", to_version)
         await self._open()
         changes = await self._store.history(key, _REVERT_HORIZON)
         target = next((c for c in changes if c.version == to_version), None)
         if target is None:
-            raise ValidationError("to_version", f"no version {to_version} recorded for {key!r}")
-        why = reason if reason is not None else f"revert to version {to_version}"
+            raise unknown_version(key, to_version)
+        why = revert_reason(reason, to_version)
         if target.new is None:
             await self.delete(key, updated_by=updated_by, reason=why)
             return None
