@@ -6,7 +6,8 @@ with targeting rules and splits in between: disabled, schedule, user target,
 role target, rules, percentage, split, default. Every condition operator is one
 entry of ``_TESTS``; a test answers True, False, or None when it does not apply
 (the attribute is of another kind), and a condition that does not apply does
-not match, negated or not.
+not match, negated or not. A condition is compiled into one closure at its
+first evaluation and keeps it, so a rule costs one call per condition.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from hashlib import blake2b
 from re import Pattern
 from typing import Final
 
-from buttress.flags._targeting import Condition, InSet, Operator, Rule, SemverKey, semver_key
+from buttress.flags._targeting import (
+    Condition,
+    ConditionTest,
+    InSet,
+    Operator,
+    Rule,
+    SemverKey,
+    semver_key,
+)
 from buttress.flags._values import BUCKETS, Flag, FlagContext, FlagEvaluation, Outcome, Reason
 
 __all__ = ["bucket", "decide", "evaluate", "matches", "rollout_warning"]
@@ -54,7 +63,13 @@ _EVERYONE_IN: Final[Outcome] = (True, _PERCENTAGE, None, "on")
 _ANONYMOUS_OUT: Final[Outcome] = (False, _PERCENTAGE, None, "off")
 
 
-# -- condition tests: (attribute value, prepared operand) -> True, False or None ---------
+# -- condition tests ----------------------------------------------------------------------
+# Each operator's entry takes the prepared operand and returns a test of one attribute
+# value: True, False, or None when it does not apply (a value of another kind). A
+# condition is compiled once into a closure over its operand, its attribute and its
+# negation (``_compile``), so evaluation is one call per condition.
+
+Check = Callable[[object], bool | None]
 
 
 def _is_number(value: object) -> bool:
@@ -63,60 +78,78 @@ def _is_number(value: object) -> bool:
     )
 
 
-def _equals(actual: object, expected: object) -> bool:
-    if type(actual) is bool or type(expected) is bool:
-        return actual is expected  # True is never 1, False never 0
-    return actual == expected
+def _equals(expected: object) -> Check:
+    if type(expected) is bool:
+        return lambda actual: actual is expected  # True is never 1, False never 0
+
+    def test(actual: object) -> bool:
+        return type(actual) is not bool and (actual == expected) is True
+
+    return test
 
 
-def _in(actual: object, expected: object) -> bool:
+def _in(expected: object) -> Check:
     assert isinstance(expected, InSet)
-    if type(actual) is bool:
-        return actual in expected.bools
-    try:
-        return actual in expected.values
-    except TypeError:  # an unhashable value (a list, a dict) is in no list of scalars
-        return False
+    values, bools = expected.values, expected.bools
 
-
-def _numeric(compare: Callable[[float, float], bool]) -> Callable[[object, object], bool | None]:
-    def test(actual: object, expected: object) -> bool | None:
-        if not _is_number(actual):
-            return None
-        return compare(actual, expected)  # type: ignore[arg-type]  # both numbers, checked
+    def test(actual: object) -> bool:
+        if type(actual) is bool:
+            return actual in bools
+        return actual in values  # an unhashable value raises TypeError: no match
 
     return test
 
 
-def _semver(
-    compare: Callable[[SemverKey, SemverKey], bool],
-) -> Callable[[object, object], bool | None]:
-    def test(actual: object, expected: object) -> bool | None:
-        key = semver_key(actual) if type(actual) is str else None
-        if key is None:
-            return None
-        return compare(key, expected)  # type: ignore[arg-type]  # a key prepared at construction
+def _numeric(compare: Callable[[float, float], bool]) -> Callable[[object], Check]:
+    def prepare(expected: object) -> Check:
+        def test(actual: object) -> bool | None:
+            if not _is_number(actual):
+                return None
+            return compare(actual, expected)  # type: ignore[arg-type]  # both numbers, checked
 
-    return test
+        return test
+
+    return prepare
 
 
-def _text(compare: Callable[[str, str], bool]) -> Callable[[object, object], bool | None]:
-    def test(actual: object, expected: object) -> bool | None:
+def _semver(compare: Callable[[SemverKey, SemverKey], bool]) -> Callable[[object], Check]:
+    def prepare(expected: object) -> Check:
+        def test(actual: object) -> bool | None:
+            key = semver_key(actual) if type(actual) is str else None
+            if key is None:
+                return None
+            return compare(key, expected)  # type: ignore[arg-type]  # a key prepared at build
+
+        return test
+
+    return prepare
+
+
+def _text(compare: Callable[[str, str], bool]) -> Callable[[object], Check]:
+    def prepare(expected: object) -> Check:
+        def test(actual: object) -> bool | None:
+            if not isinstance(actual, str):
+                return None
+            return compare(actual, expected)  # type: ignore[arg-type]  # a str checked at build
+
+        return test
+
+    return prepare
+
+
+def _matches(expected: object) -> Check:
+    assert isinstance(expected, Pattern)
+    search = expected.search
+
+    def test(actual: object) -> bool | None:
         if not isinstance(actual, str):
             return None
-        return compare(actual, expected)  # type: ignore[arg-type]  # a str checked at construction
+        return search(actual) is not None
 
     return test
 
 
-def _matches(actual: object, expected: object) -> bool | None:
-    if not isinstance(actual, str):
-        return None
-    assert isinstance(expected, Pattern)
-    return expected.search(actual) is not None
-
-
-_TESTS: Final[Mapping[Operator, Callable[[object, object], bool | None]]] = {
+_TESTS: Final[Mapping[Operator, Callable[[object], Check]]] = {
     Operator.EQUALS: _equals,
     Operator.IN: _in,
     Operator.LT: _numeric(op.lt),
@@ -135,26 +168,32 @@ _TESTS: Final[Mapping[Operator, Callable[[object, object], bool | None]]] = {
 }
 
 
+def _compile(condition: Condition) -> ConditionTest:
+    """The condition as one closure; kept on the condition, so built once per condition."""
+    check = _TESTS[condition.operator](condition.operand)
+    want = not condition.negate  # negated: it matches when the test answers False, not None
+    name = condition.attribute
+    source = 1 if name == "user_id" else 2 if name == "role" else 0
+
+    def test(user_id: str | None, role: str | None, attributes: Mapping[str, object]) -> bool:
+        actual = attributes.get(name) if source == 0 else user_id if source == 1 else role
+        if actual is None:
+            return False  # a missing attribute never matches, negated or not
+        try:
+            return check(actual) is want
+        except (TypeError, ValueError, RecursionError):  # a foreign object refusing to compare
+            return False
+
+    object.__setattr__(condition, "compiled", test)
+    return test
+
+
 def matches(
     condition: Condition, user_id: str | None, role: str | None, attributes: Mapping[str, object]
 ) -> bool:
     """Whether ``condition`` holds for this context; never raises on any attribute value."""
-    name = condition.attribute
-    if name == "user_id":
-        actual: object = user_id
-    elif name == "role":
-        actual = role
-    else:
-        actual = attributes.get(name)
-    if actual is None:
-        return False
-    try:
-        answer = _TESTS[condition.operator](actual, condition.operand)
-    except (TypeError, ValueError, RecursionError):  # a foreign object that refuses to compare
-        return False
-    if answer is None:
-        return False
-    return answer is not condition.negate
+    test = condition.compiled or _compile(condition)
+    return test(user_id, role, attributes)
 
 
 def _pick(names: tuple[tuple[str, float], ...], bounds: tuple[int, ...], user_bucket: int) -> str:
@@ -171,7 +210,8 @@ def _first_rule(
     rule: Rule
     for rule in flag.rules:
         for condition in rule.when:
-            if not matches(condition, user_id, role, attributes):
+            test = condition.compiled or _compile(condition)
+            if not test(user_id, role, attributes):
                 break
         else:
             if rule.split:

@@ -12,7 +12,7 @@ import enum
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final, TypeAlias, TypeGuard
 
@@ -23,6 +23,7 @@ from buttress._exceptions import ValidationError
 __all__ = [
     "BUCKETS",
     "Condition",
+    "ConditionTest",
     "JSONValue",
     "Operator",
     "Rule",
@@ -85,6 +86,9 @@ _SEMVER_RE = re.compile(
     r"(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
 )
+
+ConditionTest: TypeAlias = "Callable[[str | None, str | None, Mapping[str, object]], bool]"
+"""``(user_id, role, attributes) -> matched``: a condition prepared for evaluation."""
 
 SemverKey: TypeAlias = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
 
@@ -209,6 +213,8 @@ class Condition:
     )
     operand: object = attrs.field(init=False, repr=False, eq=False)
     """What evaluation compares with: compiled pattern, version key, value set."""
+    compiled: ConditionTest | None = attrs.field(init=False, default=None, repr=False, eq=False)
+    """The evaluation core's prepared test, filled in by ``_core`` at first use."""
 
     def __attrs_post_init__(self) -> None:
         try:
