@@ -1,4 +1,4 @@
-"""Which conformance scenarios buttress's provider cannot express, and why.
+"""Which conformance scenarios buttress's provider cannot pass, and why.
 
 Two sources, both explicit: scenarios about SDK behaviour that is not the
 provider's to give (``SCENARIO_REASONS``), and scenarios whose flags the seed
@@ -12,36 +12,17 @@ from collections.abc import Iterable, Mapping
 
 from .seed import Translation
 
-NOT_READY = (
-    "NOT_READY is the SDK's status until a provider's initialize() returns; "
-    "ButtressProvider.initialize() does no I/O (FeatureFlags.start() loads the snapshot "
-    "before the provider is registered), so a buttress provider has no not-ready window "
-    "to observe without a test double"
-)
-FATAL = (
-    "buttress never declares itself FATAL: an unreachable store keeps the last snapshot "
-    "serving (STALE), and a start without any snapshot is an ERROR the provider recovers "
-    "from with a READY event"
-)
-CACHED = (
-    "ButtressProvider evaluates every call against FeatureFlags' in-memory snapshot, which "
-    "is the source of truth rather than a cache of a remote answer, so it never reports "
-    "CACHED (STALE says when the snapshot may be out of date)"
-)
 MUTABLE_DETAILS = (
-    "not a provider property: openfeature-sdk 0.10's FlagEvaluationDetails is a mutable "
-    "dataclass (the client itself assigns details.value), so 'the evaluation details should "
-    "be immutable' cannot hold in Python; that ButtressProvider leaves the context unmodified "
-    "is tested in tests/adapter_openfeature/test_openfeature_provider.py"
+    "not a provider property: the step assigns details.value and expects AttributeError, "
+    "but openfeature-sdk 0.10's FlagEvaluationDetails is a mutable dataclass the client "
+    "builds (and itself assigns), so no provider can make it hold in Python; what the "
+    "provider controls is tested in tests/adapter_openfeature/test_openfeature_provider.py: "
+    "the context stays unmodified and the flag_metadata handed out is read-only "
+    "(test_flag_metadata_is_read_only)"
 )
 
 SCENARIO_REASONS: Mapping[tuple[str, str | None], str] = {
     # (scenario name, a step text the example must contain, or None for every example)
-    ("Provider status accessibility", "a not ready provider"): NOT_READY,
-    ("Provider status accessibility", "a fatal provider"): FATAL,
-    ("Provider not ready error", None): NOT_READY,
-    ("Provider in fatal state error", None): FATAL,
-    ("CACHED reason", None): CACHED,
     ("Evaluation context immutability", None): MUTABLE_DETAILS,
 }
 
