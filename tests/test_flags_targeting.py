@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -132,6 +133,46 @@ def test_every_operator_agrees_with_the_reference(
 ) -> None:
     expected = reference_matches(condition, context)
     assert matches(condition, context.user_id, context.role, context.attributes) is expected
+
+
+@pytest.mark.parametrize("operator", list(Operator), ids=lambda op: op.value)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_each_operator_agrees_with_the_reference(operator: Operator, data: st.DataObject) -> None:
+    condition = data.draw(conditions(operators=[operator]))
+    context = data.draw(flag_contexts())
+    expected = reference_matches(condition, context)
+    assert matches(condition, context.user_id, context.role, context.attributes) is expected
+
+
+@settings(max_examples=400)
+@given(conditions(), flag_contexts())
+def test_negation_is_the_complement_wherever_the_condition_applies(
+    condition: Condition, context: FlagContext
+) -> None:
+    """A condition and its negation never both match; neither matches only when the
+    attribute is missing or of another kind than the operator compares."""
+    flipped = attrs.evolve(condition, negate=not condition.negate)
+    plain = matches(condition, context.user_id, context.role, context.attributes)
+    negated = matches(flipped, context.user_id, context.role, context.attributes)
+    assert not (plain and negated)
+    if condition.attribute == "user_id":
+        actual: object = context.user_id
+    elif condition.attribute == "role":
+        actual = context.role
+    else:
+        actual = context.attributes.get(condition.attribute)
+    name = condition.operator.value
+    if name in ("equals", "in"):
+        # (an unhashable value is in no list; equals compares anything)
+        applies = actual is not None and (name == "equals" or not isinstance(actual, list | dict))
+    elif name in ("lt", "lte", "gt", "gte"):
+        applies = _number(actual)
+    elif name.startswith("semver_"):
+        applies = isinstance(actual, str) and reference_semver(actual) is not None
+    else:
+        applies = isinstance(actual, str)
+    assert (plain or negated) is applies
 
 
 _VERSIONISH = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(-[0-9A-Za-z.-]{1,10})?(\+[0-9a-z.]{1,5})?"

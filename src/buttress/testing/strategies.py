@@ -257,13 +257,28 @@ _OPERANDS: dict[Operator, st.SearchStrategy[object]] = {
 }
 
 
-def conditions(*, attributes: Sequence[str] | None = None) -> st.SearchStrategy[Condition]:
+def conditions(
+    *,
+    attributes: Sequence[str] | None = None,
+    operators: Sequence[Operator | str] | None = None,
+) -> st.SearchStrategy[Condition]:
     """Valid ``Condition`` values over ``attributes`` (default: ``ATTRIBUTES``' names and
-    ``"user_id"``/``"role"``), every operator, with operands that sometimes match."""
+    ``"user_id"``/``"role"``) and ``operators`` (default: every one), with operands that
+    sometimes match, negated or not."""
     names = tuple(attributes) if attributes is not None else (*ATTRIBUTES, "user_id", "role")
     _check_pool("attributes", names)
     if not names:
         raise ValidationError("attributes", "must name at least one attribute")
+    if operators is None:
+        chosen = tuple(Operator)
+    else:
+        _check_pool("operators", operators)
+        try:
+            chosen = tuple(Operator(op) for op in operators)
+        except ValueError:
+            raise ValidationError("operators", "must name Operator values") from None
+        if not chosen:
+            raise ValidationError("operators", "must name at least one operator")
 
     def build(operator: Operator) -> st.SearchStrategy[Condition]:
         return st.builds(
@@ -274,7 +289,7 @@ def conditions(*, attributes: Sequence[str] | None = None) -> st.SearchStrategy[
             negate=st.booleans(),
         )
 
-    return st.sampled_from(tuple(Operator)).flatmap(build)
+    return st.sampled_from(chosen).flatmap(build)
 
 
 def splits(variants: Sequence[str]) -> st.SearchStrategy[tuple[tuple[str, float], ...]]:
