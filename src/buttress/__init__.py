@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         breakers,
     )
     from buttress.clock import Clock, SystemClock
-    from buttress.config import ConfigEntry, ConfigStore, Setting
+    from buttress.config import ConfigEntry, ConfigStore, EnvSetting, EnvSettingError, Setting
     from buttress.db import ConnectionLostError, Database, DatabaseStats, database_check
     from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
     from buttress.errors import (
@@ -50,7 +50,14 @@ if TYPE_CHECKING:
     from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
     from buttress.health import ComponentStatus, HealthRegistry, HealthReport, Status, aggregate
     from buttress.lifecycle import GracefulShutdown, StartupReport, StartupValidator
-    from buttress.log import configure_logging, get_logger, redact, register_secret
+    from buttress.log import (
+        configure_logging,
+        get_logger,
+        log_api_error,
+        log_user_action,
+        redact,
+        register_secret,
+    )
     from buttress.migrations import Migrator
     from buttress.monitoring import (
         AlertLevel,
@@ -113,6 +120,8 @@ _LAZY: dict[str, str] = {
     "with_error_handling": "buttress.errors",
     "configure_logging": "buttress.log",
     "get_logger": "buttress.log",
+    "log_api_error": "buttress.log",
+    "log_user_action": "buttress.log",
     "redact": "buttress.log",
     "register_secret": "buttress.log",
     "Err": "buttress.result",
@@ -126,6 +135,8 @@ _LAZY: dict[str, str] = {
     "ConfigEntry": "buttress.config",
     "ConfigStore": "buttress.config",
     "Setting": "buttress.config",
+    "EnvSetting": "buttress.config",
+    "EnvSettingError": "buttress.config",
     "MissingTableError": "buttress.backends",
     "DeliveryMetrics": "buttress.deploy",
     "Deployment": "buttress.deploy",
@@ -223,6 +234,8 @@ __all__ = [
     "Deployment",
     "DeploymentLog",
     "DropRule",
+    "EnvSetting",
+    "EnvSettingError",
     "Err",
     "ErrorCategory",
     "ErrorContext",
@@ -286,6 +299,8 @@ __all__ = [
     "fallback",
     "get_logger",
     "hit_all",
+    "log_api_error",
+    "log_user_action",
     "redact",
     "redact_dsn",
     "register_classification",

@@ -20,10 +20,26 @@ __all__ = [
     "check_number",
     "check_seconds",
     "check_version",
+    "parse_bool",
     "revert_reason",
     "unknown_version",
     "validate_key",
 ]
+
+_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE = frozenset({"0", "false", "no", "off", "n", "f"})
+
+
+def parse_bool(text: str) -> bool | None:
+    """``True``/``False`` for the usual spellings (true/false, 1/0, yes/no, on/off,
+    y/n, t/f, any case, surrounding blanks ignored), ``None`` for anything else."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
+
 
 _KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 

@@ -30,6 +30,8 @@ __all__ = [
     "clear_secrets",
     "configure_logging",
     "get_logger",
+    "log_api_error",
+    "log_user_action",
     "redact",
     "redact_text",
     "register_secret",
@@ -306,6 +308,93 @@ def get_logger(component: str, **bound: object) -> FilteringBoundLogger:
         **initial,
     )
     return cast(FilteringBoundLogger, proxy)
+
+
+def _check_text(field: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must be a non-empty string")
+    return value
+
+
+def log_api_error(
+    error: BaseException,
+    *,
+    method: str,
+    path: str,
+    status: int,
+    request_id: str | None = None,
+    user_id: str | None = None,
+    logger: Any = None,
+    **fields: object,
+) -> None:
+    """Log one failed API request as ``api_error``: what failed, where, for whom.
+
+    ``status`` 500 and above logs at ERROR, anything lower at WARNING. The
+    path loses its query string (tokens travel there); the exception is
+    logged by type (with a ``ContextualError``'s category, severity,
+    retryable verdict and error code), never by its message, which may
+    carry SQL, row values or a DSN. ``logger`` is any structlog logger, e.g.
+    one bound per request (``get_logger("api", request_id=...)``); every
+    field passes the usual redaction.
+    """
+    _check_text("method", method)
+    _check_text("path", path)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValidationError("status", "must be an HTTP status code, 100-599")
+    if not isinstance(error, BaseException):
+        raise ValidationError("error", "must be an exception instance")
+    described: dict[str, object] = {}
+    error_type = getattr(error, "error_type", None)
+    category = getattr(error, "category", None)
+    if isinstance(error_type, str) and category is not None:  # a ContextualError
+        described = {
+            "error_type": error_type,
+            "category": str(getattr(category, "value", category)),
+            "severity": str(getattr(getattr(error, "severity", None), "value", None)),
+            "retryable": bool(getattr(error, "retryable", False)),
+            "error_code": getattr(error, "error_code", None),
+        }
+    else:
+        kind = type(error)
+        described["error_type"] = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else f"{kind.__module__}.{kind.__qualname__}"
+        )
+    target = logger if logger is not None else get_logger("api")
+    emit = target.error if status >= 500 else target.warning
+    emit(
+        "api_error",
+        method=method.upper(),
+        path=path.split("?", 1)[0].split("#", 1)[0],
+        status=status,
+        # None leaves a value the logger is bound with (per request) in place
+        **{k: v for k, v in (("request_id", request_id), ("user_id", user_id)) if v is not None},
+        **described,
+        **fields,
+    )
+
+
+def log_user_action(
+    action: str,
+    *,
+    user_id: str,
+    outcome: str = "success",
+    target: str | None = None,
+    logger: Any = None,
+    **fields: object,
+) -> None:
+    """Log what a user did as ``user_action`` (INFO; WARNING when ``outcome`` is
+    not ``"success"``): ``action`` (``"invoice.refund"``), who, on what, how it
+    ended. Sensitive fields are redacted like every buttress log field."""
+    _check_text("action", action)
+    _check_text("user_id", user_id)
+    _check_text("outcome", outcome)
+    if target is not None:
+        _check_text("target", target)
+    chosen = logger if logger is not None else get_logger("audit")
+    emit = chosen.info if outcome == "success" else chosen.warning
+    emit("user_action", action=action, user_id=user_id, outcome=outcome, target=target, **fields)
 
 
 _HANDLER_MARK: Final = "_buttress_handler"

@@ -7,6 +7,7 @@ Framework-neutral and I/O-free; the adapters only translate scopes and environs.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 from collections.abc import Callable, Iterable
@@ -198,8 +199,13 @@ class HTTPOptions(Generic[Request, App, LimiterArg]):
         ipv6_prefix: int = 64,
         on_backend_error: Literal["allow", "deny"] = "allow",
         headers: bool = True,
+        log_refusals: bool = True,
     ) -> None:
+        if not isinstance(log_refusals, bool):
+            raise ValidationError("log_refusals", "must be True or False")
         limit = self._take_limiter(limiter)
+        self._log_refusals = log_refusals
+        self._custom_key = key is not None
         self._client = ClientAddress(trusted_proxies, ipv6_prefix=ipv6_prefix)
         self._key = key or self._client_key
         self._cost = cost
@@ -217,3 +223,27 @@ class HTTPOptions(Generic[Request, App, LimiterArg]):
 
     def _key_and_cost(self, request: Request) -> tuple[str, int]:
         return self._key(request), 1 if self._cost is None else self._cost(request)
+
+    def _refused(self, key: str, cost: int, decision: Decision, limiter: str | None) -> None:
+        """Log one refusal: who (the client address, or a fingerprint of a key
+        your ``key`` function made: it may be an API key), what and for how long."""
+        if not self._log_refusals:
+            return
+        _logger.info(
+            "ratelimit.refused",
+            client=key_for_log(key, custom=self._custom_key),
+            cost=cost,
+            limit=decision.limit,
+            retry_after=decision.retry_after,
+            limiter=limiter,
+        )
+
+
+def key_for_log(key: str, *, custom: bool) -> str:
+    """What a log may show of a limiter key: a client address as it is (bounded),
+    any other key as ``sha256:`` and 12 hex digits, stable across processes, so
+    an operator can match a suspected key without the log holding it."""
+    if not custom:
+        return key[:64]
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest[:12]}"

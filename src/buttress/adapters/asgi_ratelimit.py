@@ -131,7 +131,9 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
     Unix socket) opts in to ``X-Forwarded-For``; IPv6 clients share a bucket per
     ``/ipv6_prefix`` network (64 by default);
     ``exempt`` lists paths never limited (``/static/*`` for a prefix);
-    ``headers`` adds the rate-limit fields to admitted responses too.
+    ``headers`` adds the rate-limit fields to admitted responses too;
+    ``log_refusals`` logs each refusal (``ratelimit.refused``, INFO) with the
+    client address, or a fingerprint of a key your ``key`` function made.
     """
 
     def _take_limiter(self, limiter: RateLimiter | LimiterFactory) -> int:
@@ -196,13 +198,16 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
             if limiter is None:
                 assert lazy is not None  # a ready limiter is never None
                 limiter = await lazy.get()
-            decision = await limiter.ahit(*self._key_and_cost(scope))
+            key, cost = self._key_and_cost(scope)
+            decision = await limiter.ahit(key, cost)
         except Exception as exc:  # noqa: BLE001 - the middleware must never break the app
             failed = self._policy.failed(exc)
             if failed is not None and limiter is not None:
                 failed = failed._replace(limit=limiter.capacity)
             return failed, limiter
         self._policy.succeeded()
+        if not decision.allowed:
+            self._refused(key, cost, decision, limiter.name)
         return decision, limiter
 
     def _lifespan_send(self, send: Send, lazy: _LazyLimiter) -> Send:

@@ -63,8 +63,11 @@ class WSGIRateLimitMiddleware(HTTPOptions[WSGIEnvironment, WSGIApplication, Rate
     def _decide(self, environ: WSGIEnvironment) -> Decision | None:
         """The decision, or None to pass the request through untouched."""
         try:
-            decision = self.limiter.hit(*self._key_and_cost(environ))
+            key, cost = self._key_and_cost(environ)
+            decision = self.limiter.hit(key, cost)
         except Exception as exc:  # noqa: BLE001 - the middleware must never break the app
             return self._policy.failed(exc)
         self._policy.succeeded()
+        if not decision.allowed:
+            self._refused(key, cost, decision, self.limiter.name)
         return decision

@@ -16,12 +16,23 @@ from typing import TextIO
 
 from buttress.cli._common import Reply, default_dsn, respond
 from buttress.doctor import collect, render_text
+from buttress.lifecycle.env import EnvVar, load_required_env, parse_env_spec
 
 __all__ = ["register"]
 
 
 def _wants_colour(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def _required_env(args: argparse.Namespace) -> tuple[EnvVar, ...]:
+    """``--startup FILE``'s variables, then each ``--require-env``, first mention kept."""
+    wanted = list(load_required_env(args.startup)) if args.startup else []
+    wanted.extend(parse_env_spec(spec) for spec in args.require_env or ())
+    seen: dict[str, EnvVar] = {}
+    for var in wanted:
+        seen.setdefault(var.name, var)
+    return tuple(seen.values())
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -33,6 +44,7 @@ def doctor(args: argparse.Namespace) -> int:
             schema_path=args.schema,
             migrations_dir=args.migrations_dir,
             rules_path=args.rules,
+            required_env=_required_env(args),
         )
         text = render_text(report, colour=_wants_colour(sys.stdout))
         return Reply(report.to_dict(), text, report.exit_code)
@@ -65,5 +77,19 @@ def register(
         default=None,
         help="also run these anomaly rules (TOML, as for `buttress monitor --rules`) "
         "over the recorded health history",
+    )
+    parser.add_argument(
+        "--require-env",
+        action="append",
+        metavar="NAME[:KIND]",
+        help="also require this environment variable to be set (KIND: str, int, float, "
+        "bool, url); missing or malformed is critical. Repeat for more",
+    )
+    parser.add_argument(
+        "--startup",
+        default=None,
+        metavar="FILE",
+        help="also require the variables listed in FILE's [startup] require_env "
+        "(TOML; pyproject.toml's [tool.buttress.startup] works too)",
     )
     parser.set_defaults(handler=doctor, command_name="doctor")

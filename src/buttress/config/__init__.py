@@ -1,10 +1,12 @@
 """Runtime configuration: JSON values per environment, secrets kept out of logs, history.
 
 ``ConfigStore`` validates and audits; stores (memory first) only load and save.
-``Setting[T]`` declares a typed key once for mypy-checked reads.
+``Setting[T]`` declares a typed key once for mypy-checked reads; ``EnvSetting[T]``
+does the same for an environment variable.
 """
 
 from buttress.config._core import MISSING, Setting, check_json, dumps, loads
+from buttress.config._env import EnvSetting, EnvSettingError, parse_env_text
 from buttress.config._service import MAINTENANCE_KEY, ConfigStore
 from buttress.config._store import ConfigBackendStore, MemoryConfigStore
 from buttress.config._values import (
@@ -31,11 +33,14 @@ __all__ = [
     "ConfigMissingError",
     "ConfigStore",
     "ConfigTypeError",
+    "EnvSetting",
+    "EnvSettingError",
     "JSONValue",
     "MemoryConfigStore",
     "Setting",
     "check_json",
     "dumps",
     "loads",
+    "parse_env_text",
     "validate_environment",
 ]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from buttress.doctor._sections import SECTIONS, Section
 from buttress.doctor._values import DoctorContext, DoctorReport, Finding, Level
 from buttress.errors import ValidationError
+from buttress.lifecycle.env import EnvVar
 
 if TYPE_CHECKING:
     from buttress.backends import Backend
@@ -26,6 +27,7 @@ async def collect(
     schema_path: str | None = None,
     migrations_dir: str | None = None,
     rules_path: str | None = None,
+    required_env: Iterable[str | EnvVar] = (),
     sections: Iterable[Section] = SECTIONS,
 ) -> DoctorReport:
     """Run ``sections`` (default: all) and gather their findings.
@@ -45,6 +47,7 @@ async def collect(
         schema_path=schema_path,
         migrations_dir=migrations_dir,
         rules_path=rules_path,
+        required_env=tuple(EnvVar(v) if isinstance(v, str) else v for v in required_env),
         backend=backend,
     )
     findings: list[Finding] = []

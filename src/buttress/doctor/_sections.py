@@ -12,6 +12,7 @@ nothing is migrated.
 from __future__ import annotations
 
 import importlib.util
+import os
 import platform
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ import attrs
 from buttress._version import __version__
 from buttress.doctor._explain import explain, failure_finding
 from buttress.doctor._values import DoctorContext, Finding, Level
+from buttress.lifecycle.env import check_env
 from buttress.switches import SWITCHES
 
 if TYPE_CHECKING:
@@ -99,6 +101,12 @@ async def _environment(ctx: DoctorContext) -> list[Finding]:
         else:
             level = Level.OK
         findings.append(Finding("environment", switch.variable, level, state.describe()))
+    for var in ctx.required_env:
+        # A required variable that is missing or malformed is a half-configured
+        # release: critical, so a deploy pipeline running the doctor stops.
+        problem = check_env(var, os.environ)
+        level, detail = (Level.OK, "set") if problem is None else (Level.CRITICAL, problem)
+        findings.append(Finding("environment", var.name, level, detail))
     return findings
 
 
@@ -116,6 +124,22 @@ async def _backend(ctx: DoctorContext) -> list[Finding]:
         findings.append(Finding("backend", "ping", Level.CRITICAL, explain(exc, dsn=ctx.dsn)))
     else:
         findings.append(Finding("backend", "ping", Level.OK, f"{latency * 1000:.2f} ms"))
+    if getattr(backend, "pooler", False) is True:
+        # Said out loud: through a transaction pooler some things work differently.
+        changes = (
+            "pushed through listen_dsn"
+            if getattr(backend, "pushes", False)
+            else "polled (no LISTEN through a pooler; give listen_dsn= to push)"
+        )
+        findings.append(
+            Finding(
+                "backend",
+                "pooler",
+                Level.OK,
+                "through a transaction pooler (pgbouncer=true): no prepared statements, "
+                f"transaction-scoped locks; config and flag changes {changes}",
+            )
+        )
     return findings
 
 

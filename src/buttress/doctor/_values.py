@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from buttress._version import __version__
+from buttress.lifecycle.env import EnvVar
 
 if TYPE_CHECKING:
     from buttress.backends import Backend
@@ -82,4 +83,5 @@ class DoctorContext:
     schema_path: str | None = None
     migrations_dir: str | None = None
     rules_path: str | None = None
+    required_env: tuple[EnvVar, ...] = ()
     backend: Backend | None = None

@@ -12,6 +12,7 @@ from buttress._guard import routed
 from buttress.errors._classify import classify
 from buttress.errors._taxonomy import (
     ContextualError,
+    ErrorCategory,
     ErrorContext,
     Severity,
     _freeze_attributes,
@@ -72,6 +73,26 @@ def _build_context(
     )
 
 
+E = TypeVar("E", ErrorCategory, Severity)
+
+
+def _as_member(field: str, kind: type[E], value: E | str | None) -> E | None:
+    """``value`` as a member of ``kind`` (given as the member or its value), or None."""
+    if value is None or isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        known = ", ".join(member.value for member in kind)
+        raise ValidationError(field, f"must be one of {known}") from None
+
+
+def _as_user_message(value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValidationError("user_message", "must be a non-empty string")
+    return value
+
+
 def capture(
     exc: BaseException,
     *,
@@ -80,17 +101,25 @@ def capture(
     operation: str | None = None,
     attributes: Mapping[str, object] | None = None,
     user_message: str | None = None,
+    category: ErrorCategory | str | None = None,
+    severity: Severity | str | None = None,
 ) -> Err[ContextualError]:
     """Classify ``exc``, wrap it in a ``ContextualError`` (cause = ``exc``), log it once.
 
-    ``component``/``operation``/``attributes`` extend or override ``context``.
-    An exception that already is a ``ContextualError`` (or an ``UnwrapError``
-    raised from one) is returned as is and not logged again.
+    ``component``/``operation``/``attributes`` extend or override ``context``;
+    ``category`` and ``severity`` replace what the classification found (the
+    retryable verdict stays the classification's); ``user_message`` replaces
+    the category's fixed text. An exception that already is a
+    ``ContextualError`` (or an ``UnwrapError`` raised from one) is returned as
+    is and not logged again.
     """
     from buttress.result import Err, UnwrapError
 
     if not isinstance(exc, BaseException):
         raise ValidationError("exc", "must be an exception instance")
+    chosen_category = _as_member("category", ErrorCategory, category)
+    chosen_severity = _as_member("severity", Severity, severity)
+    user_message = _as_user_message(user_message)
     if isinstance(exc, ContextualError):
         return Err(exc)
     if isinstance(exc, UnwrapError) and isinstance(exc.__cause__, ContextualError):
@@ -98,8 +127,8 @@ def capture(
     ctx = _build_context(context, component, operation, attributes)
     found = classify(exc)
     error = ContextualError(
-        category=found.category,
-        severity=found.severity,
+        category=chosen_category or found.category,
+        severity=chosen_severity or found.severity,
         retryable=found.retryable,
         context=ctx,
         user_message=user_message,
@@ -165,7 +194,16 @@ def _log_captured(error: ContextualError) -> None:
 class ErrorHandler:
     """Turns exceptions of ``catch`` into ``Err(ContextualError)``: see ``with_error_handling``."""
 
-    __slots__ = ("_attributes", "_catch", "_component", "_context", "_operation")
+    __slots__ = (
+        "_attributes",
+        "_catch",
+        "_category",
+        "_component",
+        "_context",
+        "_operation",
+        "_severity",
+        "_user_message",
+    )
 
     def __init__(
         self,
@@ -175,12 +213,18 @@ class ErrorHandler:
         operation: str | None,
         attributes: Mapping[str, object] | None,
         catch: tuple[type[Exception], ...],
+        category: ErrorCategory | None = None,
+        severity: Severity | None = None,
+        user_message: str | None = None,
     ) -> None:
         self._context = context
         self._component = component
         self._operation = operation
         self._attributes = _freeze_attributes(attributes)
         self._catch = catch
+        self._category = category
+        self._severity = severity
+        self._user_message = user_message
 
     def _capture(self, exc: BaseException, fn: Callable[..., object]) -> Err[ContextualError]:
         return capture(
@@ -191,6 +235,9 @@ class ErrorHandler:
             operation=self._operation
             or (None if self._context and self._context.operation else _fn_name(fn)),
             attributes=self._attributes,
+            category=self._category,
+            severity=self._severity,
+            user_message=self._user_message,
         )
 
     def call(
@@ -239,6 +286,9 @@ def with_error_handling(
     operation: str | None = None,
     attributes: Mapping[str, object] | None = None,
     catch: tuple[type[Exception], ...] = (Exception,),
+    category: ErrorCategory | str | None = None,
+    severity: Severity | str | None = None,
+    user_message: str | None = None,
 ) -> ErrorHandler:
     """Decorator (sync or async) and caller whose failures become ``Err(ContextualError)``.
 
@@ -247,7 +297,11 @@ def with_error_handling(
     ``.call(fn, ...)`` / ``await .acall(fn, ...)`` run a function once.
     Component and operation default to the function's module and qualified
     name. Exceptions outside ``catch`` (and BaseExceptions such as
-    cancellation) propagate.
+    cancellation) propagate. ``category``, ``severity`` and ``user_message``
+    declare what a failure of this operation means, replacing the automatic
+    classification's category and severity and the category's fixed user
+    text (``@with_error_handling(category="business_logic", severity="low",
+    user_message="That coupon has expired.")``).
     """
     given: object = catch  # checked at run time: callers may not be type-checked
     if not isinstance(given, tuple) or not given:
@@ -266,4 +320,7 @@ def with_error_handling(
         operation=operation,
         attributes=attributes,
         catch=catch,
+        category=_as_member("category", ErrorCategory, category),
+        severity=_as_member("severity", Severity, severity),
+        user_message=_as_user_message(user_message),
     )

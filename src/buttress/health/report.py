@@ -14,7 +14,9 @@ from datetime import datetime
 import attrs
 
 from buttress._topic import Topic
+from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.health.status import Status, aggregate, effective_status
+from buttress.responses import Envelope, success
 
 __all__ = ["HEALTH_CHECKED", "ComponentStatus", "HealthChecked", "HealthReport", "render_text"]
 
@@ -120,6 +122,37 @@ class HealthReport:
                 for name, c in self.components.items()
             },
         }
+
+    def to_envelope(
+        self, *, request_id: str | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> Envelope:
+        """The standard response envelope around this report (the design's shape).
+
+        ``{"success": true, "data": {"overall", "version", "timestamp",
+        "services": [{"name", "status", "critical", "latency_ms", "type"}]},
+        "meta": {...}}``. ``success`` says the health question was answered
+        (an unhealthy service is still an answer: ``overall`` and
+        ``http_status`` carry the verdict). Check messages are left out: this
+        shape is for dashboards and clients outside, which need the verdict,
+        not the reasons.
+        """
+        services = [
+            {
+                "name": name,
+                "status": c.status.value,
+                "critical": c.critical,
+                "latency_ms": round(c.latency_ms, 3),
+                "type": c.component_type,
+            }
+            for name, c in self.components.items()
+        ]
+        data = {
+            "overall": self.status.value,
+            "version": self.version,
+            "timestamp": self.timestamp.isoformat(),
+            "services": services,
+        }
+        return success(data, request_id=request_id, clock=clock)
 
     def to_health_json(self) -> dict[str, object]:
         """The IETF health-check draft (``application/health+json``).

@@ -5,7 +5,14 @@ traffic; ``GracefulShutdown`` drains and releases resources within a deadline.
 """
 
 from buttress.lifecycle._checks import StartupCheckFn
-from buttress.lifecycle.env import EnvKind, EnvVar, check_env, parse_bool
+from buttress.lifecycle.env import (
+    EnvKind,
+    EnvVar,
+    check_env,
+    load_required_env,
+    parse_bool,
+    parse_env_spec,
+)
 from buttress.lifecycle.report import (
     StartupCheck,
     StartupError,
@@ -35,6 +42,8 @@ __all__ = [
     "StartupReport",
     "StartupValidator",
     "check_env",
+    "load_required_env",
     "parse_bool",
+    "parse_env_spec",
     "render_startup_text",
 ]

@@ -43,7 +43,7 @@ from buttress.lifecycle.report import (
 from buttress.log import get_logger
 
 if TYPE_CHECKING:
-    from buttress.config import Setting
+    from buttress.config import EnvSetting, Setting
 
 __all__ = [
     "CheckStatus",
@@ -87,7 +87,7 @@ class StartupValidator:
         *,
         dsn: str | None = None,
         backend: object | None = None,
-        required_env: Iterable[str | EnvVar] = (),
+        required_env: Iterable[str | EnvVar | EnvSetting[Any]] = (),
         required_tables: Iterable[str] = (),
         schema: object | None = None,
         migrations_dir: str | os.PathLike[str] | None = None,
@@ -108,7 +108,15 @@ class StartupValidator:
             raise ValidationError("check_timeout", "must be finite and > 0 seconds")
         self.dsn = dsn
         self.backend = backend
-        self.required_env = tuple(EnvVar(v) if isinstance(v, str) else v for v in required_env)
+        self.required_env: tuple[EnvVar | EnvSetting[Any], ...] = tuple(
+            EnvVar(v) if isinstance(v, str) else v for v in required_env
+        )
+        for var in self.required_env:
+            # Duck-typed like ``config``: an EnvSetting answers problem(environ).
+            if not isinstance(var, EnvVar) and not callable(getattr(var, "problem", None)):
+                raise ValidationError(
+                    "required_env", "each item must be a name, an EnvVar or an EnvSetting"
+                )
         self.required_tables = tuple(required_tables)
         self.schema = schema
         self.migrations_dir = migrations_dir
@@ -146,7 +154,7 @@ class StartupValidator:
         environ = os.environ if self._environ is None else self._environ
         for var in self.required_env:
             started = time.perf_counter()
-            error = check_env(var, environ)
+            error = check_env(var, environ) if isinstance(var, EnvVar) else var.problem(environ)
             checks[f"env:{var.name}"] = StartupCheck(
                 f"env:{var.name}",
                 "passed" if error is None else "failed",
