@@ -21,6 +21,7 @@ from buttress.cli._common import (
     Reply,
     action_group,
     add_audit_arguments,
+    add_revert_arguments,
     run,
 )
 from buttress.config import ALL, ConfigChange, ConfigEntry, ConfigStore, JSONValue
@@ -289,10 +290,8 @@ def register(
         _handler(_revert, writes),
         "restore the value a key had at VERSION, as a new change",
     )
-    p.add_argument("key")
-    p.add_argument("version", type=int)
+    add_revert_arguments(p)
     environment(p, "the environment whose entry to revert (default all)")
-    add_audit_arguments(p)
 
     p = add("maintenance", _maintenance_handler, "show maintenance mode, or switch it on or off")
     p.add_argument(

@@ -11,7 +11,7 @@ import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from buttress._checks import validate_key
+from buttress._checks import check_version, revert_reason, unknown_version, validate_key
 from buttress._context import Running
 from buttress._exceptions import ValidationError
 from buttress._seam import resolve_store
@@ -406,13 +406,12 @@ class ConfigStore(Running):
         """
         validate_key("key", key)
         validate_environment("environment", environment)
-        if isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 1:
-            raise ValidationError("to_version", "must be a positive int")
+        check_version("to_version", to_version)
         await self._open()
         target = await self._store.change_at(key, environment, to_version)
         if target is None:
-            raise ValidationError("to_version", f"no version {to_version} recorded for {key!r}")
-        why = reason if reason is not None else f"revert to version {to_version}"
+            raise unknown_version(key, to_version)
+        why = revert_reason(reason, to_version)
         if target.new_json is None:
             await self.delete(key, environment=environment, updated_by=updated_by, reason=why)
             return None
