@@ -27,7 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from time import monotonic
-from typing import Any, Final, TypeAlias, TypeVar, overload
+from typing import Any, Final, TypeAlias, TypeVar, cast, overload
 
 import attrs
 
@@ -406,8 +406,9 @@ class _Protocol(asyncio.Protocol):
         self.unsent: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, though not always an asyncio.Transport subclass
+        # (uvloop's are not): checking the class would refuse a working one.
+        self.transport = cast(asyncio.Transport, transport)
 
     def request(self, packed: bytes) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
