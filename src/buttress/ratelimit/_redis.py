@@ -176,6 +176,11 @@ class RedisStore:
         (keys are then written without expiry)."""
 
     def _args(self, checks: Sequence[Check], consume: bool) -> list[bytes | str | int]:
+        if len(checks) == 1:  # one hit: the common case, written out
+            algorithm, key, limit, period, cost = checks[0]
+            flag = b"1" if consume else b"0"
+            code = _CODES[algorithm.name]
+            return [1, key, flag, self.fixed_now_us or b"", code, limit, -(-period // 1000), cost]
         args: list[bytes | str | int] = [len(checks)]
         args += [c[1] for c in checks]
         args += (b"1" if consume else b"0", self.fixed_now_us or b"")
