@@ -16,11 +16,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from buttress import connect
 from buttress.adapters._asgi_types import Message
 from buttress.adapters._ratelimit_http import _KEY_CACHE, ClientAddress
 from buttress.adapters.asgi_ratelimit import ASGIRateLimitMiddleware
 from buttress.ratelimit import Decision, Rate, RateLimiter
 from buttress.ratelimit._values import _whole_seconds
+from buttress.testing import FakeClock
 
 
 def encoded(decision: Decision, **options: Any) -> list[tuple[bytes, bytes]]:
@@ -170,3 +172,17 @@ async def test_admitted_responses_get_the_fields_whatever_the_header_list(
     own = [] if headers in (..., None) else [(b"content-type", b"text/plain")]
     assert start["headers"] == [*own, *expected]
     assert body == {"type": "http.response.body", "body": b"ok"}
+
+
+async def test_in_process_limiters_decide_alike_through_hit_and_ahit() -> None:
+    clock = FakeClock()
+    memory = RateLimiter(Rate(3, 60), clock=clock)
+    assert memory.in_process
+    twin = RateLimiter(Rate(3, 60), prefix="twin", clock=clock)
+    for _ in range(4):
+        assert memory.hit("k") == await twin.ahit("k")
+
+
+async def test_a_shared_store_limiter_is_not_in_process(sqlite_dsn: str) -> None:
+    async with connect(sqlite_dsn) as backend:
+        assert not RateLimiter(Rate(3, 60), backend=backend).in_process

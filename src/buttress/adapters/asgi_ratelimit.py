@@ -190,7 +190,10 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
                 limiter = await lazy.get()
             key = self._key(request)
             cost = 1 if self._cost is None else self._cost(request)
-            decision = await limiter.ahit(key, cost)
+            if limiter.in_process:  # no I/O to wait for: no coroutine to make either
+                decision = limiter.hit(key, cost)
+            else:
+                decision = await limiter.ahit(key, cost)
         except Exception as exc:  # noqa: BLE001 - the middleware must never break the app
             decision = self._policy.failed(exc)
             if decision is not None and limiter is not None:

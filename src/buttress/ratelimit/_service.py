@@ -217,6 +217,12 @@ class RateLimiter:
         return self._limit
 
     @property
+    def in_process(self) -> bool:
+        """Decides in this process (a memory backend): ``hit`` does no I/O, and
+        ``ahit`` is ``hit`` (async callers on a hot path may call ``hit``)."""
+        return self._table is not None
+
+    @property
     def window(self) -> float:
         """Seconds in which ``capacity`` units are granted on average (the policy
         window of the rate-limit headers)."""
