@@ -392,7 +392,11 @@ class RateLimiter:
     async def _shared_async(self, items: Sequence[_Item], *, consume: bool) -> list[Decision]:
         if _SWITCH.bypass():
             return [lim._switched_off() for lim, _, _ in items]  # no store round trip
-        checks = [lim._check(key, cost) for lim, key, cost in items]
+        if len(items) == 1:  # one hit: the common case, without a comprehension
+            lim, key, cost = items[0]
+            checks = [lim._check(key, cost)]
+        else:
+            checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
             decisions = await self._sync_store().adecide(checks, consume, self._now)
         except (UnsupportedBackendError, SchemaMissingError):
