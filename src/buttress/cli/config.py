@@ -145,19 +145,14 @@ async def _get(store: ConfigStore, args: argparse.Namespace) -> Reply:
 
 async def _set(store: ConfigStore, args: argparse.Namespace) -> Reply:
     value = _read_value(args.value)
-    sensitive: bool | None = args.sensitive
-    if sensitive is None:
-        # A secret stays a secret unless --no-sensitive says otherwise: forgetting
-        # the flag on an update, or on an override of an "all" secret for one
-        # environment, must not start printing the value everywhere.
-        current = await store.get_entry(args.key)
-        sensitive = current is not None and current.sensitive
+    # Neither --sensitive nor --no-sensitive: None, and the store keeps a secret
+    # a secret (also when this entry overrides an "all" secret for one environment).
     entry = await store.set(
         args.key,
         value,
         updated_by=args.updated_by,
         environment=store.environment,
-        sensitive=sensitive,
+        sensitive=args.sensitive,
         description=args.description,
         reason=args.reason,
         expected_version=args.expected_version,
