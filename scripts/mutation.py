@@ -41,6 +41,7 @@ import argparse
 import ast
 import fnmatch
 import functools
+import hashlib
 import importlib
 import json
 import os
@@ -54,6 +55,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # Plugins the core tests do not use are left out: faker alone costs a second per start.
@@ -257,6 +259,8 @@ def make_workspace(target: Target) -> Path:
         f"pytest_add_cli_args_test_selection = {json.dumps(target.existing_tests)}\n"
         f"pytest_add_cli_args = {json.dumps(list(PYTEST_ARGS))}\n"
         "use_git_change_detection = false\n"
+        # mutmut runs the tests from its mutants/ copy: what they read goes there too.
+        'also_copy = ["docs/", "conftest.py", "README.md", "mkdocs.yml"]\n'
     )
     (workspace / "pyproject.toml").write_text(config, encoding="utf-8")
     (workspace / "conftest.py").write_text(CONFTEST, encoding="utf-8")
@@ -279,11 +283,20 @@ def mutmut_command() -> list[str]:
     return [found]
 
 
-def run_mutmut(target: Target, workspace: Path, jobs: int, log: Path) -> list[Mutant]:
+def run_mutmut(
+    target: Target, workspace: Path, jobs: int, log: Path, earlier: dict[str, str] | None
+) -> list[Mutant]:
+    """mutmut on ``target``; with ``earlier`` statuses (of the same source), only
+    the mutants that survived then run again and the killed ones are carried over."""
     prefix = target.module + "."
     globs = [prefix + g for g in target.functions]
     command = [*mutmut_command(), "run", "--max-children", str(jobs)]
-    if target.functions != ("*",):
+    if earlier is not None:
+        again = [name for name, status in earlier.items() if status not in KILLED_STATUSES]
+        if not again:
+            return [Mutant(name, status) for name, status in earlier.items()]
+        command += again
+    elif target.functions != ("*",):
         command += globs
     with log.open("w", encoding="utf-8") as out:
         subprocess.run(
@@ -309,9 +322,13 @@ def run_mutmut(target: Target, workspace: Path, jobs: int, log: Path) -> list[Mu
             continue
         if not any(fnmatch.fnmatchcase(name, g) for g in globs):
             continue
+        if earlier is not None and earlier.get(name, "survived") in KILLED_STATUSES:
+            status = earlier[name]
         mutants.append(Mutant(name, status))
     if not mutants:
         sys.exit(f"mutmut produced no results for {target.source}; see {log}")
+    if earlier is not None and {m.name for m in mutants} != set(earlier):
+        sys.exit(f"{target.source}: the mutants differ from the earlier run's; run it in full")
     for mutant in mutants:
         if not mutant.killed:
             mutant.detail = subprocess.run(
@@ -864,13 +881,19 @@ def run_forked(
         time.sleep(0.02)
 
 
-def run_supplement(target: Target, workspace: Path, jobs: int) -> list[Mutant]:
+def run_supplement(
+    target: Target, workspace: Path, jobs: int, earlier: dict[str, str] | None
+) -> list[Mutant]:
     if not target.constants and not target.decorated:
         return []
     prewarm()
     relative = target.source.removeprefix("src/")
     original = (workspace / target.source).read_text(encoding="utf-8")
-    mutants = supplement_mutants(target, original)
+    every = supplement_mutants(target, original)
+    if earlier is not None and {m.id for m in every} != set(earlier):
+        sys.exit(f"{target.source}: the mutants differ from the earlier run's; run it in full")
+    carried = {k: v for k, v in (earlier or {}).items() if v in KILLED_STATUSES}
+    mutants = [m for m in every if m.id not in carried]
     slots = [workspace / "src"]
     for k in range(1, jobs):
         shutil.copytree(workspace / "src", workspace / f"src-{k}")
@@ -878,6 +901,8 @@ def run_supplement(target: Target, workspace: Path, jobs: int) -> list[Mutant]:
     tests = target.existing_tests
     # A clean run on the unparsed (comment-free) source first: it must pass, and
     # its duration sets the timeout.
+    if not mutants:
+        return [Mutant(m.id, carried[m.id]) for m in every]
     started = time.monotonic()
     clean: list[str] = []
     unparsed = ast.unparse(ast.parse(original))
@@ -906,26 +931,44 @@ def run_supplement(target: Target, workspace: Path, jobs: int) -> list[Mutant]:
     finally:
         for slot in slots:
             (slot / relative).write_text(original, encoding="utf-8")
-    return [Mutant(m.id, statuses[m.id]) for m in mutants]
+    statuses.update(carried)
+    return [Mutant(m.id, statuses[m.id]) for m in every]
 
 
 # -- main -------------------------------------------------------------------------------------
 
 
-def run_module(key: str, jobs: int, engines: set[str], keep: bool) -> ModuleResult:
+def source_digest(target: Target) -> str:
+    return hashlib.sha256((ROOT / target.source).read_bytes()).hexdigest()
+
+
+def run_module(
+    key: str, jobs: int, engines: set[str], keep: bool, earlier: dict[str, Any] | None
+) -> ModuleResult:
     target = TARGETS[key]
     result = ModuleResult(key)
+    if earlier is not None and earlier.get("source_sha256") != source_digest(target):
+        print(f"== {key}: {target.source} changed since the earlier run: running every mutant")
+        earlier = None
     workspace = make_workspace(target)
     print(f"== {key}: {target.source} (copy in {workspace})", flush=True)
     try:
         if "mutmut" in engines:
             started = time.monotonic()
-            result.mutmut = run_mutmut(target, workspace, jobs, workspace / "mutmut.log")
+            result.mutmut = run_mutmut(
+                target,
+                workspace,
+                jobs,
+                workspace / "mutmut.log",
+                None if earlier is None else earlier["mutmut"],
+            )
             result.seconds["mutmut"] = time.monotonic() - started
             print(f"   mutmut: {score(result.mutmut)} killed in {result.seconds['mutmut']:.0f} s")
         if "supplement" in engines:
             started = time.monotonic()
-            result.supplement = run_supplement(target, workspace, jobs)
+            result.supplement = run_supplement(
+                target, workspace, jobs, None if earlier is None else earlier["supplement"]
+            )
             result.seconds["supplement"] = time.monotonic() - started
             print(
                 f"   supplement: {score(result.supplement)} killed"
@@ -964,6 +1007,25 @@ def report(results: Sequence[ModuleResult], show: bool) -> int:
     return 1 if unexpected else 0
 
 
+def write_json(path: Path, results: Sequence[ModuleResult]) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                r.key: {
+                    "source_sha256": source_digest(TARGETS[r.key]),
+                    "seconds": r.seconds,
+                    "mutmut": {m.name: m.status for m in r.mutmut},
+                    "supplement": {m.name: m.status for m in r.supplement},
+                }
+                for r in results
+            },
+            indent=2,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(TARGETS))
@@ -973,6 +1035,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true", help="show the diff of every survivor")
     parser.add_argument("--keep", action="store_true", help="keep the work copies")
     parser.add_argument("--json", type=Path, help="write every mutant's status to this file")
+    parser.add_argument(
+        "--survivors-of",
+        type=Path,
+        metavar="JSON",
+        help="an earlier --json: run only the mutants that survived it (same sources only)",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for key, target in TARGETS.items():
@@ -985,23 +1053,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown module {unknown[0]!r}: choose from {', '.join(TARGETS)}")
     sys.dont_write_bytecode = True
     engines = {args.only} if args.only else {"mutmut", "supplement"}
-    results = [run_module(key, args.jobs, engines, args.keep) for key in args.modules or TARGETS]
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    r.key: {
-                        "seconds": r.seconds,
-                        "mutmut": {m.name: m.status for m in r.mutmut},
-                        "supplement": {m.name: m.status for m in r.supplement},
-                    }
-                    for r in results
-                },
-                indent=2,
-                ensure_ascii=False,
-            ),
-            encoding="utf-8",
-        )
+    earlier: dict[str, Any] = {}
+    if args.survivors_of:
+        earlier = json.loads(args.survivors_of.read_text(encoding="utf-8"))
+    results: list[ModuleResult] = []
+    for key in args.modules or TARGETS:
+        results.append(run_module(key, args.jobs, engines, args.keep, earlier.get(key)))
+        if args.json:  # after each module, so a long run keeps what it finished
+            write_json(args.json, results)
     return report(results, args.show)
 
 
