@@ -16,6 +16,7 @@ from buttress.ratelimit._core import (
     MAX_KEY_LENGTH,
     binding,
     fixed_window,
+    gcra,
     memory_key,
     sliding_window,
     storage_key,
@@ -59,6 +60,26 @@ def test_a_clock_stepping_back_stamps_with_the_newest_unit() -> None:
     decision, state = sliding_window((2_000_000_500,), 2_000_000_000, 5, S, 2)
     assert decision == Decision(True, 5, 2, 1_000_001 / 1e6, 0.0)
     assert state == (2_000_000_500,) * 3
+
+
+def test_gcra_durations_are_rounded_up_to_a_whole_microsecond() -> None:
+    # An emission interval of 1_000_000_001 ns: admitted, the key is full again
+    # in 1.000001 s (not 1.000000001).
+    decision, state = gcra(None, 0, 1, S + 1, 1)
+    assert decision == Decision(True, 1, 0, 1_000_001 / 1e6, 0.0)
+    assert state == S + 1
+    # Refused 500 ns before the next unit: both waits read as one microsecond.
+    refused, kept = gcra(500, 0, 1, S, 1)
+    assert refused == Decision(False, 1, 0, 1e-6, 1e-6)
+    assert kept == 500
+
+
+def test_a_sliding_window_refusal_rounds_both_waits_up() -> None:
+    # The only unit, admitted at 500 ns, leaves the window at S + 500 ns: from
+    # 1000 ns that is 999_999.5 us, read as 1.0 s for the reset and the retry.
+    decision, state = sliding_window((500,), 1000, 1, S, 1)
+    assert decision == Decision(False, 1, 0, 1.0, 1.0)
+    assert state == (500,)
 
 
 def test_binding_picks_the_longest_wait_not_the_largest_limit() -> None:

@@ -77,7 +77,8 @@ _ASSIGNED_SECRET = re.compile(
     r"\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s&;,'\"]+)"
 )
 _AUTH_SCHEME = re.compile(r"(?i)\b((?:bearer|basic)\s+)([A-Za-z0-9._~+/=\-]{4,})")
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# camelCase and an acronym before a word: "accessToken", "DBPassword" (DB, Password).
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
