@@ -25,6 +25,13 @@ from buttress.errors import InvalidDSNError
             "redis+sentinel:// needs the master's service name as its path: "
             "redis+sentinel://host:26379/mymaster[/db]",
         ),
+        ("memory://x", "memory:// takes no host, path or options"),
+        (
+            "postgresql://a@b:pw@h/db",
+            "postgresql:// user name and password must be percent-encoded "
+            "(use urllib.parse.quote(password, safe='') for @ / ? # characters)",
+        ),
+        ("redis+cluster://h/1", "redis+cluster:// has only database 0 (Redis Cluster has one)"),
         ("redis://h:0/0", "port must be a number between 1 and 65535 (scheme redis)"),
         ("redis://h:65536/0", "port must be a number between 1 and 65535 (scheme redis)"),
     ],
@@ -33,6 +40,47 @@ def test_a_refused_dsn_says_exactly_which_rule(dsn: str, message: str) -> None:
     with pytest.raises(InvalidDSNError) as caught:
         parse_dsn(dsn)
     assert str(caught.value) == f"dsn: {message}"
+
+
+def test_a_dsn_that_is_not_a_string_names_its_type() -> None:
+    with pytest.raises(InvalidDSNError) as caught:
+        parse_dsn(42)  # type: ignore[arg-type]  # the check under test
+    assert str(caught.value) == "dsn: must be a string like 'sqlite:///app.db', got int"
+
+
+def test_a_memory_dsn_keeps_every_field() -> None:
+    parsed = parse_dsn("memory://")
+    assert (parsed.scheme, parsed.kind, parsed.secret_url, parsed.redacted) == (
+        "memory",
+        "memory",
+        "memory://",
+        "memory://",
+    )
+
+
+def test_a_network_dsn_keeps_every_field() -> None:
+    parsed = parse_dsn("postgresql://app:pw:x@DBX1:5433/Xdb?application_name=&sslmode=require#f")
+    assert (parsed.scheme, parsed.kind, parsed.user, parsed.password) == (
+        "postgresql",
+        "postgresql",
+        "app",
+        "pw:x",  # everything after the first ":" is the password
+    )
+    got = (parsed.host, parsed.port, parsed.database, parsed.service)
+    assert got == ("DBX1", 5433, "Xdb", None)
+    # blank values are kept; the fragment belongs to neither the path nor the query
+    assert parsed.query == (("application_name", ""), ("sslmode", "require"))
+
+
+def test_a_user_without_a_password_has_none() -> None:
+    parsed = parse_dsn("postgresql://app@h/db")
+    assert (parsed.user, parsed.password) == ("app", None)
+    empty = parse_dsn("redis://@h:6379/0")
+    assert (empty.user, empty.password, empty.host) == (None, None, "h")
+
+
+def test_redact_dsn_masks_up_to_the_last_at() -> None:
+    assert redact_dsn("postgresql://app:p@ss@db/app") == f"postgresql://app:{MASK}@db/app"
 
 
 def test_the_port_range_ends_are_accepted() -> None:
