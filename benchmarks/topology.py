@@ -1,12 +1,15 @@
 """Shared-store decisions against the bare round trip of the same driver, on each
 topology, in one process run; prints throughputs and ratios (item 6 of "Scale out").
 
-    python benchmarks/topology.py [--quick] [--clients 32] [--rounds 3]
+    python benchmarks/topology.py [--quick] [--clients 32] [--rounds 3] [--only postgresql]
 
 For each topology: 32 concurrent clients (asyncio tasks) on one buttress
 backend. PostgreSQL (direct, and through PgBouncer in transaction mode): GCRA
 decisions over 10,000 keys and on one hot key, against ``SELECT 1`` through the
-same asyncpg pool. Redis (one server, and a Cluster of three masters): GCRA
+same asyncpg pool; a hit is one call of the single-key function
+``buttress_rate_limit_one`` (migration 0010), and the rows "batch function"
+decide the same hits through ``buttress_rate_limit`` (0006, what ``hit_all``
+and every hit before 0010 used). Redis (one server, and a Cluster of three masters): GCRA
 decisions against redis-py's own round trip (``PING`` on one server, ``GET``
 of keys spread over the masters on the cluster). Cases alternate within every
 round; the ratio printed is the median of the per-round ratios. Servers are the
@@ -72,10 +75,17 @@ async def postgres(title: str, dsn: str, clients: int, n: int, rounds: int) -> d
     assert isinstance(backend, PostgresBackend)
     limiter = RateLimiter(Rate(10**9, 60), backend=backend)
     pool = backend.pool
+    store: Any = limiter._store
+
+    def batch(key: str) -> Awaitable[object]:
+        return store.adecide_batch([limiter._check(key, 1)], True)
+
     cases: dict[str, Op] = {
         "bare SELECT 1 (same pool)": lambda i: pool.fetchval("SELECT 1"),
         "decisions, 10,000 keys": lambda i: limiter.ahit(KEYS[i % len(KEYS)]),
         "decisions, one hot key": lambda i: limiter.ahit("hot"),
+        "batch function, 10,000 keys": lambda i: batch(KEYS[i % len(KEYS)]),
+        "batch function, one hot key": lambda i: batch("batch-hot"),
     }
     try:
         return await compare(title, cases, "bare SELECT 1 (same pool)", clients, n, rounds)
@@ -106,16 +116,19 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["postgresql", "redis"], default=None)
     args = parser.parse_args()
     n = 3_200 if args.quick else 16_000
     clients, rounds = args.clients, args.rounds
+    if args.only != "redis":
+        await postgres_topologies(clients, n, rounds)
+    if args.only != "postgresql":
+        await redis_topologies(clients, n, rounds)
 
-    import redis.asyncio
-    from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-    from servers import PostgresServer, RedisServer
+async def postgres_topologies(clients: int, n: int, rounds: int) -> None:
+    from servers import PostgresServer
     from topology import PgBouncer
-    from topology import RedisCluster as ClusterTopology
 
     postgres_server = PostgresServer()
     postgres_server.start()
@@ -128,6 +141,14 @@ async def main() -> None:
     finally:
         bouncer.stop()
         postgres_server.stop()
+
+
+async def redis_topologies(clients: int, n: int, rounds: int) -> None:
+    import redis.asyncio
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    from servers import RedisServer
+    from topology import RedisCluster as ClusterTopology
 
     redis_server = RedisServer()
     redis_server.start()

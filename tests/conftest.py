@@ -192,6 +192,13 @@ def _running(server: _S, what: str) -> Iterator[_S]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _protections_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shell's ENABLE_CIRCUIT_BREAKER / ENABLE_RATE_LIMIT must not change results."""
+    monkeypatch.delenv("ENABLE_CIRCUIT_BREAKER", raising=False)
+    monkeypatch.delenv("ENABLE_RATE_LIMIT", raising=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster for the whole session (superuser ``postgres``, password auth,

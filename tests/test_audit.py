@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -14,7 +13,6 @@ from buttress import connect
 from buttress.backends import SqlBackend, require_sql
 from buttress.errors import UnsupportedBackendError, ValidationError
 from buttress.schema.audit import AuditReport, SecurityAudit, TableSecurity, audit
-from buttress.schema.integrity_cli import security_section
 
 
 @pytest.fixture
@@ -140,22 +138,3 @@ async def test_an_ordinary_role_is_not_flagged_but_bypassrls_is(
         await pg.execute(f"ALTER ROLE {app} BYPASSRLS")
         report = await audit(db, tables=rls)
         assert ("bypasses_rls", "warning", f"role {app}") in codes(report)
-
-
-async def test_the_doctor_section(sqlite_dsn: str, postgres_dsn: str, tmp_path: Path) -> None:
-    from buttress.cli.doctor import DoctorContext, Level
-
-    async with connect(sqlite_dsn) as db:
-        found = await security_section(DoctorContext(sqlite_dsn, backend=db))
-        assert [(f.name, f.level) for f in found] == [("audit", Level.OK)]
-    path = tmp_path / "schema.toml"
-    path.write_text('[audit]\nallow_superuser = true\nrow_level_security = ["orders"]\n')
-    async with connect(postgres_dsn, migrate=False) as db:
-        await require_sql(db, "tests").execute("CREATE TABLE orders (id integer)")
-        found = await security_section(DoctorContext(postgres_dsn, backend=db))
-        assert [(f.name, f.level) for f in found] == [("superuser_connection", Level.CRITICAL)]
-        ctx = DoctorContext(postgres_dsn, schema_path=str(path), backend=db)
-        found = await security_section(ctx)
-        assert [(f.name, f.level, f.detail[:19]) for f in found] == [
-            ("rls_disabled", Level.CRITICAL, "table public.orders")
-        ]

@@ -632,3 +632,22 @@ def test_placeholders_skip_literals_quoted_identifiers_and_comments() -> None:
     )
     assert SQLITE.placeholders(sql) == sql
     assert POSTGRESQL.placeholders("SELECT 'it''s?', ?") == "SELECT 'it''s?', $1"
+
+
+async def test_create_false_is_accepted_by_every_backend(any_dsn: str) -> None:
+    async with open_backend(any_dsn):  # a SQLite file must exist for create=False
+        pass
+    async with open_backend(any_dsn, create=False) as backend:
+        assert await backend.ping() >= 0
+
+
+async def test_looking_at_a_sqlite_file_never_changes_its_journal_mode(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "plain.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER)")
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    async with open_backend(f"sqlite:///{path}", create=False) as backend:
+        assert await backend.ping() >= 0
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"

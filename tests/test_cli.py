@@ -1,6 +1,16 @@
+"""The ``buttress`` command line as a whole, through the installed entry point.
+
+Options before or after the command, usage errors that never echo a password,
+failures as one line (or a JSON error object) and never a traceback, logs kept
+out of the output, and the small promises of issue #15 (CLI part) and #18
+item 6. Each command's own behaviour is tested in tests/test_<command>_cli.py;
+that looking never writes, in tests/test_cli_looks_never_write.py.
+"""
+
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +18,15 @@ from pathlib import Path
 import pytest
 
 from buttress import __version__
-from buttress.cli import main
-from buttress.cli.doctor import DoctorReport, Finding, Level, render_text
+from buttress.cli import DEFAULT_DSN, build_parser, default_dsn, main
+from cli_support import buttress, login_role, set_up
+
+PASSWORD = "Pa55-w0rd-never-echoed"
+PG_DSN = f"postgresql://app:{PASSWORD}@127.0.0.1:1/app"
+TRACEBACK = "Traceback (most recent call last)"
+# A structured log line: an ISO timestamp, or a "[warning ]"-style level column.
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT|\[\s*(debug|info|warning|error|critical)\s*\]", re.M)
+
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
 
@@ -26,60 +43,14 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     assert "doctor" in capsys.readouterr().err
 
 
-def test_doctor_on_default_sqlite_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_the_package_re_exports_the_entry_point_and_the_default_dsn(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("BUTTRESS_DSN", raising=False)
-    assert main(["doctor"]) == 0
-    out = capsys.readouterr().out
-    assert "sqlite:///buttress.db" in out
-    assert "status: ok" in out
-    assert "\x1b[" not in out  # not a terminal: no colour codes
-    assert (tmp_path / "buttress.db").exists()
-
-
-def test_doctor_json_uses_env_dsn(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+    assert default_dsn() == DEFAULT_DSN == "sqlite:///buttress.db"
     monkeypatch.setenv("BUTTRESS_DSN", "memory://")
-    assert main(["doctor", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["status"] == "ok"
-    assert report["dsn"] == "memory://"
-    assert {f["section"] for f in report["findings"]} >= {"backend", "environment"}
-
-
-def test_doctor_unreachable_backend_is_critical_and_hides_password(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # Port 1 on loopback refuses connections at once.
-    code = main(["doctor", "--json", "--dsn", "postgresql://app:hunter2secret@127.0.0.1:1/db"])
-    out = capsys.readouterr().out
-    assert code == 2
-    assert "hunter2secret" not in out
-    report = json.loads(out)
-    assert report["status"] == "critical"
-
-
-def test_doctor_bad_scheme_is_critical(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["doctor", "--dsn", "mysql://x"]) == 2
-    assert "mysql" in capsys.readouterr().out
-
-
-def test_render_text_colours_only_when_asked() -> None:
-    report = DoctorReport(
-        dsn="memory://",
-        findings=(
-            Finding("backend", "ping", Level.OK, "1 ms"),
-            Finding("schema", "drift", Level.WARNING, "optional table missing"),
-        ),
-    )
-    assert report.exit_code == 1
-    plain = render_text(report)
-    assert "status: warning" in plain
-    assert "\x1b[" not in plain
-    assert "\x1b[33m" in render_text(report, colour=True)
+    assert default_dsn() == "memory://"
+    assert build_parser().prog == "buttress"
 
 
 def test_python_dash_m_entry_point(tmp_path: Path) -> None:
@@ -94,112 +65,245 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     assert "status: ok" in done.stdout
 
 
-def test_doctor_sets_up_a_fresh_sqlite_file_and_reports_each_section(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+# -- issue #15 item 6: --dsn and --json before or after the command -------------------
+
+
+def test_dsn_and_json_go_before_or_after_the_command(sqlite_dsn: str, tmp_path: Path) -> None:
+    set_up(sqlite_dsn)
+    for argv in (
+        ["--dsn", sqlite_dsn, "doctor", "--json"],
+        ["--json", "--dsn", sqlite_dsn, "doctor"],
+        ["doctor", "--dsn", sqlite_dsn, "--json"],
+    ):
+        done = buttress(*argv, cwd=tmp_path)
+        assert done.returncode == 0, (argv, done.stdout, done.stderr)
+        assert json.loads(done.stdout)["dsn"] == sqlite_dsn
+    for argv in (
+        ["--dsn", sqlite_dsn, "--json", "config", "list"],
+        ["config", "--dsn", sqlite_dsn, "list", "--json"],
+        ["--json", "flags", "list", "--dsn", sqlite_dsn],
+        ["--dsn", sqlite_dsn, "deploy", "--json", "history"],
+    ):
+        done = buttress(*argv, cwd=tmp_path)
+        assert done.returncode == 0, (argv, done.stderr)
+        assert json.loads(done.stdout) == []
+
+
+def test_a_dsn_before_the_command_is_used_and_its_password_never_printed(
+    tmp_path: Path,
 ) -> None:
-    dsn = f"sqlite:///{tmp_path / 'fresh.db'}"
-    assert main(["doctor", "--json", "--dsn", dsn]) == 0
-    report = json.loads(capsys.readouterr().out)
-    sections = {f["section"] for f in report["findings"]}
-    assert sections >= {"environment", "backend", "migrations", "health"}
-    migrations = [f for f in report["findings"] if f["section"] == "migrations"]
-    assert [f["level"] for f in migrations] == ["ok"]
+    done = buttress("--dsn", PG_DSN, "doctor", cwd=tmp_path)
+    assert done.returncode == 2  # port 1 refuses: the backend finding is critical
+    assert "invalid choice" not in done.stderr
+    assert "postgresql://app:***@127.0.0.1:1/app" in done.stdout
+    assert PASSWORD not in done.stdout + done.stderr
 
 
-def test_doctor_reports_pending_app_migrations_as_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+# -- issue #18 item 6: argparse's messages pass through the redactor --------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["doctor", "--dns", PG_DSN], "unrecognized arguments: --dns postgresql://app:***@"),
+        ([PG_DSN, "doctor"], "invalid choice: 'postgresql://app:***@127.0.0.1:1/app'"),
+        (["config", "list", f"redis://:{PASSWORD}@cache:6379/0"], "unrecognized arguments"),
+        (["migrate", "status", "--dsn", PG_DSN, "--dry-rum"], "unrecognized arguments: --dry-rum"),
+        (["flags", PG_DSN], "invalid choice"),
+    ],
+)
+def test_usage_errors_never_echo_a_password(tmp_path: Path, argv: list[str], message: str) -> None:
+    done = buttress(*argv, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
+    assert TRACEBACK not in done.stderr
+    as_json = buttress(*argv, "--json", cwd=tmp_path)
+    assert as_json.returncode == 2
+    error = json.loads(as_json.stdout)["error"]
+    assert message in error["message"]
+    assert error["type"] == "UsageError"
+    assert PASSWORD not in as_json.stdout + as_json.stderr
+
+
+def test_a_usage_error_names_its_command_under_json(tmp_path: Path) -> None:
+    done = buttress("--json", "doctor", "--dns", PG_DSN, cwd=tmp_path)
+    assert json.loads(done.stdout)["error"]["command"] == "doctor"
+    done = buttress("config", "get", "--json", cwd=tmp_path)  # KEY missing
+    assert json.loads(done.stdout)["error"]["command"] == "config get"
+
+
+# -- issue #15 item 5: a failure is one line (or a JSON error object), exit 2 ----------
+
+FAILING = [
+    ("config list", []),
+    ("config get", ["k"]),
+    ("config set", ["k", "1"]),
+    ("config maintenance", ["on"]),
+    ("flags list", []),
+    ("flags set", ["f", "--enabled"]),
+    ("flags eval", ["f"]),
+    ("deploy history", []),
+    ("deploy record", ["1.0", "--env", "production"]),
+    ("deploy metrics", ["--env", "production"]),
+    ("migrate", []),
+    ("migrate status", []),
+    ("audit", []),
+    ("errors", []),
+    ("monitor", []),
+]
+
+
+def _one_line_failure(done: subprocess.CompletedProcess[str], command: str, words: str) -> None:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert TRACEBACK not in done.stderr
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"buttress {command}: ")
+    assert words in line
+
+
+def _json_failure(done: subprocess.CompletedProcess[str], command: str, words: str) -> None:
+    assert done.returncode == 2
+    assert TRACEBACK not in done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert error["command"] == command
+    assert words in error["message"]
+
+
+@pytest.mark.parametrize(("command", "argv"), FAILING, ids=[c for c, _ in FAILING])
+def test_a_file_that_is_not_a_database_is_one_line(
+    tmp_path: Path, command: str, argv: list[str]
 ) -> None:
-    migrations = tmp_path / "migrations"
-    migrations.mkdir()
-    (migrations / "0001_create_users.sql").write_text("CREATE TABLE users (id INTEGER);\n")
-    dsn = f"sqlite:///{tmp_path / 'app.db'}"
-    code = main(["doctor", "--dsn", dsn, "--migrations-dir", str(migrations)])
-    out = capsys.readouterr().out
-    assert code == 1
-    assert "0001_create_users" in out
-    assert "status: warning" in out
+    garbage = tmp_path / "not_a_database.db"
+    garbage.write_bytes(b"this is not an SQLite database, " * 64)
+    dsn = f"sqlite:///{garbage}"
+    _one_line_failure(buttress(*command.split(), *argv, "--dsn", dsn, cwd=tmp_path),
+                      command, "not a database")  # fmt: skip
+    _json_failure(buttress(*command.split(), *argv, "--dsn", dsn, "--json", cwd=tmp_path),
+                  command, "not a database")  # fmt: skip
 
 
-def test_doctor_reports_schema_drift_as_critical(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+DAMAGED = {
+    "config list": "buttress_config",
+    "flags list": "buttress_flags",
+    "deploy history": "buttress_deployments",
+    "monitor": "buttress_health_history",
+    "errors": "buttress_error_events",
+}
+
+
+@pytest.mark.parametrize(("command", "table"), DAMAGED.items(), ids=list(DAMAGED))
+def test_a_driver_error_is_one_line_never_a_traceback(
+    sqlite_dsn: str, tmp_path: Path, command: str, table: str
 ) -> None:
-    schema = tmp_path / "schema.toml"
-    schema.write_text('[tables.orders]\ncolumns = [{ name = "id", type = "integer" }]\n')
-    dsn = f"sqlite:///{tmp_path / 'app.db'}"
-    code = main(["doctor", "--json", "--dsn", dsn, "--schema", str(schema)])
-    report = json.loads(capsys.readouterr().out)
-    assert code == 2
-    drift = [f for f in report["findings"] if f["section"] == "schema"]
-    assert drift
-    assert any("orders" in f["detail"] for f in drift)
+    import sqlite3
+
+    set_up(sqlite_dsn)
+    with sqlite3.connect(sqlite_dsn.removeprefix("sqlite:///")) as db:  # a table of another shape
+        db.executescript(f"DROP TABLE {table}; CREATE TABLE {table} (unrelated TEXT);")
+    db.close()
+    done = buttress(*command.split(), "--dsn", sqlite_dsn, cwd=tmp_path)
+    _one_line_failure(done, command, "SQLite error: no such column")
+    as_json = buttress(*command.split(), "--dsn", sqlite_dsn, "--json", cwd=tmp_path)
+    _json_failure(as_json, command, "SQLite error: no such column")
 
 
-def test_doctor_without_backend_reports_only_why(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["doctor", "--json", "--dsn", "postgresql://u:pw-secret-1@127.0.0.1:1/db"])
-    report = json.loads(capsys.readouterr().out)
-    assert code == 2
-    assert {f["section"] for f in report["findings"] if f["level"] == "critical"} == {"backend"}
+@pytest.mark.postgres
+def test_a_missing_grant_is_named_in_one_line(postgres_dsn: str, tmp_path: Path) -> None:
+    set_up(postgres_dsn)
+    with login_role(postgres_dsn) as role_dsn:
+        role = role_dsn.split("://", 1)[1].split(":", 1)[0]
+        looked = buttress("config", "list", "--dsn", role_dsn, cwd=tmp_path)
+        written = buttress("deploy", "history", "--dsn", role_dsn, "--json", cwd=tmp_path)
+        setting = buttress("config", "set", "k", "1", "--dsn", role_dsn, cwd=tmp_path)
+    assert looked.returncode == 2
+    assert TRACEBACK not in looked.stderr
+    [line] = looked.stderr.splitlines()
+    assert "permission denied for table buttress_config" in line
+    assert f"GRANT SELECT ON TABLE buttress_config TO {role}" in line
+    # A writing command first reads whether buttress is set up: that read needs a read grant.
+    assert setting.returncode == 2
+    [line] = setting.stderr.splitlines()
+    assert line.startswith("buttress config set: permission denied for table schema_migrations")
+    assert f"GRANT SELECT ON TABLE schema_migrations TO {role}" in line
+    assert written.returncode == 2
+    error = json.loads(written.stdout)["error"]
+    assert error["command"] == "deploy history"
+    assert "permission denied for table buttress_deployments" in error["message"]
+    assert f"GRANT SELECT ON TABLE buttress_deployments TO {role}" in error["message"]
 
 
-def test_doctor_runs_anomaly_rules_over_recorded_history(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+# -- issue #15 item 8: output and logs, and small promises ------------------------------
+
+
+def test_a_commands_warning_prints_once_and_no_log_line_mixes_in(
+    sqlite_dsn: str, tmp_path: Path
 ) -> None:
-    import asyncio
-    from datetime import UTC, datetime, timedelta
-
-    from buttress import connect
-    from buttress.health import HealthReport, Status
-    from buttress.monitoring import HealthHistory
-
-    dsn = f"sqlite:///{tmp_path / 'app.db'}"
-    start = datetime.now(UTC) - timedelta(hours=5)
-
-    async def seed() -> None:
-        async with connect(dsn) as backend:
-            history = HealthHistory(backend)
-            for hour, signups in enumerate([100, 110, 90, 100, 10]):
-                report = HealthReport(
-                    status=Status.HEALTHY,
-                    components={},
-                    version="1",
-                    timestamp=start + timedelta(hours=hour),
-                )
-                await history.record(report, metrics={"signups": signups})
-
-    asyncio.run(seed())
-    capsys.readouterr()  # the seeding's own log lines
-    rules = tmp_path / "rules.toml"
-    rules.write_text('[[rule]]\nkind = "drop"\nmetric = "signups"\nwarning = 0.5\n')
-    code = main(["doctor", "--json", "--dsn", dsn, "--rules", str(rules)])
-    report = json.loads(capsys.readouterr().out)
-    monitoring = [f for f in report["findings"] if f["section"] == "monitoring"]
-    assert code == 1
-    assert monitoring[0]["detail"] == "5 health run(s) recorded"
-    assert any(f["name"] == "drop" and f["level"] == "warning" for f in monitoring)
+    set_up(sqlite_dsn)
+    assert buttress("flags", "set", "search", "--enabled", "--dsn", sqlite_dsn,
+                    cwd=tmp_path).returncode == 0  # fmt: skip
+    done = buttress("flags", "set", "search", "--percentage", "10", "--dsn", sqlite_dsn,
+                    cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("updated search")
+    assert done.stderr.splitlines() == [
+        "warning: search: percentage 10 narrows this flag from everyone to 10% of users "
+        "(plus listed users and roles)"
+    ]
+    assert not LOG_LINE.search(done.stdout + done.stderr)
+    widened = buttress("flags", "set", "search", "--percentage", "0", "--json",
+                       "--dsn", sqlite_dsn, cwd=tmp_path)  # fmt: skip
+    assert "now on for everyone" in json.loads(widened.stdout)["warning"]
+    assert len(widened.stderr.splitlines()) == 1
+    assert not LOG_LINE.search(widened.stderr)
 
 
-def test_doctor_shows_captured_errors_and_flags_a_high_rate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import asyncio
+def test_migrate_prints_its_report_and_no_log_lines(sqlite_dsn: str, tmp_path: Path) -> None:
+    done = buttress("migrate", "--dsn", sqlite_dsn, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("buttress: applied")
+    assert done.stderr == ""
+    verbose = buttress(
+        "migrate", "--dsn", sqlite_dsn, cwd=tmp_path, env={"BUTTRESS_LOG_LEVEL": "DEBUG"}
+    )
+    assert verbose.returncode == 0
+    assert not LOG_LINE.search(verbose.stdout + verbose.stderr)
 
-    from buttress import connect
-    from buttress.monitoring.errors import ErrorStats
 
-    dsn = f"sqlite:///{tmp_path / 'app.db'}"
+def test_config_maintenance_without_a_state_shows_it(sqlite_dsn: str, tmp_path: Path) -> None:
+    set_up(sqlite_dsn)
+    done = buttress("config", "maintenance", "--dsn", sqlite_dsn, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "maintenance mode is off for all\n"
+    assert buttress("config", "maintenance", "on", "--env", "production", "--dsn", sqlite_dsn,
+                    cwd=tmp_path).returncode == 0  # fmt: skip
+    shown = buttress("config", "maintenance", "--environment", "production", "--json",
+                     "--dsn", sqlite_dsn, cwd=tmp_path)  # fmt: skip
+    assert json.loads(shown.stdout) == {"environment": "production", "maintenance_mode": True}
 
-    async def seed() -> None:
-        async with connect(dsn) as backend:
-            stats = ErrorStats(backend)
-            stats.record("database", "high", "billing", count=25)
-            await stats.flush()
 
-    asyncio.run(seed())
-    capsys.readouterr()
-    code = main(["doctor", "--json", "--dsn", dsn])
-    findings = json.loads(capsys.readouterr().out)["findings"]
-    errors = [f for f in findings if f["section"] == "errors"]
-    assert code == 1
-    assert errors[0]["detail"].startswith("25 captured")
-    assert errors[1]["name"] == "rate"
-    assert errors[1]["level"] == "warning"
+def test_env_and_environment_are_one_option(sqlite_dsn: str, tmp_path: Path) -> None:
+    set_up(sqlite_dsn)
+    recorded = buttress("deploy", "record", "1.0", "--environment", "production", "--json",
+                        "--dsn", sqlite_dsn, cwd=tmp_path)  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    assert json.loads(recorded.stdout)["environment"] == "production"
+    latest = buttress("deploy", "latest", "--env", "production", "--json", "--dsn", sqlite_dsn,
+                      cwd=tmp_path)  # fmt: skip
+    assert json.loads(latest.stdout)["version"] == "1.0"
+    assert buttress("config", "set", "limit", "5", "--env", "staging", "--dsn", sqlite_dsn,
+                    cwd=tmp_path).returncode == 0  # fmt: skip
+    got = buttress("config", "get", "limit", "--environment", "staging", "--json",
+                   "--dsn", sqlite_dsn, cwd=tmp_path)  # fmt: skip
+    assert json.loads(got.stdout)["environment"] == "staging"
+
+
+def test_audit_on_sqlite_says_it_does_not_apply(sqlite_dsn: str, tmp_path: Path) -> None:
+    set_up(sqlite_dsn)
+    done = buttress("audit", "--dsn", sqlite_dsn, cwd=tmp_path)
+    assert done.returncode == 0
+    assert done.stdout == "security audit: not applicable on SQLite (no roles)\n"
+    as_json = json.loads(buttress("audit", "--json", "--dsn", sqlite_dsn, cwd=tmp_path).stdout)
+    assert as_json["applicable"] is False
+    assert as_json["message"] == "not applicable on SQLite (no roles)"

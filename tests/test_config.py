@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import attrs
@@ -23,6 +23,7 @@ from buttress.config import (
     MemoryConfigStore,
     Setting,
 )
+from buttress.config._store import EntryEdit, EntryValue
 from buttress.config._values import JSONValue
 from buttress.errors import UnsupportedBackendError, ValidationError
 from buttress.testing import FakeClock
@@ -98,6 +99,27 @@ async def test_non_json_is_refused_before_anything_is_written(value: object, rul
     assert info.value.field.startswith("value")
     assert await store.fetch_all(None) == []
     assert await config.history("k") == []
+
+
+async def test_a_store_records_each_edit_with_what_it_replaced() -> None:
+    store = MemoryConfigStore()
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    secret = EntryValue('"s3cret"', sensitive=True)
+    assert "s3cret" not in repr(secret)
+    created = await store.write(EntryEdit("k", "all", "ann", "new", at, expected_version=0), secret)
+    updated = await store.write(EntryEdit("k", "all", "bob", None, at), EntryValue("1"))
+    assert (created.action, created.version, updated.action, updated.version) == (
+        "create", 1, "update", 2,
+    )  # fmt: skip
+    assert updated.sensitive  # it replaced a secret, so the change stays one
+    with pytest.raises(ConfigConflictError):
+        await store.remove(EntryEdit("k", "all", None, None, at, expected_version=1))
+    removed = await store.remove(EntryEdit("k", "all", "cy", "gone", at, expected_version=2))
+    assert removed is not None
+    assert (removed.action, removed.version, removed.old_json, removed.new_json) == (
+        "delete", 3, "1", None,
+    )  # fmt: skip
+    assert await store.remove(EntryEdit("k", "all", None, None, at)) is None
 
 
 async def test_bad_keys_and_environments_are_refused() -> None:

@@ -12,15 +12,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buttress.cli import build_parser as parser
-from buttress.config import cli
+from buttress.cli import config as cli
 from buttress.config._values import JSONValue
 from buttress.errors import ValidationError
 from buttress.log import MASK, configure_logging
+from cli_support import set_up
 
 SECRET = "hunter2-cli-secret-value"
 
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
+
+
+@pytest.fixture
+def sqlite_dsn(sqlite_dsn: str) -> str:
+    """A SQLite file ``buttress migrate`` has set up: the CLI never migrates on its own."""
+    return set_up(sqlite_dsn)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_dsn: str) -> str:
+    """A PostgreSQL database ``buttress migrate`` has set up."""
+    return set_up(postgres_dsn)
 
 
 def run(dsn: str, *argv: str) -> int:
@@ -256,14 +269,14 @@ def test_bad_input_exits_2_with_a_message(
 ) -> None:
     assert run(sqlite_dsn, *argv) == 2
     captured = capsys.readouterr()
-    assert captured.err.startswith("buttress config: ")
+    assert captured.err.startswith(f"buttress config {argv[0]}: ")
     assert message in captured.err
     assert captured.out == ""
 
 
 def test_an_unusable_backend_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("nosuch://x", "list") == 2
-    assert "buttress config:" in capsys.readouterr().err
+    assert "buttress config list:" in capsys.readouterr().err
 
 
 def test_every_action_is_registered() -> None:

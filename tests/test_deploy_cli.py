@@ -8,8 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from buttress.cli import build_parser as parser
+from cli_support import set_up
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
+
+
+@pytest.fixture
+def sqlite_dsn(sqlite_dsn: str) -> str:
+    """A SQLite file ``buttress migrate`` has set up: the CLI never migrates on its own."""
+    return set_up(sqlite_dsn)
 
 
 def run(dsn: str, *argv: str) -> int:
@@ -107,7 +114,7 @@ def test_bad_input_exits_2_with_a_message(
 
 def test_an_unusable_backend_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("nosuch://x", "history") == 2
-    assert "buttress deploy:" in capsys.readouterr().err
+    assert "buttress deploy history:" in capsys.readouterr().err
 
 
 def test_every_action_is_registered() -> None:

@@ -35,6 +35,7 @@ from buttress.monitoring.errors import (
     summarize,
 )
 from buttress.testing import FakeClock
+from cli_support import set_up
 
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -490,7 +491,7 @@ def test_cli_warns_above_the_rate_and_prints_json(
 def test_cli_bad_input_exits_2(
     sqlite_dsn: str, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
 ) -> None:
-    assert run_cli("--dsn", sqlite_dsn, *argv) == 2
+    assert run_cli("--dsn", set_up(sqlite_dsn), *argv) == 2
     assert words in capsys.readouterr().err
 
 

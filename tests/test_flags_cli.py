@@ -8,8 +8,21 @@ import pytest
 
 from buttress.cli import build_parser as parser
 from buttress.flags import bucket
+from cli_support import set_up
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
+
+
+@pytest.fixture
+def sqlite_dsn(sqlite_dsn: str) -> str:
+    """A SQLite file ``buttress migrate`` has set up: the CLI never migrates on its own."""
+    return set_up(sqlite_dsn)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_dsn: str) -> str:
+    """A PostgreSQL database ``buttress migrate`` has set up."""
+    return set_up(postgres_dsn)
 
 
 def run(dsn: str, *argv: str) -> int:
@@ -199,7 +212,7 @@ def test_bad_input_exits_2_with_a_message(
     capsys.readouterr()
     assert run(sqlite_dsn, *argv) == 2
     captured = capsys.readouterr()
-    assert captured.err.startswith("buttress flags: ")
+    assert captured.err.startswith(f"buttress flags {argv[0]}: ")
     assert message in captured.err
     assert captured.out == ""
 
@@ -212,7 +225,7 @@ def test_set_refuses_enabled_and_disabled_together(sqlite_dsn: str) -> None:
 
 def test_an_unusable_backend_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("nosuch://x", "list") == 2
-    assert "buttress flags:" in capsys.readouterr().err
+    assert "buttress flags list:" in capsys.readouterr().err
 
 
 def test_every_action_is_registered() -> None:

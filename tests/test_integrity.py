@@ -3,7 +3,6 @@ duplicates and orphans are found, cleaned up with a backup, and undone exactly."
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from collections.abc import AsyncIterator
@@ -17,8 +16,9 @@ from hypothesis import strategies as st
 
 from buttress import connect
 from buttress.backends import MissingTableError, SqlBackend, require_sql
+from buttress.cli import build_parser
 from buttress.errors import UnsupportedBackendError, ValidationError
-from buttress.schema import Column, ForeignKey, Schema, Table, integrity_cli
+from buttress.schema import Column, ForeignKey, Schema, Table
 from buttress.schema.integrity import (
     BACKUP_TABLE,
     Expectation,
@@ -31,6 +31,7 @@ from buttress.schema.integrity import (
     load_declarations,
 )
 from buttress.schema.integrity._sql import dump_row, load_row
+from cli_support import set_up
 
 EMAIL = ExpectUnique("users", ["email"])
 ORDERS = ExpectRelation("orders", ["user_id"], "users", ["id"])
@@ -533,12 +534,7 @@ def test_bad_declarations_name_their_path(data: dict[str, Any], field: str) -> N
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="buttress")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dsn")
-    common.add_argument("--json", action="store_true")
-    integrity_cli.register(parser.add_subparsers(dest="command"), common)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     with structlog.testing.capture_logs():
         code: int = args.handler(args)
     return code
@@ -551,7 +547,7 @@ def test_cli_check_cleanup_undo(
     path.write_text(SCHEMA_TOML)
 
     async def prepare() -> dict[str, list[dict[str, object]]]:
-        async with connect(sqlite_dsn, migrate=False) as raw:
+        async with connect(sqlite_dsn) as raw:  # as `buttress migrate` leaves it
             db = require_sql(raw, "tests")
             await seed(db)
             return await snapshot(db, "users", "orders")
@@ -577,7 +573,7 @@ def test_cli_check_cleanup_undo(
 
     assert asyncio.run(read()) == before
     assert _cli("integrity", "undo", run_id, *base, "--json") == 2
-    assert "already undone" in json.loads(capsys.readouterr().out)["error"]
+    assert "already undone" in json.loads(capsys.readouterr().out)["error"]["message"]
     assert _cli("integrity", "check", "--dsn", sqlite_dsn, "--schema", str(tmp_path / "no")) == 2
     assert "cannot read" in capsys.readouterr().err
 
@@ -585,8 +581,14 @@ def test_cli_check_cleanup_undo(
 def test_cli_audit_on_sqlite_has_no_findings(
     sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _cli("audit", "--dsn", sqlite_dsn, "--json") == 0
-    assert json.loads(capsys.readouterr().out) == {"ok": True, "dialect": "sqlite", "findings": []}
+    assert _cli("audit", "--dsn", set_up(sqlite_dsn), "--json") == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "ok": True,
+        "dialect": "sqlite",
+        "applicable": False,
+        "message": "not applicable on SQLite (no roles)",
+        "findings": [],
+    }
 
 
 async def test_a_refused_change_rolls_everything_back_and_says_which(db: SqlBackend) -> None:

@@ -31,6 +31,8 @@ NAMES = (
     "buttress_breaker_transitions",
     "buttress_breaker_calls",
     "buttress_breaker_call_seconds",
+    "buttress_switch_enabled",
+    "buttress_switch_bypassed",
     "buttress_ratelimit_decisions",
     "buttress_flag_evaluations",
     "buttress_health_status",

@@ -3,18 +3,18 @@ usable as a filter from Python and from ``buttress migrate status --category``."
 
 from __future__ import annotations
 
-import argparse
 import importlib.resources
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 import structlog
 
 from buttress import connect
+from buttress.cli import build_parser
 from buttress.errors import ValidationError
 from buttress.migrations import Migrator
-from buttress.migrations import cli as migrations_cli
 from buttress.migrations.files import load_directory, parse_migration
 
 BUILTIN = Path(str(importlib.resources.files("buttress.migrations") / "builtin"))
@@ -97,12 +97,7 @@ async def test_status_shows_and_filters_by_category(sql_dsn: str, tmp_path: Path
 
 
 def _call(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="buttress")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dsn")
-    common.add_argument("--json", action="store_true")
-    migrations_cli.register(parser.add_subparsers(dest="command"), common)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     with structlog.testing.capture_logs():
         code: int = args.handler(args)
     return code
@@ -113,6 +108,7 @@ def test_cli_status_category_filter(
 ) -> None:
     _write(tmp_path / "m")
     base = ("--dsn", sqlite_dsn, "--dir", str(tmp_path / "m"))
+    sqlite3.connect(sqlite_dsn.removeprefix("sqlite:///")).close()  # an existing database
     assert _call("migrate", "status", *base, "--category", "security", "--json") == 1
     payload = json.loads(capsys.readouterr().out)
     assert payload["pending"] == ["0002_rls"]

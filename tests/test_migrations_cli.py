@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 import structlog
 
-from buttress.migrations import cli as migrations_cli
+from buttress.cli import build_parser
 
 
 def _call(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="buttress")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dsn")
-    common.add_argument("--json", action="store_true")
-    migrations_cli.register(parser.add_subparsers(dest="command"), common)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     # Keep structlog's default stdout printer out of the JSON under test (the
     # real CLI routes logs to stderr).
     with structlog.testing.capture_logs():
@@ -34,6 +29,12 @@ def test_migrate_cli_flow(
     (directory / "0001_t.sql").write_text("CREATE TABLE t (id integer);\n-- down\nDROP TABLE t;")
     (directory / "0002_u.sql").write_text("CREATE TABLE u (id integer);\n-- down\nDROP TABLE u;")
     base = ("--dsn", sqlite_dsn, "--dir", str(directory))
+    path = Path(sqlite_dsn.removeprefix("sqlite:///"))
+    assert _call("migrate", "status", *base) == 2  # status only looks: no file, no database
+    assert "does not exist" in capsys.readouterr().err
+    assert _call("migrate", *base, "--dry-run") == 2
+    assert not path.exists()
+    sqlite3.connect(path).close()  # a database buttress has never touched
     assert _call("migrate", "status", *base) == 1  # pending
     capsys.readouterr()
     assert _call("migrate", *base, "--dry-run", "--json") == 0
@@ -51,7 +52,7 @@ def test_migrate_cli_flow(
     assert _call("migrate", *base, "--validate-only") == 2
     assert "changed after it was applied" in capsys.readouterr().out
     assert _call("migrate", *base, "--json") == 2
-    assert json.loads(capsys.readouterr().out)["type"] == "MigrationValidationError"
+    assert json.loads(capsys.readouterr().out)["error"]["type"] == "MigrationValidationError"
     assert _call("migrate", "rollback", *base) == 2
 
 
@@ -59,12 +60,15 @@ def test_baseline_cli(sqlite_dsn: str, tmp_path: Path, capsys: pytest.CaptureFix
     directory = tmp_path / "migrations"
     directory.mkdir()
     (directory / "0001_t.sql").write_text("CREATE TABLE t (id integer);")
+    sqlite3.connect(sqlite_dsn.removeprefix("sqlite:///")).close()  # an existing database
     assert _call("migrate", "baseline", "--dsn", sqlite_dsn, "--dir", str(directory), "--json") == 0
     assert json.loads(capsys.readouterr().out) == {"baselined": ["0001_t"]}
 
 
 def test_migrate_without_a_directory_sets_up_only_buttress_tables(
-    sqlite_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    sqlite_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)

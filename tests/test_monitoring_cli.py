@@ -13,13 +13,28 @@ from buttress import connect
 from buttress.cli import build_parser as parser
 from buttress.errors import ValidationError
 from buttress.health import ComponentStatus, HealthReport, Status
-from buttress.monitoring import AlertLevel, DropRule, FlatRule, HealthHistory, SpikeRule, cli
+from buttress.monitoring import (
+    AlertLevel,
+    DropRule,
+    FlatRule,
+    HealthHistory,
+    SpikeRule,
+    load_rules,
+    parse_rule,
+)
+from cli_support import set_up
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
+
+
+@pytest.fixture
+def sqlite_dsn(sqlite_dsn: str) -> str:
+    """A SQLite file ``buttress migrate`` has set up: the CLI never migrates on its own."""
+    return set_up(sqlite_dsn)
 
 
 def run(dsn: str, *argv: str) -> int:
@@ -67,7 +82,7 @@ def at(hours: float) -> str:
     ],
 )
 def test_parse_rule(spec: str, rule: object) -> None:
-    assert cli.parse_rule(spec) == rule
+    assert parse_rule(spec) == rule
 
 
 @pytest.mark.parametrize(
@@ -87,7 +102,7 @@ def test_parse_rule(spec: str, rule: object) -> None:
 )
 def test_bad_rule_specs_name_the_spec_and_the_rule(spec: str, rule_words: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        cli.parse_rule(spec)
+        parse_rule(spec)
     assert spec in caught.value.field
     assert rule_words in caught.value.rule
 
@@ -116,7 +131,7 @@ level = "critical"
 def test_load_rules_from_toml(tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
     path.write_text(RULES_TOML)
-    assert cli.load_rules(str(path)) == [
+    assert load_rules(str(path)) == [
         DropRule("signups", warning=0.5, critical=0.8, window=timedelta(hours=12), min_samples=2),
         SpikeRule("latency:db"),
         FlatRule("signups", period=timedelta(hours=6), level=AlertLevel.CRITICAL),
@@ -144,14 +159,14 @@ def test_bad_rule_files_name_the_place_and_the_rule(
     path = tmp_path / "rules.toml"
     path.write_text(text)
     with pytest.raises(ValidationError) as caught:
-        cli.load_rules(str(path))
+        load_rules(str(path))
     assert field_words in caught.value.field
     assert rule_words in caught.value.rule
 
 
 def test_a_missing_rule_file_is_a_validation_error(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="cannot read"):
-        cli.load_rules(str(tmp_path / "absent.toml"))
+        load_rules(str(tmp_path / "absent.toml"))
 
 
 def test_without_rules_it_reports_healthy_and_says_how_to_add_some(
@@ -228,8 +243,9 @@ def test_bad_input_exits_2_with_one_line(
     assert run(sqlite_dsn, "--at", "yesterday", "--json") == 2
     payload = json.loads(capsys.readouterr().out)
     assert payload["ok"] is False
-    assert payload["type"] == "ValidationError"
-    assert "--at" in payload["error"]
+    assert payload["error"]["type"] == "ValidationError"
+    assert payload["error"]["command"] == "monitor"
+    assert "--at" in payload["error"]["message"]
 
 
 @pytest.mark.redis

@@ -300,6 +300,8 @@ async def test_check_system_health_returns_json_and_records_a_run(pg: PostgresBa
     assert result["database"]["connections"] >= 1
     assert result["errors_last_hour"] == 0
     assert result["version"] is None  # nothing deployed yet
+    assert result["version_note"] == "no app_version recorded (DeploymentLog.record sets it)"
+    assert result["recorded"] is True
     assert result["reasons"] == []
     assert result["postgres_version"].startswith("15")
 
@@ -311,6 +313,47 @@ async def test_check_system_health_returns_json_and_records_a_run(pg: PostgresBa
     assert run.metrics["errors_last_hour"] == 0
     assert run.metrics["db_size_mb"] == result["database"]["size_mb"]
     assert run.metrics["db_connections_total"] == result["database"]["connections"]
+
+
+async def test_a_read_only_transaction_gets_the_verdict_without_a_record(
+    pg: PostgresBackend,
+) -> None:
+    async with pg.connection() as conn:
+        await conn.execute("BEGIN READ ONLY")
+        raw = await conn.fetchval("SELECT check_system_health()")
+        await conn.execute("COMMIT")
+    result = json.loads(raw)
+    assert (result["status"], result["recorded"]) == ("healthy", False)
+    assert await HealthHistory(pg).count() == 0
+
+
+async def test_a_monitoring_role_with_the_documented_grants_gets_a_verdict(
+    pg: PostgresBackend, postgres_dsn: str
+) -> None:
+    await DeploymentLog(pg).record("2.0.0", "production")
+    role = f"monitor_{abs(hash(postgres_dsn)) % 10**8}"
+    await pg.execute(f"DROP ROLE IF EXISTS {role}")
+    await pg.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'monitor-pw'")
+    try:
+        # The documented grants: SELECT on the error counts, nothing on the history.
+        await pg.execute(f"GRANT SELECT ON buttress_error_events TO {role}")
+        async with pg.connection() as conn:
+            await conn.execute(f"SET ROLE {role}")
+            try:
+                raw = await conn.fetchval("SELECT check_system_health()")
+            finally:
+                await conn.execute("RESET ROLE")
+        result = json.loads(raw)
+        assert result["status"] == "healthy"
+        assert result["recorded"] is False  # no INSERT on the history: not recorded, no error
+        assert result["version"] is None
+        assert result["version_note"] == (
+            "cannot read buttress_config: grant SELECT on it to this role"
+        )
+        assert await HealthHistory(pg).count() == 0
+    finally:
+        await pg.execute(f"DROP OWNED BY {role}")
+        await pg.execute(f"DROP ROLE {role}")
 
 
 async def test_the_version_is_the_deployed_application_version(pg: PostgresBackend) -> None:
@@ -350,6 +393,7 @@ async def test_thresholds_can_be_passed_by_name(pg: PostgresBackend) -> None:
 async def test_the_migration_rolls_back_and_reapplies(pg: PostgresBackend) -> None:
     undone = await builtin_migrator(pg).rollback(7)
     assert "0008_system_health" in undone  # and whatever later migrations depend on it
+    assert "0011_system_health_roles" in undone
     assert await pg.fetchval("SELECT to_regprocedure('check_system_health()')") is None
     assert await pg.fetchval("SELECT to_regclass('buttress_error_events')") is None
     # Without the table the collector simply leaves the error count out.

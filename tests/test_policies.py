@@ -279,6 +279,18 @@ async def test_fallback_async_factory_and_refusals() -> None:
     assert await fallback("v").acall(quick) == "fast"
 
 
+async def test_fallback_value_is_returned_as_given_even_when_awaitable() -> None:
+    # Only a factory's awaitable is awaited; a value is the caller's answer as it is.
+    async def boom() -> object:
+        raise KeyError
+
+    marker = asyncio.sleep(0, "inner")
+    try:
+        assert await fallback(marker).acall(boom) is marker
+    finally:
+        marker.close()
+
+
 def test_fallback_sync_refuses_async_factory() -> None:
     async def cached(exc: Exception) -> str:
         return "x"

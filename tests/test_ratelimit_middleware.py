@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -179,6 +179,52 @@ def test_client_address_resolution() -> None:
         ClientAddress(["not-an-ip"])
     with pytest.raises(ValidationError, match="trusted_proxies"):
         ClientAddress("10.0.0.0/8")
+
+
+def test_ipv6_clients_share_a_bucket_per_network() -> None:
+    resolve = ClientAddress()
+    assert resolve("2001:db8:1:2::1", None) == "2001:db8:1:2::/64"
+    assert resolve("2001:db8:1:2:ffff::9", None) == "2001:db8:1:2::/64"  # same /64: same key
+    assert resolve("2001:db8:1:3::1", None) == "2001:db8:1:3::/64"
+    assert resolve("::ffff:192.0.2.7", None) == "192.0.2.7"  # IPv4-mapped is IPv4
+    assert ClientAddress(ipv6_prefix=48)("2001:db8:1:2::1", None) == "2001:db8:1::/48"
+    assert ClientAddress(ipv6_prefix=128)("2001:db8::1", None) == "2001:db8::1/128"
+    for bad in (0, 129, True, "64"):
+        with pytest.raises(ValidationError, match="ipv6_prefix"):
+            ClientAddress(ipv6_prefix=bad)  # type: ignore[arg-type]  # bad on purpose
+
+
+def test_a_trusted_proxy_on_a_unix_socket_names_the_client() -> None:
+    behind_socket = ClientAddress(["unix"])
+    assert behind_socket(None, "198.51.100.4") == "198.51.100.4"
+    assert behind_socket("", "spoofed, 198.51.100.4") == "198.51.100.4"
+    assert behind_socket(None, None) == "unknown"
+    # Without "unix" a socket peer stays anonymous: its header is not believed.
+    assert ClientAddress()(None, "198.51.100.4") == "unknown"
+
+
+def test_asgi_behind_a_unix_socket_limits_each_client_apart() -> None:
+    rl = RateLimiter(Rate(1, 60))
+    client = starlette_app(rl, trusted_proxies=["unix"])
+    # Starlette's test client sets scope["client"]; a Unix-socket server sends None.
+    app = client.app
+    scopes: list[MutableMapping[str, Any]] = []
+
+    async def unix_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope = dict(scope, client=None)
+            scopes.append(scope)
+        await app(scope, receive, send)
+
+    from starlette.testclient import TestClient as Client
+
+    socket_client = Client(unix_app)
+    first = {"X-Forwarded-For": "198.51.100.4"}
+    second = {"X-Forwarded-For": "198.51.100.5"}
+    assert socket_client.get("/", headers=first).status_code == 200
+    assert socket_client.get("/", headers=first).status_code == 429
+    assert socket_client.get("/", headers=second).status_code == 200  # not throttled by 1st
+    assert [s["client"] for s in scopes] == [None, None, None]
 
 
 def test_bad_options_are_refused() -> None:

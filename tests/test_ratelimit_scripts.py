@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from buttress import connect
@@ -209,3 +209,116 @@ async def test_postgres_hit_all_matches_memory(
     assert await replay_batches(postgres_backend, shapes, steps) == await replay_batches(
         None, shapes, steps
     )
+
+
+# -- PostgreSQL: the single-key fast path (0010) and the batch function (0006) on one key --
+
+
+@st.composite
+def boundary_scenarios(draw: st.DrawFn) -> tuple[str, int, int, list[tuple[int, int, str]]]:
+    """Steps at times on a grid of emission intervals (+-1 µs), so that hits land
+    exactly on, just before and just after GCRA's theoretical arrival times,
+    fixed-window boundaries and sliding-window expiries; now and then the clock
+    steps back. Each step is a hit through the fast path ("one"), a hit through
+    the batch function ("batch") or a peek."""
+    algorithm = draw(st.sampled_from(sorted(ALGORITHMS)))
+    limit = draw(st.integers(1, 5))
+    interval_us = draw(st.sampled_from([1, 3, 1000, 250_000]))
+    # Mostly small moves and unit costs, so that keys fill up to exactly their limit.
+    ticks = draw(st.lists(st.sampled_from([-1, 0, 0, 0, 1, 1, 2, 3]), min_size=1, max_size=30))
+    grid = 0
+    steps = []
+    for tick in ticks:
+        grid = max(0, grid + tick)
+        delta = draw(st.sampled_from([-1, 0, 0, 1]))
+        cost = draw(st.one_of(st.just(1), st.integers(1, limit)))
+        path = draw(st.sampled_from(["one", "one", "batch", "peek"]))
+        steps.append((grid * interval_us + delta, cost, path))
+    return algorithm, limit, limit * interval_us, steps
+
+
+@pytest.mark.postgres
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(boundary_scenarios())
+# Filled to exactly the limit, then a refusal, then the boundary: 1 µs early, on it.
+@example(
+    (
+        "fixed_window",
+        3,
+        3000,
+        [
+            (0, 1, "one"),
+            (1, 1, "one"),
+            (999, 1, "one"),
+            (999, 1, "one"),
+            (2999, 1, "peek"),
+            (2999, 1, "one"),
+            (3000, 2, "one"),
+            (3000, 1, "one"),
+            (3001, 1, "one"),
+        ],
+    )
+)
+@example(
+    (
+        "gcra",
+        2,
+        2000,
+        [
+            (0, 1, "one"),
+            (0, 1, "one"),
+            (0, 1, "one"),
+            (999, 1, "one"),
+            (1000, 1, "one"),
+            (1000, 1, "one"),
+            (3000, 2, "batch"),
+            (3000, 1, "one"),
+            (4000, 1, "one"),
+        ],
+    )
+)
+@example(
+    (
+        "sliding_window",
+        3,
+        3000,
+        [
+            (0, 1, "one"),
+            (1000, 2, "one"),
+            (2999, 1, "one"),
+            (3000, 1, "one"),
+            (3999, 2, "one"),
+            (4000, 2, "one"),
+            (4000, 1, "peek"),
+            (6000, 3, "batch"),
+        ],
+    )
+)
+async def test_postgres_fast_path_matches_the_pure_algorithms_at_boundaries(
+    postgres_backend: Backend, scenario: tuple[str, int, int, list[tuple[int, int, str]]]
+) -> None:
+    algorithm, limit, period_us, steps = scenario
+    limiter = RateLimiter(
+        Rate(limit, period_us / 1e6), algorithm=algorithm, backend=postgres_backend, prefix="fast"
+    )
+    store: Any = limiter._store
+    key = f"k{next(_names)}"
+    # Windows start on the grid: fixed-window boundaries fall on grid points.
+    origin_us = START_US - START_US % period_us + period_us
+    step = ALGORITHMS[algorithm].step
+    state: Any = None
+    for offset, cost, path in steps:
+        now_us = origin_us + offset
+        store.fixed_now_us = now_us
+        if path == "one":
+            got = await limiter.ahit(key, cost)
+        elif path == "batch":
+            (got,) = await store.adecide_batch([limiter._check(key, cost)], True)
+        else:
+            got = await limiter.apeek(key, cost)
+        expected, new_state = step(state, now_us * 1000, limit, period_us * 1000, cost)
+        if path != "peek" and expected.allowed:
+            state = new_state
+        assert got == expected, (offset, cost, path)

@@ -25,6 +25,23 @@ def test_ci_runs_the_readme_test_command() -> None:
     commands = re.findall(r"```sh\n(.*?)\n```", README, flags=re.S)
     assert len(commands) >= 2
     first, second = commands[0], commands[1]
-    assert "buttress doctor" in first
+    assert "buttress migrate && .venv/bin/buttress doctor" in first
     assert "pytest" in second
     assert second in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_set_up_command_migrates_then_looks(tmp_path: Path) -> None:
+    """The first command's buttress steps, run as written in an empty directory."""
+    first = re.findall(r"```sh\n(.*?)\n```", README, flags=re.S)[0]
+    steps = [step.strip() for step in first.split("&&")]
+    buttress = [step.removeprefix(".venv/bin/").split() for step in steps if "buttress " in step]
+    assert buttress == [["buttress", "migrate"], ["buttress", "doctor"]]
+    script = Path(sys.executable).parent / "buttress"
+    for _name, *argv in buttress:
+        done = subprocess.run(
+            [str(script), *argv], capture_output=True, text=True, cwd=tmp_path, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "status: ok" in done.stdout
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left <= {"buttress.db", "buttress.db-wal", "buttress.db-shm"}

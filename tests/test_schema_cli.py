@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 import structlog
 
+from buttress.cli import build_parser
 from buttress.errors import ValidationError
 from buttress.schema import Column, Index, Schema, Table, load_schema, schema_from_dict
-from buttress.schema import cli as schema_cli
+from cli_support import set_up
 
 TOML = """
 [tables.users]
@@ -98,17 +98,8 @@ def test_unreadable_or_invalid_files(tmp_path: Path) -> None:
         load_schema(bad)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="buttress")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dsn")
-    common.add_argument("--json", action="store_true")
-    schema_cli.register(parser.add_subparsers(dest="command"), common)
-    return parser
-
-
 def _call(*argv: str) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     with structlog.testing.capture_logs():  # the real CLI logs to stderr
         code: int = args.handler(args)
     return code
@@ -119,7 +110,7 @@ def test_cli_check_plan_fix_exit_codes(
 ) -> None:
     schema_file = tmp_path / "schema.toml"
     schema_file.write_text(TOML)
-    base = ("--dsn", sqlite_dsn, "--schema", str(schema_file))
+    base = ("--dsn", set_up(sqlite_dsn), "--schema", str(schema_file))
     assert _call("schema", "check", *base) == 2
     assert "missing_table" in capsys.readouterr().out
     assert _call("schema", "plan", *base, "--json") == 2
@@ -140,10 +131,9 @@ def test_cli_reports_bad_schema_file_as_error(
 ) -> None:
     schema_file = tmp_path / "schema.json"
     schema_file.write_text('{"tables": {"t": {"columns": {"a": "int; DROP TABLE x"}}}}')
-    assert (
-        _call("schema", "check", "--dsn", sqlite_dsn, "--schema", str(schema_file), "--json") == 2
-    )
-    assert json.loads(capsys.readouterr().out)["type"] == "ValidationError"
+    base = ("--dsn", set_up(sqlite_dsn), "--schema", str(schema_file))
+    assert _call("schema", "check", *base, "--json") == 2
+    assert json.loads(capsys.readouterr().out)["error"]["type"] == "ValidationError"
 
 
 def test_schema_values_round_trip_through_dict() -> None:

@@ -1,9 +1,10 @@
 """The topology DSNs (cluster seeds, sentinels and their service, libpq's host lists,
-buttress's own query parameters), the scheme table, and Redis Cluster's slot
-arithmetic: pure logic, no server."""
+buttress's own query parameters), the scheme table, Redis Cluster's slot
+arithmetic and how its redirections are followed: pure logic, no server."""
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 import pytest
@@ -13,7 +14,15 @@ from redis.crc import key_slot as driver_key_slot
 
 from buttress.backends import BACKENDS, backend_class, redact_dsn
 from buttress.backends._dsn import _KINDS, parse_dsn
-from buttress.backends._redis_topology import SLOTS, CrossSlotError, command_slot, key_slot
+from buttress.backends._redis_topology import (
+    SLOTS,
+    BlockingCluster,
+    ClusterClient,
+    CrossSlotError,
+    command_slot,
+    key_slot,
+)
+from buttress.backends._resp import Endpoint, ReplyError
 from buttress.errors import InvalidDSNError, UnsupportedBackendError
 
 hosts = st.lists(
@@ -134,3 +143,79 @@ def test_a_script_over_several_slots_is_refused_before_sending(keys: list[str]) 
         assert info.value.slots == len(slots)
     assert command_slot(["DEL", keys[0]]) == key_slot(keys[0].encode())
     assert command_slot(["CLUSTER", "SLOTS"]) == key_slot(b"SLOTS")
+
+
+class _FakeNode:
+    """A cluster node that answers from a script: a reply or a ``ReplyError`` per call."""
+
+    def __init__(self, name: str, script: list[object], log: list[tuple[str, bool]]) -> None:
+        self.name, self.script, self.log = name, script, log
+
+    def answer(self, asking: bool) -> object:
+        self.log.append((self.name, asking))
+        reply = self.script.pop(0)
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
+
+    def call(self, *args: object, decode: object = None, asking: bool = False) -> object:
+        return self.answer(asking)
+
+
+class _FakeAsyncNode(_FakeNode):
+    async def call(self, *args: object, decode: object = None, asking: bool = False) -> object:
+        return self.answer(asking)
+
+
+def _redirect_script() -> dict[tuple[str, int], list[object]]:
+    return {
+        ("seed", 7000): [ReplyError(f"MOVED {SLOT} owner:7001")],
+        ("owner", 7001): [ReplyError(f"ASK {SLOT} importing:7002"), b"done"],
+        ("importing", 7002): [ReplyError("TRYAGAIN keys in migration")],
+    }
+
+
+SLOT = key_slot(b"k")
+# Where the command goes: MOVED is remembered, ASK sends ASKING first on the
+# importing node, TRYAGAIN resends to the owner of the slot as known then.
+EXPECTED = [("seed", False), ("owner", False), ("importing", True), ("owner", False)]
+
+
+def test_the_sync_cluster_client_follows_moved_ask_and_tryagain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[tuple[str, bool]] = []
+    nodes = {a: _FakeNode(a[0], s, log) for a, s in _redirect_script().items()}
+    client = BlockingCluster(Endpoint(), [("seed", 7000)])
+    client._slots.known = True
+    monkeypatch.setattr(client, "_node", nodes.__getitem__)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    assert client.call(b"GET", b"k") == b"done"
+    assert log == EXPECTED
+    assert client._slots.owner[SLOT] == ("owner", 7001)
+
+
+async def test_the_async_cluster_client_follows_moved_ask_and_tryagain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[tuple[str, bool]] = []
+    nodes = {a: _FakeAsyncNode(a[0], s, log) for a, s in _redirect_script().items()}
+    client = ClusterClient(Endpoint(), [("seed", 7000)])
+    client._slots.known = True
+    monkeypatch.setattr(client, "_node", nodes.__getitem__)
+    assert await client.call(b"GET", b"k") == b"done"
+    assert log == EXPECTED
+
+
+def test_an_error_reply_that_is_no_redirection_is_raised_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refusal = ReplyError("WRONGTYPE Operation against a key holding the wrong kind of value")
+    log: list[tuple[str, bool]] = []
+    client = BlockingCluster(Endpoint(), [("seed", 7000)])
+    client._slots.known = True
+    node = _FakeNode("seed", [refusal], log)
+    monkeypatch.setattr(client, "_node", lambda address: node)
+    with pytest.raises(ReplyError) as info:
+        client.call(b"GET", b"k")
+    assert info.value is refusal

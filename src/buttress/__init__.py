@@ -8,8 +8,9 @@ redis) and adapter frameworks load only when used.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from buttress._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from buttress._connect import connect
@@ -188,13 +189,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'buttress' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -1,4 +1,4 @@
-"""Validation shared by every component: durations in seconds, config and flag keys.
+"""Validation shared by every component: durations, counts, numbers, config and flag keys.
 
 One rule and one message everywhere (``ValidationError(field, rule)``), so a
 bad timeout reads the same whether it went to a backend, a breaker, a health
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal, overload
+from collections.abc import Iterable
+from typing import Literal, cast, overload
 
 from buttress._exceptions import ValidationError
 
-__all__ = ["check_seconds", "validate_key"]
+__all__ = ["check_count", "check_names", "check_number", "check_seconds", "validate_key"]
 
 _KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 
@@ -44,6 +45,39 @@ def check_seconds(
         rule = "must be a finite number of seconds " + (">= 0" if allow_zero else "> 0")
         raise ValidationError(field, rule + (" or None" if optional else ""))
     return float(value)
+
+
+def check_count(field: str, value: object, *, at_least: int) -> int:
+    """``value`` if it is an int ``>= at_least`` (bool refused), else ``ValidationError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < at_least:
+        raise ValidationError(field, f"must be an integer >= {at_least}")
+    return value
+
+
+def check_number(field: str, value: object, *, at_least: float) -> float:
+    """``value`` as a float if it is a finite number ``>= at_least`` (bool refused)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < at_least
+    ):
+        raise ValidationError(field, f"must be a finite number >= {at_least:g}")
+    return float(value)
+
+
+def check_names(field: str, value: Iterable[object]) -> frozenset[str]:
+    """The set of names in ``value``, each a non-empty str, else ``ValidationError``.
+
+    A bare string is refused: it would silently become a set of characters.
+    """
+    if isinstance(value, str):
+        raise ValidationError(field, "must be a collection of str, not a single str")
+    names = frozenset(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValidationError(field, "every entry must be a non-empty str")
+    return cast(frozenset[str], names)
 
 
 def validate_key(field: str, key: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,7 +15,7 @@ from of_conformance.world import SwitchableStore
 from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.event import EventDetails, ProviderEvent
+from openfeature.event import EventDetails, ProviderEvent, ProviderEventDetails
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import ProviderStatus
@@ -524,3 +525,70 @@ async def test_config_store_down_serves_loaded_values_as_stale(
     monkeypatch.undo()
     await provider.load_config()
     assert provider.resolve_integer_details("limit", 0).reason == Reason.STATIC
+
+
+# -- config values follow the store --------------------------------------------------------------
+
+
+async def _settle() -> None:
+    """Let the reload task run: FakeClock.sleep advances and yields without waiting."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_config_reloads_every_interval_and_announces_changes(
+    flags: FeatureFlags, config: ConfigStore, clock: FakeClock
+) -> None:
+    await config.set("limit", 1)
+    provider = ButtressProvider(flags, config=config, clock=clock, config_interval=5)
+    async with provider:
+        client = _client(provider)
+        recorder = Recorder()
+        client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, recorder)
+        assert client.get_integer_value("limit", 0) == 1
+        await config.set("limit", 2)
+        await _settle()
+        assert [e.flags_changed for e in recorder.wait_for(1)] == [["limit"]]
+        assert client.get_integer_value("limit", 0) == 2
+    await config.set("limit", 3)
+    await _settle()
+    assert client.get_integer_value("limit", 0) == 2, "stop() ends the reloads"
+
+
+async def test_a_failing_config_store_turns_the_provider_stale_then_ready(
+    config: ConfigStore, provider: ButtressProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await config.set("limit", 3)
+    await provider.load_config()
+    client = _client(provider)
+    stale, ready = Recorder(), Recorder()
+    client.add_handler(ProviderEvent.PROVIDER_STALE, stale)
+    client.add_handler(ProviderEvent.PROVIDER_READY, ready)
+    ready.wait_for(1)  # a READY handler added to a READY provider runs once at once
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise BackendUnavailableError("config store is down (test)")
+
+    monkeypatch.setattr(config, "list", unreachable)
+    for _ in range(2):  # STALE once, when it turns on, not at every failed reload
+        assert await provider.load_config() == []
+    assert len(stale.wait_for(1)) == 1
+    assert client.get_provider_status() is ProviderStatus.STALE
+    monkeypatch.undo()
+    assert await provider.load_config() == []
+    assert len(ready.wait_for(2)) == 2
+    assert client.get_provider_status() is ProviderStatus.READY
+
+
+async def test_shutdown_stops_announcing_config_changes(
+    config: ConfigStore, provider: ButtressProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await config.set("limit", 1)
+    await provider.load_config()
+    _client(provider)
+    provider.shutdown()
+    emitted: list[ProviderEventDetails] = []
+    monkeypatch.setattr(provider, "emit_provider_configuration_changed", emitted.append)
+    await config.set("limit", 2)
+    assert await provider.load_config() == ["limit"]  # reloaded, but no longer announced
+    assert emitted == []

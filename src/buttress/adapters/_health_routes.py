@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 
+from buttress.errors import ValidationError
 from buttress.health import HealthRegistry, HealthReport
 
-__all__ = ["ALL", "CONTENT_TYPE", "Route", "error_body", "render", "resolve"]
+__all__ = ["ALL", "CONTENT_TYPE", "Route", "check_base", "error_body", "render", "resolve"]
 
 CONTENT_TYPE = "application/health+json"
 
@@ -28,6 +29,13 @@ ALL = _All()
 
 Route = _All | str | None
 """``ALL``, a group name, or ``None`` when the path is not a health path."""
+
+
+def check_base(path: str) -> str:
+    """``path`` if it can be the health endpoints' base (``/health``), else ``ValidationError``."""
+    if not path.startswith("/") or path.endswith("/"):
+        raise ValidationError("path", "must start with '/' and not end with '/'")
+    return path
 
 
 def resolve(registry: HealthRegistry, base: str, path: str, root_path: str = "") -> Route:
@@ -61,17 +69,15 @@ def _group(registry: HealthRegistry, name: str) -> str | None:
 def render(report: HealthReport) -> tuple[int, list[tuple[str, str]], bytes]:
     """HTTP status, headers and body for a report (200 pass/warn, 503 fail)."""
     body = json.dumps(report.to_health_json(), separators=(",", ":")).encode()
-    headers = [
-        ("content-type", CONTENT_TYPE),
-        ("cache-control", "no-store"),
-        ("content-length", str(len(body))),
-    ]
-    return report.http_status, headers, body
+    return _answer(report.http_status, body)
 
 
 def error_body(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
     """A small health+json failure (used when the report itself cannot be produced)."""
-    body = json.dumps({"status": "fail", "output": message}).encode()
+    return _answer(status, json.dumps({"status": "fail", "output": message}).encode())
+
+
+def _answer(status: int, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
     headers = [
         ("content-type", CONTENT_TYPE),
         ("cache-control", "no-store"),

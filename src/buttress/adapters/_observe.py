@@ -1,10 +1,10 @@
-"""What the metrics adapters share: turning buttress events into label values.
+"""What the metrics adapters share: buttress's events reduced to catalogue signals.
 
 ``Observer`` subscribes to ``buttress.events`` and to every circuit breaker's
-listeners, reduces each event to bounded label values, and hands them to a
-``MetricsSink`` (the Prometheus or OpenTelemetry adapter). It also holds,
-weakly, the ``Database`` clients an adapter was told to observe, whose
-statistics are read at collection time. It knows nothing about either library.
+listeners, reduces each event to a ``Signal``'s bounded label values, and hands
+them to the adapter's ``Recorder`` for that signal. It also holds, weakly, the
+``Database`` clients an adapter was told to observe, read at collection time.
+``ObservingAdapter`` is the install/uninstall life both adapters lead.
 """
 
 from __future__ import annotations
@@ -12,9 +12,22 @@ from __future__ import annotations
 import sys
 import threading
 import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Self, TypeAlias
 
+from buttress.adapters._catalogue import (
+    BREAKER_CALL,
+    BREAKER_STATE_VALUES,
+    BREAKER_TRANSITION,
+    FLAG_EVALUATION,
+    HEALTH_RESULT,
+    HEALTH_STATUS_VALUES,
+    MIGRATION,
+    RATELIMIT_DECISION,
+    Labels,
+    Signal,
+)
 from buttress.errors import ValidationError
 from buttress.events import (
     BREAKER_CREATED,
@@ -32,20 +45,10 @@ if TYPE_CHECKING:
     from buttress.db import Database, DatabaseStats
     from buttress.flags import FlagEvaluation
 
-__all__ = [
-    "BREAKER_STATE_VALUES",
-    "HEALTH_STATUS_VALUES",
-    "UNKNOWN_FLAG_LABEL",
-    "MetricsSink",
-    "Observer",
-    "check_buckets",
-]
+__all__ = ["UNKNOWN_FLAG_LABEL", "Observer", "ObservingAdapter", "Recorder"]
 
-BREAKER_STATE_VALUES: Final = {"closed": 0, "half_open": 1, "open": 2}
-"""The number a breaker-state gauge reports for each ``BreakerState`` value."""
-
-HEALTH_STATUS_VALUES: Final = {"healthy": 0, "degraded": 1, "unhealthy": 2}
-"""The number a health-status gauge reports for each ``Status`` value (higher is worse)."""
+Recorder: TypeAlias = Callable[[Labels, "float | None", "float | None"], None]
+"""Records one happening of a signal: its label values, its level and its duration."""
 
 UNKNOWN_FLAG_LABEL: Final = "(unknown)"
 """The ``flag`` label of evaluations of keys that name no flag: callers may ask
@@ -69,39 +72,30 @@ def _learn_call_outcomes() -> None:
     )
 
 
-class MetricsSink(Protocol):
-    """Where an ``Observer`` records; every argument is already a bounded label value."""
-
-    def breaker_transition(self, breaker: str, from_state: str, to_state: str) -> None: ...
-
-    def breaker_call(self, breaker: str, outcome: str, duration: float | None) -> None:
-        """``duration`` is None for a rejected call, which never ran."""
-
-    def ratelimit_decision(self, limiter: str, allowed: bool) -> None: ...
-
-    def flag_evaluation(self, flag: str, reason: str) -> None: ...
-
-    def health_result(self, component: str, status: str, latency: float | None) -> None:
-        """``latency`` in seconds; None for the readiness flag, which runs nothing."""
-
-    def migration(self, namespace: str, outcome: str, duration: float) -> None: ...
+def _ignore(labels: Labels, level: float | None, seconds: float | None) -> None:
+    return None
 
 
 class Observer:
-    """Feeds a ``MetricsSink`` from buttress's events while started."""
+    """Feeds each signal's ``Recorder`` from buttress's events while started."""
 
-    def __init__(self, sink: MetricsSink) -> None:
-        self._sink = sink
+    def __init__(self, recorders: Mapping[Signal, Recorder]) -> None:
+        def recorder(signal: Signal) -> Recorder:
+            return recorders.get(signal, _ignore)
+
+        # Built once: topics and breakers forget a listener by identity.
+        self._on_state = _on_transition(recorder(BREAKER_TRANSITION))
+        self._on_call = _on_call(recorder(BREAKER_CALL))
+        self._on_evaluation = _on_evaluation(recorder(FLAG_EVALUATION))
+        self._on_health = _on_health(recorder(HEALTH_RESULT))
+        self._on_migration = _on_migration(recorder(MIGRATION))
+        self._on_decision = _on_decision(recorder(RATELIMIT_DECISION))
         self._lock = threading.Lock()
         self._started = False
         self._attached: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
         self._by_name: weakref.WeakValueDictionary[str, CircuitBreaker] = (
             weakref.WeakValueDictionary()
         )
-        # Bound once: breakers forget a listener by identity, and ``self.method``
-        # is a new object at every access.
-        self._on_state = self._state_changed
-        self._on_call = self._called
         # Named explicitly by the application, so kept across stop()/start();
         # weakly, so that a dropped client stops being reported.
         self._databases: weakref.WeakValueDictionary[str, Database] = weakref.WeakValueDictionary()
@@ -117,14 +111,15 @@ class Observer:
                 return
             self._started = True
         BREAKER_CREATED.subscribe(self._attach)
-        FLAG_EVALUATED.subscribe(self._flag_evaluated)
-        HEALTH_CHECKED.subscribe(self._health_checked)
-        MIGRATION_RAN.subscribe(self._migration_ran)
-        RATELIMIT_DECIDED.subscribe(self._ratelimit_decided)
+        FLAG_EVALUATED.subscribe(self._on_evaluation)
+        HEALTH_CHECKED.subscribe(self._on_health)
+        MIGRATION_RAN.subscribe(self._on_migration)
+        RATELIMIT_DECIDED.subscribe(self._on_decision)
         # No breaker can exist before its module is imported; don't import it for nothing.
-        registry = sys.modules.get("buttress.breaker")
-        if registry is not None:
-            for breaker in registry.breakers:
+        if "buttress.breaker" in sys.modules:
+            from buttress.breaker import breakers
+
+            for breaker in breakers:
                 self._attach(breaker)
 
     def stop(self) -> None:
@@ -134,10 +129,10 @@ class Observer:
                 return
             self._started = False
         BREAKER_CREATED.unsubscribe(self._attach)
-        FLAG_EVALUATED.unsubscribe(self._flag_evaluated)
-        HEALTH_CHECKED.unsubscribe(self._health_checked)
-        MIGRATION_RAN.unsubscribe(self._migration_ran)
-        RATELIMIT_DECIDED.unsubscribe(self._ratelimit_decided)
+        FLAG_EVALUATED.unsubscribe(self._on_evaluation)
+        HEALTH_CHECKED.unsubscribe(self._on_health)
+        MIGRATION_RAN.unsubscribe(self._on_migration)
+        RATELIMIT_DECIDED.unsubscribe(self._on_decision)
         for breaker in list(self._attached):
             breaker.remove_listener(self._on_state)
             breaker.remove_listener(self._on_call)
@@ -207,34 +202,64 @@ class Observer:
         breaker.on_state_change(self._on_state)
         breaker.on_call(self._on_call)
 
-    def _state_changed(self, change: StateChange) -> None:
-        self._sink.breaker_transition(change.breaker, change.old.value, change.new.value)
 
-    def _called(self, event: CallEvent) -> None:
+# How each event becomes its signal's label values, level and duration. Each is a
+# closure over its recorder: a free variable is the cheapest thing to call on a
+# path every breaker call or flag evaluation takes.
+
+
+def _on_transition(record: Recorder) -> Callable[[StateChange], None]:
+    def changed(change: StateChange) -> None:
+        record((change.breaker, change.old.value, change.new.value), None, None)
+
+    return changed
+
+
+def _on_call(record: Recorder) -> Callable[[CallEvent], None]:
+    outcomes = _CALL_OUTCOMES
+
+    def called(event: CallEvent) -> None:
         # A rejected call never ran: it has no duration.
-        duration: float | None = getattr(event, "duration", None)
-        self._sink.breaker_call(event.breaker, _CALL_OUTCOMES[type(event)], duration)
+        record((event.breaker, outcomes[type(event)]), None, getattr(event, "duration", None))
 
-    def _flag_evaluated(self, evaluation: FlagEvaluation) -> None:
+    return called
+
+
+def _on_evaluation(record: Recorder) -> Callable[[FlagEvaluation], None]:
+    def evaluated(evaluation: FlagEvaluation) -> None:
         # ``_value_`` is the plain attribute behind ``.value``, which on Python 3.11
         # is a descriptor costing hundreds of ns: this runs on every evaluation.
         reason = evaluation.reason._value_
         flag = evaluation.key
         if reason == "UNKNOWN_FLAG" or (reason == "ERROR" and not _plausible_flag_key(flag)):
             flag = UNKNOWN_FLAG_LABEL
-        self._sink.flag_evaluation(flag, reason)
+        record((flag, reason), None, None)
 
-    def _health_checked(self, event: HealthChecked) -> None:
+    return evaluated
+
+
+def _on_health(record: Recorder) -> Callable[[HealthChecked], None]:
+    def checked(event: HealthChecked) -> None:
         result = event.result
         # The readiness pseudo-component runs nothing: it has no latency to report.
         latency = None if event.component == "readiness" else result.latency_ms / 1000.0
-        self._sink.health_result(event.component, result.status.value, latency)
+        record((event.component,), HEALTH_STATUS_VALUES[result.status.value], latency)
 
-    def _migration_ran(self, event: MigrationRan) -> None:
-        self._sink.migration(event.namespace, event.outcome, event.duration)
+    return checked
 
-    def _ratelimit_decided(self, event: RateLimitDecided) -> None:
-        self._sink.ratelimit_decision(event.limiter, event.allowed)
+
+def _on_migration(record: Recorder) -> Callable[[MigrationRan], None]:
+    def ran(event: MigrationRan) -> None:
+        record((event.namespace, event.outcome), None, event.duration)
+
+    return ran
+
+
+def _on_decision(record: Recorder) -> Callable[[RateLimitDecided], None]:
+    def decided(event: RateLimitDecided) -> None:
+        record((event.limiter, "true" if event.allowed else "false"), None, None)
+
+    return decided
 
 
 def _plausible_flag_key(key: str) -> bool:
@@ -249,13 +274,64 @@ def _plausible_flag_key(key: str) -> bool:
     return True
 
 
-def check_buckets(field: str, buckets: Sequence[float]) -> tuple[float, ...]:
-    """``buckets`` as floats, or ``ValidationError`` unless they increase and are positive."""
-    values = tuple(buckets)
-    if (
-        not values
-        or any(isinstance(b, bool) or not isinstance(b, int | float) or not b > 0 for b in values)
-        or list(values) != sorted(set(values))
-    ):
-        raise ValidationError(field, "must be increasing positive numbers of seconds")
-    return tuple(float(b) for b in values)
+class ObservingAdapter:
+    """The life both metrics adapters lead: ``install()`` starts an ``Observer``
+    feeding their recorders, ``uninstall()`` stops it; database clients can be
+    observed at any time. Subclasses hook ``_register``/``_unregister``."""
+
+    def __init__(self, recorders: Mapping[Signal, Recorder]) -> None:
+        self._lock = threading.Lock()
+        self._observer = Observer(recorders)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(installed={self.installed})"
+
+    @property
+    def installed(self) -> bool:
+        return self._observer.started
+
+    def install(self) -> Self:
+        """Start recording; idempotent. Returns ``self``."""
+        with self._lock:
+            if not self._observer.started:
+                self._register()
+                self._observer.start()
+        return self
+
+    def uninstall(self) -> None:
+        """Stop recording; idempotent. A later ``install()`` carries on from the same values."""
+        with self._lock:
+            if self._observer.started:
+                self._observer.stop()
+                self._unregister()
+
+    def _register(self) -> None:
+        """Called by ``install()`` under the lock; raising leaves the adapter uninstalled."""
+
+    def _unregister(self) -> None:
+        """Called by ``uninstall()`` under the lock, after recording stopped."""
+
+    def observe_database(self, db: Database, *, name: str | None = None) -> None:
+        """Report ``db``'s statistics (the ``buttress_db_*`` / ``buttress.db.*``
+        metrics) with the label ``database=name`` (``db.name`` when None), read
+        at collection time while installed.
+
+        Held weakly: a client that is garbage-collected is no longer reported.
+        Kept across ``uninstall()``/``install()``.
+        """
+        self._observer.observe_database(db, name)
+
+    def forget_database(self, db: Database) -> None:
+        """Stop reporting ``db``'s statistics; nothing happens if it was not observed."""
+        self._observer.forget_database(db)
+
+    def __enter__(self) -> Self:
+        return self.install()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.uninstall()

@@ -10,17 +10,19 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable, Iterable
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.log import get_logger
-from buttress.ratelimit import OUTAGE_RETRY_AFTER, Decision, RateLimiter
+from buttress.ratelimit import OUTAGE_RETRY_AFTER, Decision
 from buttress.responses import rate_limited
 
-__all__ = ["ClientAddress", "ErrorPolicy", "Exempt", "HTTPOptions", "MiddlewareBase", "refusal"]
+__all__ = ["UNIX_SOCKET", "ClientAddress", "ErrorPolicy", "Exempt", "HTTPOptions", "refusal"]
 
 Request = TypeVar("Request")
+App = TypeVar("App")
+LimiterArg = TypeVar("LimiterArg")
 
 _logger = get_logger("ratelimit.middleware")
 
@@ -30,25 +32,43 @@ UNKNOWN_CLIENT: Final = "unknown"
 """The key used when the server does not say who the peer is."""
 
 
+UNIX_SOCKET: Final = "unix"
+"""In ``trusted_proxies``: a peer with no address (a Unix socket) is a trusted proxy."""
+
+
 class ClientAddress:
-    """Resolves the client address. ``X-Forwarded-For`` is only believed when the
-    direct peer is a trusted proxy; then the right-most address that is not itself
-    a trusted proxy is the client (left-most entries are client-controlled)."""
+    """Resolves the client key. ``X-Forwarded-For`` is only believed when the
+    direct peer is a trusted proxy (an address or network in ``trusted_proxies``,
+    or any Unix-socket peer when it lists ``"unix"``); then the right-most
+    address that is not itself a trusted proxy is the client (left-most entries
+    are client-controlled). IPv6 clients are keyed by their ``/ipv6_prefix``
+    network (a host usually holds a whole /64, so one address each would give
+    it unlimited buckets); IPv4 clients by their address."""
 
-    __slots__ = ("_trusted",)
+    __slots__ = ("_ipv6_prefix", "_trust_unix", "_trusted")
 
-    def __init__(self, trusted_proxies: Iterable[str] = ()) -> None:
+    def __init__(self, trusted_proxies: Iterable[str] = (), *, ipv6_prefix: int = 64) -> None:
         if isinstance(trusted_proxies, str):
             raise ValidationError("trusted_proxies", "must be a list of addresses or networks")
+        if isinstance(ipv6_prefix, bool) or not isinstance(ipv6_prefix, int):
+            raise ValidationError("ipv6_prefix", "must be an integer from 1 to 128")
+        if not 1 <= ipv6_prefix <= 128:
+            raise ValidationError("ipv6_prefix", "must be an integer from 1 to 128")
         networks: list[_Network] = []
+        trust_unix = False
         for proxy in trusted_proxies:
+            if proxy == UNIX_SOCKET:
+                trust_unix = True
+                continue
             try:
                 networks.append(ipaddress.ip_network(proxy, strict=False))
             except ValueError:
                 raise ValidationError(
-                    "trusted_proxies", "must be IP addresses or networks (CIDR)"
+                    "trusted_proxies", "must be IP addresses or networks (CIDR), or 'unix'"
                 ) from None
         self._trusted = tuple(networks)
+        self._trust_unix = trust_unix
+        self._ipv6_prefix = ipv6_prefix
 
     def _is_trusted(self, address: str) -> bool:
         try:
@@ -59,14 +79,31 @@ class ClientAddress:
 
     def __call__(self, peer: str | None, forwarded_for: str | None) -> str:
         if not peer:
-            return UNKNOWN_CLIENT
-        if not self._trusted or not forwarded_for or not self._is_trusted(peer):
-            return peer
+            # A Unix socket has no peer address; trusted, its proxy's header says who.
+            if not (self._trust_unix and forwarded_for):
+                return UNKNOWN_CLIENT
+            return self._key(self._forwarded_client(forwarded_for) or UNKNOWN_CLIENT)
+        if not forwarded_for or not self._is_trusted(peer):
+            return self._key(peer)
+        return self._key(self._forwarded_client(forwarded_for) or peer)
+
+    def _forwarded_client(self, forwarded_for: str) -> str | None:
         hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
         for hop in reversed(hops):
             if not self._is_trusted(hop):
                 return hop
-        return hops[0] if hops else peer
+        return hops[0] if hops else None
+
+    def _key(self, address: str) -> str:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.ip_network(f"{ip}/{self._ipv6_prefix}", strict=False))
+        return str(ip)
 
 
 class Exempt:
@@ -143,58 +180,40 @@ class ErrorPolicy:
             _logger.info("ratelimit.middleware_recovered")
 
 
-class HTTPOptions(Generic[Request]):
-    """The options both middlewares share, limiter aside; ``Request`` is an ASGI
-    scope or a WSGI environ, and subclasses say how to find the client in it."""
+class HTTPOptions(Generic[Request, App, LimiterArg]):
+    """The constructor and options both middlewares share. ``Request`` is an ASGI
+    scope or a WSGI environ, ``App`` the wrapped application and ``LimiterArg``
+    what the middleware accepts as its limiter; subclasses say how to take the
+    limiter and how to find the client in a request."""
 
     def __init__(
         self,
+        app: App,
+        limiter: LimiterArg,
         *,
-        key: Callable[[Request], str] | None,
-        cost: Callable[[Request], int] | None,
-        exempt: Iterable[str],
-        trusted_proxies: Iterable[str],
-        on_backend_error: str,
-        headers: bool,
+        key: Callable[[Request], str] | None = None,
+        cost: Callable[[Request], int] | None = None,
+        exempt: Iterable[str] = (),
+        trusted_proxies: Iterable[str] = (),
+        ipv6_prefix: int = 64,
+        on_backend_error: Literal["allow", "deny"] = "allow",
+        headers: bool = True,
     ) -> None:
-        self._client = ClientAddress(trusted_proxies)
+        limit = self._take_limiter(limiter)
+        self._client = ClientAddress(trusted_proxies, ipv6_prefix=ipv6_prefix)
         self._key = key or self._client_key
         self._cost = cost
         self._exempt = Exempt(exempt)
-        self._policy = ErrorPolicy(on_backend_error)
+        self._policy = ErrorPolicy(on_backend_error, limit)
         self._headers = headers
+        self.app = app
+
+    def _take_limiter(self, limiter: LimiterArg) -> int:
+        """Check and keep ``limiter``; the limit its outage refusals report (0: unknown yet)."""
+        raise NotImplementedError
 
     def _client_key(self, request: Request) -> str:
         raise NotImplementedError
 
     def _key_and_cost(self, request: Request) -> tuple[str, int]:
         return self._key(request), 1 if self._cost is None else self._cost(request)
-
-
-class MiddlewareBase(HTTPOptions[Request]):
-    """``HTTPOptions`` with a limiter given up front."""
-
-    def __init__(
-        self,
-        limiter: RateLimiter,
-        *,
-        key: Callable[[Request], str] | None,
-        cost: Callable[[Request], int] | None,
-        exempt: Iterable[str],
-        trusted_proxies: Iterable[str],
-        on_backend_error: str,
-        headers: bool,
-    ) -> None:
-        if not isinstance(limiter, RateLimiter):
-            raise ValidationError("limiter", "must be a RateLimiter")
-        super().__init__(
-            key=key,
-            cost=cost,
-            exempt=exempt,
-            trusted_proxies=trusted_proxies,
-            on_backend_error=on_backend_error,
-            headers=headers,
-        )
-        self.limiter = limiter
-        self._policy.limit = limiter.capacity
-        self._window = limiter.window

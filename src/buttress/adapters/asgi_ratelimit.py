@@ -12,22 +12,35 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Literal, TypeAlias, cast
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeAlias, cast
 
-from buttress.adapters._asgi_types import AnyApp, AnyReceive, AnyScope, AnySend
+from buttress.adapters._asgi_types import (
+    AnyApp,
+    AnyReceive,
+    AnyScope,
+    AnySend,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 from buttress.adapters._ratelimit_http import HTTPOptions, refusal
 from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.ratelimit import Decision, RateLimiter
 
-__all__ = ["ASGIRateLimitMiddleware", "LimiterFactory"]
+__all__ = [
+    "ASGIApp",
+    "ASGIRateLimitMiddleware",
+    "LimiterFactory",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+]
 
-Scope = MutableMapping[str, object]
-Message = MutableMapping[str, object]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LimiterFactory: TypeAlias = Callable[[], RateLimiter | Awaitable[RateLimiter]]
 """Builds the middleware's limiter: a plain or ``async`` function of no arguments."""
@@ -100,7 +113,7 @@ class _LazyLimiter:
         self._pending = None
 
 
-class ASGIRateLimitMiddleware(HTTPOptions[Scope]):
+class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFactory]):
     """Limit every HTTP request to ``app`` with ``limiter``.
 
     >>> app = ASGIRateLimitMiddleware(app, RateLimiter(Rate(100, 60)))  # doctest: +SKIP
@@ -114,42 +127,25 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope]):
     requests follow ``on_backend_error``.
 
     ``key(scope)`` and ``cost(scope)`` default to the client address and 1;
-    ``trusted_proxies`` (addresses or CIDR networks) opts in to ``X-Forwarded-For``;
+    ``trusted_proxies`` (addresses or CIDR networks, and ``"unix"`` for a proxy on a
+    Unix socket) opts in to ``X-Forwarded-For``; IPv6 clients share a bucket per
+    ``/ipv6_prefix`` network (64 by default);
     ``exempt`` lists paths never limited (``/static/*`` for a prefix);
     ``headers`` adds the rate-limit fields to admitted responses too.
     """
 
-    def __init__(
-        self,
-        app: AnyApp,
-        limiter: RateLimiter | LimiterFactory,
-        *,
-        key: Callable[[Scope], str] | None = None,
-        cost: Callable[[Scope], int] | None = None,
-        exempt: Iterable[str] = (),
-        trusted_proxies: Iterable[str] = (),
-        on_backend_error: Literal["allow", "deny"] = "allow",
-        headers: bool = True,
-    ) -> None:
+    def _take_limiter(self, limiter: RateLimiter | LimiterFactory) -> int:
         self._ready: RateLimiter | None = None
         self._lazy: _LazyLimiter | None = None
         if isinstance(limiter, RateLimiter):
             self._ready = limiter
-        elif callable(limiter):
-            self._lazy = _LazyLimiter(limiter)
-        else:
+            return limiter.capacity
+        if not callable(limiter):
             raise ValidationError(
                 "limiter", "must be a RateLimiter or a function of no arguments returning one"
             )
-        super().__init__(
-            key=key,
-            cost=cost,
-            exempt=exempt,
-            trusted_proxies=trusted_proxies,
-            on_backend_error=on_backend_error,
-            headers=headers,
-        )
-        self.app: AnyApp = app
+        self._lazy = _LazyLimiter(limiter)
+        return 0  # known once the factory has built it: see _decide
 
     @property
     def limiter(self) -> RateLimiter | None:
@@ -163,9 +159,7 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope]):
         peer = str(client[0]) if isinstance(client, list | tuple) and client else None
         return self._client(peer, _header(scope, b"x-forwarded-for"))
 
-    async def __call__(
-        self, scope: AnyScope, receive: AnyReceive, send: AnySend
-    ) -> None:
+    async def __call__(self, scope: AnyScope, receive: AnyReceive, send: AnySend) -> None:
         kind = scope.get("type")
         if kind == "lifespan" and self._lazy is not None:
             await self.app(scope, receive, self._lifespan_send(send, self._lazy))

@@ -9,20 +9,23 @@ or framework (Starlette ``Mount``, FastAPI ``app.mount``, Litestar
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from urllib.parse import unquote
 
-from buttress.adapters._asgi_types import AnyApp, AnyReceive, AnyScope, AnySend
-from buttress.adapters._health_routes import ALL, render, resolve
+from buttress.adapters._asgi_types import (
+    AnyApp,
+    AnyReceive,
+    AnyScope,
+    AnySend,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+)
+from buttress.adapters._health_routes import ALL, check_base, render, resolve
 from buttress.health import HealthRegistry
 
 __all__ = ["ASGIApp", "HealthASGIApp", "Receive", "Scope", "Send"]
 
-Scope = MutableMapping[str, object]
-Message = MutableMapping[str, object]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _METHODS = ("GET", "HEAD")
 
@@ -36,13 +39,9 @@ class HealthASGIApp:
     def __init__(
         self, registry: HealthRegistry, *, app: AnyApp | None = None, path: str = "/health"
     ) -> None:
-        if not path.startswith("/") or path.endswith("/"):
-            from buttress.errors import ValidationError
-
-            raise ValidationError("path", "must start with '/' and not end with '/'")
+        self.path = check_base(path)
         self.registry = registry
         self.app = app
-        self.path = path
 
     async def __call__(self, scope: AnyScope, receive: AnyReceive, send: AnySend) -> None:
         kind = scope.get("type")

@@ -15,7 +15,7 @@ from collections.abc import Coroutine, Iterable
 from typing import TypeAlias, TypeVar
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from buttress.adapters._health_routes import ALL, error_body, render, resolve
+from buttress.adapters._health_routes import ALL, check_base, error_body, render, resolve
 from buttress.health import HealthRegistry, HealthReport
 from buttress.log import get_logger
 
@@ -90,13 +90,9 @@ class HealthWSGIApp:
         refresh_interval: float | None = None,
         request_timeout: float = 30.0,
     ) -> None:
-        if not path.startswith("/") or path.endswith("/"):
-            from buttress.errors import ValidationError
-
-            raise ValidationError("path", "must start with '/' and not end with '/'")
+        self.path = check_base(path)
         self.registry = registry
         self.app = app
-        self.path = path
         self.request_timeout = request_timeout
         self._loop = _LoopThread()
         if refresh_interval is not None:

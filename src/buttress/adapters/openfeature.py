@@ -3,22 +3,21 @@
 Boolean lookups are buttress flags; string, integer, float and object lookups
 are ``ConfigStore`` values, optionally gated by a flag of the same key. This
 module owns only the translation (contexts in, resolution details and provider
-events out); every decision stays in ``buttress.flags``.
+events out); every decision stays in ``buttress.flags``, and the values and
+their changes come from the components' own snapshots and change hooks.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Final, Self, TypeAlias, TypeVar, cast
 
+from buttress.adapters._config_snapshot import ConfigSnapshot
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.config import ConfigStore, JSONValue
+from buttress.config import ConfigEntry, ConfigStore, JSONValue
 from buttress.errors import MissingDependencyError, ValidationError
 from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
 from buttress.flags import Reason as FlagReason
@@ -79,8 +78,10 @@ _SENSITIVE: Final = _Sensitive()
 _Lookup: TypeAlias = "JSONValue | _Absent | _Sensitive"
 
 
-class _InvalidContext(ValueError):
-    pass
+def _lookup(entry: ConfigEntry | None) -> _Lookup:
+    if entry is None:
+        return _ABSENT
+    return _SENSITIVE if entry.sensitive else entry.value
 
 
 def to_flag_context(context: EvaluationContext | None) -> FlagContext | None:
@@ -133,15 +134,6 @@ def _json_kind(value: JSONValue) -> str:
     return "object"
 
 
-def _fingerprint(value: _Lookup) -> str:
-    # Python's == says 1 == 1.0 == True; a change between those is still a change.
-    if isinstance(value, _Absent):
-        return "<absent>"
-    if isinstance(value, _Sensitive):
-        return "<sensitive>"
-    return json.dumps(value, sort_keys=True)
-
-
 def _error(default: _T, code: ErrorCode, message: str) -> FlagResolutionDetails[_T]:
     return FlagResolutionDetails(
         value=default, error_code=code, error_message=message, reason=Reason.ERROR
@@ -167,12 +159,13 @@ class ButtressProvider(AbstractProvider):
     >>> async with provider:                                       # doctest: +SKIP
     ...     api.set_provider_and_wait(provider)
 
-    Once registered with the SDK it relays ``FeatureFlags`` as it changes:
+    Once registered with the SDK it relays both components as they change:
     ``PROVIDER_CONFIGURATION_CHANGED`` with ``flags_changed`` the moment a new
-    snapshot is in force, ``PROVIDER_STALE`` when the snapshot goes stale (store
-    down) and ``PROVIDER_READY`` when the store is back. ``start()`` loads the
-    config values synchronous typed lookups read and reloads them every
-    ``config_interval``; asynchronous lookups read the ``ConfigStore`` itself.
+    flag snapshot or config values are in force, ``PROVIDER_STALE`` when either
+    goes stale (store down) and ``PROVIDER_READY`` when both are current again.
+    ``start()`` loads the config values synchronous typed lookups read and
+    reloads them every ``config_interval``; asynchronous lookups read the
+    ``ConfigStore`` itself (its own read cache when it is started).
     """
 
     def __init__(
@@ -213,19 +206,17 @@ class ButtressProvider(AbstractProvider):
             )
         self._flags = flags
         self._config = config
+        self._values = (
+            None
+            if config is None
+            else ConfigSnapshot(config, clock=clock, interval=config_interval)
+        )
         self._metadata = Metadata(name=name)
-        self._clock = clock
-        self._config_interval = config_interval
         self._lock = threading.Lock()
         # The flags the SDK has been told about, so each change is announced once.
         self._seen: dict[str, Flag] = dict(flags.snapshot)
         self._unsubscribe: tuple[Callable[[], None], ...] = ()
-        self._values: dict[str, JSONValue | _Sensitive] = {}
-        self._config_loaded = False
-        self._config_stale = False
         self._reported_stale = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._log = get_logger("openfeature", provider=name)
 
     # -- OpenFeature lifecycle ------------------------------------------------------
@@ -234,13 +225,17 @@ class ButtressProvider(AbstractProvider):
         return self._metadata
 
     def initialize(self, evaluation_context: EvaluationContext) -> None:
-        """Follow ``FeatureFlags`` (no I/O). Fails (the SDK emits ERROR) without a snapshot."""
+        """Follow the components (no I/O). Fails (the SDK emits ERROR) without a flag snapshot."""
         with self._lock:
             if not self._unsubscribe:
-                self._unsubscribe = (
+                hooks = [
                     self._flags.on_change(self._flags_changed),
                     self._flags.on_stale_change(self._stale_changed),
-                )
+                ]
+                if self._values is not None:
+                    hooks.append(self._values.on_change(self._emit_changed))
+                    hooks.append(self._values.on_stale_change(self._stale_changed))
+                self._unsubscribe = tuple(hooks)
             current = self._flags.snapshot
             self._seen = dict(current)
             # The SDK reports READY once this returns; a snapshot that is already stale
@@ -259,12 +254,8 @@ class ButtressProvider(AbstractProvider):
             unsubscribe, self._unsubscribe = self._unsubscribe, ()
         for stop_following in unsubscribe:
             stop_following()
-        loop, tasks = self._loop, tuple(self._tasks)
-        if loop is None or not tasks:
-            return
-        for task in tasks:
-            with contextlib.suppress(RuntimeError):  # the loop may already be closed
-                loop.call_soon_threadsafe(task.cancel)
+        if self._values is not None:
+            self._values.cancel()
 
     # -- following changes ------------------------------------------------------------
 
@@ -273,23 +264,12 @@ class ButtressProvider(AbstractProvider):
 
         Flag events need no ``start()``: they follow ``FeatureFlags`` from ``initialize``.
         """
-        if self._tasks:
-            return
-        self._loop = asyncio.get_running_loop()
-        if self._config is not None:
-            await self.load_config()
-        # ConfigStore offers no change subscription (its LISTEN/NOTIFY only invalidates
-        # its own read cache), so config values are polled.
-        if self._config is not None and self._config_interval is not None:
-            self._tasks.append(self._loop.create_task(self._watch_config(self._config_interval)))
+        if self._values is not None:
+            await self._values.start()
 
     async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._values is not None:
+            await self._values.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -302,6 +282,13 @@ class ButtressProvider(AbstractProvider):
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    async def load_config(self) -> list[str]:
+        """Reload the config values synchronous lookups read; return (and announce) changed keys.
+
+        On failure the previous values keep serving, marked STALE.
+        """
+        return [] if self._values is None else await self._values.refresh()
 
     def check_for_changes(self) -> list[str]:
         """Announce whatever the SDK has not been told yet; return the changed flag keys.
@@ -336,10 +323,13 @@ class ButtressProvider(AbstractProvider):
     def _stale_changed(self, _stale: bool) -> None:
         self._sync_stale()
 
+    def _stale(self) -> bool:
+        return self._flags.stale or (self._values is not None and self._values.stale)
+
     def _sync_stale(self) -> None:
         """Emit STALE or READY when the provider's staleness differs from what the SDK knows."""
         with self._lock:
-            stale = self._flags.stale or self._config_stale
+            stale = self._stale()
             was_stale, self._reported_stale = self._reported_stale, stale
         if stale and not was_stale:
             self._log.warning("openfeature.stale")
@@ -350,52 +340,13 @@ class ButtressProvider(AbstractProvider):
             self._log.info("openfeature.ready_again")
             self.emit_provider_ready(ProviderEventDetails(message="store reachable again"))
 
-    async def load_config(self) -> list[str]:
-        """Reload the config values synchronous lookups read; emit and return changed keys.
-
-        On failure the previous values keep serving, marked STALE.
-        """
-        if self._config is None:
-            return []
-        try:
-            entries = await self._config.list(environment=self._config.environment)
-        except Exception as exc:  # noqa: BLE001 - the last values keep serving, flagged stale
-            self._config_stale = True
-            self._log.warning("openfeature.config_refresh_failed", error=type(exc).__name__)
-            self._sync_stale()
-            return []
-        values: dict[str, JSONValue | _Sensitive] = {}
-        # The store's own environment wins over "all": apply "all" first.
-        for entry in sorted(entries, key=lambda e: e.environment != "all"):
-            values[entry.key] = _SENSITIVE if entry.sensitive else entry.value
-        with self._lock:
-            previous, self._values = self._values, values
-            first_load, self._config_loaded = not self._config_loaded, True
-            self._config_stale = False
-        changed: list[str] = []
-        if not first_load:
-            keys = previous.keys() | values.keys()
-            changed = sorted(
-                k
-                for k in keys
-                if _fingerprint(previous.get(k, _ABSENT)) != _fingerprint(values.get(k, _ABSENT))
-            )
-        self._emit_changed(changed)
-        self._sync_stale()
-        return changed
-
-    def _emit_changed(self, changed: list[str]) -> None:
+    def _emit_changed(self, changed: Collection[str]) -> None:
         if changed:
-            self._log.info("openfeature.configuration_changed", flags_changed=changed)
-            self.emit_provider_configuration_changed(ProviderEventDetails(flags_changed=changed))
-
-    async def _watch_config(self, interval: float) -> None:
-        while True:
-            await self._clock.sleep(interval)
-            try:
-                await self.load_config()
-            except Exception as exc:  # noqa: BLE001 - a failing event handler must not stop us
-                self._log.error("openfeature.watch_failed", error=type(exc).__name__)
+            flags_changed = sorted(changed)
+            self._log.info("openfeature.configuration_changed", flags_changed=flags_changed)
+            self.emit_provider_configuration_changed(
+                ProviderEventDetails(flags_changed=flags_changed)
+            )
 
     # -- boolean: buttress flags ---------------------------------------------------------
 
@@ -429,7 +380,7 @@ class ButtressProvider(AbstractProvider):
         flag = self._flags.snapshot.get(key)
         if flag is None:
             if config_value is None:
-                config_value = self._values.get(key, _ABSENT)
+                config_value = self._cached(key)
             if isinstance(config_value, _Absent):
                 return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
             return _error(default, _TYPE_MISMATCH, f"{key!r} is a config value, not a boolean flag")
@@ -527,7 +478,7 @@ class ButtressProvider(AbstractProvider):
         return await self._async_typed("object", flag_key, default_value, evaluation_context)
 
     def _cached(self, key: str) -> _Lookup:
-        return self._values.get(key, _ABSENT)
+        return _ABSENT if self._values is None else _lookup(self._values.snapshot.get(key))
 
     async def _fetch(self, key: str) -> tuple[_Lookup, bool]:
         """The config value now (and False), or the loaded copy (and True) if the store fails."""
@@ -538,21 +489,21 @@ class ButtressProvider(AbstractProvider):
         except Exception as exc:  # noqa: BLE001 - fall back to the loaded values, flagged stale
             self._log.warning("openfeature.config_read_failed", key=key, error=type(exc).__name__)
             return self._cached(key), True
-        if entry is None:
-            return _ABSENT, False
-        return (_SENSITIVE if entry.sensitive else entry.value), False
+        return _lookup(entry), False
 
     def _sync_typed(
         self, kind: str, key: str, default: _T, context: EvaluationContext | None
     ) -> FlagResolutionDetails[_T]:
-        if self._config is not None and not self._config_loaded:
+        values = self._values
+        if values is not None and not values.loaded:
             return _error(
                 default,
                 ErrorCode.PROVIDER_NOT_READY,
                 "config values are not loaded: await provider.start() or load_config() first "
                 "(or use the async client methods)",
             )
-        return self._typed(kind, key, default, context, self._cached(key), self._config_stale)
+        stale = values is not None and values.stale
+        return self._typed(kind, key, default, context, self._cached(key), stale)
 
     async def _async_typed(
         self, kind: str, key: str, default: _T, context: EvaluationContext | None

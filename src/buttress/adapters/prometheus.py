@@ -1,153 +1,185 @@
 """Prometheus metrics for buttress (``pip install 'buttress[prometheus]'``).
 
-``PrometheusMetrics(registry).install()`` registers buttress's metrics in a
-``prometheus_client`` registry and feeds them from ``buttress.events`` and every
-circuit breaker, and reads observed ``buttress.db.Database`` clients at scrape
-time; ``uninstall()`` takes them out again. This module owns only the metric
-names and their types; what an event means is ``_observe``'s business.
+``PrometheusMetrics(registry).install()`` registers every metric of the catalogue
+(``_catalogue``) in a ``prometheus_client`` registry, fed from ``buttress.events``
+and every circuit breaker, with live state read at scrape time; ``uninstall()``
+takes them out again. This module only renders the catalogue as collectors.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
 
-from buttress.adapters._observe import (
-    BREAKER_STATE_VALUES,
-    HEALTH_STATUS_VALUES,
-    Observer,
-    check_buckets,
+from buttress.adapters._catalogue import (
+    CATALOGUE,
+    MIGRATION_BUCKETS,
+    Buckets,
+    Event,
+    Kind,
+    Labels,
+    Metric,
+    Read,
+    Signal,
+    Source,
+    bucket_boundaries,
 )
+from buttress.adapters._observe import Observer, ObservingAdapter, Recorder
 from buttress.errors import MissingDependencyError, ValidationError
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-    from prometheus_client.metrics_core import Metric
+    from prometheus_client.metrics_core import Metric as Family
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("prometheus-client", "prometheus") from exc
 
-if TYPE_CHECKING:
-    from buttress.db import Database
-
 __all__ = ["DEFAULT_MIGRATION_BUCKETS", "PrometheusMetrics"]
 
-DEFAULT_MIGRATION_BUCKETS: Final = (0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 1800.0)
+DEFAULT_MIGRATION_BUCKETS: Final = MIGRATION_BUCKETS.default
 """Buckets of ``buttress_migration_seconds``: migrations take seconds to minutes."""
 
 
-class _BreakerStateCollector(Collector):
-    """``buttress_breaker_state``, read from the live breakers at scrape time."""
+class _Unfed:
+    """Stands in for the child of a kind the signal does not feed: does nothing."""
 
-    def __init__(self, observer: Observer) -> None:
-        self._observer = observer
+    __slots__ = ()
 
-    def describe(self) -> Iterable[Metric]:
-        yield self._family()
+    def inc(self) -> None:
+        return None
 
-    def collect(self) -> Iterable[Metric]:
-        family = self._family()
-        for name, value in self._observer.breaker_states():
-            family.add_metric([name], value)
-        yield family
+    def set(self, value: float) -> None:
+        return None
 
-    @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            "buttress_breaker_state",
-            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
-            labels=["breaker"],
+    def observe(self, value: float) -> None:
+        return None
+
+
+_UNFED: Final = _Unfed()
+
+
+class _Series:
+    """One label set's children. The histogram's is bound at the first duration
+    (None until then): a happening without one (a rejected call, the readiness
+    flag) leaves no empty histogram series behind."""
+
+    __slots__ = ("counter", "gauge", "histogram")
+
+    def __init__(
+        self, counter: Counter | _Unfed, gauge: Gauge | _Unfed, histogram: _Unfed | None
+    ) -> None:
+        self.counter = counter
+        self.gauge = gauge
+        self.histogram: Histogram | _Unfed | None = histogram
+
+
+class _SignalRecorder:
+    """Feeds the metrics the catalogue feeds from one signal (at most one of each kind)."""
+
+    __slots__ = ("_counter", "_gauge", "_histogram", "_lone", "_series")
+
+    def __init__(self) -> None:
+        self._counter: Counter | None = None
+        self._gauge: Gauge | None = None
+        self._histogram: Histogram | None = None
+        # labels() takes a lock and builds a key: hot paths deserve the cached children.
+        self._lone: dict[Labels, Counter] = {}
+        self._series: dict[Labels, _Series] = {}
+
+    def add(self, metric: Counter | Gauge | Histogram) -> None:
+        if isinstance(metric, Counter):
+            self._counter = metric
+        elif isinstance(metric, Gauge):
+            self._gauge = metric
+        else:
+            self._histogram = metric
+
+    def recorder(self) -> Recorder:
+        """The cheapest way to record this signal: a lone counter (the busiest
+        signals, flag evaluations and rate-limit decisions) needs no dispatch."""
+        if self._gauge is None and self._histogram is None:
+            return self._count
+        return self._record
+
+    def _count(self, labels: Labels, level: float | None, seconds: float | None) -> None:
+        child = self._lone.get(labels)
+        if child is None:
+            assert self._counter is not None  # recorder() chose this for a lone counter
+            child = self._lone[labels] = self._counter.labels(*labels)
+        child.inc()
+
+    def _record(self, labels: Labels, level: float | None, seconds: float | None) -> None:
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = self._bind(labels)
+        series.counter.inc()
+        if level is not None:
+            series.gauge.set(level)
+        if seconds is not None:
+            histogram = series.histogram
+            if histogram is None:
+                assert self._histogram is not None  # None only while one is to be bound
+                histogram = series.histogram = self._histogram.labels(*labels)
+            histogram.observe(seconds)
+
+    def _bind(self, labels: Labels) -> _Series:
+        counter, gauge = self._counter, self._gauge
+        return _Series(
+            _UNFED if counter is None else counter.labels(*labels),
+            _UNFED if gauge is None else gauge.labels(*labels),
+            _UNFED if self._histogram is None else None,
         )
 
 
-_DatabaseFamilies = tuple[
-    CounterMetricFamily,
-    CounterMetricFamily,
-    CounterMetricFamily,
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    GaugeMetricFamily,
-    GaugeMetricFamily,
-]
+def _event_metric(
+    metric: Metric, boundaries: Mapping[Buckets, tuple[float, ...]]
+) -> Counter | Gauge | Histogram:
+    # Created unregistered: install() registers them and uninstall() removes them.
+    name, help_text, labels = metric.prometheus_name, metric.description, metric.labels
+    if metric.kind is Kind.COUNTER:
+        return Counter(name, help_text, labels, registry=None)
+    if metric.kind is Kind.GAUGE:
+        return Gauge(name, help_text, labels, registry=None)
+    assert metric.buckets is not None  # the catalogue checks that histograms have them
+    buckets = boundaries[metric.buckets]
+    return Histogram(name, help_text, labels, buckets=buckets, registry=None)
 
 
-class _DatabaseCollector(Collector):
-    """``buttress_db_*``, read from the observed ``Database`` clients at scrape time.
+class _SourceCollector(Collector):
+    """The metrics read from one source, which is read once per scrape."""
 
-    The client keeps the totals itself, so queries cost nothing extra here.
-    """
-
-    def __init__(self, observer: Observer) -> None:
+    def __init__(self, source: Source[Any], metrics: Sequence[Metric], observer: Observer) -> None:
+        self._source = source
+        self._metrics = metrics
         self._observer = observer
 
-    def describe(self) -> Iterable[Metric]:
-        return self._families()
+    def describe(self) -> Iterable[Family]:
+        return [self._family(metric) for metric in self._metrics]
 
-    def collect(self) -> Iterable[Metric]:
-        observed = self._observer.database_stats()
-        if not observed:
-            # An application without a Database gets no empty buttress_db_* families.
+    def collect(self) -> Iterable[Family]:
+        items = self._source.read(self._observer)
+        if not items and self._source.optional:
             return ()
-        families = self._families()
-        queries, errors, slow, retries, average, p95, breakers = families
-        for name, stats in observed:
-            queries.add_metric([name], stats.queries)
-            for category, count in sorted(stats.errors.items()):
-                errors.add_metric([name, category], count)
-            slow.add_metric([name], stats.slow_queries)
-            retries.add_metric([name], stats.retries)
-            average.add_metric([name], stats.avg_latency_ms / 1000.0)
-            p95.add_metric([name], stats.p95_latency_ms / 1000.0)
-            for kind, state in sorted(stats.breakers.items()):
-                breakers.add_metric([name, kind], BREAKER_STATE_VALUES[state])
+        families = []
+        for metric in self._metrics:
+            family = self._family(metric)
+            assert isinstance(metric.feed, Read)  # only read metrics are grouped by source
+            for labels, value in metric.feed.samples(items):
+                family.add_metric(labels, value)
+            families.append(family)
         return families
 
     @staticmethod
-    def _families() -> _DatabaseFamilies:
-        db = ["database"]
-        return (
-            CounterMetricFamily(
-                "buttress_db_queries",
-                "Queries run by a buttress.db client (a retried query counts once).",
-                labels=db,
-            ),
-            CounterMetricFamily(
-                "buttress_db_errors",
-                "Queries that failed in the end, by error category.",
-                labels=["database", "category"],
-            ),
-            CounterMetricFamily(
-                "buttress_db_slow_queries",
-                "Queries slower than the client's slow_query_threshold.",
-                labels=db,
-            ),
-            CounterMetricFamily(
-                "buttress_db_retries",
-                "Extra attempts made after transient errors.",
-                labels=db,
-            ),
-            GaugeMetricFamily(
-                "buttress_db_latency_average_seconds",
-                "Average query latency since the client started counting.",
-                labels=db,
-            ),
-            GaugeMetricFamily(
-                "buttress_db_latency_p95_seconds",
-                "95th percentile query latency over the client's recent window.",
-                labels=db,
-            ),
-            GaugeMetricFamily(
-                "buttress_db_breaker_state",
-                "State of the breaker per operation kind: 0 closed, 1 half-open, 2 open.",
-                labels=["database", "kind"],
-            ),
-        )
+    def _family(metric: Metric) -> CounterMetricFamily | GaugeMetricFamily:
+        name, help_text, labels = metric.prometheus_name, metric.description, metric.labels
+        if metric.kind is Kind.COUNTER:
+            return CounterMetricFamily(name, help_text, labels=labels)
+        # An up-down counter has no Prometheus type of its own: it is a gauge there.
+        return GaugeMetricFamily(name, help_text, labels=labels)
 
 
-class PrometheusMetrics:
+class PrometheusMetrics(ObservingAdapter):
     """buttress's metrics in a Prometheus registry (the default one if ``registry`` is None).
 
     >>> from prometheus_client import CollectorRegistry
@@ -157,6 +189,9 @@ class PrometheusMetrics:
     ``buckets`` are the histogram buckets of call and health-check latencies
     (prometheus_client's defaults, 5 ms to 10 s, when None).
     ``observe_database(db)`` adds a ``buttress.db.Database``'s statistics.
+    ``install()`` raises ``ValidationError`` when the registry already holds
+    metrics of these names (another ``PrometheusMetrics`` installed there);
+    ``uninstall()`` unregisters them, keeping their values for a later ``install()``.
     """
 
     def __init__(
@@ -170,205 +205,40 @@ class PrometheusMetrics:
             registry = REGISTRY
         elif not isinstance(registry, CollectorRegistry):
             raise ValidationError("registry", "must be a prometheus_client.CollectorRegistry")
-        latency = (
-            check_buckets("buckets", buckets) if buckets is not None else Histogram.DEFAULT_BUCKETS
-        )
-        slow = check_buckets("migration_buckets", migration_buckets)
+        boundaries = bucket_boundaries({"buckets": buckets, "migration_buckets": migration_buckets})
         self.registry = registry
-        self._lock = threading.Lock()
-        self._installed = False
-        self._observer = Observer(self)
-        # Created unregistered: install() registers them and uninstall() removes them.
-        self.breaker_transitions: Counter = Counter(
-            "buttress_breaker_transitions_total",
-            "Circuit breaker state changes.",
-            ["breaker", "from_state", "to_state"],
-            registry=None,
-        )
-        self.breaker_calls: Counter = Counter(
-            "buttress_breaker_calls_total",
-            "Calls through a circuit breaker, by outcome (success, failure, ignored, rejected).",
-            ["breaker", "outcome"],
-            registry=None,
-        )
-        self.breaker_call_seconds: Histogram = Histogram(
-            "buttress_breaker_call_seconds",
-            "Duration of calls a circuit breaker let through, by outcome.",
-            ["breaker", "outcome"],
-            buckets=latency,
-            registry=None,
-        )
-        self.ratelimit_decisions: Counter = Counter(
-            "buttress_ratelimit_decisions_total",
-            "Rate limiter decisions, by limiter and whether the request was allowed.",
-            ["limiter", "allowed"],
-            registry=None,
-        )
-        self.flag_evaluations: Counter = Counter(
-            "buttress_flag_evaluations_total",
-            "Feature flag evaluations, by flag and the rule that decided.",
-            ["flag", "reason"],
-            registry=None,
-        )
-        self.health_status: Gauge = Gauge(
-            "buttress_health_status",
-            "Latest health check result: 0 healthy, 1 degraded, 2 unhealthy.",
-            ["component"],
-            registry=None,
-        )
-        self.health_check_seconds: Histogram = Histogram(
-            "buttress_health_check_seconds",
-            "Duration of health checks.",
-            ["component"],
-            buckets=latency,
-            registry=None,
-        )
-        self.migrations: Counter = Counter(
-            "buttress_migrations_total",
-            "Migrations applied, failed or rolled back.",
-            ["namespace", "outcome"],
-            registry=None,
-        )
-        self.migration_seconds: Histogram = Histogram(
-            "buttress_migration_seconds",
-            "Duration of migrations, by outcome.",
-            ["namespace", "outcome"],
-            buckets=slow,
-            registry=None,
-        )
-        self._state = _BreakerStateCollector(self._observer)
-        self._databases = _DatabaseCollector(self._observer)
-        self._children: dict[tuple[str, ...], _Child] = {}
+        recorders: dict[Signal, _SignalRecorder] = {}
+        by_metric: dict[Metric, Collector] = {}
+        for metric in CATALOGUE:
+            if isinstance(metric.feed, Event):
+                made = _event_metric(metric, boundaries)
+                recorders.setdefault(metric.feed.signal, _SignalRecorder()).add(made)
+                by_metric[metric] = made
+        super().__init__({signal: made.recorder() for signal, made in recorders.items()})
+        sources: dict[Source[Any], list[Metric]] = {}
+        for metric in CATALOGUE:
+            if isinstance(metric.feed, Read):
+                sources.setdefault(metric.feed.source, []).append(metric)
+        for source, metrics in sources.items():
+            collector = _SourceCollector(source, metrics, self._observer)
+            for metric in metrics:
+                by_metric[metric] = collector
+        # In catalogue order, each collector once: the order of the exposition.
+        self._collectors = list(dict.fromkeys(by_metric[metric] for metric in CATALOGUE))
 
-    def __repr__(self) -> str:
-        return f"PrometheusMetrics(installed={self._installed})"
-
-    @property
-    def installed(self) -> bool:
-        return self._installed
-
-    def install(self) -> Self:
-        """Register the metrics and start recording; idempotent. Returns ``self``.
-
-        Raises ``ValidationError`` when the registry already holds metrics of
-        these names (another ``PrometheusMetrics`` installed there).
-        """
-        with self._lock:
-            if self._installed:
-                return self
-            done: list[Collector] = []
-            try:
-                for collector in self._collectors():
-                    self.registry.register(collector)
-                    done.append(collector)
-            except ValueError as exc:
-                for collector in done:
-                    self.registry.unregister(collector)
-                raise ValidationError(
-                    "registry", f"already holds buttress metrics ({exc}); uninstall those first"
-                ) from None
-            self._installed = True
-        self._observer.start()
-        return self
-
-    def uninstall(self) -> None:
-        """Stop recording and unregister the metrics; idempotent. Values are kept
-        for a later ``install()``."""
-        with self._lock:
-            if not self._installed:
-                return
-            self._installed = False
-            self._observer.stop()
-            for collector in self._collectors():
+    def _register(self) -> None:
+        done: list[Collector] = []
+        try:
+            for collector in self._collectors:
+                self.registry.register(collector)
+                done.append(collector)
+        except ValueError as exc:
+            for collector in done:
                 self.registry.unregister(collector)
+            raise ValidationError(
+                "registry", f"already holds buttress metrics ({exc}); uninstall those first"
+            ) from None
 
-    def observe_database(self, db: Database, *, name: str | None = None) -> None:
-        """Export ``db``'s statistics as ``buttress_db_*`` with label ``database=name``
-        (``db.name`` when None), read at scrape time while installed.
-
-        Held weakly: a client that is garbage-collected disappears from the
-        next scrape. Kept across ``uninstall()``/``install()``.
-        """
-        self._observer.observe_database(db, name)
-
-    def forget_database(self, db: Database) -> None:
-        """Stop exporting ``db``'s statistics; nothing happens if it was not observed."""
-        self._observer.forget_database(db)
-
-    def __enter__(self) -> Self:
-        return self.install()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.uninstall()
-
-    def _collectors(self) -> Iterator[Collector]:
-        yield self._state
-        yield self._databases
-        yield self.breaker_transitions
-        yield self.breaker_calls
-        yield self.breaker_call_seconds
-        yield self.ratelimit_decisions
-        yield self.flag_evaluations
-        yield self.health_status
-        yield self.health_check_seconds
-        yield self.migrations
-        yield self.migration_seconds
-
-    # MetricsSink: called from the observer, in whatever thread published the event.
-
-    def breaker_transition(self, breaker: str, from_state: str, to_state: str) -> None:
-        self.breaker_transitions.labels(breaker, from_state, to_state).inc()
-
-    def breaker_call(self, breaker: str, outcome: str, duration: float | None) -> None:
-        # labels() takes a lock and builds a key; a call path deserves the cached child.
-        key = ("call", breaker, outcome)
-        child = self._children.get(key)
-        if child is None:
-            child = _Child(
-                self.breaker_calls.labels(breaker, outcome),
-                None
-                if outcome == "rejected"
-                else self.breaker_call_seconds.labels(breaker, outcome),
-            )
-            self._children[key] = child
-        child.count.inc()
-        if duration is not None and child.seconds is not None:
-            child.seconds.observe(duration)
-
-    def ratelimit_decision(self, limiter: str, allowed: bool) -> None:
-        key = ("rl", limiter, "true" if allowed else "false")
-        child = self._children.get(key)
-        if child is None:
-            child = _Child(self.ratelimit_decisions.labels(limiter, key[2]), None)
-            self._children[key] = child
-        child.count.inc()
-
-    def flag_evaluation(self, flag: str, reason: str) -> None:
-        key = ("flag", flag, reason)
-        child = self._children.get(key)
-        if child is None:
-            child = _Child(self.flag_evaluations.labels(flag, reason), None)
-            self._children[key] = child
-        child.count.inc()
-
-    def health_result(self, component: str, status: str, latency: float | None) -> None:
-        self.health_status.labels(component).set(HEALTH_STATUS_VALUES[status])
-        if latency is not None:
-            self.health_check_seconds.labels(component).observe(latency)
-
-    def migration(self, namespace: str, outcome: str, duration: float) -> None:
-        self.migrations.labels(namespace, outcome).inc()
-        self.migration_seconds.labels(namespace, outcome).observe(duration)
-
-
-class _Child:
-    __slots__ = ("count", "seconds")
-
-    def __init__(self, count: Counter, seconds: Histogram | None) -> None:
-        self.count = count
-        self.seconds = seconds
+    def _unregister(self) -> None:
+        for collector in self._collectors:
+            self.registry.unregister(collector)

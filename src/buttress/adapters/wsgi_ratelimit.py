@@ -10,46 +10,31 @@ headers. The middleware never raises: a limiter failure follows
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from buttress.adapters._ratelimit_http import MiddlewareBase, refusal
+from buttress.adapters._ratelimit_http import HTTPOptions, refusal
+from buttress.errors import ValidationError
 from buttress.ratelimit import Decision, RateLimiter
 
 __all__ = ["WSGIRateLimitMiddleware"]
 
 
-class WSGIRateLimitMiddleware(MiddlewareBase[WSGIEnvironment]):
+class WSGIRateLimitMiddleware(HTTPOptions[WSGIEnvironment, WSGIApplication, RateLimiter]):
     """Limit every request to ``app`` with ``limiter``.
 
     >>> app.wsgi_app = WSGIRateLimitMiddleware(app.wsgi_app, limiter)  # doctest: +SKIP
 
     Options mirror ``ASGIRateLimitMiddleware``: ``key``, ``cost``, ``exempt``,
-    ``trusted_proxies``, ``on_backend_error`` and ``headers``.
+    ``trusted_proxies`` (``"unix"`` included), ``ipv6_prefix``, ``on_backend_error``
+    and ``headers``.
     """
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        limiter: RateLimiter,
-        *,
-        key: Callable[[WSGIEnvironment], str] | None = None,
-        cost: Callable[[WSGIEnvironment], int] | None = None,
-        exempt: Iterable[str] = (),
-        trusted_proxies: Iterable[str] = (),
-        on_backend_error: Literal["allow", "deny"] = "allow",
-        headers: bool = True,
-    ) -> None:
-        super().__init__(
-            limiter,
-            key=key,
-            cost=cost,
-            exempt=exempt,
-            trusted_proxies=trusted_proxies,
-            on_backend_error=on_backend_error,
-            headers=headers,
-        )
-        self.app = app
+    def _take_limiter(self, limiter: RateLimiter) -> int:
+        if not isinstance(limiter, RateLimiter):
+            raise ValidationError("limiter", "must be a RateLimiter")
+        self.limiter = limiter
+        self._window = limiter.window
+        return limiter.capacity
 
     def _client_key(self, environ: WSGIEnvironment) -> str:
         return self._client(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"))

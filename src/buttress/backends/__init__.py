@@ -11,12 +11,20 @@ store that serves it on that backend (the table is ``STORES``); a SQL backend's
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from buttress._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from buttress._seam import STORES, Seam, resolve_store, store_for, supported_kinds
-    from buttress.backends._base import Backend, Row, SqlBackend, SqlConnection, require_sql
+    from buttress.backends._base import (
+        Backend,
+        Row,
+        SqlBackend,
+        SqlConnection,
+        Subscriber,
+        require_sql,
+    )
     from buttress.backends._changes import bump_counter, read_counter
     from buttress.backends._connect import (
         BACKENDS,
@@ -47,6 +55,7 @@ _LAZY: dict[str, str] = {
     "Row": "buttress.backends._base",
     "SqlBackend": "buttress.backends._base",
     "SqlConnection": "buttress.backends._base",
+    "Subscriber": "buttress.backends._base",
     "require_sql": "buttress.backends._base",
     "bump_counter": "buttress.backends._changes",
     "read_counter": "buttress.backends._changes",
@@ -81,13 +90,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'buttress.backends' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:
@@ -120,6 +123,7 @@ __all__ = [
     "SqlBackend",
     "SqlConnection",
     "SqliteBackend",
+    "Subscriber",
     "backend_class",
     "bump_counter",
     "from_db_time",

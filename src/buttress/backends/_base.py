@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from buttress._context import AsyncContext
 from buttress._exceptions import UnsupportedBackendError
 
 if TYPE_CHECKING:
     from buttress.backends._dialect import Dialect
     from buttress.backends._dsn import DSN, BackendKind
 
-__all__ = ["Backend", "Row", "SqlBackend", "SqlConnection", "require_sql"]
+__all__ = ["Backend", "Row", "SqlBackend", "SqlConnection", "Subscriber", "require_sql"]
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ Row = Mapping[str, Any]
 """One result row: column name -> value (values are whatever the driver decodes)."""
 
 
-class Backend(abc.ABC):
+class Backend(AsyncContext, abc.ABC):
     """A connected store. Use ``async with`` or call ``await close()`` when done."""
 
     kind: ClassVar[BackendKind]
@@ -83,15 +83,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def _close(self) -> None: ...
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _end_block(self, exc: BaseException | None) -> None:
         await self.close()
 
     def __repr__(self) -> str:
@@ -99,6 +91,22 @@ class Backend(abc.ABC):
         return f"<{type(self).__name__} {self._dsn!r}{state}>"
 
     __str__ = __repr__
+
+
+class Subscriber(Protocol):
+    """What ``SqlBackend.listen`` reports to, in order, for as long as it listens."""
+
+    def connected(self) -> None:
+        """Subscribed, first or again: reload what may have changed while nobody listened."""
+        ...
+
+    async def received(self, payload: str) -> None:
+        """One notification's payload; the next waits until this returns."""
+        ...
+
+    def lost(self) -> None:
+        """The subscription failed; it is being made again."""
+        ...
 
 
 @runtime_checkable
@@ -142,20 +150,10 @@ class SqlBackend(Backend, abc.ABC):
         """True when ``listen`` delivers notifications (PostgreSQL's LISTEN/NOTIFY)."""
         return False
 
-    async def listen(
-        self,
-        channel: str,
-        *,
-        on_connected: Callable[[], None],
-        on_payload: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
-        """Deliver ``channel``'s notifications to ``on_payload`` until cancelled.
+    async def listen(self, channel: str, subscriber: Subscriber) -> None:
+        """Deliver ``channel``'s notifications to ``subscriber`` until cancelled.
 
         Returns at once on a backend that cannot push (callers then poll).
-        ``on_connected`` runs after every (re)subscription, so callers can
-        reload what they may have missed; ``on_lost`` when the subscription
-        fails, before it is made again.
         """
         return
 

@@ -53,6 +53,7 @@ OWN_TABLES: Final[dict[str, str]] = {
     "buttress_deployments": "0004_deployments",
     "buttress_rate_limits": "0006_rate_limits",
     "buttress_rate_limit()": "0006_rate_limits",
+    "buttress_rate_limit_one()": "0010_rate_limit_single_key",
     "buttress_breaker_state": "0007_breaker_state",
     "buttress_breaker_step()": "0007_breaker_state",
     "buttress_error_events": "0008_system_health",

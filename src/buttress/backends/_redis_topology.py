@@ -24,6 +24,8 @@ from binascii import crc_hqx
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+import attrs
+
 from buttress._exceptions import BackendUnavailableError, UnsupportedBackendError
 from buttress.backends._resp import (
     Arg,
@@ -158,6 +160,47 @@ class _Slots:
         return known + [a for a in self.seeds if a not in known]
 
 
+class _Route:
+    """Where one command goes next, corrected by each redirection it meets."""
+
+    __slots__ = ("address", "asking", "slot", "slots")
+
+    def __init__(self, slots: _Slots, slot: int | None) -> None:
+        self.slots = slots
+        self.slot = slot
+        self.address: Address | None = slots.address(slot)
+        self.asking = False
+
+    def target(self) -> Address:
+        """The node to send to: the one named last, else the slot's owner as known now."""
+        return self.address or self.slots.address(self.slot)
+
+    def follow(self, exc: ReplyError, attempt: int) -> float:
+        """Take in a ``MOVED``, ``ASK`` or ``TRYAGAIN``; the seconds to wait before resending.
+
+        Any other error reply is raised again: the command ran, or was refused for good.
+        """
+        code = exc.code
+        if code == "MOVED":
+            moved, self.address = _redirection(exc)
+            self.slots.owner[moved] = self.address
+            self.asking = False
+            return 0.0
+        if code == "ASK":
+            _, self.address = _redirection(exc)
+            self.asking = True
+            return 0.0
+        if code == "TRYAGAIN":
+            # Resent to the slot's owner as known after the wait.
+            self.address, self.asking = None, False
+            return TRYAGAIN_DELAY * (attempt + 1)
+        raise exc
+
+
+def _too_many_redirections() -> BackendUnavailableError:
+    return BackendUnavailableError(f"Redis Cluster: still redirected after {MAX_REDIRECTS} tries")
+
+
 def _unreachable(what: str, last: BaseException | None) -> BackendUnavailableError:
     cause = f" ({type(last).__name__})" if last is not None else ""
     return BackendUnavailableError(f"{what}{cause}")
@@ -199,37 +242,20 @@ class ClusterClient:
         slot = command_slot(args)
         if not self._slots.known:
             await self.refresh()
-        address = self._slots.address(slot)
-        asking = False
+        route = _Route(self._slots, slot)
         for attempt in range(MAX_REDIRECTS):
-            node = self._node(address)
+            node = self._node(route.target())
             try:
-                if asking:
-                    return await node.call_asking(*args, decode=decode)
-                if decode is None:
-                    return await node.call(*args)
-                return await node.call(*args, decode=decode)
+                return await node.call(*args, decode=decode, asking=route.asking)
             except ReplyError as exc:
-                code = exc.code
-                if code == "MOVED":
-                    moved, address = _redirection(exc)
-                    self._slots.owner[moved] = address
-                    asking = False
-                elif code == "ASK":
-                    _, address = _redirection(exc)
-                    asking = True
-                elif code == "TRYAGAIN":
-                    await asyncio.sleep(TRYAGAIN_DELAY * (attempt + 1))
-                    address, asking = self._slots.address(slot), False
-                else:
-                    raise
+                delay = route.follow(exc, attempt)
+                if delay:
+                    await asyncio.sleep(delay)
             except _LOST:
                 # The node may be gone or demoted: learn the layout again next time.
                 self._slots.known = False
                 raise
-        raise BackendUnavailableError(
-            f"Redis Cluster: still redirected after {MAX_REDIRECTS} tries"
-        )
+        raise _too_many_redirections()
 
     async def aclose(self) -> None:
         nodes, self._nodes = list(self._nodes.values()), {}
@@ -272,42 +298,30 @@ class BlockingCluster:
         slot = command_slot(args)
         if not self._slots.known:
             self.refresh()
-        address = self._slots.address(slot)
-        asking = False
+        route = _Route(self._slots, slot)
         for attempt in range(MAX_REDIRECTS):
-            node = self._node(address)
+            node = self._node(route.target())
             try:
-                if asking:
-                    return node.call_asking(*args, decode=decode)
-                if decode is None:
-                    return node.call(*args)
-                return node.call(*args, decode=decode)
+                return node.call(*args, decode=decode, asking=route.asking)
             except ReplyError as exc:
-                code = exc.code
-                if code == "MOVED":
-                    moved, address = _redirection(exc)
-                    self._slots.owner[moved] = address
-                    asking = False
-                elif code == "ASK":
-                    _, address = _redirection(exc)
-                    asking = True
-                elif code == "TRYAGAIN":
-                    time.sleep(TRYAGAIN_DELAY * (attempt + 1))
-                    address, asking = self._slots.address(slot), False
-                else:
-                    raise
+                delay = route.follow(exc, attempt)
+                if delay:
+                    time.sleep(delay)
             except _LOST:
                 self._slots.known = False
                 raise
-        raise BackendUnavailableError(
-            f"Redis Cluster: still redirected after {MAX_REDIRECTS} tries"
-        )
+        raise _too_many_redirections()
 
     def close(self) -> None:
         with self._lock:
             nodes, self._nodes = list(self._nodes.values()), {}
         for node in nodes:
             node.close()
+
+
+def _sentinel_endpoint(template: Endpoint, address: Address) -> Endpoint:
+    # Sentinels have no databases: ask them without SELECT.
+    return attrs.evolve(template, db=0).at(*address)
 
 
 def _master_address(reply: Any) -> Address | None:
@@ -326,15 +340,7 @@ class SentinelClient:
     def __init__(self, template: Endpoint, sentinels: Sequence[Address], service: str) -> None:
         self._template = template
         self._service = service
-        # Sentinels have no databases: ask them without SELECT.
-        sentinel_endpoint = Endpoint(
-            username=template.username,
-            password=template.password,
-            timeout=template.timeout,
-            connect_timeout=template.connect_timeout,
-            tls=template.tls,
-        )
-        self._sentinels = [PipelinedClient(sentinel_endpoint.at(*a)) for a in sentinels]
+        self._sentinels = [PipelinedClient(_sentinel_endpoint(template, a)) for a in sentinels]
         self._master: PipelinedClient | None = None
 
     def __repr__(self) -> str:
@@ -364,8 +370,6 @@ class SentinelClient:
         for attempt in range(2):
             master = self._master or await self._discover()
             try:
-                if decode is None:
-                    return await master.call(*args)
                 return await master.call(*args, decode=decode)
             except ReplyError as exc:
                 # A demoted master refuses writes before running anything: safe to resend.
@@ -392,14 +396,7 @@ class BlockingSentinel:
     def __init__(self, template: Endpoint, sentinels: Sequence[Address], service: str) -> None:
         self._template = template
         self._service = service
-        sentinel_endpoint = Endpoint(
-            username=template.username,
-            password=template.password,
-            timeout=template.timeout,
-            connect_timeout=template.connect_timeout,
-            tls=template.tls,
-        )
-        self._sentinels = [BlockingClient(sentinel_endpoint.at(*a)) for a in sentinels]
+        self._sentinels = [BlockingClient(_sentinel_endpoint(template, a)) for a in sentinels]
         self._master: BlockingClient | None = None
         self._lock = threading.Lock()
 
@@ -438,8 +435,6 @@ class BlockingSentinel:
         for attempt in range(2):
             master = self._current()
             try:
-                if decode is None:
-                    return master.call(*args)
                 return master.call(*args, decode=decode)
             except ReplyError as exc:
                 if exc.code != "READONLY":

@@ -516,41 +516,28 @@ class PipelinedClient:
         return f"PipelinedClient({self.endpoint!r})"
 
     @overload
-    async def call(self, *args: Arg) -> Any: ...
+    async def call(self, *args: Arg, decode: None = None, asking: bool = False) -> Any: ...
     @overload
-    async def call(self, *args: Arg, decode: Callable[[Any], T]) -> T: ...
-    async def call(self, *args: Arg, decode: Callable[[Any], Any] | None = None) -> Any:
+    async def call(self, *args: Arg, decode: Callable[[Any], T], asking: bool = False) -> T: ...
+    async def call(
+        self, *args: Arg, decode: Callable[[Any], Any] | None = None, asking: bool = False
+    ) -> Any:
         """Send one command and return its reply, passed through ``decode`` if given.
 
         An error reply raises ``ReplyError``; a lost or timed-out connection
         ``ConnectionError``/``TimeoutError``; a reply that is not RESP2, or that
         ``decode`` finds of the wrong shape, ``ProtocolError``, and the connection
-        is dropped (a reply out of place may mean the stream is out of step)."""
+        is dropped (a reply out of place may mean the stream is out of step).
+        With ``asking``, ``ASKING`` goes first on the same connection with nothing
+        in between (Redis Cluster's answer to an ``ASK`` redirection)."""
         protocol = self._protocol
         if protocol is None or protocol.closed or protocol.loop is not asyncio.get_running_loop():
             protocol = await self._connect()
         if protocol.drained is not None:
             await asyncio.shield(protocol.drained)
-        reply = await protocol.request(pack(args))
-        if decode is None:
-            return reply
-        try:
-            return decode(reply)
-        except BaseException:
-            protocol.abort()
-            raise
-
-    async def call_asking(self, *args: Arg, decode: Callable[[Any], Any] | None = None) -> Any:
-        """``call`` preceded by ``ASKING`` on the same connection, with nothing in
-        between (Redis Cluster's answer to an ``ASK`` redirection)."""
-        protocol = self._protocol
-        if protocol is None or protocol.closed or protocol.loop is not asyncio.get_running_loop():
-            protocol = await self._connect()
-        if protocol.drained is not None:
-            await asyncio.shield(protocol.drained)
-        # Both requests are queued before the loop runs again: adjacent on the wire.
-        asking = protocol.request(_ASKING)
-        asking.add_done_callback(_consume_outcome)
+        if asking:
+            # Both requests are queued before the loop runs again: adjacent on the wire.
+            protocol.request(_ASKING).add_done_callback(_consume_outcome)
         reply = await protocol.request(pack(args))
         if decode is None:
             return reply
@@ -716,37 +703,26 @@ class BlockingClient:
         return f"BlockingClient({self.endpoint!r})"
 
     @overload
-    def call(self, *args: Arg) -> Any: ...
+    def call(self, *args: Arg, decode: None = None, asking: bool = False) -> Any: ...
     @overload
-    def call(self, *args: Arg, decode: Callable[[Any], T]) -> T: ...
-    def call(self, *args: Arg, decode: Callable[[Any], Any] | None = None) -> Any:
+    def call(self, *args: Arg, decode: Callable[[Any], T], asking: bool = False) -> T: ...
+    def call(
+        self, *args: Arg, decode: Callable[[Any], Any] | None = None, asking: bool = False
+    ) -> Any:
         """Send one command and return its reply (``ReplyError`` raised), passed
         through ``decode`` if given (which raises ``ProtocolError`` for a reply
-        of the wrong shape; the connection is then dropped)."""
+        of the wrong shape; the connection is then dropped). With ``asking``,
+        ``ASKING`` goes first on the same connection (Redis Cluster's answer to
+        an ``ASK`` redirection)."""
         conn = self._take()
         try:
+            if asking:
+                conn.request(_ASKING)
             reply = conn.request(pack(args))
             if decode is not None and type(reply) is not ReplyError:
                 reply = decode(reply)
         except BaseException:
             # Interrupted mid-reply: the stream's position is unknown, never reuse it.
-            conn.sock.close()
-            raise
-        self._give(conn)
-        if type(reply) is ReplyError:
-            raise reply
-        return reply
-
-    def call_asking(self, *args: Arg, decode: Callable[[Any], Any] | None = None) -> Any:
-        """``call`` preceded by ``ASKING`` on the same connection (Redis Cluster's
-        answer to an ``ASK`` redirection)."""
-        conn = self._take()
-        try:
-            conn.request(_ASKING)
-            reply = conn.request(pack(args))
-            if decode is not None and type(reply) is not ReplyError:
-                reply = decode(reply)
-        except BaseException:
             conn.sock.close()
             raise
         self._give(conn)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 
 from buttress.backends._base import Backend
 from buttress.backends._dsn import DSN
-from buttress.backends._options import check_known
+from buttress.backends._options import check_known, opt_bool
 
 __all__ = ["MemoryBackend"]
 
@@ -41,7 +41,8 @@ class MemoryBackend(Backend):
 
     @classmethod
     async def open(cls, dsn: DSN, options: dict[str, object]) -> MemoryBackend:
-        check_known("memory", options, frozenset())
+        check_known("memory", options, frozenset({"create"}))
+        opt_bool(options, "create", True)  # nothing to create in memory: accepted alike
         return cls()
 
     async def _ping(self) -> None:

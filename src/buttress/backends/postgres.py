@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,11 +27,12 @@ from buttress._exceptions import (
     MissingDependencyError,
     ValidationError,
 )
-from buttress.backends._base import Row, SqlBackend, SqlConnection
+from buttress.backends._base import Row, SqlBackend, SqlConnection, Subscriber
 from buttress.backends._dialect import POSTGRESQL, Dialect
 from buttress.backends._dsn import DSN, parse_dsn
 from buttress.backends._options import (
     check_known,
+    opt_bool,
     opt_int,
     opt_seconds,
     opt_str_map,
@@ -49,6 +50,7 @@ _log = get_logger("backend", backend="postgresql")
 
 _OPTIONS = frozenset(
     {
+        "create",
         "min_size",
         "max_size",
         "statement_timeout",
@@ -79,33 +81,51 @@ def _rowcount(status: str) -> int:
     return 0
 
 
-class _Session:
+class _Statements:
+    """``SqlConnection``'s statements on asyncpg's pool or on one of its connections.
+
+    Both answer the same calls; ``_runner`` says which one this is.
+    """
+
+    __slots__ = ()
+
+    @property
+    def _runner(self) -> asyncpg.Pool[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]:
+        raise NotImplementedError
+
+    async def execute(self, sql: str, *args: object) -> int:
+        return _rowcount(await self._runner.execute(sql, *args))
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None:
+        await self._runner.executemany(sql, args)
+
+    async def execute_script(self, sql: str) -> None:
+        # Without arguments asyncpg uses the simple protocol: several statements are fine.
+        await self._runner.execute(sql)
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return [dict(record) for record in await self._runner.fetch(sql, *args)]
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        record = await self._runner.fetchrow(sql, *args)
+        return None if record is None else dict(record)
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        return await self._runner.fetchval(sql, *args)
+
+
+class _Session(_Statements):
     """SQL on one pinned asyncpg connection (implements ``SqlConnection``)."""
 
+    __slots__ = ("_conn",)
     dialect: ClassVar[Dialect] = POSTGRESQL
 
     def __init__(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         self._conn = conn
 
-    async def execute(self, sql: str, *args: object) -> int:
-        return _rowcount(await self._conn.execute(sql, *args))
-
-    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None:
-        await self._conn.executemany(sql, args)
-
-    async def execute_script(self, sql: str) -> None:
-        # Without arguments asyncpg uses the simple protocol: several statements are fine.
-        await self._conn.execute(sql)
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]:
-        return [dict(record) for record in await self._conn.fetch(sql, *args)]
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        record = await self._conn.fetchrow(sql, *args)
-        return None if record is None else dict(record)
-
-    async def fetchval(self, sql: str, *args: object) -> Any:
-        return await self._conn.fetchval(sql, *args)
+    @property
+    def _runner(self) -> PoolConnectionProxy[asyncpg.Record]:
+        return self._conn
 
     def __repr__(self) -> str:
         return "<PostgresSession>"
@@ -119,7 +139,7 @@ def _driver() -> Any:
     return asyncpg
 
 
-class PostgresBackend(SqlBackend):
+class PostgresBackend(_Statements, SqlBackend):
     """PostgreSQL through an asyncpg pool (``pool``); ``$1`` placeholders.
 
     Options: ``min_size`` (1), ``max_size`` (10), ``statement_timeout`` (seconds,
@@ -160,6 +180,9 @@ class PostgresBackend(SqlBackend):
     @classmethod
     async def open(cls, dsn: DSN, options: dict[str, object]) -> PostgresBackend:
         check_known("postgresql", options, _OPTIONS)
+        # A server's databases are never created here: create= is accepted so
+        # one call can open any DSN "without creating anything".
+        opt_bool(options, "create", True)
         min_size = opt_int(options, "min_size", 1, minimum=0)
         max_size = opt_int(options, "max_size", 10, minimum=1)
         if min_size > max_size:
@@ -260,24 +283,9 @@ class PostgresBackend(SqlBackend):
         async with self.pool.acquire() as conn, conn.transaction():
             yield _Session(conn)
 
-    async def execute(self, sql: str, *args: object) -> int:
-        return _rowcount(await self.pool.execute(sql, *args))
-
-    async def executemany(self, sql: str, args: Iterable[Sequence[object]]) -> None:
-        await self.pool.executemany(sql, args)
-
-    async def execute_script(self, sql: str) -> None:
-        await self.pool.execute(sql)
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]:
-        return [dict(record) for record in await self.pool.fetch(sql, *args)]
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        record = await self.pool.fetchrow(sql, *args)
-        return None if record is None else dict(record)
-
-    async def fetchval(self, sql: str, *args: object) -> Any:
-        return await self.pool.fetchval(sql, *args)
+    @property
+    def _runner(self) -> asyncpg.Pool[asyncpg.Record]:
+        return self.pool
 
     @property
     def pushes(self) -> bool:
@@ -300,14 +308,7 @@ class PostgresBackend(SqlBackend):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), _CLOSE_WAIT)
 
-    async def listen(
-        self,
-        channel: str,
-        *,
-        on_connected: Callable[[], None],
-        on_payload: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
+    async def listen(self, channel: str, subscriber: Subscriber) -> None:
         """Hold one pooled connection LISTENing on ``channel`` until cancelled or closed.
 
         Payloads are handled one at a time, in arrival order; an idle
@@ -325,7 +326,7 @@ class PostgresBackend(SqlBackend):
                 async with self._listening_connection() as conn:
                     await conn.add_listener(channel, on_notify)
                     try:
-                        on_connected()
+                        subscriber.connected()
                         while True:
                             try:
                                 payload = await asyncio.wait_for(
@@ -334,14 +335,14 @@ class PostgresBackend(SqlBackend):
                             except TimeoutError:
                                 await conn.fetchval("SELECT 1")
                                 continue
-                            await on_payload(payload)
+                            await subscriber.received(payload)
                     finally:
                         with contextlib.suppress(Exception):
                             await conn.remove_listener(channel, on_notify)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any driver failure means: reconnect
-                on_lost()
+                subscriber.lost()
                 _log.warning("listener_lost", channel=channel, error=type(exc).__name__)
                 await asyncio.sleep(_RECONNECT_DELAY)
 

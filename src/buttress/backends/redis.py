@@ -45,6 +45,7 @@ _TOPOLOGIES: dict[str, Topology] = {
 
 _OPTIONS = frozenset(
     {
+        "create",
         "max_connections",
         "socket_timeout",
         "connect_timeout",
@@ -151,6 +152,9 @@ class RedisBackend(Backend):
     @classmethod
     async def open(cls, dsn: DSN, options: dict[str, object]) -> RedisBackend:
         check_known("redis", options, _OPTIONS)
+        # A server's databases are never created here: create= is accepted so
+        # one call can open any DSN "without creating anything".
+        opt_bool(options, "create", True)
         max_connections = opt_int(options, "max_connections", 50, minimum=1)
         socket_timeout = opt_seconds(options, "socket_timeout", 5.0, allow_none=True)
         connect_timeout = opt_seconds(options, "connect_timeout", 5.0)

@@ -51,7 +51,12 @@ def _open(
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
-        if path != MEMORY:
+        # Reads the header: a file that is not a database fails here, at open,
+        # not on whichever statement first touches it.
+        conn.execute("PRAGMA schema_version")
+        if path != MEMORY and create:
+            # Only a backend allowed to create sets the file up: looking at a
+            # database (create=False) must not switch its journal mode for good.
             conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL is durable across application crashes in WAL mode; only an OS
             # crash can lose the last commits.

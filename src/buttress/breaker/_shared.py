@@ -15,22 +15,18 @@ back to this process's own ``BreakerMachine``). Shared breakers are async only.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import math
-from collections.abc import Awaitable, Callable, Coroutine
-from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import attrs
 
+from buttress._context import AsyncContext
 from buttress._exceptions import SchemaMissingError, ValidationError
+from buttress._guard import routed
 from buttress._seam import resolve_store
 from buttress.breaker._core import open_wait
-from buttress.breaker._service import (
-    CircuitBreaker,
-    StoreErrorPolicy,
-)
+from buttress.breaker._service import CircuitBreaker, SharingOptions
 from buttress.breaker._store import BREAKER_STORES, Op, Snapshot, StepParams
 from buttress.breaker._values import (
     BreakerState,
@@ -42,6 +38,7 @@ from buttress.breaker._values import (
     Transition,
 )
 from buttress.policies import SyncCallNotSupportedError
+from buttress.switches import CIRCUIT_BREAKER as _SWITCH
 
 __all__ = ["SharedCircuitBreaker", "SharedPermit"]
 
@@ -73,7 +70,9 @@ class SharedPermit:
 _UNTRACKED = SharedPermit(-1, untracked=True)
 
 
-class SharedCircuitBreaker(CircuitBreaker):
+# AsyncContext first: ``async with`` goes through _begin_block/_end_block (a store
+# round trip each) instead of CircuitBreaker's in-process __aenter__/__aexit__.
+class SharedCircuitBreaker(AsyncContext, CircuitBreaker):
     """A ``CircuitBreaker`` whose circuit lives in a shared store (Redis, PostgreSQL).
 
     Built by ``CircuitBreaker(name, backend=...)``; the public surface is the
@@ -100,13 +99,7 @@ class SharedCircuitBreaker(CircuitBreaker):
         "sync_interval",
     )
 
-    def _attach(
-        self,
-        backend: object | None,
-        sync_interval: float,
-        on_store_error: StoreErrorPolicy,
-        store_timeout: float,
-    ) -> None:
+    def _attach(self, backend: object | None, sharing: SharingOptions) -> None:
         store = resolve_store(backend, BREAKER_STORES)
         if store is None:
             raise ValidationError("backend", "must be a backend or store that shares circuits")
@@ -123,9 +116,9 @@ class SharedCircuitBreaker(CircuitBreaker):
             half_open_max_calls=config.half_open_max_calls,
             probe_timeout=config.probe_timeout,
         )
-        self.sync_interval = sync_interval
-        self.store_timeout = store_timeout
-        self.on_store_error = on_store_error
+        self.sync_interval = sharing.sync_interval
+        self.store_timeout = sharing.store_timeout
+        self.on_store_error = sharing.on_store_error
         self.available = True
         self._retry_store_at = -math.inf
         self._background: set[asyncio.Task[object]] = set()
@@ -216,54 +209,24 @@ class SharedCircuitBreaker(CircuitBreaker):
         await self._finish_shared(admitted, self._result_outcome(result), start, None)
         return result
 
-    @overload
-    def __call__(
-        self, fn: Callable[P, Coroutine[Any, Any, R]]
-    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
-    @overload
-    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
-    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate an async function (a sync one raises when called: shared is async only)."""
-        if not callable(fn):
-            raise ValidationError("fn", "must be callable")
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return async_wrapper
-
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            raise SyncCallNotSupportedError(_WHAT, "acall")
-
-        return wrapper
+    def _decorate(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        # Not CircuitBreaker's inlined in-process path: every call goes through acall
+        # (and a sync function's calls through call, which refuses).
+        return routed(fn, self.call, self.acall)
 
     def __enter__(self) -> CircuitBreaker:
         raise SyncCallNotSupportedError(_WHAT, "__aenter__ (async with)")
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         raise SyncCallNotSupportedError(_WHAT, "__aexit__ (async with)")
 
-    async def __aenter__(self) -> CircuitBreaker:
+    async def _begin_block(self) -> None:
         admitted = await self._admit_shared()
         if isinstance(admitted, CircuitOpenError):
             raise admitted
         self._push_frame(admitted, self._now())
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _end_block(self, exc: BaseException | None) -> None:
         frame = self._pop_frame()
         if frame is None or not isinstance(frame.permit, SharedPermit):
             raise RuntimeError("CircuitBreaker.__aexit__ without a matching __aenter__")
@@ -297,6 +260,8 @@ class SharedCircuitBreaker(CircuitBreaker):
         return snapshot
 
     async def _admit_shared(self) -> SharedPermit | CircuitOpenError:
+        if _SWITCH.bypass():
+            return _UNTRACKED  # breakers switched off: no refusal, no store round trip
         now = self._now()
         if now - self.fetched_at >= self.sync_interval:
             await self.step("read")
@@ -370,6 +335,8 @@ class SharedCircuitBreaker(CircuitBreaker):
         if self.shared_state is _O and now < self.open_until:
             return self._refuse(open_wait(self.open_until, self.config.recovery_timeout, now))
         admitted = self._admit()
+        if admitted is None:
+            return _UNTRACKED
         if isinstance(admitted, CircuitOpenError):
             return admitted
         return SharedPermit(-1, local=admitted)

@@ -9,9 +9,9 @@ An epoch stops a read that raced an invalidation from caching a stale row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
+from buttress._context import cancel_and_wait
 from buttress.clock import Clock
 from buttress.config._store import ConfigBackendStore, StoredEntry
 
@@ -21,7 +21,10 @@ Loader = Callable[[str], Awaitable[StoredEntry | None]]
 
 
 class ReadCache:
-    """Resolved rows by key for one ``ConfigStore`` view; inert until ``start()``."""
+    """Resolved rows by key for one ``ConfigStore`` view; inert until ``start()``.
+
+    It is also the store's ``Subscriber``: the store pushes it the keys that change.
+    """
 
     __slots__ = (
         "_checked_at",
@@ -55,19 +58,12 @@ class ReadCache:
         self.active = True
         self._token = None
         self._listener = asyncio.get_running_loop().create_task(
-            self._store.listen(
-                on_connected=self._on_listening,
-                on_key=self._on_key_changed,
-                on_lost=self._on_listener_lost,
-            )
+            self._store.listen(self)
         )
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        listener, self._listener = self._listener, None
+        await cancel_and_wait(listener)
         self.active = False
         self._push_live = False
         self.invalidate(None)
@@ -103,13 +99,13 @@ class ReadCache:
             self.invalidate(None)
             self._token = token
 
-    def _on_listening(self) -> None:
+    def connected(self) -> None:
         self.invalidate(None)  # changes made while nobody listened
         self._push_live = True
 
-    async def _on_key_changed(self, key: str) -> None:
-        self.invalidate(key)
+    async def received(self, payload: str) -> None:
+        self.invalidate(payload)
 
-    def _on_listener_lost(self) -> None:
+    def lost(self) -> None:
         self._push_live = False
         self.invalidate(None)

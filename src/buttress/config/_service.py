@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from buttress._checks import validate_key
+from buttress._context import Running
 from buttress._exceptions import ValidationError
 from buttress._seam import resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
@@ -29,6 +29,8 @@ from buttress.config._core import (
 from buttress.config._store import (
     CONFIG_STORES,
     ConfigBackendStore,
+    EntryEdit,
+    EntryValue,
     StoredChange,
     StoredEntry,
 )
@@ -75,7 +77,7 @@ def _protect(value: JSONValue) -> None:
         register_secret(dumps(value))
 
 
-class ConfigStore:
+class ConfigStore(Running):
     """Runtime configuration for one environment's view.
 
     A store for environment E reads E's entry first, then ``"all"``'s; a store
@@ -134,18 +136,6 @@ class ConfigStore:
         if self._opened:
             await self._store.close()
             self._opened = False
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- decoding ---------------------------------------------------------
 
@@ -228,27 +218,28 @@ class ConfigStore:
         gives ``default`` unchecked. A stored value that does not parse reads
         as ``default`` and is logged without the value.
         """
-        validate_key("key", key)
-        await self._open()
-        row = await self._resolve(key)
-        if row is None:
+        found = await self._read(key)
+        if found is None:
             return default
-        ok, value = self._decode(row)
-        if not ok:
-            return default
+        _, value = found
         if type is _UNSET:
             return value
         return coerce(key, value, type)
 
     async def get_entry(self, key: str) -> ConfigEntry | None:
         """The entry this store's view resolves ``key`` to (real value; its repr masks secrets)."""
+        found = await self._read(key)
+        return None if found is None else self._entry(*found)
+
+    async def _read(self, key: str) -> tuple[StoredEntry, JSONValue] | None:
+        """``key``'s row in this view and its value; None when there is none or it is unreadable."""
         validate_key("key", key)
         await self._open()
         row = await self._resolve(key)
         if row is None:
             return None
         ok, value = self._decode(row)
-        return self._entry(row, value) if ok else None
+        return (row, value) if ok else None
 
     async def list(self, environment: str | None = None) -> builtins.list[ConfigEntry]:
         """Every entry (or those of ``environment`` and ``"all"``), sensitive values masked."""
@@ -319,19 +310,8 @@ class ConfigStore:
         if sensitive:
             _protect(json_value)
         await self._open()
-        change = await self._store.write(
-            key,
-            environment,
-            dumps(json_value),
-            sensitive=sensitive,
-            description=description,
-            changed_by=updated_by,
-            reason=reason,
-            at=self._clock.now(),
-            expected_version=expected_version,
-        )
-        self._cache.invalidate(key)
-        self._log_change(change)
+        edit = EntryEdit(key, environment, updated_by, reason, self._clock.now(), expected_version)
+        change = await self._write(edit, EntryValue(dumps(json_value), sensitive, description))
         return ConfigEntry(
             key,
             json_value,
@@ -357,14 +337,8 @@ class ConfigStore:
         validate_environment("environment", environment)
         _check_version("expected_version", expected_version)
         await self._open()
-        change = await self._store.remove(
-            key,
-            environment,
-            changed_by=updated_by,
-            reason=reason,
-            at=self._clock.now(),
-            expected_version=expected_version,
-        )
+        edit = EntryEdit(key, environment, updated_by, reason, self._clock.now(), expected_version)
+        change = await self._store.remove(edit)
         self._cache.invalidate(key)
         if change is None:
             return False
@@ -410,20 +384,8 @@ class ConfigStore:
             return None
         rows = await self._store.fetch(key, (environment,))
         description = rows[0].description if rows else None
-        change = await self._store.write(
-            key,
-            environment,
-            target.new_json,
-            sensitive=target.sensitive,
-            description=description,
-            changed_by=updated_by,
-            reason=why,
-            at=self._clock.now(),
-            expected_version=None,
-            revert=True,
-        )
-        self._cache.invalidate(key)
-        self._log_change(change)
+        edit = EntryEdit(key, environment, updated_by, why, self._clock.now())
+        await self._write(edit, EntryValue(target.new_json, target.sensitive, description, True))
         return await self.get_entry_in(key, environment)
 
     async def get_entry_in(self, key: str, environment: str) -> ConfigEntry | None:
@@ -436,6 +398,12 @@ class ConfigStore:
             return None
         ok, value = self._decode(rows[0])
         return self._entry(rows[0], value) if ok else None
+
+    async def _write(self, edit: EntryEdit, value: EntryValue) -> StoredChange:
+        change = await self._store.write(edit, value)
+        self._cache.invalidate(edit.key)
+        self._log_change(change)
+        return change
 
     def _log_change(self, change: StoredChange) -> None:
         self._log.info(

@@ -9,16 +9,33 @@ from buttress's migration ``0002_config``; ``open`` only checks they exist.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from buttress._exceptions import BackendError, BackendUnavailableError, ButtressError
-from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
-from buttress.config._store import StoredChange, StoredEntry
-from buttress.config._values import ConfigAction, ConfigConflictError
+from buttress.backends import (
+    SqlBackend,
+    SqlConnection,
+    Subscriber,
+    bump_counter,
+    from_db_time,
+    read_counter,
+)
+from buttress.config._store import EntryEdit, EntryValue, StoredChange, StoredEntry
+from buttress.config._values import ConfigAction
 from buttress.errors import ErrorCategory, classify
 
-__all__ = ["CHANNEL", "TABLES", "SqlConfigStore", "remove_entry", "write_entry"]
+# write_entry's arguments are exported with it: DeploymentLog imports all three from here.
+__all__ = [
+    "CHANNEL",
+    "TABLES",
+    "EntryEdit",
+    "EntryValue",
+    "SqlConfigStore",
+    "remove_entry",
+    "write_entry",
+]
+
+T = TypeVar("T")
 
 CHANNEL = "buttress_config"
 _COUNTER = "config"
@@ -81,29 +98,25 @@ def _change(row: Mapping[str, Any]) -> StoredChange:
     )
 
 
-async def _begin(
-    tx: SqlConnection, key: str, environment: str, expected: int | None
-) -> tuple[StoredEntry | None, int]:
+async def _begin(tx: SqlConnection, edit: EntryEdit) -> tuple[StoredEntry | None, int]:
     """Bump the counter, read the current row, check the version, pick the next one."""
     await bump_counter(tx, _COUNTER)
     row = await tx.fetchrow(
         tx.dialect.placeholders(
             f"SELECT {_ENTRY_COLUMNS} FROM buttress_config WHERE key = ? AND environment = ?"
         ),
-        key,
-        environment,
+        edit.key,
+        edit.environment,
     )
     old = _entry(row) if row is not None else None
-    current = old.version if old is not None else 0
-    if expected is not None and expected != current:
-        raise ConfigConflictError(key, environment, expected, current)
+    edit.check_version(old.version if old is not None else 0)
     last = await tx.fetchval(
         tx.dialect.placeholders(
             "SELECT COALESCE(MAX(version), 0) FROM buttress_config_history "
             "WHERE key = ? AND environment = ?"
         ),
-        key,
-        environment,
+        edit.key,
+        edit.environment,
     )
     return old, int(last) + 1
 
@@ -129,28 +142,16 @@ async def _record(tx: SqlConnection, change: StoredChange) -> StoredChange:
     return change
 
 
-async def write_entry(
-    tx: SqlConnection,
-    key: str,
-    environment: str,
-    value_json: str,
-    *,
-    sensitive: bool,
-    description: str | None,
-    changed_by: str | None,
-    reason: str | None,
-    at: datetime,
-    expected_version: int | None = None,
-    revert: bool = False,
-) -> StoredChange:
+async def write_entry(tx: SqlConnection, edit: EntryEdit, value: EntryValue) -> StoredChange:
     """Set one entry inside the caller's transaction, exactly as ``ConfigStore.set`` does.
 
     For components that must change config atomically with their own rows
     (``DeploymentLog`` sets ``app_version``): bumps the change counter, checks
-    ``expected_version``, upserts, appends history and NOTIFYs on PostgreSQL.
-    ``value_json`` must already be checked JSON text (``_json.dumps``).
+    the expected version, upserts, appends history and NOTIFYs on PostgreSQL.
+    ``value.value_json`` must already be checked JSON text (``dumps``).
     """
-    old, version = await _begin(tx, key, environment, expected_version)
+    old, version = await _begin(tx, edit)
+    entry = edit.entry(value, version)
     await tx.execute(
         tx.dialect.placeholders(
             f"INSERT INTO buttress_config ({_ENTRY_COLUMNS}) "
@@ -160,52 +161,29 @@ async def write_entry(
             "updated_at = excluded.updated_at, updated_by = excluded.updated_by, "
             "version = excluded.version"
         ),
-        key,
-        environment,
-        value_json,
-        tx.dialect.to_db_bool(sensitive),
-        description,
-        tx.dialect.to_db_time(at),
-        changed_by,
-        version,
+        entry.key,
+        entry.environment,
+        entry.value_json,
+        tx.dialect.to_db_bool(entry.sensitive),
+        entry.description,
+        tx.dialect.to_db_time(entry.updated_at),
+        entry.updated_by,
+        entry.version,
     )
-    action: ConfigAction = "revert" if revert else ("create" if old is None else "update")
-    return await _record(
-        tx,
-        StoredChange(
-            key, environment, version, action, at, changed_by, reason,
-            old.value_json if old else None, value_json,
-            sensitive or bool(old and old.sensitive),
-        ),
-    )  # fmt: skip
+    return await _record(tx, edit.written(value, old, version))
 
 
-async def remove_entry(
-    tx: SqlConnection,
-    key: str,
-    environment: str,
-    *,
-    changed_by: str | None,
-    reason: str | None,
-    at: datetime,
-    expected_version: int | None = None,
-) -> StoredChange | None:
+async def remove_entry(tx: SqlConnection, edit: EntryEdit) -> StoredChange | None:
     """Delete one entry inside the caller's transaction; None if there was none."""
-    old, version = await _begin(tx, key, environment, expected_version)
+    old, version = await _begin(tx, edit)
     if old is None:
         return None
     await tx.execute(
         tx.dialect.placeholders("DELETE FROM buttress_config WHERE key = ? AND environment = ?"),
-        key,
-        environment,
+        edit.key,
+        edit.environment,
     )
-    return await _record(
-        tx,
-        StoredChange(
-            key, environment, version, "delete", at, changed_by, reason, old.value_json,
-            None, old.sensitive,
-        ),
-    )  # fmt: skip
+    return await _record(tx, edit.removed(old, version))
 
 
 class SqlConfigStore:
@@ -247,69 +225,25 @@ class SqlConfigStore:
             )
         return [_entry(row) for row in rows]
 
-    async def write(
-        self,
-        key: str,
-        environment: str,
-        value_json: str,
-        *,
-        sensitive: bool,
-        description: str | None,
-        changed_by: str | None,
-        reason: str | None,
-        at: datetime,
-        expected_version: int | None,
-        revert: bool = False,
-    ) -> StoredChange:
-        failure: BackendError | None = None
-        try:
-            async with self._backend.transaction() as tx:
-                return await write_entry(
-                    tx,
-                    key,
-                    environment,
-                    value_json,
-                    sensitive=sensitive,
-                    description=description,
-                    changed_by=changed_by,
-                    reason=reason,
-                    at=at,
-                    expected_version=expected_version,
-                    revert=revert,
-                )
-        except ButtressError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every driver failure becomes a buttress error
-            failure = write_failed(exc, self._dialect, key, environment)
-        # Raised outside the except block: the driver's exception must not ride along.
-        raise failure
+    async def write(self, edit: EntryEdit, value: EntryValue) -> StoredChange:
+        return await self._in_transaction(edit, lambda tx: write_entry(tx, edit, value))
 
-    async def remove(
-        self,
-        key: str,
-        environment: str,
-        *,
-        changed_by: str | None,
-        reason: str | None,
-        at: datetime,
-        expected_version: int | None,
-    ) -> StoredChange | None:
+    async def remove(self, edit: EntryEdit) -> StoredChange | None:
+        return await self._in_transaction(edit, lambda tx: remove_entry(tx, edit))
+
+    async def _in_transaction(
+        self, edit: EntryEdit, step: Callable[[SqlConnection], Awaitable[T]]
+    ) -> T:
+        """``step(tx)`` in a transaction of its own; a driver failure as a buttress error."""
         failure: BackendError | None = None
         try:
             async with self._backend.transaction() as tx:
-                return await remove_entry(
-                    tx,
-                    key,
-                    environment,
-                    changed_by=changed_by,
-                    reason=reason,
-                    at=at,
-                    expected_version=expected_version,
-                )
+                return await step(tx)
         except ButtressError:
             raise
         except Exception as exc:  # noqa: BLE001 - every driver failure becomes a buttress error
-            failure = write_failed(exc, self._dialect, key, environment)
+            failure = write_failed(exc, self._dialect, edit.key, edit.environment)
+        # Raised outside the except block: the driver's exception must not ride along.
         raise failure
 
     async def history(self, key: str, environment: str, limit: int) -> list[StoredChange]:
@@ -343,17 +277,9 @@ class SqlConfigStore:
     def shared(self) -> bool:
         return True
 
-    async def listen(
-        self,
-        *,
-        on_connected: Callable[[], None],
-        on_key: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
+    async def listen(self, subscriber: Subscriber) -> None:
         # Returns at once where the backend cannot push (SQLite: the counter is polled).
-        await self._backend.listen(
-            CHANNEL, on_connected=on_connected, on_payload=on_key, on_lost=on_lost
-        )
+        await self._backend.listen(CHANNEL, subscriber)
 
     def __repr__(self) -> str:
         return f"SqlConfigStore({self._dialect})"

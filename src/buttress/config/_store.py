@@ -1,4 +1,5 @@
-"""Where config lives: the ``ConfigBackendStore`` interface and the memory store.
+"""Where config lives: the ``ConfigBackendStore`` interface, what it is asked to change
+(``EntryEdit``, ``EntryValue``), and the memory store.
 
 Stores keep values as JSON text exactly as written (so a damaged row can be
 detected on read) and do each change, its version check and its history
@@ -7,18 +8,23 @@ record as one atomic step. They never validate, decode or redact.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
 from buttress._seam import Seam
 from buttress.config._values import ConfigAction, ConfigConflictError
 
+if TYPE_CHECKING:
+    from buttress.backends import Subscriber
+
 __all__ = [
     "CONFIG_STORES",
     "ConfigBackendStore",
+    "EntryEdit",
+    "EntryValue",
     "MemoryConfigStore",
     "StoredChange",
     "StoredEntry",
@@ -57,6 +63,60 @@ class StoredChange:
         return f"StoredChange(key={self.key!r}, version={self.version})"
 
 
+@attrs.frozen(slots=True)
+class EntryValue:
+    """What a write sets: checked JSON text (``dumps``), its sensitivity and description."""
+
+    value_json: str = attrs.field(repr=False)  # may be a secret
+    sensitive: bool = False
+    description: str | None = None
+    revert: bool = False
+    """Recorded as a revert to an earlier version rather than as an update."""
+
+
+@attrs.frozen(slots=True)
+class EntryEdit:
+    """A change asked of a store for one entry: who, why, when, and the version it expects."""
+
+    key: str
+    environment: str
+    changed_by: str | None
+    reason: str | None
+    at: datetime
+    expected_version: int | None = None
+
+    def check_version(self, current: int) -> None:
+        """``ConfigConflictError`` unless the entry is at the expected version (0: absent)."""
+        if self.expected_version is not None and self.expected_version != current:
+            raise ConfigConflictError(self.key, self.environment, self.expected_version, current)
+
+    def entry(self, value: EntryValue, version: int) -> StoredEntry:
+        """The row that writing ``value`` leaves, at ``version``."""
+        return StoredEntry(
+            self.key, self.environment, value.value_json, value.sensitive, value.description,
+            self.at, self.changed_by, version,
+        )  # fmt: skip
+
+    def written(self, value: EntryValue, old: StoredEntry | None, version: int) -> StoredChange:
+        """The history record of writing ``value`` over ``old`` (None: a new entry).
+
+        A change stays sensitive when either side of it was.
+        """
+        action: ConfigAction = "revert" if value.revert else ("update" if old else "create")
+        return StoredChange(
+            self.key, self.environment, version, action, self.at, self.changed_by, self.reason,
+            old.value_json if old else None, value.value_json,
+            value.sensitive or bool(old and old.sensitive),
+        )  # fmt: skip
+
+    def removed(self, old: StoredEntry, version: int) -> StoredChange:
+        """The history record of deleting ``old``, as ``version``."""
+        return StoredChange(
+            self.key, self.environment, version, "delete", self.at, self.changed_by, self.reason,
+            old.value_json, None, old.sensitive,
+        )  # fmt: skip
+
+
 @runtime_checkable
 class ConfigBackendStore(Protocol):
     """The storage side of ``ConfigStore``; each write is one atomic step."""
@@ -71,33 +131,13 @@ class ConfigBackendStore(Protocol):
 
     async def fetch_all(self, environments: Sequence[str] | None) -> list[StoredEntry]: ...
 
-    async def write(
-        self,
-        key: str,
-        environment: str,
-        value_json: str,
-        *,
-        sensitive: bool,
-        description: str | None,
-        changed_by: str | None,
-        reason: str | None,
-        at: datetime,
-        expected_version: int | None,
-        revert: bool = False,
-    ) -> StoredChange:
+    async def write(self, edit: EntryEdit, value: EntryValue) -> StoredChange:
         """Create or replace the row; raises ``ConfigConflictError`` on a version mismatch."""
         ...
 
-    async def remove(
-        self,
-        key: str,
-        environment: str,
-        *,
-        changed_by: str | None,
-        reason: str | None,
-        at: datetime,
-        expected_version: int | None,
-    ) -> StoredChange | None: ...
+    async def remove(self, edit: EntryEdit) -> StoredChange | None:
+        """Delete the row (None when there was none); ``ConfigConflictError`` as ``write``."""
+        ...
 
     async def history(self, key: str, environment: str, limit: int) -> list[StoredChange]:
         """Newest first."""
@@ -116,14 +156,8 @@ class ConfigBackendStore(Protocol):
         """True when other processes can change the data, so a local cache must be invalidated."""
         ...
 
-    async def listen(
-        self,
-        *,
-        on_connected: Callable[[], None],
-        on_key: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
-        """Push changed keys to ``on_key`` until cancelled; return at once if it cannot push."""
+    async def listen(self, subscriber: Subscriber) -> None:
+        """Push changed keys to ``subscriber`` until cancelled; return at once if it cannot."""
         ...
 
 
@@ -160,72 +194,30 @@ class MemoryConfigStore:
             if environments is None or row.environment in environments
         ]
 
-    def _version(self, key: str, environment: str) -> tuple[int, int]:
-        """(current row version or 0, last recorded version or 0)."""
-        row = self._rows.get((key, environment))
-        changes = self._history.get((key, environment))
-        return (row.version if row else 0), (changes[-1].version if changes else 0)
-
-    def _check(self, key: str, environment: str, expected: int | None, current: int) -> None:
-        if expected is not None and expected != current:
-            raise ConfigConflictError(key, environment, expected, current)
+    def _next_version(self, edit: EntryEdit) -> int:
+        """Check ``edit``'s expected version; the version its change will have."""
+        row = self._rows.get((edit.key, edit.environment))
+        edit.check_version(row.version if row else 0)
+        changes = self._history.get((edit.key, edit.environment))
+        return (changes[-1].version if changes else 0) + 1
 
     def _record(self, change: StoredChange) -> StoredChange:
         self._history.setdefault((change.key, change.environment), []).append(change)
         self._token += 1
         return change
 
-    async def write(
-        self,
-        key: str,
-        environment: str,
-        value_json: str,
-        *,
-        sensitive: bool,
-        description: str | None,
-        changed_by: str | None,
-        reason: str | None,
-        at: datetime,
-        expected_version: int | None,
-        revert: bool = False,
-    ) -> StoredChange:
-        current, last = self._version(key, environment)
-        self._check(key, environment, expected_version, current)
-        old = self._rows.get((key, environment))
-        version = last + 1
-        self._rows[key, environment] = StoredEntry(
-            key, environment, value_json, sensitive, description, at, changed_by, version
-        )
-        action: ConfigAction = "revert" if revert else ("create" if old is None else "update")
-        old_json = old.value_json if old else None
-        return self._record(
-            StoredChange(
-                key, environment, version, action, at, changed_by, reason, old_json, value_json,
-                sensitive or bool(old and old.sensitive),
-            )
-        )  # fmt: skip
+    async def write(self, edit: EntryEdit, value: EntryValue) -> StoredChange:
+        version = self._next_version(edit)
+        old = self._rows.get((edit.key, edit.environment))
+        self._rows[edit.key, edit.environment] = edit.entry(value, version)
+        return self._record(edit.written(value, old, version))
 
-    async def remove(
-        self,
-        key: str,
-        environment: str,
-        *,
-        changed_by: str | None,
-        reason: str | None,
-        at: datetime,
-        expected_version: int | None,
-    ) -> StoredChange | None:
-        current, last = self._version(key, environment)
-        self._check(key, environment, expected_version, current)
-        old = self._rows.pop((key, environment), None)
+    async def remove(self, edit: EntryEdit) -> StoredChange | None:
+        version = self._next_version(edit)
+        old = self._rows.pop((edit.key, edit.environment), None)
         if old is None:
             return None
-        return self._record(
-            StoredChange(
-                key, environment, last + 1, "delete", at, changed_by, reason, old.value_json,
-                None, old.sensitive,
-            )
-        )  # fmt: skip
+        return self._record(edit.removed(old, version))
 
     async def history(self, key: str, environment: str, limit: int) -> list[StoredChange]:
         return list(reversed(self._history.get((key, environment), [])))[:limit]
@@ -243,13 +235,7 @@ class MemoryConfigStore:
     def shared(self) -> bool:
         return False
 
-    async def listen(
-        self,
-        *,
-        on_connected: Callable[[], None],
-        on_key: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], None],
-    ) -> None:
+    async def listen(self, subscriber: Subscriber) -> None:
         return None
 
     def corrupt(self, key: str, environment: str, text: str) -> None:

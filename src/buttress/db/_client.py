@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
@@ -240,7 +241,7 @@ class Database:
             try:
                 if lock_ms is not None:
                     await conn.execute(f"SET LOCAL lock_timeout = {lock_ms}")
-                yield Transaction(self, conn, seconds)
+                yield Transaction(self.name, conn, functools.partial(self._timed, conn), seconds)
             except BaseException:
                 if not conn.is_closed():
                     # The body's error is the one worth seeing; a rollback on a
@@ -270,43 +271,25 @@ class Database:
         effects outside the transaction that cannot be repeated.
         """
 
-        def begin() -> contextlib.AbstractAsyncContextManager[Transaction]:
-            return self.transaction(
+        async def attempt() -> R:
+            async with self.transaction(
                 isolation=isolation,
                 readonly=readonly,
                 deferrable=deferrable,
                 lock_timeout=lock_timeout,
                 timeout=timeout,
-            )
-
-        policy = self._retry
-        try:
-            async with begin() as tx:
+            ) as tx:
                 return await body(tx)
+
+        try:
+            return await attempt()
         except Exception as exc:  # noqa: BLE001  (the retry decision below looks at it)
             error = exc
-        if policy is None:
+        if self._retry is None:
             raise error
-        if policy.budget is not None:
-            policy.budget.calls += 1
-        attempt = 1
-        started = policy.clock.monotonic()
-        while True:
-            if not (idempotent or rolled_back(error)):
-                if is_transient(error):
-                    error.add_note(NOT_RETRIED_NOTE)
-                raise error
-            delay = policy._next_delay(error, attempt, started)
-            if delay is None:
-                raise error
-            self._recorder.retries += 1
-            await policy.clock.sleep(delay)
-            attempt += 1
-            try:
-                async with begin() as tx:
-                    return await body(tx)
-            except Exception as exc:  # noqa: BLE001  (the retry decision above looks at it)
-                error = exc
+        return await self._retried(
+            self._retry, error, attempt, lambda error: idempotent or rolled_back(error)
+        )
 
     # -- statistics -----------------------------------------------------------
 
@@ -395,22 +378,47 @@ class Database:
                 error.add_note(NOT_RETRIED_NOTE)
             self._failed(error, sql, start)
             raise error
+
+        async def attempt() -> Any:
+            if breaker is None:
+                return await self._on_pool(method, sql, args, seconds, column)
+            return await breaker.acall(self._on_pool, method, sql, args, seconds, column)
+
+        try:
+            return await self._retried(policy, error, attempt, lambda error: True)
+        except Exception as final:
+            self._failed(final, sql, start)
+            raise
+
+    async def _retried(
+        self,
+        policy: Retry,
+        error: Exception,
+        attempt: Callable[[], Awaitable[R]],
+        may_retry: Callable[[Exception], bool],
+    ) -> R:
+        """``attempt()`` again after ``error``, as long as ``policy`` and ``may_retry`` allow.
+
+        Raises the last error when it gives up; one that was transient but not
+        safe to retry carries a note saying so.
+        """
         if policy.budget is not None:
             policy.budget.calls += 1
-        attempt = 1
+        attempts = 1
         started = policy.clock.monotonic()
         while True:
-            delay = policy._next_delay(error, attempt, started)
+            if not may_retry(error):
+                if is_transient(error):
+                    error.add_note(NOT_RETRIED_NOTE)
+                raise error
+            delay = policy._next_delay(error, attempts, started)
             if delay is None:
-                self._failed(error, sql, start)
                 raise error
             self._recorder.retries += 1
             await policy.clock.sleep(delay)
-            attempt += 1
+            attempts += 1
             try:
-                if breaker is None:
-                    return await self._on_pool(method, sql, args, seconds, column)
-                return await breaker.acall(self._on_pool, method, sql, args, seconds, column)
+                return await attempt()
             except Exception as exc:  # noqa: BLE001  (the retry decision above looks at it)
                 error = exc
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from buttress.db._options import check_timeout
 
@@ -22,39 +22,30 @@ __all__ = ["Transaction"]
 _Op = Callable[..., Awaitable[Any]]
 
 
-class StatementTimer(Protocol):
-    """What a transaction needs of its ``Database``: a name and the timed run."""
-
-    @property
-    def name(self) -> str: ...
-
-    async def _timed(
-        self,
-        conn: PoolConnectionProxy[asyncpg.Record] | None,
-        op: _Op,
-        sql: str,
-        args: tuple[object, ...],
-        seconds: float | None,
-    ) -> Any: ...
+Timed = Callable[[_Op, str, tuple[object, ...], float | None], Awaitable[Any]]
+"""``timed(op, sql, args, seconds)``: one statement on the transaction's connection,
+timed and counted by the ``Database`` that opened it."""
 
 
 class Transaction:
     """Statements on one connection inside ``Database.transaction()``; timed, never retried."""
 
-    __slots__ = ("_conn", "_db", "_timeout")
+    __slots__ = ("_conn", "_name", "_timed", "_timeout")
 
     def __init__(
         self,
-        db: StatementTimer,
+        name: str,
         conn: PoolConnectionProxy[asyncpg.Record],
+        timed: Timed,
         timeout: float | None,
     ) -> None:
-        self._db = db
+        self._name = name
         self._conn = conn
+        self._timed = timed
         self._timeout = timeout
 
     def __repr__(self) -> str:
-        return f"<Transaction on {self._db.name!r}>"
+        return f"<Transaction on {self._name!r}>"
 
     @property
     def connection(self) -> PoolConnectionProxy[asyncpg.Record]:
@@ -69,16 +60,16 @@ class Transaction:
     async def fetch(
         self, sql: str, *args: object, timeout: float | None = None
     ) -> list[asyncpg.Record]:
-        result: list[asyncpg.Record] = await self._db._timed(
-            self._conn, self._conn.fetch, sql, args, self._seconds(timeout)
+        result: list[asyncpg.Record] = await self._timed(
+            self._conn.fetch, sql, args, self._seconds(timeout)
         )
         return result
 
     async def fetchrow(
         self, sql: str, *args: object, timeout: float | None = None
     ) -> asyncpg.Record | None:
-        result: asyncpg.Record | None = await self._db._timed(
-            self._conn, self._conn.fetchrow, sql, args, self._seconds(timeout)
+        result: asyncpg.Record | None = await self._timed(
+            self._conn.fetchrow, sql, args, self._seconds(timeout)
         )
         return result
 
@@ -88,17 +79,13 @@ class Transaction:
         op: _Op = self._conn.fetchval
         if column:
             op = functools.partial(op, column=column)
-        return await self._db._timed(self._conn, op, sql, args, self._seconds(timeout))
+        return await self._timed(op, sql, args, self._seconds(timeout))
 
     async def execute(self, sql: str, *args: object, timeout: float | None = None) -> str:
-        result: str = await self._db._timed(
-            self._conn, self._conn.execute, sql, args, self._seconds(timeout)
-        )
+        result: str = await self._timed(self._conn.execute, sql, args, self._seconds(timeout))
         return result
 
     async def executemany(
         self, sql: str, args: Iterable[Sequence[object]], *, timeout: float | None = None
     ) -> None:
-        await self._db._timed(
-            self._conn, self._conn.executemany, sql, (list(args),), self._seconds(timeout)
-        )
+        await self._timed(self._conn.executemany, sql, (list(args),), self._seconds(timeout))

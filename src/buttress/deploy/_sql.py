@@ -19,7 +19,7 @@ import attrs
 from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time
 from buttress.config import ConfigStore, dumps
 from buttress.config._sql import TABLES as CONFIG_TABLES
-from buttress.config._sql import write_entry
+from buttress.config._sql import EntryEdit, EntryValue, write_entry
 from buttress.deploy._core import config_reason, fail, replaced_by, with_lineage
 from buttress.deploy._store import DeploymentStore
 from buttress.deploy._values import (
@@ -270,14 +270,19 @@ async def _write_app_version(tx: SqlConnection, deployment: Deployment) -> None:
         APP_VERSION_KEY,
         environment,
     )
-    await write_entry(
-        tx,
+    edit = EntryEdit(
         APP_VERSION_KEY,
         environment,
-        dumps(deployment.version),
-        sensitive=bool(old["sensitive"]) if old is not None else False,
-        description=old["description"] if old is not None else APP_VERSION_DESCRIPTION,
-        changed_by=deployment.deployed_by,
-        reason=config_reason(deployment),
-        at=deployment.deployed_at,
+        deployment.deployed_by,
+        config_reason(deployment),
+        deployment.deployed_at,
+    )
+    await write_entry(
+        tx,
+        edit,
+        EntryValue(
+            dumps(deployment.version),
+            sensitive=bool(old["sensitive"]) if old is not None else False,
+            description=old["description"] if old is not None else APP_VERSION_DESCRIPTION,
+        ),
     )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 
 from buttress._exceptions import ValidationError
+from buttress._guard import routed
 from buttress.errors._classify import classify
 from buttress.errors._taxonomy import (
     ContextualError,
@@ -225,19 +224,7 @@ class ErrorHandler:
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         if not callable(fn):
             raise ValidationError("fn", "must be callable")
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return async_wrapper
-
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return wrapper
+        return routed(fn, self.call, self.acall)
 
 
 def _fn_name(fn: Callable[..., object]) -> str | None:

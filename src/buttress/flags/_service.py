@@ -15,12 +15,13 @@ import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType, TracebackType
-from typing import Any, Literal, Self
+from types import MappingProxyType
+from typing import Any, Literal
 
 import attrs
 
 from buttress._checks import validate_key
+from buttress._context import Running, cancel_and_wait
 from buttress._exceptions import ValidationError
 from buttress._seam import resolve_store
 from buttress.backends import Backend
@@ -64,7 +65,7 @@ def _follow(active: bool) -> None:
 FLAG_EVALUATED.watch(_follow)
 
 
-class FeatureFlags:
+class FeatureFlags(Running):
     """Feature flags served from an in-memory snapshot of a store.
 
     >>> flags = FeatureFlags()          # memory store
@@ -130,34 +131,17 @@ class FeatureFlags:
 
     async def stop(self) -> None:
         """Stop following changes and close the store; the snapshot keeps serving."""
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
+        poller, self._poller = self._poller, None
+        await cancel_and_wait(poller)
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
         for task in tuple(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self._opened:
             await self._store.close()
             self._opened = False
         self._started = False
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _open(self) -> None:
         if not self._opened:

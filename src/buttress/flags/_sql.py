@@ -10,12 +10,12 @@ the server delivers at commit. The tables come from buttress's migrations
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from buttress._context import cancel_and_wait
 from buttress.backends import SqlBackend, SqlConnection, bump_counter, from_db_time, read_counter
 from buttress.flags._store import ChangeCallback
 from buttress.flags._values import Flag, FlagAction, FlagChange
@@ -80,11 +80,8 @@ class SqlFlagStore:
         await self._dialect.require_tables(self._backend, "FeatureFlags", _TABLES)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        listener, self._listener = self._listener, None
+        await cancel_and_wait(listener)
 
     async def change_token(self) -> int:
         return await read_counter(self._backend, _COUNTER)
@@ -201,17 +198,27 @@ class SqlFlagStore:
             callback(key, flag)
 
     async def _listen(self) -> None:
-        async def deliver(key: str) -> None:
-            # Fetched after the notification, one key at a time: a later fetch
-            # always sees a state at least as new, so the snapshot never regresses.
-            self._emit(key, await self.get(key))
-
-        await self._backend.listen(
-            CHANNEL,
-            on_connected=lambda: self._emit(None, None),  # reload what we may have missed
-            on_payload=deliver,
-            on_lost=lambda: None,
-        )
+        await self._backend.listen(CHANNEL, _ChangeFeed(self))
 
     def __repr__(self) -> str:
         return f"SqlFlagStore({self._dialect})"
+
+
+class _ChangeFeed:
+    """The backend's subscriber for one ``SqlFlagStore``: notified keys become change events."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SqlFlagStore) -> None:
+        self._store = store
+
+    def connected(self) -> None:
+        self._store._emit(None, None)  # reload what we may have missed
+
+    async def received(self, payload: str) -> None:
+        # Fetched after the notification, one key at a time: a later fetch
+        # always sees a state at least as new, so the snapshot never regresses.
+        self._store._emit(payload, await self._store.get(payload))
+
+    def lost(self) -> None:
+        return None

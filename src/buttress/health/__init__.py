@@ -4,11 +4,14 @@
 returns a ``HealthReport``; ``buttress.health.builtin`` has ready-made checks.
 """
 
+from buttress.health.builtin import register_standard
 from buttress.health.registry import (
     READINESS_COMPONENT,
     CheckResult,
     HealthCheck,
     HealthRegistry,
+    RunMetrics,
+    RunRecorder,
 )
 from buttress.health.report import (
     HEALTH_CHECKED,
@@ -28,8 +31,11 @@ __all__ = [
     "HealthChecked",
     "HealthRegistry",
     "HealthReport",
+    "RunMetrics",
+    "RunRecorder",
     "Status",
     "aggregate",
     "effective_status",
+    "register_standard",
     "render_text",
 ]

@@ -5,15 +5,18 @@ long as its slowest check, and a check that hangs, raises or swallows
 cancellation becomes a status, never an exception. Results are cached per check
 (separate lifetimes for success and failure); concurrent runs share in-flight
 executions; an optional refresher keeps a snapshot that probes can read at once.
+Given a ``history``, every full run that ran checks (the refresher's too) is
+recorded there, without ever failing the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Protocol, TypedDict, TypeVar, Unpack
 
+from buttress._checks import check_names
 from buttress._exceptions import ValidationError
 from buttress._safe import safe_error_message
 from buttress._threads import run_in_daemon_thread
@@ -35,9 +38,40 @@ from buttress.health.report import HEALTH_CHECKED, ComponentStatus, HealthChecke
 from buttress.health.status import Status
 from buttress.log import get_logger
 
-__all__ = ["READINESS_COMPONENT", "CheckResult", "HealthCheck", "HealthRegistry"]
+__all__ = [
+    "READINESS_COMPONENT",
+    "CheckResult",
+    "HealthCheck",
+    "HealthRegistry",
+    "RunMetrics",
+    "RunRecorder",
+]
 
 F = TypeVar("F", bound=HealthCheck)
+
+
+class CheckOptions(TypedDict, total=False):
+    """The keyword options of ``HealthRegistry.register``, which ``check`` passes on."""
+
+    timeout: float | None
+    critical: bool
+    groups: Iterable[str]
+    success_ttl: float | None
+    failure_ttl: float | None
+    run_in_thread: bool | None
+
+
+class RunRecorder(Protocol):
+    """Where a registry records its runs (``buttress.monitoring.HealthHistory`` is one)."""
+
+    async def record(
+        self, report: HealthReport, metrics: Mapping[str, float] | None = None
+    ) -> None: ...
+
+
+RunMetrics = Callable[[], Awaitable[Mapping[str, float]]]
+"""Numbers to record with each run (``collect_postgres_metrics`` bound to a backend)."""
+
 
 READINESS_COMPONENT = "readiness"
 """The component a not-ready registry adds to the ``ready`` group (and full runs)."""
@@ -69,6 +103,8 @@ class HealthRegistry:
         release_id: str | None = None,
         success_ttl: float = 0.0,
         failure_ttl: float = 0.0,
+        history: RunRecorder | None = None,
+        run_metrics: RunMetrics | None = None,
     ) -> None:
         self.version = version
         self.release_id = release_id
@@ -84,6 +120,13 @@ class HealthRegistry:
         self._ready = True
         self._not_ready_reason = "not ready"
         self._refresher: asyncio.Task[None] | None = None
+        if history is not None and not callable(getattr(history, "record", None)):
+            raise ValidationError("history", "must have an async record(report, metrics)")
+        if run_metrics is not None and not callable(run_metrics):
+            raise ValidationError("run_metrics", "must be an async function returning numbers")
+        self._history = history
+        self._run_metrics = run_metrics
+        self._recording_failed = False
 
     def __repr__(self) -> str:
         return (
@@ -127,12 +170,7 @@ class HealthRegistry:
             raise ValidationError("name", f"a check named {name!r} is already registered")
         if not callable(check):
             raise ValidationError("check", "must be callable")
-        if isinstance(groups, str):
-            raise ValidationError("groups", "must be an iterable of group names, not a string")
-        group_set = frozenset(groups)
-        for group in group_set:
-            if not isinstance(group, str) or not group:
-                raise ValidationError("groups", "group names must be non-empty strings")
+        group_set = check_names("groups", groups)
         is_async = is_async_callable(check)
         self._checks[name] = Registered(
             name=name,
@@ -151,30 +189,11 @@ class HealthRegistry:
             else seconds("failure_ttl", failure_ttl, allow_zero=True),
         )
 
-    def check(
-        self,
-        name: str,
-        *,
-        timeout: float | None = None,
-        critical: bool = True,
-        groups: Iterable[str] = (READY,),
-        success_ttl: float | None = None,
-        failure_ttl: float | None = None,
-        run_in_thread: bool | None = None,
-    ) -> Callable[[F], F]:
-        """Decorator form of ``register``; returns the function unchanged."""
+    def check(self, name: str, **options: Unpack[CheckOptions]) -> Callable[[F], F]:
+        """Decorator form of ``register`` (the same options); returns the function unchanged."""
 
         def decorate(fn: F) -> F:
-            self.register(
-                name,
-                fn,
-                timeout=timeout,
-                critical=critical,
-                groups=groups,
-                success_ttl=success_ttl,
-                failure_ttl=failure_ttl,
-                run_in_thread=run_in_thread,
-            )
+            self.register(name, fn, **options)
             return fn
 
         return decorate
@@ -221,11 +240,13 @@ class HealthRegistry:
         Cached results younger than their lifetime are reused unless ``fresh``;
         a check already running for another caller is awaited, not restarted.
         Never raises because of a check; cancelling the caller only stops the
-        caller's wait.
+        caller's wait. A full run (no ``group``) that started checks is recorded
+        in the registry's ``history``, with the run's duration as ``run_ms``.
         """
         loop = asyncio.get_running_loop()
         selected = self._select(group)
         now = self._clock.monotonic()
+        began = now
         results: dict[str, ComponentStatus] = {}
         waiting: list[Attempt] = []
         started: dict[float, list[Attempt]] = {}
@@ -257,7 +278,29 @@ class HealthRegistry:
             for attempt in waiting:
                 assert attempt.status is not None  # every waited attempt has resolved
                 results[attempt.reg.name] = attempt.status
-        return self._build(selected, results, group)
+        report = self._build(selected, results, group)
+        # Only the caller that started checks records: shared runs are stored once.
+        if self._history is not None and group is None and started:
+            await self._record(report, (self._clock.monotonic() - began) * 1000.0)
+        return report
+
+    async def _record(self, report: HealthReport, run_ms: float) -> None:
+        """Store the run in ``history``; a failure is logged (once per streak), never raised."""
+        assert self._history is not None
+        try:
+            async with asyncio.timeout(self.default_timeout):
+                metrics: dict[str, float] = {"run_ms": run_ms}
+                if self._run_metrics is not None:
+                    metrics.update(await self._run_metrics())
+                await self._history.record(report, metrics)
+        except Exception as exc:  # noqa: BLE001 - recording must never fail a health run
+            if not self._recording_failed:
+                self._recording_failed = True
+                _log.warning("health.record_failed", error=safe_error_message(exc))
+            return
+        if self._recording_failed:
+            self._recording_failed = False
+            _log.info("health.record_recovered")
 
     async def probe(self, group: str | None = None) -> HealthReport:
         """What an endpoint should answer: the refresher's snapshot when there is

@@ -5,7 +5,7 @@ then version order, once each, under a per-database lock, recording them in one
 ``schema_migrations`` table by namespace. ``apply_builtin`` runs buttress's own.
 """
 
-from buttress.migrations.builtin import BUILTIN_NAMESPACE, apply_builtin
+from buttress.migrations.builtin import BUILTIN_NAMESPACE, apply_builtin, builtin_migrator
 from buttress.migrations.errors import (
     DestructiveMigrationError,
     MigrationError,
@@ -43,5 +43,6 @@ __all__ = [
     "MigrationValidationError",
     "Migrator",
     "apply_builtin",
+    "builtin_migrator",
     "checksum",
 ]

@@ -5,10 +5,12 @@ timestamped samples (``_values``) and never touch storage or the clock;
 ``HealthHistory`` (``_service``) records health runs and metrics in a store
 (``_store``, ``_sql``) and runs the rules over what it recorded. Error
 statistics live in ``buttress.monitoring.errors``; PostgreSQL's own metrics in
-``buttress.monitoring.postgres``.
+``buttress.monitoring.postgres``. ``parse_rule``/``load_rules`` (``_rules``) read
+rules as an operator writes them (``drop:signups:50%``, ``[[rule]]`` TOML files).
 """
 
 from buttress.monitoring._core import DropRule, FlatRule, Rule, SpikeRule, alert_level, detect
+from buttress.monitoring._rules import load_rules, parse_duration, parse_rule, rule_to_dict
 from buttress.monitoring._service import (
     LATENCY_PREFIX,
     ComponentRecord,
@@ -31,4 +33,8 @@ __all__ = [
     "SpikeRule",
     "alert_level",
     "detect",
+    "load_rules",
+    "parse_duration",
+    "parse_rule",
+    "rule_to_dict",
 ]

@@ -11,10 +11,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TypeAlias
+from typing import ClassVar, TypeAlias
 
 import attrs
 
+from buttress._checks import check_count
 from buttress._exceptions import ValidationError
 from buttress.monitoring._values import (
     AlertLevel,
@@ -49,8 +50,7 @@ def _positive_period(
 
 
 def _min_samples(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(attribute.name, "must be an int >= 1")
+    check_count(attribute.name, value, at_least=1)
 
 
 def _baseline(
@@ -68,8 +68,44 @@ def _check_thresholds(warning: float, critical: float | None) -> None:
         raise ValidationError("critical", "must be >= the warning threshold")
 
 
+class _TrailingMedianRule:
+    """What ``DropRule`` and ``SpikeRule`` share: the newest value against the trailing median."""
+
+    __slots__ = ()
+    metric: str
+    warning: float
+    critical: float | None
+    window: timedelta
+    min_samples: int
+    _kind: ClassVar[str]
+    _sign: ClassVar[int]
+    """+1: a rise is the anomaly; -1: a fall is."""
+    _relation: ClassVar[str]
+
+    def check(self, series: Sequence[Sample], now: datetime) -> Anomaly | None:
+        if not series:
+            return None
+        latest = series[-1]
+        baseline = _baseline(series, latest, self.window, self.min_samples)
+        if baseline is None or baseline <= 0:
+            return None
+        change = self._sign * (latest.value - baseline) / baseline
+        level = _level(change, self.warning, self.critical)
+        if level is AlertLevel.HEALTHY:
+            return None
+        return Anomaly(
+            self.metric,
+            self._kind,
+            level,
+            f"{self.metric} is {change:.0%} {self._relation} its trailing median "
+            f"({latest.value:g} vs {baseline:g})",
+            latest.value,
+            baseline,
+        )
+
+
 @attrs.frozen
-class DropRule:
+class DropRule(_TrailingMedianRule):
     """Newest value below the trailing median by more than ``warning`` (a fraction).
 
     ``DropRule("signups", warning=0.5)`` warns when signups fall more than 50 %
@@ -77,6 +113,9 @@ class DropRule:
     escalates.
     """
 
+    _kind: ClassVar[str] = "drop"
+    _sign: ClassVar[int] = -1
+    _relation: ClassVar[str] = "below"
     metric: str = attrs.field(validator=check_metric_name_attr)
     warning: float = attrs.field(default=0.5, validator=_fraction)
     critical: float | None = attrs.field(
@@ -92,35 +131,17 @@ class DropRule:
             raise ValidationError("critical", "a drop is a fraction below 1")
         _check_thresholds(self.warning, self.critical)
 
-    def check(self, series: Sequence[Sample], now: datetime) -> Anomaly | None:
-        if not series:
-            return None
-        latest = series[-1]
-        baseline = _baseline(series, latest, self.window, self.min_samples)
-        if baseline is None or baseline <= 0:
-            return None
-        drop = (baseline - latest.value) / baseline
-        level = _level(drop, self.warning, self.critical)
-        if level is AlertLevel.HEALTHY:
-            return None
-        return Anomaly(
-            self.metric,
-            "drop",
-            level,
-            f"{self.metric} is {drop:.0%} below its trailing median ({latest.value:g} vs "
-            f"{baseline:g})",
-            latest.value,
-            baseline,
-        )
-
 
 @attrs.frozen
-class SpikeRule:
+class SpikeRule(_TrailingMedianRule):
     """Newest value above the trailing median by more than ``warning`` (a fraction).
 
     ``SpikeRule("errors", warning=1.0)`` warns when errors more than double.
     """
 
+    _kind: ClassVar[str] = "spike"
+    _sign: ClassVar[int] = 1
+    _relation: ClassVar[str] = "above"
     metric: str = attrs.field(validator=check_metric_name_attr)
     warning: float = attrs.field(default=1.0, validator=_fraction)
     critical: float | None = attrs.field(
@@ -131,27 +152,6 @@ class SpikeRule:
 
     def __attrs_post_init__(self) -> None:
         _check_thresholds(self.warning, self.critical)
-
-    def check(self, series: Sequence[Sample], now: datetime) -> Anomaly | None:
-        if not series:
-            return None
-        latest = series[-1]
-        baseline = _baseline(series, latest, self.window, self.min_samples)
-        if baseline is None or baseline <= 0:
-            return None
-        rise = (latest.value - baseline) / baseline
-        level = _level(rise, self.warning, self.critical)
-        if level is AlertLevel.HEALTHY:
-            return None
-        return Anomaly(
-            self.metric,
-            "spike",
-            level,
-            f"{self.metric} is {rise:.0%} above its trailing median ({latest.value:g} vs "
-            f"{baseline:g})",
-            latest.value,
-            baseline,
-        )
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
+from buttress._checks import check_count, check_seconds
 from buttress._exceptions import ValidationError
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.policies._base import Policy
@@ -58,12 +59,6 @@ class AimdLimit:
         return self.limit
 
 
-def _check_int(field: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(field, "must be an integer >= 1")
-    return value
-
-
 class AdaptiveLimit(Policy):
     """Limit concurrent calls to a level that adapts to latency (see ``adaptive_limit``)."""
 
@@ -80,18 +75,12 @@ class AdaptiveLimit(Policy):
         clock: Clock = SYSTEM_CLOCK,
         name: str = "adaptive_limit",
     ) -> None:
-        initial = _check_int("initial", initial)
-        min_limit = _check_int("min_limit", min_limit)
-        max_limit = _check_int("max_limit", max_limit)
+        initial = check_count("initial", initial, at_least=1)
+        min_limit = check_count("min_limit", min_limit, at_least=1)
+        max_limit = check_count("max_limit", max_limit, at_least=1)
         if not min_limit <= initial <= max_limit:
             raise ValidationError("initial", "must be between min_limit and max_limit")
-        if (
-            isinstance(latency_threshold, bool)
-            or not isinstance(latency_threshold, int | float)
-            or not math.isfinite(latency_threshold)
-            or latency_threshold <= 0
-        ):
-            raise ValidationError("latency_threshold", "must be a finite number of seconds > 0")
+        latency_threshold = check_seconds("latency_threshold", latency_threshold)
         if isinstance(backoff, bool) or not isinstance(backoff, int | float) or not 0 < backoff < 1:
             raise ValidationError("backoff", "must be a fraction in (0, 1)")
         if not isinstance(clock, Clock):
@@ -100,7 +89,7 @@ class AdaptiveLimit(Policy):
             initial=initial,
             min_limit=min_limit,
             max_limit=max_limit,
-            latency_threshold=float(latency_threshold),
+            latency_threshold=latency_threshold,
             backoff=float(backoff),
         )
         self._clock = clock

@@ -1,25 +1,27 @@
-"""What every resilience policy shares: call forms, decorator, Result variants, ``>>``.
+"""What every resilience policy shares: the ``Guard`` shape and composition with ``>>``.
 
-A policy implements ``call`` and ``acall``; ``Policy`` derives the decorator,
-``execute``/``aexecute`` and composition from them. ``Pipeline`` chains
-policies (and circuit breakers) outermost first: ``a >> b >> c`` runs
-``a(b(c(fn)))``.
+A policy implements ``call`` and ``acall``; ``CallGuard`` derives the
+decorator and ``execute``/``aexecute`` from them. ``Pipeline`` chains policies
+(and circuit breakers) outermost first: ``a >> b >> c`` runs ``a(b(c(fn)))``.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import ParamSpec, Protocol, TypeVar, cast, runtime_checkable
 
 from buttress._exceptions import ValidationError
-from buttress.result import Err, Ok, Result
+from buttress._guard import CallGuard
 
-__all__ = ["Guard", "Pipeline", "Policy"]
+__all__ = ["ExceptionFilter", "Guard", "Pipeline", "Policy", "exception_matcher"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+ExceptionFilter = (
+    Callable[[BaseException], bool] | type[BaseException] | tuple[type[BaseException], ...]
+)
+"""Which exceptions a policy acts on: a type, a tuple of types, or a predicate."""
 
 
 @runtime_checkable
@@ -33,69 +35,14 @@ class Guard(Protocol):
     ) -> R: ...
 
 
-class Policy:
+class Policy(CallGuard):
     """Base of retry, timeout, bulkhead, fallback and ``Pipeline``."""
 
     __slots__ = ()
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        raise NotImplementedError
-
-    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        raise NotImplementedError
-
-    def execute(
-        self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
-    ) -> Result[R, Exception]:
-        """Like ``call`` but returns ``Ok(value)`` or ``Err(exception)``; never raises."""
-        try:
-            return Ok(self.call(fn, *args, **kwargs))
-        except Exception as exc:  # noqa: BLE001  (execute's contract: never raise)
-            return Err(exc)
-
-    async def aexecute(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> Result[R, Exception]:
-        """Like ``acall`` but returns ``Ok(value)`` or ``Err(exception)``; never raises."""
-        try:
-            return Ok(await self.acall(fn, *args, **kwargs))
-        except Exception as exc:  # noqa: BLE001  (aexecute's contract: never raise)
-            return Err(exc)
-
-    @overload
-    def __call__(
-        self, fn: Callable[P, Coroutine[Any, Any, R]]
-    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
-    @overload
-    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
-    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate a sync or async function with this policy."""
-        return decorate(self, fn)
-
     def __rshift__(self, inner: Guard) -> Pipeline:
         """``outer >> inner``: ``outer`` wraps ``inner``, which wraps the call."""
         return Pipeline([self, inner])
-
-
-def decorate(guard: Guard, fn: Callable[P, Any]) -> Callable[P, Any]:
-    """Wrap ``fn`` so that every call goes through ``guard``."""
-    if not callable(fn):
-        raise ValidationError("fn", "must be callable")
-    if inspect.iscoroutinefunction(fn):
-        acall = guard.acall
-
-        @functools.wraps(fn)
-        async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return await acall(fn, *args, **kwargs)
-
-        return async_wrapper
-    call = guard.call
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-        return call(fn, *args, **kwargs)
-
-    return wrapper
 
 
 class Pipeline(Policy):
@@ -148,3 +95,19 @@ class Pipeline(Policy):
             return await guards[level].acall(run, level + 1)
 
         return await run(0)
+
+
+def exception_matcher(field: str, selector: ExceptionFilter) -> Callable[[BaseException], bool]:
+    """``selector`` as a predicate; ``ValidationError`` naming ``field`` when it is not one."""
+    if isinstance(selector, type) and issubclass(selector, BaseException):
+        single = selector
+        return lambda exc: isinstance(exc, single)
+    if isinstance(selector, tuple):
+        for item in selector:
+            if not (isinstance(item, type) and issubclass(item, BaseException)):
+                raise ValidationError(field, "must contain exception types only")
+        types = selector
+        return lambda exc: isinstance(exc, types)
+    if callable(selector):
+        return cast(Callable[[BaseException], bool], selector)
+    raise ValidationError(field, "must be an exception type, a tuple of them, or a predicate")

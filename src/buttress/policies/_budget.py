@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 
+from buttress._checks import check_number, check_seconds
 from buttress._exceptions import ValidationError
 from buttress.clock import SYSTEM_CLOCK, Clock
 
@@ -49,23 +50,11 @@ class RetryBudget:
     ) -> None:
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio >= 0:
             raise ValidationError("ratio", "must be a number >= 0")
-        if (
-            isinstance(min_retries_per_second, bool)
-            or not isinstance(min_retries_per_second, int | float)
-            or not math.isfinite(min_retries_per_second)
-            or min_retries_per_second < 0
-        ):
-            raise ValidationError("min_retries_per_second", "must be a finite number >= 0")
-        if (
-            isinstance(window, bool)
-            or not isinstance(window, int | float)
-            or not math.isfinite(window)
-            or window <= 0
-        ):
-            raise ValidationError("window", "must be a finite number of seconds > 0")
         self.ratio = float(ratio)
-        self.min_retries_per_second = float(min_retries_per_second)
-        self.window = float(window)
+        self.min_retries_per_second = check_number(
+            "min_retries_per_second", min_retries_per_second, at_least=0
+        )
+        self.window = check_seconds("window", window)
         self._clock = clock
         self._lock = threading.Lock()
         # Incremented by Retry for every call, lock-free: a lost update only

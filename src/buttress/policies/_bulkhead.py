@@ -8,12 +8,12 @@ is handed straight to the longest waiter (first come, first served).
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
+from buttress._checks import check_count, check_seconds
 from buttress._exceptions import ValidationError
 from buttress.policies._base import Policy
 from buttress.policies._errors import BulkheadFullError
@@ -54,6 +54,15 @@ class _Waiter:
         return True
 
 
+def _thread_waiter() -> _Waiter:
+    return _Waiter(event=threading.Event())
+
+
+def _task_waiter() -> _Waiter:
+    loop = asyncio.get_running_loop()
+    return _Waiter(loop=loop, future=loop.create_future())
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -80,26 +89,11 @@ class Bulkhead(Policy):
         queue_timeout: float | None = None,
         name: str = "bulkhead",
     ) -> None:
-        if (
-            isinstance(max_concurrent, bool)
-            or not isinstance(max_concurrent, int)
-            or max_concurrent < 1
-        ):
-            raise ValidationError("max_concurrent", "must be an integer >= 1")
-        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0:
-            raise ValidationError("max_queue", "must be an integer >= 0")
-        if queue_timeout is not None and (
-            isinstance(queue_timeout, bool)
-            or not isinstance(queue_timeout, int | float)
-            or not math.isfinite(queue_timeout)
-            or queue_timeout <= 0
-        ):
-            raise ValidationError("queue_timeout", "must be a finite number of seconds > 0")
+        self.max_concurrent = check_count("max_concurrent", max_concurrent, at_least=1)
+        self.max_queue = check_count("max_queue", max_queue, at_least=0)
+        self.queue_timeout = check_seconds("queue_timeout", queue_timeout, optional=True)
         if not isinstance(name, str) or not name:
             raise ValidationError("name", "must be a non-empty string")
-        self.max_concurrent = max_concurrent
-        self.max_queue = max_queue
-        self.queue_timeout = None if queue_timeout is None else float(queue_timeout)
         self.name = name
         self._lock = threading.Lock()
         self._active = 0
@@ -147,19 +141,25 @@ class Bulkhead(Policy):
         self._waiters.append(waiter)
         return None
 
+    def _queue(self, new_waiter: Callable[[], _Waiter]) -> _Waiter | None:
+        """No slot was free: a place in the queue (the waiter to wait on), a slot
+        freed meanwhile (None), or ``BulkheadFullError``."""
+        if not self.max_queue:
+            raise self._full()
+        waiter = new_waiter()
+        with self._lock:
+            entered = self._try_enter(waiter)
+        if entered is False:
+            raise self._full()
+        return None if entered else waiter
+
     def _acquire_sync(self) -> None:
         with self._lock:
             if self._try_enter(None):
                 return
-        if not self.max_queue:
-            raise self._full()
-        waiter = _Waiter(event=threading.Event())
-        with self._lock:
-            entered = self._try_enter(waiter)
-        if entered:
+        waiter = self._queue(_thread_waiter)
+        if waiter is None:
             return
-        if entered is False:
-            raise self._full()
         assert waiter.event is not None
         if waiter.event.wait(self.queue_timeout):
             return
@@ -173,16 +173,9 @@ class Bulkhead(Policy):
         with self._lock:
             if self._try_enter(None):
                 return
-        if not self.max_queue:
-            raise self._full()
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop=loop, future=loop.create_future())
-        with self._lock:
-            entered = self._try_enter(waiter)
-        if entered:
+        waiter = self._queue(_task_waiter)
+        if waiter is None:
             return
-        if entered is False:
-            raise self._full()
         assert waiter.future is not None
         try:
             async with asyncio.timeout(self.queue_timeout):

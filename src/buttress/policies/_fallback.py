@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar, cast
 
 from buttress._exceptions import ValidationError
-from buttress.policies._base import Policy
+from buttress.policies._base import ExceptionFilter, Policy, exception_matcher
 
 __all__ = ["Fallback", "fallback"]
 
@@ -16,7 +16,7 @@ R = TypeVar("R")
 
 _MISSING = object()
 
-FallbackOn = Callable[[BaseException], bool] | type[BaseException] | tuple[type[BaseException], ...]
+FallbackOn = ExceptionFilter
 
 
 class Fallback(Policy):
@@ -41,7 +41,7 @@ class Fallback(Policy):
             raise ValidationError("factory", "must be callable")
         self._value = value
         self._factory = factory
-        self._matches = _matcher(on)
+        self._matches = exception_matcher("on", on)
 
     def __repr__(self) -> str:
         return "fallback(factory=...)" if self._factory is not None else "fallback(value=...)"
@@ -53,10 +53,8 @@ class Fallback(Policy):
         except Exception as exc:
             if not self._matches(exc):
                 raise
-            if self._factory is None:
-                return cast(R, self._value)
-            substitute = self._factory(exc)
-            if inspect.isawaitable(substitute):
+            substitute = self._substitute(exc)
+            if self._factory is not None and inspect.isawaitable(substitute):
                 if inspect.iscoroutine(substitute):
                     substitute.close()  # never awaited: close it rather than leak a warning
                 raise ValidationError(
@@ -71,27 +69,14 @@ class Fallback(Policy):
         except Exception as exc:
             if not self._matches(exc):
                 raise
-            if self._factory is None:
-                return cast(R, self._value)
-            substitute = self._factory(exc)
-            if inspect.isawaitable(substitute):
+            substitute = self._substitute(exc)
+            if self._factory is not None and inspect.isawaitable(substitute):
                 substitute = await substitute
             return cast(R, substitute)
 
-
-def _matcher(on: FallbackOn) -> Callable[[BaseException], bool]:
-    if isinstance(on, type) and issubclass(on, BaseException):
-        single = on
-        return lambda exc: isinstance(exc, single)
-    if isinstance(on, tuple):
-        for item in on:
-            if not (isinstance(item, type) and issubclass(item, BaseException)):
-                raise ValidationError("on", "must contain exception types only")
-        types = on
-        return lambda exc: isinstance(exc, types)
-    if callable(on):
-        return cast(Callable[[BaseException], bool], on)
-    raise ValidationError("on", "must be an exception type, a tuple of them, or a predicate")
+    def _substitute(self, exc: Exception) -> object:
+        """The answer instead of ``exc``: the value, or what the factory makes of ``exc``."""
+        return self._value if self._factory is None else self._factory(exc)
 
 
 def fallback(

@@ -9,18 +9,17 @@ retried blindly.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar, cast
+from typing import ParamSpec, TypeVar
 
-from buttress._checks import check_seconds
+from buttress._checks import check_number, check_seconds
 from buttress._exceptions import ButtressError, ValidationError
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import classify
 from buttress.log import get_logger
-from buttress.policies._base import Policy
+from buttress.policies._base import ExceptionFilter, Policy, exception_matcher
 from buttress.policies._budget import RetryBudget
 
 __all__ = ["Retry", "backoff_cap", "refusal_retry_after", "retry"]
@@ -28,7 +27,7 @@ __all__ = ["Retry", "backoff_cap", "refusal_retry_after", "retry"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-RetryOn = Callable[[BaseException], bool] | type[BaseException] | tuple[type[BaseException], ...]
+RetryOn = ExceptionFilter
 
 _log = get_logger("policies", policy="retry")
 
@@ -100,13 +99,7 @@ class Retry(Policy):
         _check_seconds("base_delay", base_delay)
         _check_seconds("max_delay", max_delay)
         _check_seconds("deadline", deadline, optional=True)
-        if (
-            isinstance(multiplier, bool)
-            or not isinstance(multiplier, int | float)
-            or not math.isfinite(multiplier)
-            or multiplier < 1
-        ):
-            raise ValidationError("multiplier", "must be a finite number >= 1")
+        check_number("multiplier", multiplier, at_least=1)
         if base_delay > max_delay:
             raise ValidationError("base_delay", "must be <= max_delay")
         if budget is not None and not isinstance(budget, RetryBudget):
@@ -124,7 +117,9 @@ class Retry(Policy):
         self.honor_retry_after = bool(honor_retry_after)
         self.jitter = bool(jitter)
         self.clock = clock
-        self._retry_on = _predicate(retry_on)
+        self._retry_on = (
+            _classified_retryable if retry_on is None else exception_matcher("retry_on", retry_on)
+        )
         if sleep is None:
             # A fake clock moves instead of waiting, so tests of sync retries don't sleep.
             advance = getattr(clock, "advance", None)
@@ -226,23 +221,6 @@ class Retry(Policy):
             error=type(error).__name__,
         )
         return delay
-
-
-def _predicate(retry_on: RetryOn | None) -> Callable[[BaseException], bool]:
-    if retry_on is None:
-        return _classified_retryable
-    if isinstance(retry_on, type) and issubclass(retry_on, BaseException):
-        types: tuple[type[BaseException], ...] = (retry_on,)
-        return lambda exc: isinstance(exc, types)
-    if isinstance(retry_on, tuple):
-        for item in retry_on:
-            if not (isinstance(item, type) and issubclass(item, BaseException)):
-                raise ValidationError("retry_on", "must contain exception types only")
-        caught = retry_on
-        return lambda exc: isinstance(exc, caught)
-    if callable(retry_on):
-        return cast(Callable[[BaseException], bool], retry_on)
-    raise ValidationError("retry_on", "must be an exception type, a tuple of them, or a predicate")
 
 
 def _classified_retryable(exc: BaseException) -> bool:

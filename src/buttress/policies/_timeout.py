@@ -9,11 +9,10 @@ A sync call cannot be interrupted safely, so sync use is refused.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from buttress._exceptions import ValidationError
+from buttress._checks import check_seconds
 from buttress.log import get_logger
 from buttress.policies._base import Policy
 from buttress.policies._errors import PolicyTimeoutError, SyncCallNotSupportedError
@@ -42,14 +41,7 @@ class Timeout(Policy):
     __slots__ = ("seconds",)
 
     def __init__(self, seconds: float) -> None:
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not math.isfinite(seconds)
-            or seconds <= 0
-        ):
-            raise ValidationError("seconds", "must be a finite number of seconds > 0")
-        self.seconds = float(seconds)
+        self.seconds = check_seconds("seconds", seconds)
 
     def __repr__(self) -> str:
         return f"timeout({self.seconds:g})"

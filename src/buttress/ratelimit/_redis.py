@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from buttress._exceptions import BackendError, BackendUnavailableError, UnsupportedBackendError
-from buttress.backends._redis_topology import CrossSlotError
-from buttress.backends._resp import ProtocolError, ReplyError
+from buttress.backends import CrossSlotError, ProtocolError, ReplyError
 from buttress.ratelimit._store import Check, Now
 from buttress.ratelimit._values import Decision
 

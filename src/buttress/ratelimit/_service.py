@@ -47,6 +47,8 @@ from buttress.ratelimit._values import (
     RateLimitDecided,
     RateLimitExceeded,
 )
+from buttress.switches import RATE_LIMIT as _SWITCH
+from buttress.switches import raw_value as _raw_switch
 
 if TYPE_CHECKING:
     from buttress.backends import Backend
@@ -64,6 +66,7 @@ OUTAGE_RETRY_AFTER: Final = 1.0
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
 _logger = get_logger("ratelimit")
+_SWITCH_KEY = _SWITCH.key  # raw_value(_SWITCH_KEY) is None: limiters not switched off
 
 
 def _wall_ns(clock: Clock) -> Callable[[], int]:
@@ -243,6 +246,9 @@ class RateLimiter:
                 data[key] = state
                 if len(data) > table.sweep_at:
                     table.sweep(now)
+                return decision
+        if _raw_switch(_SWITCH_KEY) is not None and _SWITCH.bypass():
+            return self._switched_off()
         return decision
 
     def _hit_checked(self, key: str, cost: int) -> Decision:
@@ -276,7 +282,10 @@ class RateLimiter:
         if table is None:
             return self._shared_sync([(self, key, cost)], consume=False)[0]
         state = table.data.get(memory_key(key))
-        return self._step(state, self._now(), self._limit, self._period, cost)[0]
+        decision: Decision = self._step(state, self._now(), self._limit, self._period, cost)[0]
+        if not decision.allowed and _SWITCH.off():
+            return self._switched_off()
+        return decision
 
     async def apeek(self, key: str, cost: int = 1) -> Decision:
         """Async twin of ``peek``."""
@@ -361,6 +370,8 @@ class RateLimiter:
         return self._store
 
     def _shared_sync(self, items: Sequence[_Item], *, consume: bool) -> list[Decision]:
+        if _SWITCH.bypass():
+            return [lim._switched_off() for lim, _, _ in items]  # no store round trip
         checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
             decisions = self._sync_store().decide(checks, consume, self._now)
@@ -373,6 +384,8 @@ class RateLimiter:
         return decisions
 
     async def _shared_async(self, items: Sequence[_Item], *, consume: bool) -> list[Decision]:
+        if _SWITCH.bypass():
+            return [lim._switched_off() for lim, _, _ in items]  # no store round trip
         checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
             decisions = await self._sync_store().adecide(checks, consume, self._now)
@@ -399,6 +412,11 @@ class RateLimiter:
                 policy="fallback" if self._fallback else self._on_backend_error,
             )
         return [lim._outage_decision(key, cost, consume) for lim, key, cost in items]
+
+    def _switched_off(self) -> Decision:
+        """What every decision is while ``ENABLE_RATE_LIMIT`` switches limiters off."""
+        limit = self._limit
+        return Decision(True, limit, limit, 0.0, 0.0)
 
     def _outage_decision(self, key: str, cost: int, consume: bool) -> Decision:
         fallback = self._fallback
@@ -465,6 +483,9 @@ def _memory_hit_all(items: Sequence[tuple[RateLimiter, str]], cost: int) -> Deci
             for table in tables.values():
                 if len(table.data) > table.sweep_at:
                     table.sweep(now)
+            return binding(decisions)
+    if _SWITCH.bypass():
+        return binding([lim._switched_off() for lim, _ in items])
     return binding(decisions)
 
 

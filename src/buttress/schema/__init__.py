@@ -5,6 +5,7 @@ it with the live database (``SchemaValidator.validate()``), and apply only the
 changes that cannot lose or rewrite data (``plan()``/``fix()``).
 """
 
+from buttress.schema.audit import AuditReport, SecurityAudit
 from buttress.schema.diff import diff
 from buttress.schema.identifiers import check_identifier, quote_identifier
 from buttress.schema.loading import load_schema, schema_from_dict
@@ -15,6 +16,7 @@ from buttress.schema.types import normalise_type
 from buttress.schema.validator import SchemaFixError, SchemaValidator
 
 __all__ = [
+    "AuditReport",
     "Column",
     "Finding",
     "FindingCode",
@@ -24,6 +26,7 @@ __all__ = [
     "SchemaFixError",
     "SchemaReport",
     "SchemaValidator",
+    "SecurityAudit",
     "Table",
     "check_identifier",
     "diff",

@@ -58,12 +58,7 @@ class AuditFinding:
     message: str
 
     def to_dict(self) -> dict[str, str]:
-        return {
-            "code": self.code,
-            "severity": self.severity,
-            "object": self.object,
-            "message": self.message,
-        }
+        return attrs.asdict(self)
 
 
 @attrs.frozen

@@ -17,7 +17,7 @@ from typing import Any
 from buttress._exceptions import ValidationError
 from buttress.schema.model import Column, ForeignKey, Index, Schema, Table
 
-__all__ = ["load_schema", "schema_from_dict"]
+__all__ = ["entries", "load_schema", "read_schema_file", "schema_from_dict"]
 
 _TABLE_KEYS = {"columns", "required", "primary_key", "unique", "indexes", "foreign_keys"}
 _COLUMN_KEYS = {"name", "type", "nullable", "has_default", "default"}
@@ -41,6 +41,22 @@ def _only(data: Mapping[str, Any], allowed: set[str], path: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValidationError(path, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def entries(
+    data: Mapping[str, Any], name: str, allowed: set[str], path: str
+) -> list[Mapping[str, Any]]:
+    """``data[name]`` (default empty): a list of tables/objects with ``allowed`` keys only.
+
+    A mistake names its place, e.g. ``tables.users.indexes[2]``.
+    """
+    checked = []
+    for i, item in enumerate(_list(data.get(name, []), f"{path}.{name}")):
+        where = f"{path}.{name}[{i}]"
+        entry = _mapping(item, where)
+        _only(entry, allowed, where)
+        checked.append(entry)
+    return checked
 
 
 def _column(name: str | None, spec: object, path: str) -> Column:
@@ -72,30 +88,24 @@ def _table(name: str, spec: object) -> Table:
             _column(None, s, f"{path}.columns[{i}]")
             for i, s in enumerate(_list(raw_columns, f"{path}.columns"))
         ]
-    indexes = []
-    for i, spec_ in enumerate(_list(data.get("indexes", []), f"{path}.indexes")):
-        index = _mapping(spec_, f"{path}.indexes[{i}]")
-        _only(index, _INDEX_KEYS, f"{path}.indexes[{i}]")
-        indexes.append(
-            Index(
-                index.get("name", ""),
-                index.get("columns", []),
-                unique=bool(index.get("unique", False)),
-            )
+    indexes = [
+        Index(
+            index.get("name", ""),
+            index.get("columns", []),
+            unique=bool(index.get("unique", False)),
         )
-    foreign_keys = []
-    for i, spec_ in enumerate(_list(data.get("foreign_keys", []), f"{path}.foreign_keys")):
-        fk = _mapping(spec_, f"{path}.foreign_keys[{i}]")
-        _only(fk, _FK_KEYS, f"{path}.foreign_keys[{i}]")
-        foreign_keys.append(
-            ForeignKey(
-                fk.get("columns", []),
-                fk.get("references", ""),
-                fk.get("ref_columns", []),
-                name=fk.get("name"),
-                on_delete=fk.get("on_delete"),
-            )
+        for index in entries(data, "indexes", _INDEX_KEYS, path)
+    ]
+    foreign_keys = [
+        ForeignKey(
+            fk.get("columns", []),
+            fk.get("references", ""),
+            fk.get("ref_columns", []),
+            name=fk.get("name"),
+            on_delete=fk.get("on_delete"),
         )
+        for fk in entries(data, "foreign_keys", _FK_KEYS, path)
+    ]
     required = data.get("required", True)
     if not isinstance(required, bool):
         raise ValidationError(f"{path}.required", "must be true or false")
@@ -119,22 +129,21 @@ def schema_from_dict(data: Mapping[str, Any]) -> Schema:
     return Schema([_table(name, spec) for name, spec in tables.items()])
 
 
-def load_schema(path: str | Path) -> Schema:
-    """Read a ``.toml`` or ``.json`` schema file."""
+def read_schema_file(path: str | Path) -> Any:
+    """The parsed document of a ``.json`` (by its suffix) or ``.toml`` schema file."""
     file = Path(path)
     try:
         raw = file.read_bytes()
     except OSError as exc:
         raise ValidationError("schema", f"cannot read {file}: {exc.strerror}") from exc
+    is_json = file.suffix.lower() == ".json"
     try:
-        if file.suffix.lower() == ".json":
-            data = json.loads(raw)
-        else:
-            data = tomllib.loads(raw.decode("utf-8"))
+        return json.loads(raw) if is_json else tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(
-            "schema",
-            f"{file.name} is not valid "
-            f"{'JSON' if file.suffix.lower() == '.json' else 'TOML'}: {exc}",
-        ) from exc
-    return schema_from_dict(data)
+        kind = "JSON" if is_json else "TOML"
+        raise ValidationError("schema", f"{file.name} is not valid {kind}: {exc}") from exc
+
+
+def load_schema(path: str | Path) -> Schema:
+    """Read a ``.toml`` or ``.json`` schema file."""
+    return schema_from_dict(read_schema_file(path))

@@ -14,9 +14,10 @@ import math
 import threading
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, Self
 
+from buttress._checks import check_count
+from buttress._context import Running, cancel_and_wait
 from buttress._exceptions import ValidationError
 from buttress._seam import resolve_store
 from buttress.backends import Backend
@@ -78,12 +79,6 @@ def _positive_number(field: str, value: float, unit: str) -> float:
     return float(value)
 
 
-def _positive_int(field: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(field, "must be an int >= 1")
-    return value
-
-
 def _name(field: str, value: object) -> str:
     if isinstance(value, str) and value:
         return value[:MAX_COMPONENT]
@@ -106,7 +101,7 @@ _LOG_LEVEL_SEVERITY = {"error": Severity.HIGH, "exception": Severity.HIGH,
                        "critical": Severity.CRITICAL, "fatal": Severity.CRITICAL}  # fmt: skip
 
 
-class ErrorStats:
+class ErrorStats(Running):
     """Counts of errors by (category, severity, component) over a sliding window.
 
     In memory, counts live in buckets of ``bucket_seconds`` covering ``window``
@@ -132,8 +127,8 @@ class ErrorStats:
     ) -> None:
         self.window = _window(window)
         self.bucket_seconds = _bucket_seconds(bucket_seconds)
-        self.max_keys = _positive_int("max_keys", max_keys)
-        self.max_pending = _positive_int("max_pending", max_pending)
+        self.max_keys = check_count("max_keys", max_keys, at_least=1)
+        self.max_pending = check_count("max_pending", max_pending, at_least=1)
         self.flush_interval = _positive_number("flush_interval", flush_interval, "seconds")
         self.retention = timedelta(days=_positive_number("retention_days", retention_days, "days"))
         self._store = resolve_store(backend, ERROR_EVENT_STORES) if backend is not None else None
@@ -166,7 +161,7 @@ class ErrorStats:
             _enum_value("severity", _SEVERITIES, severity),
             _name("component", component),
         )
-        self._add(key, _positive_int("count", count))
+        self._add(key, check_count("count", count, at_least=1))
 
     def observe(self, error: ContextualError) -> None:
         """Count one captured error (the listener ``install`` adds to ``capture``)."""
@@ -345,10 +340,7 @@ class ErrorStats:
         """Uninstall, stop flushing, and flush what is buffered (failures are logged)."""
         self.uninstall()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         try:
             await self.flush()
         except Exception as exc:  # noqa: BLE001 - stopping must not fail on a lost database
@@ -363,15 +355,3 @@ class ErrorStats:
                 self._log.warning(
                     "error_events_flush_failed", error=type(exc).__name__, dropped=self.dropped
                 )
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import attrs
 
+from buttress._checks import check_count
 from buttress._exceptions import ValidationError
 from buttress.backends import Backend, SqlBackend, SqlConnection, require_sql
 from buttress.clock import SYSTEM_CLOCK, Clock
@@ -102,11 +103,8 @@ class IntegrityChecker:
                 )
         self._schema = schema
         self.db_schema = check_identifier(db_schema, field="db_schema")
-        for field, value in (("sample_limit", sample_limit), ("max_rows", max_rows)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValidationError(field, "must be an integer >= 1")
-        self.sample_limit = sample_limit
-        self.max_rows = max_rows
+        self.sample_limit = check_count("sample_limit", sample_limit, at_least=1)
+        self.max_rows = check_count("max_rows", max_rows, at_least=1)
         self._clock = clock
         self._pg = self._backend.dialect == "postgresql"
         self._q = TableSql(self._backend.dialect, self.db_schema)

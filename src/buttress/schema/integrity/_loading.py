@@ -6,8 +6,6 @@ naming their path, so a typo never silently drops an expectation.
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from buttress.schema.integrity._declare import (
     ExpectUnique,
     expectations_from_schema,
 )
+from buttress.schema.loading import entries, read_schema_file, schema_from_dict
 from buttress.schema.model import Schema
 
 __all__ = ["Declarations", "declarations_from_dict", "load_declarations"]
@@ -52,24 +51,6 @@ def _section(data: Mapping[str, object], name: str) -> Mapping[str, object]:
     return value
 
 
-def _entries(
-    data: Mapping[str, object], name: str, allowed: set[str], path: str
-) -> list[Mapping[str, object]]:
-    value = data.get(name, [])
-    if not isinstance(value, list):
-        raise ValidationError(f"{path}.{name}", "must be a list")
-    out = []
-    for i, item in enumerate(value):
-        where = f"{path}.{name}[{i}]"
-        if not isinstance(item, Mapping):
-            raise ValidationError(where, "must be a table/object")
-        unknown = sorted(set(item) - allowed)
-        if unknown:
-            raise ValidationError(where, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-        out.append(item)
-    return out
-
-
 def _str_list(value: object, field: str) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -93,8 +74,6 @@ def declarations_from_dict(data: Mapping[str, object]) -> Declarations:
     ``allowed_roles``, ``allow_superuser`` and the tables that need
     ``row_level_security`` / ``force_row_level_security``.
     """
-    from buttress.schema.loading import schema_from_dict
-
     if not isinstance(data, Mapping):
         raise ValidationError("schema", "must be a table/object")
     unknown = sorted(set(data) - {"tables", "integrity", "audit"})
@@ -108,7 +87,7 @@ def declarations_from_dict(data: Mapping[str, object]) -> Declarations:
     expectations: list[Expectation] = []
     if _flag(integrity.get("from_schema", True), "integrity.from_schema"):
         expectations += expectations_from_schema(schema)
-    for item in _entries(integrity, "unique", _UNIQUE_KEYS, "integrity"):
+    for item in entries(integrity, "unique", _UNIQUE_KEYS, "integrity"):
         expectations.append(
             ExpectUnique(
                 str(item.get("table", "")),
@@ -116,7 +95,7 @@ def declarations_from_dict(data: Mapping[str, object]) -> Declarations:
                 key=_str_list(item.get("key", []), "integrity.unique.key"),
             )
         )
-    for item in _entries(integrity, "relations", _RELATION_KEYS, "integrity"):
+    for item in entries(integrity, "relations", _RELATION_KEYS, "integrity"):
         policy = POLICY_NAMES.get(item.get("on_orphan", "delete"))
         if policy is None:
             raise ValidationError("integrity.relations.on_orphan", f"must be one of {POLICIES}")
@@ -152,16 +131,4 @@ def declarations_from_dict(data: Mapping[str, object]) -> Declarations:
 
 def load_declarations(path: str | Path) -> Declarations:
     """Read a ``.toml`` or ``.json`` schema file with its integrity and audit sections."""
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ValidationError("schema", f"cannot read {file}: {exc.strerror}") from exc
-    try:
-        if file.suffix.lower() == ".json":
-            data = json.loads(raw)
-        else:
-            data = tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError("schema", f"{file.name} is not valid: {exc}") from exc
-    return declarations_from_dict(data)
+    return declarations_from_dict(read_schema_file(path))

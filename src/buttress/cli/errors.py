@@ -1,41 +1,28 @@
 """``buttress errors``: the error counts persisted in ``buttress_error_events``, from a shell.
 
-It reads the per-minute counts ``ErrorStats`` wrote to ``--dsn``, prints totals by
-category, severity and component, and judges the recent error rate with
-``ErrorRateRule``. Exit codes: the alert level (0 healthy, 1 warning,
-2 critical), and 2 for bad input or an unusable backend.
+It reads the per-minute counts ``ErrorStats`` wrote to ``--dsn``, prints totals
+by category, severity and component, and judges the recent error rate with
+``ErrorRateRule``. It only looks. Exit codes: the alert level (0 healthy,
+1 warning, 2 critical), and 2 for bad input or an unusable backend.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-from buttress.errors import ButtressError, ValidationError
-from buttress.monitoring._core import alert_level
-from buttress.monitoring._values import AlertLevel, Anomaly
-from buttress.monitoring.cli import parse_duration
-from buttress.monitoring.errors import ErrorRateRule, ErrorSummary, read_error_counts, summarize
+from buttress.backends import Backend, SqlBackend
+from buttress.cli._common import Reply, parse_time, run
+from buttress.errors import ValidationError
+from buttress.monitoring import Anomaly, alert_level, parse_duration
+from buttress.monitoring.errors import (
+    ErrorRateRule,
+    ErrorSummary,
+    read_error_counts,
+    summarize,
+)
 
-__all__ = ["errors", "register", "render"]
-
-
-def _at(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(
-            "--at", "must be an ISO 8601 time like 2025-01-01T09:00:00Z"
-        ) from None
-    if value.tzinfo is None:
-        raise ValidationError("--at", "must carry a timezone (for example Z or +02:00)")
-    return value.astimezone(UTC)
+__all__ = ["register", "render"]
 
 
 def _rule(args: argparse.Namespace) -> ErrorRateRule:
@@ -81,28 +68,25 @@ def _anomaly(a: Anomaly) -> dict[str, object]:
     }
 
 
-async def _errors(args: argparse.Namespace) -> int:
-    from buttress._connect import connect
-    from buttress.backends import SqlBackend
-    from buttress.cli import default_dsn
+def errors(args: argparse.Namespace) -> int:
+    """Run ``buttress errors``; return the exit code."""
 
-    if args.top < 1:
-        raise ValidationError("--top", "must be an int >= 1")
-    window = parse_duration("--since", args.since)
-    rule = _rule(args)
-    now = _at(args.at)
-    async with connect(getattr(args, "dsn", None) or default_dsn()) as backend:
+    async def body(backend: Backend) -> Reply:
+        if args.top < 1:
+            raise ValidationError("--top", "must be an int >= 1")
+        window = parse_duration("--since", args.since)
+        rule = _rule(args)
+        at = parse_time("--at", args.at)
+        now = at.astimezone(UTC) if at is not None else datetime.now(UTC)
         if not isinstance(backend, SqlBackend):
             raise ValidationError(
                 "--dsn", "error counts are persisted in sqlite or postgresql, not " + backend.kind
             )
-        since = now - max(window, rule.window)
-        counts = await read_error_counts(backend, since, now)
-    summary = summarize(counts, now - window, now)
-    found = [a for a in [rule.check(counts, now)] if a is not None]
-    level = alert_level(found)
-    rate = rule.rate(counts, now)
-    if args.json:
+        counts = await read_error_counts(backend, now - max(window, rule.window), now)
+        summary = summarize(counts, now - window, now)
+        found = [a for a in [rule.check(counts, now)] if a is not None]
+        level = alert_level(found)
+        rate = rule.rate(counts, now)
         report = {
             "level": level.name.lower(),
             "exit_code": int(level),
@@ -111,22 +95,9 @@ async def _errors(args: argparse.Namespace) -> int:
             "summary": summary.to_dict(),
             "anomalies": [_anomaly(a) for a in found],
         }
-        print(json.dumps(report, indent=2))
-    else:
-        print(render(summary, found, rate, args.top))
-    return int(level)
+        return Reply(report, render(summary, found, rate, args.top), int(level))
 
-
-def errors(args: argparse.Namespace) -> int:
-    """Run ``buttress errors``; return the exit code."""
-    try:
-        return asyncio.run(_errors(args))
-    except ButtressError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"ok": False, "error": str(exc)}))
-        else:
-            print(f"buttress errors: {exc}", file=sys.stderr)
-        return int(AlertLevel.CRITICAL)
+    return run(args, body)
 
 
 def register(
@@ -138,8 +109,7 @@ def register(
     parser = subparsers.add_parser(
         "errors", parents=[common], help="show recorded error counts", description=description
     )
-    handler: Callable[[argparse.Namespace], int] = errors
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=errors, command_name="errors")
     parser.add_argument("--since", default="1h", help="totals over this long (default 1h)")
     parser.add_argument(
         "--max-per-minute", type=float, default=10.0,

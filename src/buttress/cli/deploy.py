@@ -1,34 +1,36 @@
 """``buttress deploy record|rollback|fail|history|latest|metrics``: the deployment log from a shell.
 
-Each sub-command is a plain ``(args) -> int`` function over ``DeploymentLog``
-on ``--dsn``; ``register`` wires them into the ``buttress`` parser. Exit codes:
-0 done, 1 nothing found (``latest``), 2 bad input or an unusable backend.
+Each action is a body over ``DeploymentLog`` on ``--dsn``, run by
+``_common.run``: ``history``, ``latest`` and ``metrics`` only look; ``record``,
+``rollback`` and ``fail`` write, on a database ``buttress migrate`` has set up.
+``--env`` and ``--environment`` are the same option. Exit codes: 0 done,
+1 nothing found (``latest``), 2 bad input or an unusable backend.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from buttress.backends import Backend
-from buttress.cli._common import add_action, parse_time, print_json, run_with_backend
-from buttress.deploy._service import DeploymentLog
-from buttress.deploy._values import DeliveryMetrics, Deployment
+from buttress.cli._common import Access, Outcome, Reply, action_group, parse_time, run
+from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
 from buttress.errors import ValidationError
 
-__all__ = ["fail", "history", "latest", "metrics", "record", "register", "rollback"]
+__all__ = ["register", "render_metrics"]
 
-Command = Callable[[DeploymentLog, argparse.Namespace], Awaitable[int]]
+Action = Callable[[DeploymentLog, argparse.Namespace], Awaitable[Reply]]
 
 
-def _run(args: argparse.Namespace, command: Command) -> int:
-    async def body(backend: Backend) -> int:
-        return await command(DeploymentLog(backend), args)
+def _handler(action: Action, access: Access) -> Callable[[argparse.Namespace], int]:
+    def handle(args: argparse.Namespace) -> int:
+        async def body(backend: Backend) -> Reply:
+            return await action(DeploymentLog(backend), args)
 
-    return run_with_backend(args, "deploy", body)
+        return run(args, body, access=access)
+
+    return handle
 
 
 def _describe(d: Deployment) -> str:
@@ -47,15 +49,11 @@ def _describe(d: Deployment) -> str:
     )
 
 
-def _show(args: argparse.Namespace, deployment: Deployment, verb: str) -> int:
-    if args.json:
-        print_json(deployment.to_dict())
-    else:
-        print(f"{verb} {_describe(deployment)}")
-    return 0
+def _show(deployment: Deployment, verb: str) -> Reply:
+    return Reply(deployment.to_dict(), f"{verb} {_describe(deployment)}")
 
 
-async def _record(log: DeploymentLog, args: argparse.Namespace) -> int:
+async def _record(log: DeploymentLog, args: argparse.Namespace) -> Reply:
     deployment = await log.record(
         args.version,
         args.env,
@@ -67,42 +65,33 @@ async def _record(log: DeploymentLog, args: argparse.Namespace) -> int:
         started_at=parse_time("started_at", args.started_at),
         finished_at=parse_time("finished_at", args.finished_at),
     )
-    return _show(args, deployment, "recorded")
+    return _show(deployment, "recorded")
 
 
-async def _rollback(log: DeploymentLog, args: argparse.Namespace) -> int:
+async def _rollback(log: DeploymentLog, args: argparse.Namespace) -> Reply:
     rolled = await log.rollback(
         args.deployment_id, to_version=args.to, reason=args.reason, deployed_by=args.by
     )
-    return _show(args, rolled, "rolled back")
+    return _show(rolled, "rolled back")
 
 
-async def _fail(log: DeploymentLog, args: argparse.Namespace) -> int:
+async def _fail(log: DeploymentLog, args: argparse.Namespace) -> Reply:
     failed = await log.mark_failed(args.deployment_id, parse_time("detected_at", args.detected_at))
-    return _show(args, failed, "marked failed")
+    return _show(failed, "marked failed")
 
 
-async def _history(log: DeploymentLog, args: argparse.Namespace) -> int:
+async def _history(log: DeploymentLog, args: argparse.Namespace) -> Reply:
     deployments = await log.history(args.env, args.limit)
-    if args.json:
-        print_json([d.to_dict() for d in deployments])
-    elif not deployments:
-        print("no deployments recorded")
-    else:
-        for deployment in deployments:
-            print(_describe(deployment))
-    return 0
+    text = "\n".join(_describe(d) for d in deployments) or "no deployments recorded"
+    return Reply([d.to_dict() for d in deployments], text)
 
 
-async def _latest(log: DeploymentLog, args: argparse.Namespace) -> int:
+async def _latest(log: DeploymentLog, args: argparse.Namespace) -> Reply:
     deployment = await log.latest(args.env)
     if deployment is None:
-        if args.json:
-            print_json(None)
-        else:
-            print(f"no deployment recorded for {args.env}", file=sys.stderr)
-        return 1
-    return _show(args, deployment, "latest")
+        note = f"no deployment recorded for {args.env}"
+        return Reply(None, outcome=Outcome.WARNING, notes=(note,))
+    return _show(deployment, "latest")
 
 
 def _duration(value: timedelta | None) -> str:
@@ -117,6 +106,7 @@ def _duration(value: timedelta | None) -> str:
 
 
 def render_metrics(m: DeliveryMetrics) -> str:
+    """The delivery metrics as a short table for a terminal."""
     return "\n".join(
         [
             f"delivery metrics for {m.environment}, {m.since.isoformat()} to {m.until.isoformat()}",
@@ -129,7 +119,7 @@ def render_metrics(m: DeliveryMetrics) -> str:
     )
 
 
-async def _metrics(log: DeploymentLog, args: argparse.Namespace) -> int:
+async def _metrics(log: DeploymentLog, args: argparse.Namespace) -> Reply:
     if args.days is not None and args.since is not None:
         raise ValidationError("--days", "give either --days or --since, not both")
     if args.days is not None and args.days <= 0:
@@ -141,50 +131,30 @@ async def _metrics(log: DeploymentLog, args: argparse.Namespace) -> int:
         since = end - timedelta(days=args.days)
         until = end
     result = await log.metrics(args.env, since, until)
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        print(render_metrics(result))
-    return 0
+    return Reply(result.to_dict(), render_metrics(result))
 
 
-def record(args: argparse.Namespace) -> int:
-    return _run(args, _record)
-
-
-def rollback(args: argparse.Namespace) -> int:
-    return _run(args, _rollback)
-
-
-def fail(args: argparse.Namespace) -> int:
-    return _run(args, _fail)
-
-
-def history(args: argparse.Namespace) -> int:
-    return _run(args, _history)
-
-
-def latest(args: argparse.Namespace) -> int:
-    return _run(args, _latest)
-
-
-def metrics(args: argparse.Namespace) -> int:
-    return _run(args, _metrics)
+def _environment(parser: argparse.ArgumentParser, help: str, *, required: bool) -> None:
+    parser.add_argument("--env", "--environment", "-e", dest="env", required=required, help=help)
 
 
 def register(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     common: argparse.ArgumentParser,
 ) -> None:
-    """Add ``deploy`` and its sub-commands; ``common`` carries ``--dsn`` and ``--json``."""
-    deploy = subparsers.add_parser("deploy", help="record deployments and rollbacks, see metrics")
-    commands = deploy.add_subparsers(dest="deploy_command", metavar="ACTION", required=True)
+    """Add ``deploy`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
+    add = action_group(
+        subparsers, common, "deploy", "record deployments and rollbacks, see metrics"
+    )
+    looks, writes = Access.EXISTING, Access.SET_UP
 
-    add = functools.partial(add_action, commands, common)
-
-    p = add("record", record, "record a successful deployment and set app_version")
+    p = add(
+        "record",
+        _handler(_record, writes),
+        "record a successful deployment and set app_version",
+    )
     p.add_argument("version")
-    p.add_argument("--env", "-e", required=True, help="environment, e.g. production")
+    _environment(p, "environment, e.g. production", required=True)
     p.add_argument("--by", help="who or what deployed it")
     p.add_argument("--changelog")
     p.add_argument("--migration-notes")
@@ -193,25 +163,33 @@ def register(
     p.add_argument("--started-at", help="rollout start, ISO 8601 with timezone")
     p.add_argument("--finished-at", help="when it went live (default now)")
 
-    p = add("rollback", rollback, "roll a deployment back and record the rollback")
+    p = add(
+        "rollback",
+        _handler(_rollback, writes),
+        "roll a deployment back and record the rollback",
+    )
     p.add_argument("deployment_id", type=int)
     p.add_argument("--to", required=True, help="the version rolled back to")
     p.add_argument("--reason", required=True)
     p.add_argument("--by", help="who rolled back")
 
-    p = add("fail", fail, "mark a deployment failed (it stays until replaced)")
+    p = add("fail", _handler(_fail, writes), "mark a deployment failed (it stays until replaced)")
     p.add_argument("deployment_id", type=int)
     p.add_argument("--detected-at", help="when the failure was detected (default now)")
 
-    p = add("history", history, "list deployments, newest first")
-    p.add_argument("--env", "-e", help="only this environment")
+    p = add("history", _handler(_history, looks), "list deployments, newest first")
+    _environment(p, "only this environment", required=False)
     p.add_argument("--limit", type=int, default=50)
 
-    p = add("latest", latest, "show the latest deployment of an environment (exit 1 if none)")
-    p.add_argument("--env", "-e", required=True)
+    p = add(
+        "latest",
+        _handler(_latest, looks),
+        "show the latest deployment of an environment (exit 1 if none)",
+    )
+    _environment(p, "the environment", required=True)
 
-    p = add("metrics", metrics, "delivery (DORA) metrics of an environment")
-    p.add_argument("--env", "-e", required=True)
+    p = add("metrics", _handler(_metrics, looks), "delivery (DORA) metrics of an environment")
+    _environment(p, "the environment", required=True)
     p.add_argument("--since", help="start, ISO 8601 with timezone (default 30 days before until)")
     p.add_argument("--until", help="end, exclusive (default now)")
     p.add_argument("--days", type=float, help="the period is the last DAYS days before until")

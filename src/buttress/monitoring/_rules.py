@@ -1,29 +1,24 @@
-"""``buttress monitor``: anomaly rules over the recorded health history, from a shell.
+"""Anomaly rules from text: ``drop:signups:50%`` specs, ``[[rule]]`` TOML files, durations.
 
-Rules come from ``--rule KIND:METRIC[:ARGS]`` options and ``--rules FILE``
-(TOML); there are no default rules. ``register`` wires the command into the
-``buttress`` parser. Exit codes: the alert level (0 healthy, 1 warning,
-2 critical), and 2 for bad input or an unusable backend.
+What an operator writes (``buttress monitor --rule``, ``--rules FILE``, ``buttress
+doctor --rules``) becomes the ``Rule`` values of ``_core``; an application
+serving its own checks loads the same files. Bad input is a ``ValidationError``
+naming the spec or the file, the table and the key.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import re
-import sys
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 
-from buttress.cli._common import parse_time
-from buttress.errors import ButtressError, ValidationError
-from buttress.monitoring._core import DropRule, FlatRule, Rule, SpikeRule, alert_level
-from buttress.monitoring._service import HealthHistory, HealthRecord, check_metric_name
-from buttress.monitoring._values import AlertLevel, Anomaly
+from buttress._exceptions import ValidationError
+from buttress.monitoring._core import DropRule, FlatRule, Rule, SpikeRule
+from buttress.monitoring._service import check_metric_name
+from buttress.monitoring._values import AlertLevel
 
-__all__ = ["load_rules", "monitor", "parse_duration", "parse_rule", "register", "rule_to_dict"]
+__all__ = ["load_rules", "parse_duration", "parse_rule", "rule_to_dict"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smhd])")
@@ -31,7 +26,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?%?|\.\d+%?")
 _RULE_SPEC = "KIND:METRIC[:ARGS] with KIND drop, spike or flat"
 
 
-def parse_duration(field: str, text: str) -> timedelta:
+def parse_duration(field: str, text: object) -> timedelta:
     """``90s``, ``15m``, ``24h``, ``7d`` (a number and a unit) as a ``timedelta``."""
     match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
@@ -163,122 +158,3 @@ def rule_to_dict(rule: Rule) -> dict[str, object]:
         "window_seconds": rule.window.total_seconds(),
         "min_samples": rule.min_samples,
     }
-
-
-def _anomaly_to_dict(anomaly: Anomaly) -> dict[str, object]:
-    return {
-        "metric": anomaly.metric,
-        "rule": anomaly.rule,
-        "level": anomaly.level.name.lower(),
-        "message": anomaly.message,
-        "observed": anomaly.observed,
-        "baseline": anomaly.baseline,
-    }
-
-
-
-
-def _rules(args: argparse.Namespace) -> list[Rule]:
-    rules = [parse_rule(spec) for spec in args.rule or ()]
-    if args.rules is not None:
-        rules += load_rules(args.rules)
-    return rules
-
-
-_MARKS = {AlertLevel.HEALTHY: "ok  ", AlertLevel.WARNING: "WARN", AlertLevel.CRITICAL: "CRIT"}
-
-
-def render_text(
-    level: AlertLevel,
-    rules: Sequence[Rule],
-    anomalies: Sequence[Anomaly],
-    runs: int,
-    latest: HealthRecord | None,
-) -> str:
-    """The human report: the verdict, what was looked at, one line per anomaly."""
-    last = (
-        f"latest {latest.status.value} at {latest.recorded_at.isoformat(timespec='seconds')}"
-        if latest is not None
-        else "nothing recorded yet"
-    )
-    if rules:
-        scope = f"{len(rules)} rule{'s' * (len(rules) != 1)} over {runs} recorded runs"
-    else:
-        scope = f"no rules given (add --rule drop:METRIC or --rules FILE); {runs} recorded runs"
-    lines = [f"monitor: {level.name}  {scope}, {last}"]
-    width = max((len(a.rule) for a in anomalies), default=0)
-    for anomaly in anomalies:
-        lines.append(f"  [{_MARKS[anomaly.level]}] {anomaly.rule.ljust(width)}  {anomaly.message}")
-    if rules and not anomalies:
-        lines.append("  no anomalies")
-    return "\n".join(lines)
-
-
-async def _monitor(args: argparse.Namespace, rules: list[Rule]) -> int:
-    from buttress._connect import connect
-    from buttress.cli import default_dsn
-
-    at = parse_time("--at", args.at)
-    async with connect(getattr(args, "dsn", None) or default_dsn()) as backend:
-        history = HealthHistory(backend)
-        anomalies = await history.check(rules, now=at)
-        runs = await history.count()
-        recent = await history.recent(1)
-    latest = recent[0] if recent else None
-    level = alert_level(anomalies)
-    if args.json:
-        payload = {
-            "level": level.name.lower(),
-            "exit_code": int(level),
-            "at": at.isoformat() if at is not None else None,
-            "runs": runs,
-            "latest": latest.to_dict() if latest is not None else None,
-            "rules": [rule_to_dict(rule) for rule in rules],
-            "anomalies": [_anomaly_to_dict(a) for a in anomalies],
-        }
-        print(json.dumps(payload, indent=2))
-    else:
-        print(render_text(level, rules, anomalies, runs, latest))
-    return int(level)
-
-
-def monitor(args: argparse.Namespace) -> int:
-    """Run the given rules over the recorded history; exit with the alert level."""
-    try:
-        return asyncio.run(_monitor(args, _rules(args)))
-    except ButtressError as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(exc), "type": type(exc).__name__}))
-        else:
-            print(f"buttress monitor: {exc}", file=sys.stderr)
-        return 2
-
-
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
-    """Add ``monitor``; ``common`` carries ``--dsn`` and ``--json``."""
-    description = (
-        "Run anomaly rules over the recorded health history and exit with the alert "
-        "level: 0 healthy, 1 warning, 2 critical. There are no default rules."
-    )
-    parser = subparsers.add_parser(
-        "monitor",
-        parents=[common],
-        help="anomaly rules over the recorded health history",
-        description=description,
-    )
-    parser.set_defaults(handler=monitor)
-    parser.add_argument(
-        "--rule",
-        "-r",
-        action="append",
-        metavar="SPEC",
-        help="drop:METRIC[:WARNING[:CRITICAL]], spike:METRIC[:WARNING[:CRITICAL]] or "
-        "flat:METRIC[:PERIOD]; repeatable (e.g. drop:signups:50%%, flat:signups:24h)",
-    )
-    parser.add_argument("--rules", metavar="FILE", help="a TOML file of [[rule]] tables")
-    parser.add_argument(
-        "--at", metavar="TIME", help="judge the history as of TIME (ISO 8601; default now)"
-    )

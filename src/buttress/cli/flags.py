@@ -1,49 +1,65 @@
 """``buttress flags list|get|set|eval|history|delete``: feature flags from a shell.
 
-Each action is a plain ``(args) -> int`` function over ``FeatureFlags`` on
-``--dsn``; ``register`` wires them into the ``buttress`` parser. ``set``
-creates or updates and prints ``rollout_warning`` when a change crosses
-"percentage 0 means everyone". Exit codes: 0 done, 1 not found, 2 bad input
-or an unusable backend.
+Each action is a body over ``FeatureFlags`` on ``--dsn`` (no polling, no
+subscription), run by ``_common.run``: ``list``, ``get``, ``eval`` and
+``history`` only look; ``set`` and ``delete`` write, on a database ``buttress
+migrate`` has set up. ``set`` creates or updates and reports ``rollout_warning``
+(once) when a change crosses "percentage 0 means everyone". Exit codes: 0 done,
+1 not found, 2 bad input or an unusable backend.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
-from buttress._checks import validate_key
 from buttress.backends import Backend
-from buttress.cli._common import add_action, os_user, parse_time, print_json, run_with_backend
+from buttress.cli._common import (
+    Access,
+    Outcome,
+    Reply,
+    action_group,
+    add_audit_arguments,
+    parse_time,
+    run,
+)
 from buttress.errors import ValidationError
-from buttress.flags._core import evaluate, rollout_warning
-from buttress.flags._service import FeatureFlags
-from buttress.flags._values import Flag, FlagChange, FlagContext, FlagEvaluation, Reason
+from buttress.flags import (
+    FeatureFlags,
+    Flag,
+    FlagChange,
+    FlagContext,
+    FlagEvaluation,
+    Reason,
+    evaluate,
+    rollout_warning,
+)
 
-__all__ = ["delete", "eval_", "get", "history", "list_", "register", "set_"]
+__all__ = ["register"]
 
-Command = Callable[[FeatureFlags, argparse.Namespace], Awaitable[int]]
+Action = Callable[[FeatureFlags, argparse.Namespace], Awaitable[Reply]]
 
 _CLEAR = ("", "none")
 """``--enable-at none`` / ``--users ''`` clear the field."""
 
 
-def _run(args: argparse.Namespace, command: Command) -> int:
-    async def body(backend: Backend) -> int:
-        # No polling and no subscription: one command, one read or write.
-        flags = FeatureFlags(backend, refresh_interval=None)
-        try:
-            return await command(flags, args)
-        finally:
-            await flags.stop()
+def _handler(action: Action, access: Access) -> Callable[[argparse.Namespace], int]:
+    def handle(args: argparse.Namespace) -> int:
+        async def body(backend: Backend) -> Reply:
+            # No polling and no subscription: one command, one read or write.
+            flags = FeatureFlags(backend, refresh_interval=None)
+            try:
+                return await action(flags, args)
+            finally:
+                await flags.stop()
 
-    return run_with_backend(args, "flags", body)
+        return run(args, body, access=access)
+
+    return handle
 
 
 def _time(field: str, text: str | None) -> datetime | None:
@@ -113,42 +129,33 @@ def _change_dict(change: FlagChange) -> dict[str, object]:
     }
 
 
-def _evaluation_dict(result: FlagEvaluation) -> dict[str, object]:
-    return {
-        "key": result.key,
-        "enabled": result.enabled,
-        "reason": result.reason.value,
-        "bucket": result.bucket,
-    }
+def _describe_change(change: FlagChange) -> str:
+    when = change.changed_at.strftime("%Y-%m-%d %H:%M:%S")
+    line = f"v{change.version:<4} {when}  {change.action:<6}"
+    if change.changed_by:
+        line += f" by {change.changed_by}"
+    if change.reason:
+        line += f": {change.reason}"
+    fields = _changed_fields(change)
+    return f"{line}  [{fields}]" if fields else line
 
 
-async def _list(flags: FeatureFlags, args: argparse.Namespace) -> int:
+def _missing(key: str, payload: object = None) -> Reply:
+    return Reply(payload, outcome=Outcome.WARNING, notes=(f"flag {key!r} does not exist",))
+
+
+async def _list(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
     stored = await flags.list()
-    if args.json:
-        print_json([flag.to_dict() for flag in stored])
-    elif not stored:
-        print("no flags")
-    else:
-        for flag in stored:
-            print(_describe(flag))
-    return 0
+    text = "\n".join(_describe(flag) for flag in stored) or "no flags"
+    return Reply([flag.to_dict() for flag in stored], text)
 
 
-async def _get(flags: FeatureFlags, args: argparse.Namespace) -> int:
+async def _get(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
     flag = await flags.get(args.key)
     if flag is None:
-        if args.json:
-            print_json(None)
-        else:
-            print(f"flag {args.key!r} does not exist", file=sys.stderr)
-        return 1
-    if args.json:
-        print_json(flag.to_dict())
-    else:
-        print(_describe(flag))
-        if flag.description:
-            print(f"  {flag.description}")
-    return 0
+        return _missing(args.key)
+    text = _describe(flag) + (f"\n  {flag.description}" if flag.description else "")
+    return Reply(flag.to_dict(), text)
 
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,8 +179,7 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
     return changes
 
 
-async def _set(flags: FeatureFlags, args: argparse.Namespace) -> int:
-    validate_key("key", args.key)
+async def _set(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
     changes = _changes(args)
     old = await flags.get(args.key)
     if old is None:
@@ -187,18 +193,15 @@ async def _set(flags: FeatureFlags, args: argparse.Namespace) -> int:
         new = attrs.evolve(old, **changes)
     await flags.upsert(new, updated_by=args.updated_by, reason=args.reason)
     warning = rollout_warning(old, new)
-    if warning is not None:
-        print(f"warning: {warning}", file=sys.stderr)
     action = "created" if old is None else "updated"
-    if args.json:
-        print_json({"action": action, "flag": new.to_dict(), "warning": warning})
-    else:
-        print(f"{action} {_describe(new)}")
-    return 0
+    return Reply(
+        {"action": action, "flag": new.to_dict(), "warning": warning},
+        f"{action} {_describe(new)}",
+        notes=() if warning is None else (f"warning: {warning}",),
+    )
 
 
-async def _eval(flags: FeatureFlags, args: argparse.Namespace) -> int:
-    validate_key("key", args.key)
+async def _eval(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
     context = FlagContext(args.user, args.role, _attributes(args.attr))
     at = _time("at", args.at) or datetime.now(UTC)
     flag = await flags.get(args.key)
@@ -206,74 +209,33 @@ async def _eval(flags: FeatureFlags, args: argparse.Namespace) -> int:
         result = FlagEvaluation(args.key, False, Reason.UNKNOWN_FLAG)
     else:
         result = evaluate(flag, context, at)
-    if args.json:
-        print_json(_evaluation_dict(result))
-    else:
-        state = "on" if result.enabled else "off"
-        bucket = "" if result.bucket is None else f", bucket {result.bucket / 100:.2f}"
-        print(f"{result.key}: {state} ({result.reason.value}{bucket})")
-    return 1 if flag is None else 0
+    state = "on" if result.enabled else "off"
+    bucket = "" if result.bucket is None else f", bucket {result.bucket / 100:.2f}"
+    payload = {
+        "key": result.key,
+        "enabled": result.enabled,
+        "reason": result.reason.value,
+        "bucket": result.bucket,
+    }
+    outcome = Outcome.WARNING if flag is None else Outcome.OK
+    return Reply(payload, f"{result.key}: {state} ({result.reason.value}{bucket})", outcome)
 
 
-async def _history(flags: FeatureFlags, args: argparse.Namespace) -> int:
+async def _history(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
     changes = await flags.history(args.key, args.limit)
-    if args.json:
-        print_json([_change_dict(change) for change in changes])
-    elif not changes:
-        print(f"no changes recorded for {args.key!r}")
-    else:
-        for change in changes:
-            when = change.changed_at.strftime("%Y-%m-%d %H:%M:%S")
-            line = f"v{change.version:<4} {when}  {change.action:<6}"
-            if change.changed_by:
-                line += f" by {change.changed_by}"
-            if change.reason:
-                line += f": {change.reason}"
-            fields = _changed_fields(change)
-            print(f"{line}  [{fields}]" if fields else line)
-    return 0
-
-
-async def _delete(flags: FeatureFlags, args: argparse.Namespace) -> int:
-    deleted = await flags.delete(args.key, updated_by=args.updated_by, reason=args.reason)
-    if args.json:
-        print_json({"key": args.key, "deleted": deleted})
-    elif deleted:
-        print(f"deleted {args.key}")
-    else:
-        print(f"flag {args.key!r} does not exist", file=sys.stderr)
-    return 0 if deleted else 1
-
-
-def list_(args: argparse.Namespace) -> int:
-    return _run(args, _list)
-
-
-def get(args: argparse.Namespace) -> int:
-    return _run(args, _get)
-
-
-def set_(args: argparse.Namespace) -> int:
-    return _run(args, _set)
-
-
-def eval_(args: argparse.Namespace) -> int:
-    return _run(args, _eval)
-
-
-def history(args: argparse.Namespace) -> int:
-    return _run(args, _history)
-
-
-def delete(args: argparse.Namespace) -> int:
-    return _run(args, _delete)
-
-
-def _audit_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--updated-by", default=os_user(), help="who makes the change (default: the OS user)"
+    text = "\n".join(_describe_change(change) for change in changes)
+    return Reply(
+        [_change_dict(change) for change in changes],
+        text or f"no changes recorded for {args.key!r}",
     )
-    parser.add_argument("--reason", help="why, kept in the history")
+
+
+async def _delete(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
+    deleted = await flags.delete(args.key, updated_by=args.updated_by, reason=args.reason)
+    payload = {"key": args.key, "deleted": deleted}
+    if not deleted:
+        return _missing(args.key, payload)
+    return Reply(payload, f"deleted {args.key}")
 
 
 def register(
@@ -281,17 +243,15 @@ def register(
     common: argparse.ArgumentParser,
 ) -> None:
     """Add ``flags`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
-    flags = subparsers.add_parser("flags", help="list, change and evaluate feature flags")
-    commands = flags.add_subparsers(dest="flags_command", metavar="ACTION", required=True)
+    add = action_group(subparsers, common, "flags", "list, change and evaluate feature flags")
+    looks, writes = Access.EXISTING, Access.SET_UP
 
-    add = functools.partial(add_action, commands, common)
+    add("list", _handler(_list, looks), "list every flag")
 
-    add("list", list_, "list every flag")
-
-    p = add("get", get, "show one flag (exit 1 if it does not exist)")
+    p = add("get", _handler(_get, looks), "show one flag (exit 1 if it does not exist)")
     p.add_argument("key")
 
-    p = add("set", set_, "create a flag or change some of its fields")
+    p = add("set", _handler(_set, writes), "create a flag or change some of its fields")
     p.add_argument("key")
     switch = p.add_mutually_exclusive_group()
     switch.add_argument("--enabled", dest="enabled", action="store_true", default=None)
@@ -303,19 +263,27 @@ def register(
     p.add_argument("--disable-at", metavar="ISO", help="off from this time ('none' clears)")
     p.add_argument("--name", help="display name (default: the key, for a new flag)")
     p.add_argument("--description", help="what the flag is for ('' clears)")
-    _audit_arguments(p)
+    add_audit_arguments(p)
 
-    p = add("eval", eval_, "evaluate a flag for a user and role; prints on/off and the reason")
+    p = add(
+        "eval",
+        _handler(_eval, looks),
+        "evaluate a flag for a user and role: on/off and why (exit 1 if it does not exist)",
+    )
     p.add_argument("key")
     p.add_argument("--user", help="the user id")
     p.add_argument("--role")
     p.add_argument("--attr", action="append", metavar="NAME=VALUE", help="a context attribute")
     p.add_argument("--at", metavar="ISO", help="evaluate at this time (default now)")
 
-    p = add("history", history, "a flag's changes, newest first")
+    p = add("history", _handler(_history, looks), "a flag's changes, newest first")
     p.add_argument("key")
     p.add_argument("--limit", type=int, default=50)
 
-    p = add("delete", delete, "delete a flag (exit 1 if it does not exist); history stays")
+    p = add(
+        "delete",
+        _handler(_delete, writes),
+        "delete a flag (exit 1 if it does not exist); history stays",
+    )
     p.add_argument("key")
-    _audit_arguments(p)
+    add_audit_arguments(p)

@@ -1,54 +1,53 @@
 """``buttress config get|set|list|history|delete|revert|maintenance``: config from a shell.
 
-Each action is a plain ``(args) -> int`` function over ``ConfigStore`` on
-``--dsn``; ``register`` wires them into the ``buttress`` parser. Sensitive
-values are printed as the mask everywhere except ``get KEY --reveal``. Exit
-codes: 0 done, 1 not found, 2 bad input or an unusable backend.
+Each action is a body over ``ConfigStore`` on ``--dsn``, run by ``_common.run``:
+``get``, ``list``, ``history`` and ``maintenance`` without a state only look;
+the others write, on a database ``buttress migrate`` has set up. Sensitive
+values print as the mask everywhere except ``get KEY --reveal``. Exit codes:
+0 done, 1 not found, 2 bad input or an unusable backend.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable
 
 from buttress.backends import Backend
-from buttress.cli._common import add_action, os_user, print_json, run_with_backend
-from buttress.config._service import ConfigStore
-from buttress.config._values import ALL, ConfigChange, ConfigEntry, JSONValue
+from buttress.cli._common import (
+    Access,
+    Outcome,
+    Reply,
+    action_group,
+    add_audit_arguments,
+    run,
+)
+from buttress.config import ALL, ConfigChange, ConfigEntry, ConfigStore, JSONValue
 from buttress.errors import ValidationError
 from buttress.log import MASK
 
-__all__ = [
-    "delete",
-    "get",
-    "history",
-    "list_",
-    "maintenance",
-    "parse_value",
-    "register",
-    "revert",
-    "set_",
-]
+__all__ = ["parse_value", "register"]
 
-Command = Callable[[ConfigStore, argparse.Namespace], Awaitable[int]]
+Action = Callable[[ConfigStore, argparse.Namespace], Awaitable[Reply]]
 
 STDIN = "-"
 """A VALUE of ``-`` is read from standard input (keeps secrets out of shell history)."""
 
 
-def _run(args: argparse.Namespace, command: Command) -> int:
-    async def body(backend: Backend) -> int:
-        store = ConfigStore(backend, environment=getattr(args, "environment", None) or ALL)
-        try:
-            return await command(store, args)
-        finally:
-            await store.stop()
+def _handler(action: Action, access: Access) -> Callable[[argparse.Namespace], int]:
+    def handle(args: argparse.Namespace) -> int:
+        async def body(backend: Backend) -> Reply:
+            store = ConfigStore(backend, environment=getattr(args, "environment", None) or ALL)
+            try:
+                return await action(store, args)
+            finally:
+                await store.stop()
 
-    # buttress messages name the key and rule, never a value (it may be a secret).
-    return run_with_backend(args, "config", body)
+        # buttress messages name the key and rule, never a value (it may be a secret).
+        return run(args, body, access=access)
+
+    return handle
 
 
 def parse_value(text: str) -> JSONValue:
@@ -132,22 +131,19 @@ def _describe_change(change: ConfigChange) -> str:
     return f"{line}: {shown.reason}" if shown.reason else line
 
 
-async def _get(store: ConfigStore, args: argparse.Namespace) -> int:
+def _not_set(key: str, store: ConfigStore, payload: object = None) -> Reply:
+    note = f"config {key!r} is not set for {store.environment}"
+    return Reply(payload, outcome=Outcome.WARNING, notes=(note,))
+
+
+async def _get(store: ConfigStore, args: argparse.Namespace) -> Reply:
     entry = await store.get_entry(args.key)
     if entry is None:
-        if args.json:
-            print_json(None)
-        else:
-            print(f"config {args.key!r} is not set for {store.environment}", file=sys.stderr)
-        return 1
-    if args.json:
-        print_json(_entry_dict(entry, reveal=args.reveal))
-    else:
-        print(_describe(entry, reveal=args.reveal))
-    return 0
+        return _not_set(args.key, store)
+    return Reply(_entry_dict(entry, reveal=args.reveal), _describe(entry, reveal=args.reveal))
 
 
-async def _set(store: ConfigStore, args: argparse.Namespace) -> int:
+async def _set(store: ConfigStore, args: argparse.Namespace) -> Reply:
     value = _read_value(args.value)
     sensitive: bool | None = args.sensitive
     if sensitive is None:
@@ -166,39 +162,26 @@ async def _set(store: ConfigStore, args: argparse.Namespace) -> int:
         reason=args.reason,
         expected_version=args.expected_version,
     )
-    if args.json:
-        print_json(_entry_dict(entry))
-    else:
-        print(f"set {_describe(entry)}")
-    return 0
+    return Reply(_entry_dict(entry), f"set {_describe(entry)}")
 
 
-async def _list(store: ConfigStore, args: argparse.Namespace) -> int:
+async def _list(store: ConfigStore, args: argparse.Namespace) -> Reply:
     environment = None if store.environment == ALL and not args.environment else store.environment
     entries = await store.list(environment)
-    if args.json:
-        print_json([_entry_dict(entry) for entry in entries])
-    elif not entries:
-        print("no config entries")
-    else:
-        for entry in entries:
-            print(_describe(entry))
-    return 0
+    text = "\n".join(_describe(entry) for entry in entries) or "no config entries"
+    return Reply([_entry_dict(entry) for entry in entries], text)
 
 
-async def _history(store: ConfigStore, args: argparse.Namespace) -> int:
+async def _history(store: ConfigStore, args: argparse.Namespace) -> Reply:
     changes = await store.history(args.key, environment=store.environment, limit=args.limit)
-    if args.json:
-        print_json([_change_dict(change) for change in changes])
-    elif not changes:
-        print(f"no changes recorded for {args.key!r} in {store.environment}")
-    else:
-        for change in changes:
-            print(_describe_change(change))
-    return 0
+    text = "\n".join(_describe_change(change) for change in changes)
+    return Reply(
+        [_change_dict(change) for change in changes],
+        text or f"no changes recorded for {args.key!r} in {store.environment}",
+    )
 
 
-async def _delete(store: ConfigStore, args: argparse.Namespace) -> int:
+async def _delete(store: ConfigStore, args: argparse.Namespace) -> Reply:
     deleted = await store.delete(
         args.key,
         environment=store.environment,
@@ -206,16 +189,13 @@ async def _delete(store: ConfigStore, args: argparse.Namespace) -> int:
         reason=args.reason,
         expected_version=args.expected_version,
     )
-    if args.json:
-        print_json({"key": args.key, "environment": store.environment, "deleted": deleted})
-    elif deleted:
-        print(f"deleted {args.key} ({store.environment})")
-    else:
-        print(f"config {args.key!r} is not set for {store.environment}", file=sys.stderr)
-    return 0 if deleted else 1
+    payload = {"key": args.key, "environment": store.environment, "deleted": deleted}
+    if not deleted:
+        return _not_set(args.key, store, payload)
+    return Reply(payload, f"deleted {args.key} ({store.environment})")
 
 
-async def _revert(store: ConfigStore, args: argparse.Namespace) -> int:
+async def _revert(store: ConfigStore, args: argparse.Namespace) -> Reply:
     entry = await store.revert(
         args.key,
         args.version,
@@ -223,61 +203,28 @@ async def _revert(store: ConfigStore, args: argparse.Namespace) -> int:
         updated_by=args.updated_by,
         reason=args.reason,
     )
-    if args.json:
-        print_json(None if entry is None else _entry_dict(entry))
-    elif entry is None:
-        print(f"reverted {args.key} ({store.environment}) to version {args.version}: deleted")
-    else:
-        print(f"reverted {_describe(entry)}")
-    return 0
+    if entry is None:
+        text = f"reverted {args.key} ({store.environment}) to version {args.version}: deleted"
+        return Reply(None, text)
+    return Reply(_entry_dict(entry), f"reverted {_describe(entry)}")
 
 
-async def _maintenance(store: ConfigStore, args: argparse.Namespace) -> int:
-    if args.state != "status":
+async def _maintenance(store: ConfigStore, args: argparse.Namespace) -> Reply:
+    if args.state in ("on", "off"):
         await store.set_maintenance_mode(
             args.state == "on", updated_by=args.updated_by, reason=args.reason
         )
     enabled = await store.is_maintenance_mode()
-    if args.json:
-        print_json({"environment": store.environment, "maintenance_mode": enabled})
-    else:
-        print(f"maintenance mode is {'on' if enabled else 'off'} for {store.environment}")
-    return 0
-
-
-def get(args: argparse.Namespace) -> int:
-    return _run(args, _get)
-
-
-def set_(args: argparse.Namespace) -> int:
-    return _run(args, _set)
-
-
-def list_(args: argparse.Namespace) -> int:
-    return _run(args, _list)
-
-
-def history(args: argparse.Namespace) -> int:
-    return _run(args, _history)
-
-
-def delete(args: argparse.Namespace) -> int:
-    return _run(args, _delete)
-
-
-def revert(args: argparse.Namespace) -> int:
-    return _run(args, _revert)
-
-
-def maintenance(args: argparse.Namespace) -> int:
-    return _run(args, _maintenance)
-
-
-def _audit_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--updated-by", default=os_user(), help="who makes the change (default: the OS user)"
+    return Reply(
+        {"environment": store.environment, "maintenance_mode": enabled},
+        f"maintenance mode is {'on' if enabled else 'off'} for {store.environment}",
     )
-    parser.add_argument("--reason", help="why, kept in the history")
+
+
+def _maintenance_handler(args: argparse.Namespace) -> int:
+    # Showing the state only looks; switching it writes.
+    access = Access.SET_UP if args.state in ("on", "off") else Access.EXISTING
+    return _handler(_maintenance, access)(args)
 
 
 def register(
@@ -285,22 +232,24 @@ def register(
     common: argparse.ArgumentParser,
 ) -> None:
     """Add ``config`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
-    config = subparsers.add_parser("config", help="read and change runtime configuration")
-    commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-
-    add = functools.partial(add_action, commands, common)
+    add = action_group(subparsers, common, "config", "read and change runtime configuration")
+    looks, writes = Access.EXISTING, Access.SET_UP
 
     def environment(parser: argparse.ArgumentParser, help: str) -> None:
-        parser.add_argument("--environment", "-e", default=None, help=help)
+        parser.add_argument("--environment", "--env", "-e", dest="environment", help=help)
 
-    p = add("get", get, "show a key's entry as the environment sees it (exit 1 if unset)")
+    p = add(
+        "get",
+        _handler(_get, looks),
+        "show a key's entry as the environment sees it (exit 1 if unset)",
+    )
     p.add_argument("key")
     environment(p, "read as this environment (its entry first, then 'all'; default all)")
     p.add_argument(
         "--reveal", action="store_true", help="print a sensitive value instead of the mask"
     )
 
-    p = add("set", set_, "store a JSON value for a key")
+    p = add("set", _handler(_set, writes), "store a JSON value for a key")
     p.add_argument("key")
     p.add_argument("value", help="JSON: 42, true, null, '\"text\"', '[1,2]', or - to read stdin")
     environment(p, "the environment the entry is for (default all)")
@@ -311,34 +260,52 @@ def register(
         help="mask the value in listings, history and logs (default: keep the entry's setting)",
     )
     p.add_argument("--description")
-    _audit_arguments(p)
+    add_audit_arguments(p)
     p.add_argument(
         "--expected-version",
         type=int,
         help="write only if the entry is at this version (0: only if it does not exist)",
     )
 
-    p = add("list", list_, "list entries, sensitive values masked")
+    p = add("list", _handler(_list, looks), "list entries, sensitive values masked")
     environment(p, "only this environment's and 'all' entries (default: every entry)")
 
-    p = add("history", history, "a key's changes, newest first, sensitive values masked")
+    p = add(
+        "history",
+        _handler(_history, looks),
+        "a key's changes, newest first, sensitive values masked",
+    )
     p.add_argument("key")
     environment(p, "the environment whose entry's history to show (default all)")
     p.add_argument("--limit", type=int, default=50)
 
-    p = add("delete", delete, "delete a key's entry (exit 1 if there was none); history stays")
+    p = add(
+        "delete",
+        _handler(_delete, writes),
+        "delete a key's entry (exit 1 if there was none); history stays",
+    )
     p.add_argument("key")
     environment(p, "the environment whose entry to delete (default all)")
-    _audit_arguments(p)
+    add_audit_arguments(p)
     p.add_argument("--expected-version", type=int)
 
-    p = add("revert", revert, "restore the value a key had at VERSION, as a new change")
+    p = add(
+        "revert",
+        _handler(_revert, writes),
+        "restore the value a key had at VERSION, as a new change",
+    )
     p.add_argument("key")
     p.add_argument("version", type=int)
     environment(p, "the environment whose entry to revert (default all)")
-    _audit_arguments(p)
+    add_audit_arguments(p)
 
-    p = add("maintenance", maintenance, "switch maintenance mode on or off, or show it")
-    p.add_argument("state", choices=("on", "off", "status"))
+    p = add("maintenance", _maintenance_handler, "show maintenance mode, or switch it on or off")
+    p.add_argument(
+        "state",
+        nargs="?",
+        default="status",
+        choices=("on", "off", "status"),
+        help="on or off to switch it; status (the default) to show it",
+    )
     environment(p, "the environment to switch or read (default all)")
-    _audit_arguments(p)
+    add_audit_arguments(p)
