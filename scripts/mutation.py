@@ -202,10 +202,143 @@ TARGETS: dict[str, Target] = {
     ),
 }
 
+_UTF8 = "'utf-8' to 'UTF-8': the same codec under another spelling"
+_RL = "buttress.ratelimit._core."
+_MIG = "buttress.migrations.files."
+
 EQUIVALENT: dict[str, str] = {
-    # Filled in from the survivors that cannot change behaviour; the reason is
-    # repeated in docs/testing.md. Keys are mutmut names or supplement ids.
+    # Survivors that cannot change behaviour; the reasons are repeated in
+    # docs/testing.md. Keys are mutmut names or supplement ids.
+    _RL + "x_gcra__mutmut_12": "`state > now` to `>=`: when state == now both pick the same value",
+    _RL + "x_sliding_window__mutmut_42": (
+        "`log[-1] <= now` to `<`: when log[-1] == now both pick the same stamp"
+    ),
+    _RL + "x__digest__mutmut_7": _UTF8,
+    _RL + "x_storage_key__mutmut_8": _UTF8,
+    _RL + "x_storage_key__mutmut_9": (
+        "`_digest(key)` to `_digest(None)` in the UnicodeEncodeError branch, which no key"
+        " reaches: only lone surrogates fail to encode as UTF-8 and they are not printable,"
+        " so `isprintable()` has already sent them to the digest"
+    ),
+    _MIG + "x_normalise_text__mutmut_22": (
+        "`.rstrip('\\n')` to `.rstrip()`: every line was already right-stripped, so the"
+        " only trailing whitespace left is line ends"
+    ),
+    _MIG + "x_checksum__mutmut_7": _UTF8,
 }
+
+
+@dataclass(frozen=True)
+class Named:
+    """A hand mutation issue #19 found surviving, and the fixed test that now kills it."""
+
+    label: str
+    source: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+_BOUNDS = "tests/test_documented_boundaries.py::"
+_ROWS = "tests/test_redaction_patterns.py::"
+_WORD = _ROWS + "test_a_sensitive_key_is_masked_whole[sensitive word:{}]"
+_ASSIGNED = _ROWS + "test_a_secret_in_a_string_is_masked[key=value:{}]"
+_QUERY = _ROWS + "test_redact_dsn_masks_a_secret_query_parameter[DSN query:pwd]"
+_LOG = "src/buttress/log.py"
+_KEYS = "(?:password|passwd|pwd|sslpassword|secret|token|access_token|api_?key)"
+
+# ``python scripts/mutation.py --named`` applies each one to a copy and runs the
+# named tests: every one must fail. docs/testing.md has the same table.
+NAMED: tuple[Named, ...] = (
+    Named(
+        "rollout: `user_bucket < threshold` to `<=`",
+        "src/buttress/flags/_core.py",
+        "user_bucket < flag.threshold",
+        "user_bucket <= flag.threshold",
+        (_BOUNDS + "test_a_user_whose_bucket_equals_the_threshold_is_off",),
+    ),
+    Named(
+        "auth scheme: drop `basic`",
+        _LOG,
+        "(?:bearer|basic)",
+        "(?:bearer)",
+        (_ROWS + "test_a_secret_in_a_string_is_masked[auth scheme:Basic]",),
+    ),
+    *(
+        Named(
+            f"key=value: drop `{key}`",
+            _LOG,
+            _KEYS,
+            _KEYS.replace(f"|{key}", "", 1),
+            (_ASSIGNED.format(row),),
+        )
+        for key, row in (("pwd", "pwd"), ("sslpassword", "sslpassword"), ("api_?key", "api_key"))
+    ),
+    *(
+        Named(
+            f"sensitive words: drop `{word}`",
+            _LOG,
+            f'        "{word}",\n',
+            "",
+            (_WORD.format(word),),
+        )
+        for word in ("passphrase", "privatekey", "credential")
+    ),
+    Named(
+        "DSN.secrets (scrubbed from errors): drop `pwd`",
+        "src/buttress/backends/_dsn.py",
+        'r"pass|pwd|secret|token"',
+        'r"pass|secret|token"',
+        (_QUERY,),
+    ),
+    Named(
+        "redact_dsn query: drop `pwd` (the rewrite)",
+        "src/buttress/backends/_dsn.py",
+        "(?:pass|pwd|secret|token)",
+        "(?:pass|secret|token)",
+        (_QUERY,),
+    ),
+    Named(
+        "hit_all: the refusal with the longest wait, `max` to `min`",
+        "src/buttress/ratelimit/_core.py",
+        "return max(refused, key=lambda d: d.retry_after)",
+        "return min(refused, key=lambda d: d.retry_after)",
+        (
+            _BOUNDS + "test_hit_all_returns_the_refusal_with_the_longest_wait",
+            "tests/test_mutation_kills_ratelimit.py::"
+            "test_binding_picks_the_longest_wait_not_the_largest_limit",
+        ),
+    ),
+    Named(
+        "breaker: failure rate `>=` to `>`",
+        "src/buttress/breaker/_core.py",
+        "failures / calls >= rate",
+        "failures / calls > rate",
+        (_BOUNDS + "test_a_failure_rate_exactly_at_the_threshold_opens",),
+    ),
+    Named(
+        "Retry-After: floor of 1 to 0",
+        "src/buttress/ratelimit/_values.py",
+        "max(1, _whole_seconds(self.retry_after))",
+        "max(0, _whole_seconds(self.retry_after))",
+        (_BOUNDS + "test_retry_after_is_whole_seconds_and_at_least_one",),
+    ),
+    Named(
+        "retry: a wait equal to `max_delay` refused (`>` to `>=`)",
+        "src/buttress/policies/_retry.py",
+        "retry_after > self.max_delay",
+        "retry_after >= self.max_delay",
+        (_BOUNDS + "test_a_retry_after_equal_to_max_delay_is_waited",),
+    ),
+    Named(
+        "retry: backoff not capped at `max_delay`",
+        "src/buttress/policies/_retry.py",
+        "return min(max_delay, base_delay * multiplier ** (attempt - 1))",
+        "return base_delay * multiplier ** (attempt - 1)",
+        (_BOUNDS + "test_backoff_reaches_max_delay_and_stays_there",),
+    ),
+)
+
 
 KILLED_STATUSES = frozenset({"killed", "timeout", "caught by type check", "segfault"})
 
@@ -960,14 +1093,14 @@ def run_module(
                 workspace,
                 jobs,
                 workspace / "mutmut.log",
-                None if earlier is None else earlier["mutmut"],
+                None if earlier is None else earlier.get("mutmut"),
             )
             result.seconds["mutmut"] = time.monotonic() - started
             print(f"   mutmut: {score(result.mutmut)} killed in {result.seconds['mutmut']:.0f} s")
         if "supplement" in engines:
             started = time.monotonic()
             result.supplement = run_supplement(
-                target, workspace, jobs, None if earlier is None else earlier["supplement"]
+                target, workspace, jobs, None if earlier is None else earlier.get("supplement")
             )
             result.seconds["supplement"] = time.monotonic() - started
             print(
@@ -1026,10 +1159,44 @@ def write_json(path: Path, results: Sequence[ModuleResult]) -> None:
     )
 
 
+def run_named() -> int:
+    """Apply every ``NAMED`` mutation to a copy; each must fail its named tests."""
+    prewarm()
+    workspace = make_workspace(TARGETS["log"])
+    failures = 0
+    try:
+        for mutation in NAMED:
+            path = workspace / mutation.source
+            original = path.read_text(encoding="utf-8")
+            if original.count(mutation.old) != 1 or mutation.old == mutation.new:
+                print(f"NOT FOUND  {mutation.label}: {mutation.old!r} in {mutation.source}")
+                failures += 1
+                continue
+            outcomes = []
+            for text in (original, original.replace(mutation.old, mutation.new)):
+                path.write_text(text, encoding="utf-8")
+                pid = start_child(workspace, workspace / "src", mutation.tests)
+                outcomes.append(status_of(os.waitpid(pid, 0)[1]))
+            path.write_text(original, encoding="utf-8")
+            ok = outcomes == ["survived", "killed"]  # the tests pass unmutated, fail mutated
+            failures += not ok
+            print(f"{'killed' if ok else 'PROBLEM ' + str(outcomes):10} {mutation.label}")
+            for test in mutation.tests:
+                print(f"{'':10}   {test}")
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+    return 1 if failures else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(TARGETS))
     parser.add_argument("--list", action="store_true", help="print the modules and their tests")
+    parser.add_argument(
+        "--named",
+        action="store_true",
+        help="check that each hand mutation issue #19 lists is killed by its named test",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
     parser.add_argument("--only", choices=("mutmut", "supplement"), help="run one engine only")
     parser.add_argument("--show", action="store_true", help="show the diff of every survivor")
@@ -1048,6 +1215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for test in target.tests:
                 print(f"{'':11}   {test}")
         return 0
+    if args.named:
+        sys.dont_write_bytecode = True
+        return run_named()
     unknown = [m for m in args.modules if m not in TARGETS]
     if unknown:
         parser.error(f"unknown module {unknown[0]!r}: choose from {', '.join(TARGETS)}")

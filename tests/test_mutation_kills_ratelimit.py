@@ -129,3 +129,20 @@ def test_a_key_that_looks_like_a_digest_is_digested_again() -> None:
     # In memory only the length counts.
     assert memory_key("~h:abc") == "~h:abc"
     assert memory_key("a\x00b") == "a\x00b"
+
+
+@pytest.mark.parametrize("name", ["gcra", "fixed_window", "sliding_window"])
+def test_a_state_decides_like_no_state_from_its_expiry_on(name: str) -> None:
+    # expires_at is when the memory store may drop a key: from then on the state
+    # must decide exactly like a missing one.
+    algorithm = ALGORITHMS[name]
+    _, state = algorithm.step(None, 5 * S + 123, 3, S, 2)
+    assert state is not None
+    expiry = algorithm.expires_at(state, S)
+    assert algorithm.step(state, expiry, 3, S, 1) == algorithm.step(None, expiry, 3, S, 1)
+
+
+def test_an_empty_sliding_log_has_already_expired() -> None:
+    # An empty log admits like no log at all, at any time since the epoch.
+    assert ALGORITHMS["sliding_window"].expires_at((), S) <= 0
+    assert sliding_window((), 7, 3, S, 1)[0] == sliding_window(None, 7, 3, S, 1)[0]
