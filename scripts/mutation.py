@@ -205,6 +205,7 @@ TARGETS: dict[str, Target] = {
 _UTF8 = "'utf-8' to 'UTF-8': the same codec under another spelling"
 _RL = "buttress.ratelimit._core."
 _MIG = "buttress.migrations.files."
+_BR = "buttress.breaker._core."
 
 EQUIVALENT: dict[str, str] = {
     # Survivors that cannot change behaviour; the reasons are repeated in
@@ -225,6 +226,59 @@ EQUIVALENT: dict[str, str] = {
         " only trailing whitespace left is line ends"
     ),
     _MIG + "x_checksum__mutmut_7": _UTF8,
+    **dict.fromkeys(
+        [_BR + f"xǁCountWindowǁ{m}" for m in ("__init____mutmut_5", "clear__mutmut_4")],
+        "the ring's first slot 1 instead of 0: a ring evicts in the same order from any start",
+    ),
+    _BR + "xǁCountWindowǁadd__mutmut_21": (
+        "the ring walked backwards (`slot - 1`): it still overwrites the slot written"
+        " `size` outcomes ago, the oldest"
+    ),
+    _BR + "xǁTimeWindowǁ__init____mutmut_1": "`TimeWindow.duration` is never read",
+    **dict.fromkeys(
+        [
+            _BR + f"xǁTimeWindowǁ{m}"
+            for m in (
+                *(f"__init____mutmut_{n}" for n in (6, 7, 8, 9, 12, 15)),
+                *(f"clear__mutmut_{n}" for n in (3, 4, 5, 6, 9, 12)),
+            )
+        ],
+        "an unused bucket's id (-1 << 62) or its zero counts changed: either guard alone"
+        " keeps it out of the totals (an id too old is skipped, zero counts add nothing),"
+        " and its first outcome resets both",
+    ),
+    _BR + "x_open_wait__mutmut_5": (
+        "`wait < recovery_timeout` to `<=`: when equal both return the same value"
+    ),
+    **dict.fromkeys(
+        [
+            _BR + f"xǁBreakerMachineǁ{m}"
+            for m in ("__init____mutmut_25", "admit__mutmut_33", "admit__mutmut_34")
+        ],
+        "probe numbers start at 1 or step by -1 or 2: they are only dictionary keys and"
+        " stay distinct",
+    ),
+    **dict.fromkeys(
+        [_BR + f"xǁBreakerMachineǁ_move__mutmut_{n}" for n in (16, 17)],
+        "the epoch steps by -1 or 2: epochs are only compared for equality and stay distinct",
+    ),
+    _BR + "xǁBreakerMachineǁadmit__mutmut_27": (
+        "the transition dropped from a half-open refusal: a transition is only made by"
+        " entering half-open, which empties the probes, and half_open_max_calls >= 1, so"
+        " that call is never refused"
+    ),
+    _BR + "xǁBreakerMachineǁretry_after__mutmut_13": (
+        "`state is HALF_OPEN and probes` to `or`: probes exist only while half-open, and"
+        " a half-open refusal happens only with probes in flight"
+    ),
+    _BR + "xǁBreakerMachineǁretry_after__mutmut_27": (
+        "the closed state's retry_after 0.0 to 1.0: only refusals ask, and a closed"
+        " circuit refuses nothing"
+    ),
+    _BR + "xǁBreakerMachineǁ_should_trip__mutmut_7": (
+        "`rate is None or window is None` to `and`: the configuration has a window"
+        " exactly when it has a rate (BreakerConfig refuses a window without a rate)"
+    ),
 }
 
 

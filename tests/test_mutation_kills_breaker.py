@@ -134,3 +134,42 @@ def test_a_time_window_is_ten_buckets_of_a_tenth_each() -> None:
     window.add(False, 0.95)
     assert window.totals(9.99) == (2, 1)
     assert window.totals(10.0) == (0, 0)
+
+
+def test_a_fresh_machine_refuses_nothing_outright() -> None:
+    # open_until is -inf unless the circuit is open, forced only after force_open:
+    # the lock-free open path reads both before taking any lock.
+    machine = BreakerMachine(BreakerConfig())
+    assert machine.open_rejection(0.0) == -1.0
+    assert machine.open_rejection(-1e12) == -1.0
+    assert machine.forced is False
+    assert machine.rejected_count == 0
+    assert machine.state_at(0.0) is BreakerState.CLOSED
+
+
+def test_every_refused_admission_is_counted() -> None:
+    machine = tripped(BreakerConfig(failure_threshold=1, recovery_timeout=30.0))
+    for expected in (1, 2, 3):
+        assert isinstance(machine.admit(10.0), Rejected)
+        assert machine.rejected_count == expected
+    # Half-open with its one probe slot taken: each refusal counts too.
+    admitted(machine.admit(30.0))
+    for expected in (4, 5):
+        assert isinstance(machine.admit(31.0), Rejected)
+        assert machine.rejected_count == expected
+
+
+def test_a_reset_forgets_a_window_holding_only_successes() -> None:
+    # One success in the window: the circuit is closed with no failure streak, yet
+    # reset must still empty the window (docs/breaker.md: reset forgets the history).
+    machine = BreakerMachine(
+        BreakerConfig(failure_threshold=None, failure_rate_threshold=0.5, window_size=4)
+    )
+    machine.record(admitted(machine.admit(0.0)), Outcome.SUCCESS, 0.0)
+    assert machine.window_totals(0.0) == (1, 0)
+    assert machine.reset(1.0) is None  # closed to closed: nothing to announce
+    assert machine.window_totals(1.0) == (0, 0)
+    # A pristine machine's reset changes nothing, not even the closed permit.
+    permit = machine.closed_permit
+    assert machine.reset(2.0) is None
+    assert machine.closed_permit is permit
