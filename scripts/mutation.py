@@ -1,12 +1,15 @@
 """Mutation testing of buttress's pure cores (issue #19): mutmut plus a supplement.
 
 Run from the repository root, in the dev venv with mutmut installed
-(``pip install mutmut``)::
+(``pip install -e '.[dev,mutation]'``)::
 
     python scripts/mutation.py                 # every core module
     python scripts/mutation.py log dsn         # only these
     python scripts/mutation.py --list          # the modules and their tests
     python scripts/mutation.py health --jobs 2 --show
+    python scripts/mutation.py --json after.json            # keep every status
+    python scripts/mutation.py --survivors-of after.json    # rerun only the survivors
+    python scripts/mutation.py --named         # the hand mutations of issue #19
 
 Each module runs in its own throw-away copy of the tree (``src``, ``tests``,
 ``docs`` and ``pyproject.toml`` with a ``[tool.mutmut]`` section appended), so
@@ -206,6 +209,7 @@ _UTF8 = "'utf-8' to 'UTF-8': the same codec under another spelling"
 _RL = "buttress.ratelimit._core."
 _MIG = "buttress.migrations.files."
 _BR = "buttress.breaker._core."
+_DSN = "buttress.backends._dsn."
 
 EQUIVALENT: dict[str, str] = {
     # Survivors that cannot change behaviour; the reasons are repeated in
@@ -246,6 +250,30 @@ EQUIVALENT: dict[str, str] = {
         "an unused bucket's id (-1 << 62) or its zero counts changed: either guard alone"
         " keeps it out of the totals (an id too old is skipped, zero counts add nothing),"
         " and its first outcome resets both",
+    ),
+    _DSN + "x_scrub__mutmut_7": (
+        "`quote(secret, safe='')` to `safe='XXXX'`: letters are never quoted anyway"
+    ),
+    _DSN + "x__parse_sqlite__mutmut_20": (
+        "`rest[1:] if rest` made unconditional: an empty rest gives the empty path,"
+        " which the next line maps to ':memory:' as well"
+    ),
+    **dict.fromkeys(
+        [_DSN + f"x__parse_sqlite__mutmut_{n}" for n in (27, 28)],
+        "':memory:' dropped from the paths mapped to ':memory:': it maps to itself",
+    ),
+    _DSN + "x__hosts__mutmut_22": (
+        "`partition(':')` to `rpartition`: the branch runs only when the part has one ':'"
+    ),
+    **dict.fromkeys(
+        [_DSN + f"x__hosts__mutmut_{n}" for n in (38, 40)],
+        "the missing port parameter's default '' to None: both are falsy, so the"
+        " scheme's default port is used either way",
+    ),
+    "_SCHEME: drop ^ at 0": "the pattern is only used with `re.match`, which anchors it",
+    "_SECRET_QUERY: drop '&' from [^=&#]": (
+        "a match that crosses an '&' before the secret word exists as well from that"
+        " '&', and the replacement keeps the name part as written"
     ),
     _BR + "x_open_wait__mutmut_5": (
         "`wait < recovery_timeout` to `<=`: when equal both return the same value"
@@ -466,7 +494,7 @@ def child_env() -> dict[str, str]:
 def mutmut_command() -> list[str]:
     found = shutil.which("mutmut", path=str(Path(sys.executable).parent))
     if found is None:
-        sys.exit("mutmut is not installed in this environment: pip install mutmut")
+        sys.exit("mutmut is not installed in this environment: pip install -e '.[mutation]'")
     return [found]
 
 

@@ -143,3 +143,70 @@ def test_scrub_skips_an_empty_secret_and_masks_the_rest() -> None:
 def test_redact_dsn_of_what_is_not_a_dsn() -> None:
     assert redact_dsn("") == ""
     assert redact_dsn("not a dsn") == MASK
+
+
+@pytest.mark.parametrize(
+    ("dsn", "port"),
+    [
+        ("postgresql://h/db", 5432),
+        ("postgres://h/db", 5432),
+        ("redis://h/0", 6379),
+        ("rediss://h/0", 6379),
+        ("redis+cluster://h", 6379),
+        ("redis+sentinel://h/mymaster", 26379),
+    ],
+)
+def test_every_scheme_has_its_default_port(dsn: str, port: int) -> None:
+    assert parse_dsn(dsn).port == port
+
+
+def test_a_scheme_is_read_in_any_case() -> None:
+    assert parse_dsn("PostgreSQL://h/db").scheme == "postgresql"
+    assert parse_dsn("REDIS://h/0").kind == "redis"
+
+
+@pytest.mark.parametrize("scheme", ["x", "my-db.v2", "mysql+aiomysql", "db2"])
+def test_an_unsupported_scheme_is_named(scheme: str) -> None:
+    # Any RFC 3986 scheme (a letter, then letters, digits, + . -) is read and named.
+    with pytest.raises(InvalidDSNError) as caught:
+        parse_dsn(f"{scheme}://h/db")
+    assert str(caught.value).startswith(f"dsn: unsupported scheme {scheme!r}; supported: ")
+
+
+def test_a_fragment_is_not_part_of_the_database() -> None:
+    assert parse_dsn("postgresql://h/app#section").database == "app"
+    assert parse_dsn("redis://h/2#x").database == "2"
+
+
+def test_a_bracketed_host_with_a_stray_bracket_is_refused() -> None:
+    with pytest.raises(InvalidDSNError):
+        parse_dsn("postgresql://[::1]]:5432/db")
+    assert parse_dsn("postgresql://[::1]:5433/db").hosts == (("::1", 5433),)
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        # a value that merely mentions a secret word, before an "=" of its own
+        "redis://h/0?client_name=passive=1&x=2",
+        # a secret-looking name with no value, then an ordinary parameter
+        "postgresql://h/db?passive&application_name=x",
+        # a fragment is not a parameter
+        "postgresql://h/db?ssl#passive=1",
+        "postgresql://h/db?passthrough#x=1",
+    ],
+)
+def test_redact_dsn_keeps_parameters_whose_name_is_not_secret(dsn: str) -> None:
+    assert redact_dsn(dsn) == dsn
+
+
+def test_redact_dsn_masks_a_secret_value_whole() -> None:
+    # base64 padding: the "=" inside the value must not end the name
+    assert (
+        redact_dsn("postgresql://h/db?password=Zq9v==&x=1")
+        == f"postgresql://h/db?password={MASK}&x=1"
+    )
+    # an empty value is masked too: the redacted DSN does not say it is empty
+    assert redact_dsn("postgresql://h/db?password=&x=1") == f"postgresql://h/db?password={MASK}&x=1"
+    # the value ends at "&" or "#"
+    assert redact_dsn("redis://h/0?token=Zq9#frag") == f"redis://h/0?token={MASK}#frag"
