@@ -3,9 +3,11 @@ tests let live (scripts/mutation.py; docs/testing.md, "Mutation testing")."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from buttress.flags import Flag, rollout_warning
+from buttress.flags import Flag, FlagContext, Reason, evaluate, rollout_warning
 
 
 def flag(percentage: float) -> Flag:
@@ -33,3 +35,16 @@ def test_any_rollout_from_zero_below_100_narrows(new: float) -> None:
 def test_changes_that_keep_everyone_or_a_rollout_warn_of_nothing(old: float, new: float) -> None:
     # 0 and 100 are both "everyone": moving between them, or staying, crosses nothing.
     assert rollout_warning(flag(old), flag(new)) is None
+
+
+def test_a_listed_user_or_role_is_on_whatever_the_rollout() -> None:
+    # docs/flags.md: listed users and roles are on before the percentage rule runs.
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    narrow = Flag("f", "F", enabled=True, percentage=0.01, users=("ann",), roles=("staff",))
+    by_user = evaluate(narrow, FlagContext("ann"), now)
+    assert (by_user.enabled, by_user.reason, by_user.bucket) == (True, Reason.USER_TARGET, None)
+    by_role = evaluate(narrow, FlagContext("bob", role="staff"), now)
+    assert (by_role.enabled, by_role.reason, by_role.bucket) == (True, Reason.ROLE_TARGET, None)
+    # Off for a flag that is switched off, listed or not.
+    off = Flag("f", "F", enabled=False, users=("ann",))
+    assert not evaluate(off, FlagContext("ann"), now).enabled
