@@ -210,6 +210,7 @@ _RL = "buttress.ratelimit._core."
 _MIG = "buttress.migrations.files."
 _BR = "buttress.breaker._core."
 _DSN = "buttress.backends._dsn."
+_LOG = "buttress.log."
 
 EQUIVALENT: dict[str, str] = {
     # Survivors that cannot change behaviour; the reasons are repeated in
@@ -275,6 +276,36 @@ EQUIVALENT: dict[str, str] = {
         "a match that crosses an '&' before the secret word exists as well from that"
         " '&', and the replacement keeps the name part as written"
     ),
+    **dict.fromkeys(
+        [
+            _LOG + f"xǁ_SecretRegistryǁ{m}"
+            for m in (
+                "__init____mutmut_4",
+                "__init____mutmut_5",
+                "clear__mutmut_2",
+                "clear__mutmut_3",
+                "_current__mutmut_22",
+                "_current__mutmut_23",
+            )
+        ],
+        "the registry's dirty flag False to None (as falsy) or True (one needless"
+        " rebuild of the same snapshot)",
+    ),
+    _LOG + "xǁ_SecretRegistryǁadd__mutmut_3": "the registry's dict values are never read",
+    _LOG + "xǁ_SecretRegistryǁadd__mutmut_5": "`popitem(last=False)` to `last=None`: as falsy",
+    **dict.fromkeys(
+        [_LOG + f"xǁ_SecretRegistryǁ_current__mutmut_{n}" for n in (12, 19)],
+        "the prefix index built one value sooner, or never: it only narrows the"
+        " candidates, the masking is the same",
+    ),
+    _LOG + "xǁ_SecretRegistryǁscrub__mutmut_2": (
+        "`or` to `and` in the early return: with no values nothing is masked anyway,"
+        " and a text shorter than MIN_SECRET_LENGTH cannot contain a value"
+    ),
+    _LOG + "xǁ_SecretRegistryǁscrub__mutmut_10": (
+        "three more (shorter) prefixes looked up: every index key is MIN_SECRET_LENGTH long"
+    ),
+    _LOG + "x__redact_value__mutmut_18": _UTF8,
     _BR + "x_open_wait__mutmut_5": (
         "`wait < recovery_timeout` to `<=`: when equal both return the same value"
     ),

@@ -186,3 +186,9 @@ def test_a_camel_case_key_is_split_at_acronyms_and_digits(key: str) -> None:
 @pytest.mark.parametrize("key", ["user_name", "XMLHttpRequest", "IPAddress", "max_tokens"])
 def test_a_key_of_several_plain_words_is_kept(key: str) -> None:
     assert redact(None, "info", {key: "v", "event": "e"})[key] == "v"
+
+
+def test_registering_what_is_not_a_string_says_so() -> None:
+    with pytest.raises(ValidationError) as caught:
+        register_secret(42)  # type: ignore[arg-type]  # the check under test
+    assert str(caught.value) == "value: must be a string"
