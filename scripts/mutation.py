@@ -306,6 +306,11 @@ EQUIVALENT: dict[str, str] = {
         "three more (shorter) prefixes looked up: every index key is MIN_SECRET_LENGTH long"
     ),
     _LOG + "x__redact_value__mutmut_18": _UTF8,
+    **dict.fromkeys(
+        [f"_DSN_PASSWORD: drop {member!r} from [a-z0-9+.\\-]" for member in ("+", ".", "\\-")],
+        "a scheme separator dropped from the class: the match then starts after the"
+        " separator, at a word boundary, and masks the same password",
+    ),
     _BR + "x_open_wait__mutmut_5": (
         "`wait < recovery_timeout` to `<=`: when equal both return the same value"
     ),

@@ -192,3 +192,11 @@ def test_registering_what_is_not_a_string_says_so() -> None:
     with pytest.raises(ValidationError) as caught:
         register_secret(42)  # type: ignore[arg-type]  # the check under test
     assert str(caught.value) == "value: must be a string"
+
+
+@pytest.mark.parametrize("glue", ["db_", "1", "x"])
+def test_a_dsn_glued_to_a_word_still_has_its_password_masked(glue: str) -> None:
+    # The scheme may follow a letter, digit or underscore directly (no word
+    # boundary): "db_postgresql://app:pw@h" must not leak "pw".
+    text = f"url {glue}postgresql://app:Zq9-pw@db/app"
+    assert redact_text(text) == f"url {glue}postgresql://app:{MASK}@db/app"

@@ -68,8 +68,9 @@ _SENSITIVE_PAIRS: Final = frozenset({("api", "key"), ("private", "key")})
 
 _DSN_PASSWORD = re.compile(
     # scheme://user:password@ ; the password runs to the last "@" before a "/"
-    # or whitespace, so an unescaped "@" inside it does not leak its tail.
-    r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)([^\s/]+)(@)"
+    # or whitespace, so an unescaped "@" inside it does not leak its tail. No
+    # word boundary before the scheme: "db_postgresql://" or "1redis://" is masked too.
+    r"(?i)([a-z][a-z0-9+.\-]*://[^\s:/@]*:)([^\s/]+)(@)"
 )
 _ASSIGNED_SECRET = re.compile(
     # password=..., ?token=..., libpq "password='...'" in free text.
