@@ -307,6 +307,18 @@ EQUIVALENT: dict[str, str] = {
     ),
     _LOG + "x__redact_value__mutmut_18": _UTF8,
     **dict.fromkeys(
+        ["_INDEX_ABOVE: 64 -> 65", "_INDEX_ABOVE: 64 -> 63"],
+        "the registry size above which the prefix index is built: speed only",
+    ),
+    "_ASSIGNED_SECRET: drop the alternative 'access_token'": (
+        "`token` still matches inside `access_token` (the look-behind only refuses a"
+        " letter or digit before it, and `_` is neither)"
+    ),
+    **dict.fromkeys(
+        [f"_AUTH_SCHEME: drop {r!r} from [A-Za-z0-9._~+/=\\-]" for r in ("A-Z", "a-z")],
+        "one letter range dropped from the token class: the pattern is case-insensitive",
+    ),
+    **dict.fromkeys(
         [f"_DSN_PASSWORD: drop {member!r} from [a-z0-9+.\\-]" for member in ("+", ".", "\\-")],
         "a scheme separator dropped from the class: the match then starts after the"
         " separator, at a word boundary, and masks the same password",
