@@ -17,6 +17,7 @@ from typing import NamedTuple
 import pytest
 
 from buttress.backends import redact_dsn
+from buttress.backends._dsn import parse_dsn, scrub
 from buttress.log import MASK, redact, redact_text
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -152,6 +153,13 @@ def test_a_secret_in_a_string_is_masked(row: Pattern) -> None:
 @pytest.mark.parametrize("row", _rows(DSN_QUERY), ids=_id)
 def test_redact_dsn_masks_a_secret_query_parameter(row: Pattern) -> None:
     assert redact_dsn(row.example) == row.expected
+    # The same names make the value one of the DSN's secrets, which every error
+    # message and usage error is scrubbed of (a driver quoting it is masked).
+    parsed = parse_dsn(row.example)
+    assert parsed.secrets == ("Zq9-v4l",)
+    assert (
+        scrub("driver said: bad value Zq9-v4l", parsed.secrets) == f"driver said: bad value {MASK}"
+    )
 
 
 def test_a_quoted_value_is_masked_whole() -> None:

@@ -69,28 +69,17 @@ _SENSITIVE_WORDS: Final = frozenset(
 _SENSITIVE_PAIRS: Final = frozenset({("api", "key"), ("private", "key")})
 # A key in free text also names a secret when it ends in one of these, run
 # together with what precedes it ("PGPASSWORD", "dbpassword", "xapikey").
-_SENSITIVE_ENDINGS: Final = (
-    "password",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "secret",
-    "token",
-    "apikey",
-    "privatekey",
-    "authorization",
-    "cookie",
-    "credential",
-    "credentials",
-)
+_SENSITIVE_ENDINGS: Final = tuple(sorted(_SENSITIVE_WORDS))
 
 _DSN_PASSWORD = re.compile(
     # scheme://user:password@ ; the password runs to the last "@" before a "/"
     # or whitespace, so an unescaped "@" inside it does not leak its tail. A
-    # scheme starts only where a run of scheme characters starts, and its runs
-    # are taken possessively: text such as "a.a.a.a...://" costs one pass, not
-    # one pass per dot (log lines can carry attacker-chosen text).
-    r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*+://[^\s:/@]*+:)([^\s/]+)(@)"
+    # scheme is taken where a run of scheme characters starts, possessively, so
+    # text such as "a.a.a.a...://" costs one pass, not one pass per dot (log lines
+    # can carry attacker-chosen text). The run may start with a digit, and any
+    # other character may stand before it: "db_postgresql://" and "1redis://"
+    # are masked too.
+    r"(?i)(?<![a-z0-9+.\-])([a-z0-9][a-z0-9+.\-]*+://[^\s:/@]*+:)([^\s/]+)(@)"
 )
 # Cheap test for "could a keyed secret or an auth scheme be in here at all"
 # before the full scan: a substring of every sensitive word, pair and scheme,
@@ -122,7 +111,8 @@ _VALUE = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _AUTH_SCHEME = re.compile(r"(?i)\b((?:bearer|basic)\s+)([^\s'\"]{4,})")
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# camelCase and an acronym before a word: "accessToken", "DBPassword" (DB, Password).
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 

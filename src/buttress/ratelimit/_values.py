@@ -127,8 +127,14 @@ class Decision(NamedTuple):
             "X-RateLimit-Reset": str(reset),
         }
         if not self.allowed:
-            fields["Retry-After"] = str(max(1, _whole_seconds(self.retry_after)))
+            fields["Retry-After"] = str(self.retry_after_seconds)
         return fields
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """``Retry-After`` as sent: whole seconds, rounded up, and at least 1 (a
+        client told 0 would retry at once and be refused again)."""
+        return max(1, _whole_seconds(self.retry_after))
 
     def raw_headers(
         self, *, window: float | None = None, policy: str = "default"
@@ -159,7 +165,7 @@ class Decision(NamedTuple):
             (b"x-ratelimit-reset", reset),
         ]
         if not self.allowed:
-            fields.append((b"retry-after", b"%d" % max(1, _whole_seconds(self.retry_after))))
+            fields.append((b"retry-after", b"%d" % self.retry_after_seconds))
         return fields
 
 
