@@ -185,6 +185,12 @@ def test_a_camel_case_key_is_split_at_acronyms_and_digits(key: str) -> None:
     assert redact(None, "info", {key: "v", "event": "e"})[key] == MASK
 
 
+@pytest.mark.parametrize("key", ["MyPASSWORD", "userTOKEN", "dbSECRET"])
+def test_an_all_capitals_word_after_a_lower_case_one_stays_one_word(key: str) -> None:
+    # Kills the splitter that cuts before every capital ("user_T_O_K_E_N").
+    assert redact(None, "info", {key: "v", "event": "e"})[key] == MASK
+
+
 @pytest.mark.parametrize("key", ["user_name", "XMLHttpRequest", "IPAddress", "max_tokens"])
 def test_a_key_of_several_plain_words_is_kept(key: str) -> None:
     assert redact(None, "info", {key: "v", "event": "e"})[key] == "v"
