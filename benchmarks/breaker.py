@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import statistics
 import sys
@@ -102,6 +103,21 @@ def report(title: str, results: dict[str, float], bare: str, ours: str) -> None:
         print(f"  {label:<42} {seconds * 1e9:>8.0f}ns {overhead * 1e9:>8.0f}ns {ratio:>11}")
 
 
+AIM = 0.25  # issue #17: open-rejection overhead at most this share of circuitbreaker's
+
+
+def aim(results: dict[str, float], bare: str, peer: str, ours: list[str]) -> None:
+    """Print each of ``ours`` as a share of ``peer``'s overhead above ``bare``."""
+    if peer not in results:
+        return
+    base = results[bare]
+    theirs = results[peer] - base
+    for label in ours:
+        share = (results[label] - base) / theirs if theirs > 0 else float("nan")
+        verdict = "meets" if share <= AIM else "misses"
+        print(f"  {label}: overhead {share:.2f}x {peer}'s ({verdict} the {AIM:.2f}x aim)")
+
+
 def tripped(breaker_call: Callable[[Callable[[], None]], object], times: int = 10) -> None:
     for _ in range(times):
         with contextlib.suppress(Exception):
@@ -122,6 +138,13 @@ def closed_and_open_sync() -> None:
     opened.force_open()
     env["bo"] = opened
     env["bod"] = opened(noop)
+    # Tripped by a failure (open_until is finite, unlike force_open's +inf).
+    trippedb = CircuitBreaker(
+        "bench-tripped", registry=None, failure_threshold=1, recovery_timeout=1e6
+    )
+    tripped(trippedb.call, times=1)
+    env["bt"] = trippedb
+    env["btd"] = trippedb(noop)
     rejecting = [
         sync_case("bare raise+except", "try:\n raise E()\nexcept E:\n pass", {"E": Boom}),
         sync_case(
@@ -131,6 +154,14 @@ def closed_and_open_sync() -> None:
         ),
         # The peers below are measured through their decorators: this is the like-for-like row.
         sync_case("buttress @breaker open", "try:\n bod()\nexcept CircuitOpenError:\n pass", env),
+        sync_case(
+            "buttress open, tripped",
+            "try:\n bt.call(noop)\nexcept CircuitOpenError:\n pass",
+            env,
+        ),
+        sync_case(
+            "buttress @breaker open, tripped", "try:\n btd()\nexcept CircuitOpenError:\n pass", env
+        ),
     ]
     try:
         import pybreaker
@@ -191,11 +222,23 @@ def closed_and_open_sync() -> None:
     except (ImportError, AttributeError) as exc:
         print(f"(purgatory sync skipped: {exc!r})")
     report("closed breaker around a no-op, sync", measure(closed), "bare call", "buttress @breaker")
+    results = measure(rejecting)
     report(
         "open breaker rejecting, sync (includes raise + except)",
-        measure(rejecting),
+        results,
         "bare raise+except",
         "buttress open",
+    )
+    aim(
+        results,
+        "bare raise+except",
+        "circuitbreaker open",
+        [
+            "buttress open",
+            "buttress @breaker open",
+            "buttress open, tripped",
+            "buttress @breaker open, tripped",
+        ],
     )
 
 
@@ -204,6 +247,10 @@ def closed_and_open_async() -> None:
     decorated = ours(anoop)
     opened = CircuitBreaker("bench-async-open", registry=None, recovery_timeout=1e6)
     opened.force_open()
+    trippedb = CircuitBreaker(
+        "bench-async-tripped", registry=None, failure_threshold=1, recovery_timeout=1e6
+    )
+    asyncio.run(_trip_async(functools.partial(trippedb.acall, aboom)))
     closed = [
         async_case("bare await", anoop, None),
         async_case("buttress await breaker.acall(fn)", lambda: ours.acall(anoop), None),
@@ -211,8 +258,17 @@ def closed_and_open_async() -> None:
     ]
     rejecting = [
         async_case("bare await raising", aboom, Boom),
-        async_case("buttress open (async)", lambda: opened.acall(anoop), CircuitOpenError),
+        # partial, not a lambda: the peers' rows have no extra Python call either.
+        async_case(
+            "buttress open (async)", functools.partial(opened.acall, anoop), CircuitOpenError
+        ),
         async_case("buttress @breaker open (async)", opened(anoop), CircuitOpenError),
+        async_case(
+            "buttress open, tripped (async)",
+            functools.partial(trippedb.acall, anoop),
+            CircuitOpenError,
+        ),
+        async_case("buttress @breaker open, tripped (async)", trippedb(anoop), CircuitOpenError),
     ]
     try:
         import circuitbreaker
@@ -264,11 +320,18 @@ def closed_and_open_async() -> None:
         "bare await",
         "buttress @breaker (async)",
     )
-    report(
-        "open breaker rejecting, async",
-        measure(rejecting),
+    results = measure(rejecting)
+    report("open breaker rejecting, async", results, "bare await raising", "buttress open (async)")
+    aim(
+        results,
         "bare await raising",
-        "buttress open (async)",
+        "circuitbreaker open (async)",
+        [
+            "buttress open (async)",
+            "buttress @breaker open (async)",
+            "buttress open, tripped (async)",
+            "buttress @breaker open, tripped (async)",
+        ],
     )
 
 

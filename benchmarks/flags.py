@@ -6,7 +6,15 @@ a plain on flag, a flag targeting a user list (asked for a listed user), and a
 (``pip install 'buttress[bench]'`` installs them). Prints per-call medians and
 each peer's cost as a multiple of buttress's.
 
-    python benchmarks/flags.py [--quick]
+    python benchmarks/flags.py [--quick] [--baseline SRC]
+
+A second table measures targeting: rules over context attributes (equals, in,
+a semantic-version comparison, a regular expression, a negation), a split
+across variants and a typed read, each as a multiple of the plain flag.
+``--baseline SRC`` (a ``src`` directory of another buttress checkout, e.g.
+``git archive main src | tar -x -C /tmp/main``) measures the three buttress
+rows there too, in a subprocess, and prints this checkout's cost as a ratio of
+it: plain evaluation must not slow down because targeting exists.
 
 With ``BUTTRESS_BENCH_POSTGRES_DSN`` set it also measures propagation: 100
 changes through one ``FeatureFlags`` instance, timed until a second instance
@@ -15,21 +23,30 @@ changes through one ``FeatureFlags`` instance, timed until a second instance
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import timeit
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from buttress.flags import FeatureFlags, Flag, FlagContext
+
+try:  # absent from a baseline checkout older than targeting
+    from buttress.flags import Condition, Rule
+except ImportError:  # pragma: no cover - only under --baseline
+    Condition = Rule = None  # type: ignore[assignment,misc]
 
 ROWS = ("plain", "targeted", "rollout 50%")
 TARGET_USER = "alice"
@@ -233,6 +250,118 @@ def flagsmith_suite() -> Suite:
     }
 
 
+TARGETING_ROWS = (
+    "plain (is_enabled)",
+    "rule: 3 conditions",
+    "rule: regex",
+    "rule: negated, no match",
+    "split: get_string",
+    "rule: evaluate()",
+)
+
+
+def targeting_suite() -> Suite:
+    """Targeting rows over one snapshot; every rule matches unless its row says otherwise."""
+    flags = FeatureFlags(refresh_interval=None)
+    three = Rule(
+        [
+            Condition("plan", "equals", "pro"),
+            Condition("country", "in", ["FR", "DE", "NL"]),
+            Condition("app_version", "semver_gte", "2.1.0"),
+        ]
+    )
+    regex = Rule([Condition("email", "matches", r"@(acme|example)\.com$")])
+    negated = Rule([Condition("country", "in", ["FR", "DE"], negate=True)])
+
+    async def load() -> None:
+        await flags.start()
+        await flags.upsert(Flag("plain", "Plain", enabled=True))
+        for key, rule in (("three", three), ("regex", regex), ("negated", negated)):
+            # On where the rule matches, off elsewhere.
+            await flags.upsert(Flag(key, key, enabled=True, default_variant="off", rules=[rule]))
+        await flags.upsert(
+            Flag(
+                "split",
+                "Split",
+                enabled=True,
+                variants={"a": "A", "b": "B", "c": "C"},
+                split={"a": 20, "b": 30, "c": 50},
+                default_variant="a",
+            )
+        )
+
+    asyncio.run(load())
+    is_enabled, evaluate, get_string = flags.is_enabled, flags.evaluate, flags.get_string
+    context = FlagContext(
+        ROLLOUT_USER,
+        attributes={
+            "plan": "pro",
+            "country": "FR",
+            "app_version": "2.3.1",
+            "email": "ann@example.com",
+        },
+    )
+    return {
+        "plain (is_enabled)": lambda: is_enabled("plain"),
+        "rule: 3 conditions": lambda: is_enabled("three", context),
+        "rule: regex": lambda: is_enabled("regex", context),
+        "rule: negated, no match": lambda: is_enabled("negated", context),
+        "split: get_string": lambda: get_string("split", "?", context),
+        "rule: evaluate()": lambda: evaluate("three", context),
+    }
+
+
+def report_targeting(repeats: int, number: int) -> None:
+    suite = targeting_suite()
+    answers = {row: probe() for row, probe in suite.items()}
+    print("\ntargeting answers:", {row: str(answer)[:40] for row, answer in answers.items()})
+    times = {row: median_ns(probe, repeats, number) for row, probe in suite.items()}
+    plain = times["plain (is_enabled)"]
+    print(f"targeting: median ns per evaluation ({repeats} runs); ratio = row / plain")
+    for row in TARGETING_ROWS:
+        print(f"  {row:<26}{times[row]:>10,.0f} ns  ({times[row] / plain:.1f}x)")
+
+
+def _rows_in(src: str, repeats: int, number: int) -> dict[str, float]:
+    """The buttress rows (best of ``repeats``) measured in a fresh process on ``src``."""
+    environment = {**os.environ, "PYTHONPATH": src, "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, __file__, "--rows-json", "--repeats", str(repeats)]
+    done = subprocess.run(
+        [*command, "--number", str(number)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=True,
+    )
+    rows: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return rows
+
+
+def report_baseline(src: str, repeats: int, number: int, rounds: int = 4) -> None:
+    """Plain evaluation here and on another checkout's ``src``, alternating processes.
+
+    Each side runs in its own fresh process, ``rounds`` times in turn (A B A B...),
+    and keeps its best time per row: on a shared, loaded machine the best of
+    several interleaved runs is the least noisy estimate of what the code costs.
+    """
+    here_src = str(Path(__file__).resolve().parents[1] / "src")
+    best: dict[str, dict[str, float]] = {"baseline": {}, "here": {}}
+    for _ in range(rounds):
+        for side, path in (("baseline", src), ("here", here_src)):
+            for row, ns in _rows_in(path, repeats, number).items():
+                best[side][row] = min(ns, best[side].get(row, ns))
+    base, here = best["baseline"], best["here"]
+    print(
+        f"\nplain evaluation against the baseline at {src}: best of {rounds} alternating "
+        "processes per side (ratio = this checkout / baseline)"
+    )
+    for row in ROWS:
+        print(
+            f"  {row:<14} baseline {base[row]:>7,.0f} ns   here {here[row]:>7,.0f} ns   "
+            f"({here[row] / base[row]:.2f}x)"
+        )
+
+
 PEERS: dict[str, Callable[[], Suite]] = {
     "openfeature-sdk (in-memory)": openfeature_suite,
     "growthbook (local)": growthbook_suite,
@@ -243,8 +372,25 @@ PEERS: dict[str, Callable[[], Suite]] = {
 
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    quick = "--quick" in sys.argv
-    repeats, number = (5, 2_000) if quick else (9, 20_000)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, for a smoke test")
+    parser.add_argument("--baseline", metavar="SRC", help="another checkout's src to compare")
+    parser.add_argument("--rows-json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--number", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    repeats, number = (5, 2_000) if options.quick else (9, 20_000)
+    repeats, number = options.repeats or repeats, options.number or number
+    if options.rows_json:  # a --baseline subprocess: the buttress rows only, best of repeats
+        mine = buttress_suite()
+        for probe in mine.values():
+            probe()
+        best = {
+            row: min(timeit.repeat(mine[row], number=number, repeat=repeats)) / number * 1e9
+            for row in ROWS
+        }
+        print(json.dumps(best))
+        return
     suites: dict[str, Suite] = {"buttress": buttress_suite()}
     for name, build in PEERS.items():
         try:
@@ -281,6 +427,9 @@ def main() -> None:
                 f"{row}: buttress {base[row]:,.0f} ns; fastest peer {fastest} "
                 f"{peers[fastest]:,.0f} ns = {peers[fastest] / base[row]:.1f}x"
             )
+    report_targeting(repeats, number)
+    if options.baseline:
+        report_baseline(options.baseline, repeats, number)
     report_propagation()
 
 

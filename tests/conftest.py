@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 
 import pytest
 
+from conformance_location import missing_notice
 from servers import PRELOAD_PG_STAT_STATEMENTS, PostgresServer, RedisServer, ServerUnavailable
 from topology import PgBouncer, PostgresTLS, RedisCluster, RedisSentinel, RedisTLS
 
@@ -57,6 +58,11 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    notice = missing_notice()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if notice is not None and reporter is not None:
+        # Written at the start, even under -q, so nobody mistakes a green run for conformance.
+        reporter.write_line(f"WARNING: {notice}", red=True, bold=True)
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
@@ -255,6 +261,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    notice = missing_notice()
+    if notice is not None:
+        terminalreporter.write_sep(
+            "!", "OpenFeature conformance suites missing", red=True, bold=True
+        )
+        terminalreporter.write_line(notice, red=True, bold=True)
     counts = ", ".join(
         f"{server} {len(ids & _PASSED)} passed" for server, ids in _USED_SERVER.items()
     )

@@ -41,6 +41,7 @@ from buttress.events import (
 )
 from buttress.flags import FeatureFlags, Flag
 from buttress.health import HealthRegistry
+from buttress.monitoring.errors import ErrorStats
 from buttress.testing import FakeClock
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
@@ -75,9 +76,13 @@ class _Refused:
         return None
 
 
+ERROR_STATS = ErrorStats()
+"""Observed by both adapters (held weakly by them: this keeps it alive)."""
+
+
 @pytest.fixture
 def both() -> Iterator[tuple[CollectorRegistry, InMemoryMetricReader, Database]]:
-    """Both adapters installed at once, observing one database client."""
+    """Both adapters installed at once, observing one database client and error statistics."""
     registry, reader = CollectorRegistry(), InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     db = Database(
@@ -89,6 +94,8 @@ def both() -> Iterator[tuple[CollectorRegistry, InMemoryMetricReader, Database]]
     with PrometheusMetrics(registry) as prom, OpenTelemetryMetrics(provider) as otel:
         prom.observe_database(db)
         otel.observe_database(db)
+        prom.observe_errors(ERROR_STATS)
+        otel.observe_errors(ERROR_STATS)
         yield registry, reader, db
     provider.shutdown()
 
@@ -110,6 +117,7 @@ async def feed_every_signal(db: Database) -> None:
     MIGRATION_RAN.publish(MigrationRan("shop", "0001_users", "applied", 0.5))
     with pytest.raises(ConnectionRefusedError):
         await db.fetchval("SELECT 1")  # an error with a category
+    ERROR_STATS.record("network", "medium", "catalogue")
 
 
 def from_prometheus(registry: CollectorRegistry) -> Exposed:

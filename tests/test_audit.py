@@ -138,3 +138,58 @@ async def test_an_ordinary_role_is_not_flagged_but_bypassrls_is(
         await pg.execute(f"ALTER ROLE {app} BYPASSRLS")
         report = await audit(db, tables=rls)
         assert ("bypasses_rls", "warning", f"role {app}") in codes(report)
+
+
+@pytest.mark.postgres
+async def test_partitions_without_the_parents_row_level_security(
+    pg: SqlBackend, role: tuple[str, str], postgres_dsn: str
+) -> None:
+    """RLS on a partitioned table filters queries on that table only: a role
+    with access to a partition reads all of it. The audit names every such
+    partition (at any depth), critical where roles besides the owner hold
+    privileges on it."""
+    app, password = role
+    await pg.execute_script(
+        f"""
+        CREATE TABLE events (id integer, tenant text) PARTITION BY LIST (tenant);
+        CREATE TABLE events_a PARTITION OF events FOR VALUES IN ('{app}', 'other');
+        CREATE TABLE events_b PARTITION OF events FOR VALUES IN ('third')
+            PARTITION BY RANGE (id);
+        CREATE TABLE events_b1 PARTITION OF events_b FOR VALUES FROM (0) TO (100);
+        CREATE TABLE plain_parent (id integer) PARTITION BY RANGE (id);
+        CREATE TABLE plain_part PARTITION OF plain_parent FOR VALUES FROM (0) TO (10);
+        INSERT INTO events VALUES (1, '{app}'), (2, 'other'), (3, 'other'), (4, 'third');
+        ALTER TABLE events ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY own ON events USING (tenant = current_user);
+        GRANT SELECT ON ALL TABLES IN SCHEMA public TO {app};
+        REVOKE SELECT ON events_b, events_b1 FROM {app};
+        """
+    )
+    async with connect(as_role(postgres_dsn, app, password), migrate=False) as raw:
+        db = require_sql(raw, "tests")
+        assert await db.fetchval("SELECT count(*) FROM events") == 1
+        assert await db.fetchval("SELECT count(*) FROM events_a") == 3  # the leak
+    report = await audit(pg, allow_superuser=True)
+    assert codes(report) == [
+        ("rls_partition_unprotected", "critical", "partition public.events_a"),
+        ("rls_partition_unprotected", "warning", "partition public.events_b"),
+        ("rls_partition_unprotected", "warning", "partition public.events_b1"),
+    ]
+    critical = report.findings[0]
+    assert "its parent public.events has row-level security" in critical.message
+    assert f"{app} may query it directly" in critical.message
+    assert report.exit_code == 2
+
+    await pg.execute("ALTER TABLE events_a ENABLE ROW LEVEL SECURITY")
+    await pg.execute("CREATE POLICY own ON events_a USING (tenant = current_user)")
+    await pg.execute("ALTER TABLE events_b ENABLE ROW LEVEL SECURITY")
+    report = await audit(pg, allow_superuser=True)
+    # events_b1's nearest ancestor with RLS is now events_b.
+    assert [(f.object, f.message.split(" has ")[0]) for f in report.findings] == [
+        ("partition public.events_b1", "its parent public.events_b")
+    ]
+    await pg.execute("ALTER TABLE events_b1 ENABLE ROW LEVEL SECURITY")
+    assert (await audit(pg, allow_superuser=True)).findings == ()
+    async with connect(as_role(postgres_dsn, app, password), migrate=False) as raw:
+        db = require_sql(raw, "tests")
+        assert await db.fetchval("SELECT count(*) FROM events_a") == 1

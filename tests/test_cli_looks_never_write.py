@@ -74,6 +74,7 @@ WRITING: list[tuple[str, ...]] = [
     ("config", "maintenance", "on"),
     ("flags", "set", "checkout", "--enabled"),
     ("flags", "delete", "checkout"),
+    ("flags", "revert", "checkout", "1"),
     ("deploy", "record", "1.0", "--env", "production"),
     ("deploy", "rollback", "1", "--to", "0.9", "--reason", "bad"),
     ("deploy", "fail", "1"),

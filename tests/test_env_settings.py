@@ -119,7 +119,6 @@ def test_a_bad_value_is_never_quoted_back(secret: str) -> None:
         assert problem is not None
         assert problem.startswith("environment variable X is not valid: ")
         assert secret not in problem
-        assert secret[2:-1] not in problem
 
 
 def test_a_json_value_of_the_wrong_shape_names_the_path_not_the_value() -> None:

@@ -1,14 +1,17 @@
-"""``buttress flags ...``: create/update across invocations, rollout warning, eval, history."""
+"""``buttress flags ...``: create/update across invocations, rollout warning, eval, history,
+targeting options, revert (in process and through the installed entry point)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from buttress.cli import build_parser as parser
 from buttress.flags import bucket
-from cli_support import set_up
+from cli_support import buttress, set_up
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
 
@@ -127,7 +130,8 @@ def test_eval_prints_enabled_and_reason(
     assert capsys.readouterr().out == "beta: on (USER_TARGET)\n"
     by_role = run_json(capsys, sqlite_dsn, "eval", "beta", "--user", "zed", "--role", "staff",
                        "--attr", "plan=pro")  # fmt: skip
-    assert by_role == {"key": "beta", "enabled": True, "reason": "ROLE_TARGET", "bucket": None}
+    assert by_role == {"key": "beta", "enabled": True, "reason": "ROLE_TARGET", "bucket": None,
+                       "variant": "on", "value": True}  # fmt: skip
 
     for user in [f"user-{n}" for n in range(10)]:
         result = run_json(capsys, sqlite_dsn, "eval", "beta", "--user", user)
@@ -138,6 +142,8 @@ def test_eval_prints_enabled_and_reason(
             "enabled": expected_bucket < 5000,
             "reason": "PERCENTAGE",
             "bucket": expected_bucket,
+            "variant": "on" if expected_bucket < 5000 else "off",
+            "value": expected_bucket < 5000,
         }
     assert run(sqlite_dsn, "eval", "beta", "--user", "bob") == 0
     text = capsys.readouterr().out
@@ -146,10 +152,12 @@ def test_eval_prints_enabled_and_reason(
 
     late = run_json(capsys, sqlite_dsn, "eval", "beta", "--user", "alice",
                     "--at", "3000-01-01T00:00:00Z")  # fmt: skip
-    assert late == {"key": "beta", "enabled": False, "reason": "SCHEDULED_OFF", "bucket": None}
+    assert late == {"key": "beta", "enabled": False, "reason": "SCHEDULED_OFF", "bucket": None,
+                    "variant": None, "value": None}  # fmt: skip
     run(sqlite_dsn, "set", "beta", "--disabled")
     off = run_json(capsys, sqlite_dsn, "eval", "beta", "--user", "alice")
-    assert off == {"key": "beta", "enabled": False, "reason": "DISABLED", "bucket": None}
+    assert off == {"key": "beta", "enabled": False, "reason": "DISABLED", "bucket": None,
+                   "variant": None, "value": None}  # fmt: skip
 
 
 def test_unknown_flag_exits_1(sqlite_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -203,6 +211,14 @@ def test_history_and_delete(sqlite_dsn: str, capsys: pytest.CaptureFixture[str])
         (["eval", "existing", "--at", "noon"], "at: must be an ISO 8601 time"),
         (["history", "existing", "--limit", "0"], "limit: must be a positive int"),
         (["get", ""], "key: must not be empty"),
+        (["set", "f", "--variants", "{a: 1}"], "variants: must be JSON (Expecting property name"),
+        (["set", "f", "--variants", '{"a": 1}', "--default-variant", "b"],
+         "default_variant: names no variant of this flag (it has a)"),
+        (["set", "f", "--rules", '[{"when": [{"attribute": "v", "operator": "semver_gt", '
+                                 '"value": "1.0"}]}]'], "rules[0].when[0].value"),
+        (["set", "f", "--split", '{"on": 60, "off": 30}'], "split: percentages must add up"),
+        (["revert", "existing", "0"], "to_version: must be a positive int"),
+        (["revert", "existing", "9"], "to_version: no version 9 recorded for 'existing'"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_with_a_message(
@@ -230,7 +246,7 @@ def test_an_unusable_backend_exits_2(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_every_action_is_registered() -> None:
     root = parser()
-    for action in ("list", "get", "set", "eval", "history", "delete"):
+    for action in ("list", "get", "set", "eval", "history", "delete", "revert"):
         with pytest.raises(SystemExit) as exit_info:
             root.parse_args(["flags", action, "--help"])
         assert exit_info.value.code == 0
@@ -247,7 +263,8 @@ def test_round_trip_on_postgresql(postgres_dsn: str, capsys: pytest.CaptureFixtu
     assert isinstance(got, dict)
     assert (got["enabled"], got["roles"], got["percentage"]) == (True, ["staff"], 30.0)
     staff = run_json(capsys, postgres_dsn, "eval", "pg-flag", "--role", "staff")
-    assert staff == {"key": "pg-flag", "enabled": True, "reason": "ROLE_TARGET", "bucket": None}
+    assert staff == {"key": "pg-flag", "enabled": True, "reason": "ROLE_TARGET", "bucket": None,
+                     "variant": "on", "value": True}  # fmt: skip
     history = run_json(capsys, postgres_dsn, "history", "pg-flag")
     assert isinstance(history, list)
     assert [c["action"] for c in history] == ["update", "create"]
@@ -265,3 +282,78 @@ def test_through_buttress_main_once_wired(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["warning"] is not None  # stdout stays pure JSON
     assert "narrows" in captured.err
+
+
+def test_revert_restores_an_earlier_version_as_a_new_change(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(sqlite_dsn, "set", "promo", "--enabled", "--roles", "staff", "--updated-by", "ann")
+    run(sqlite_dsn, "set", "promo", "--percentage", "5", "--roles", "")
+    reverted = run_json(capsys, sqlite_dsn, "revert", "promo", "1", "--updated-by", "bob")
+    assert isinstance(reverted, dict)
+    assert (reverted["roles"], reverted["percentage"]) == (["staff"], 0.0)
+    history = run_json(capsys, sqlite_dsn, "history", "promo", "--limit", "1")
+    assert isinstance(history, list)
+    latest = history[0]
+    assert (latest["version"], latest["action"], latest["changed_by"], latest["reason"]) == (
+        3, "update", "bob", "revert to version 1",
+    )  # fmt: skip
+    run(sqlite_dsn, "delete", "promo")
+    run(sqlite_dsn, "revert", "promo", "3", "--reason", "undo the delete")
+    assert "reverted promo" in capsys.readouterr().out
+    assert run_json(capsys, sqlite_dsn, "get", "promo") == reverted
+    assert run(sqlite_dsn, "revert", "promo", "4") == 0  # version 4 was the delete
+    assert capsys.readouterr().out == "reverted promo to version 4: deleted\n"
+    assert run(sqlite_dsn, "get", "promo") == 1
+
+
+def test_revert_through_the_installed_entry_point(sqlite_dsn: str, tmp_path: Path) -> None:
+    def flags(*argv: str) -> subprocess.CompletedProcess[str]:
+        return buttress("flags", *argv, "--dsn", sqlite_dsn, cwd=tmp_path)
+
+    assert flags("set", "beta", "--enabled", "--users", "u1").returncode == 0
+    assert flags("set", "beta", "--disabled").returncode == 0
+    done = flags("revert", "beta", "1", "--updated-by", "ops", "--reason", "incident 7", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["enabled"] is True
+    listed = flags("history", "beta", "--json")
+    latest = json.loads(listed.stdout)[0]
+    assert (latest["changed_by"], latest["reason"], latest["new"]["users"]) == (
+        "ops", "incident 7", ["u1"],
+    )  # fmt: skip
+    wrong = flags("revert", "beta", "7")
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().endswith("to_version: no version 7 recorded for 'beta'")
+    assert wrong.stdout == ""
+
+
+def test_targeting_options_and_eval_with_variants(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = json.dumps([
+        {"when": [{"attribute": "age", "operator": "gte", "value": 18},
+                  {"attribute": "country", "operator": "in", "value": ["FR", "DE"]}],
+         "variant": "eu"},
+        {"when": [{"attribute": "app", "operator": "semver_lt", "value": "2.0.0"}],
+         "variant": "legacy"},
+    ])  # fmt: skip
+    created = run_json(capsys, sqlite_dsn, "set", "banner", "--enabled",
+                       "--variants", '{"eu": "Bonjour", "legacy": {"v": 1}, "base": "Hi"}',
+                       "--rules", rules, "--default-variant", "base",
+                       "--metadata", '{"owner": "growth"}')  # fmt: skip
+    assert isinstance(created, dict)
+    assert created["flag"]["default_variant"] == "base"
+    eu = run_json(capsys, sqlite_dsn, "eval", "banner", "--attr", "age=30", "--attr", "country=FR")
+    assert eu == {"key": "banner", "enabled": True, "reason": "RULE_MATCH", "bucket": None,
+                  "variant": "eu", "value": "Bonjour"}  # fmt: skip
+    run(sqlite_dsn, "eval", "banner", "--attr", "age=17", "--attr", "country=FR",
+        "--attr", "app=1.9.3")  # fmt: skip
+    assert capsys.readouterr().out == 'banner: on variant legacy = {"v": 1} (RULE_MATCH)\n'
+    run(sqlite_dsn, "eval", "banner", "--attr", "age=30")
+    assert capsys.readouterr().out == 'banner: on variant base = "Hi" (DEFAULT)\n'
+    run(sqlite_dsn, "set", "banner", "--rules", "none", "--split", '{"eu": 50, "base": 50}')
+    assert "split=eu:50%,base:50%" in capsys.readouterr().out
+    split = run_json(capsys, sqlite_dsn, "eval", "banner", "--user", "u1")
+    assert isinstance(split, dict)
+    assert (split["reason"], split["bucket"]) == ("SPLIT", bucket("banner", "u1"))
+    assert split["variant"] == ("eu" if bucket("banner", "u1") < 5000 else "base")

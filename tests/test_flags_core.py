@@ -141,9 +141,10 @@ def test_context_without_user_id_is_outside_a_partial_rollout() -> None:
         flag = Flag("f", "F", enabled=True, percentage=percentage)
         for context in (None, FlagContext(), FlagContext(role="guest")):
             result = evaluate(flag, context, NOW)
-            assert result == FlagEvaluation("f", False, Reason.PERCENTAGE)
+            assert result == FlagEvaluation("f", False, Reason.PERCENTAGE, None, "off", False)
     full = Flag("f", "F", enabled=True, percentage=100)
-    assert evaluate(full, None, NOW) == FlagEvaluation("f", True, Reason.PERCENTAGE)
+    everyone = FlagEvaluation("f", True, Reason.PERCENTAGE, None, "on", True)
+    assert evaluate(full, None, NOW) == everyone
     almost = Flag("f", "F", enabled=True, percentage=99.99999999999999)
     assert almost.threshold == 10_000  # every bucket...
     assert not evaluate(almost, None, NOW).enabled  # ...but not quite everyone

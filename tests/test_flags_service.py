@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from buttress.backends import MemoryBackend
 from buttress.errors import BackendUnavailableError, UnsupportedBackendError, ValidationError
 from buttress.flags import (
+    Condition,
     FeatureFlags,
     Flag,
     FlagChange,
@@ -24,6 +25,7 @@ from buttress.flags import (
     FlagNotFoundError,
     MemoryFlagStore,
     Reason,
+    Rule,
 )
 from buttress.flags._store import ChangeCallback
 from buttress.testing import FakeClock
@@ -319,3 +321,140 @@ async def test_revert_restores_a_version_as_a_new_change() -> None:
         await flags.revert("beta", 99)
     with pytest.raises(ValidationError, match="to_version"):
         await flags.revert("beta", 0)
+
+
+# -- variants: typed reads, loaded, failure ---------------------------------------------------
+
+
+async def _banner_flags() -> FeatureFlags:
+    flags = FeatureFlags()
+    await flags.start()
+    await flags.upsert(
+        Flag(
+            "banner",
+            "Banner",
+            enabled=True,
+            variants={"plain": "Hello", "fr": "Bonjour", "limits": {"per_page": 20}, "n": 3},
+            default_variant="plain",
+            rules=[
+                Rule([Condition("country", "equals", "FR")], variant="fr"),
+                Rule([Condition("plan", "equals", "pro")], variant="limits"),
+                Rule([Condition("plan", "equals", "team")], variant="n"),
+            ],
+        )
+    )
+    return flags
+
+
+async def test_typed_reads_serve_the_variant_value_or_the_default() -> None:
+    flags = await _banner_flags()
+    fr = FlagContext("u1", attributes={"country": "FR"})
+    assert flags.get_string("banner", "?", fr) == "Bonjour"
+    assert flags.get_string("banner", "?") == "Hello"
+    details = flags.resolve("banner", "?", fr)
+    assert (details.value, details.variant, details.reason, details.error) == (
+        "Bonjour",
+        "fr",
+        Reason.RULE_MATCH,
+        None,
+    )
+    assert not details.defaulted
+    pro = FlagContext(attributes={"plan": "pro"})
+    assert flags.get_object("banner", {}, pro) == {"per_page": 20}
+    assert flags.get_int("banner", 0, FlagContext(attributes={"plan": "team"})) == 3
+    assert flags.get_float("banner", 0.0, FlagContext(attributes={"plan": "team"})) == 3.0
+    mismatch = flags.resolve("banner", 0, fr)
+    assert (mismatch.value, mismatch.reason, mismatch.variant) == (0, Reason.TYPE_MISMATCH, None)
+    assert mismatch.error is not None
+    assert "'fr'" in mismatch.error
+    assert mismatch.defaulted
+    assert flags.get_bool("banner", True) is True  # a str is not a bool: the default
+    unknown = flags.resolve("nope", "d")
+    assert (unknown.value, unknown.reason) == ("d", Reason.UNKNOWN_FLAG)
+    await flags.update("banner", enabled=False)
+    assert flags.resolve("banner", "d", fr).reason is Reason.DISABLED
+    assert flags.get_string("banner", "d", fr) == "d"
+
+
+async def test_objects_are_handed_out_as_copies() -> None:
+    flags = await _banner_flags()
+    pro = FlagContext(attributes={"plan": "pro"})
+    first = flags.get_object("banner", {}, pro)
+    assert isinstance(first, dict)
+    first["per_page"] = 1_000
+    assert flags.get_object("banner", {}, pro) == {"per_page": 20}
+
+
+async def test_a_default_that_names_no_type_is_an_error_not_an_exception() -> None:
+    flags = await _banner_flags()
+    result = flags.resolve("banner", None)
+    assert (result.value, result.reason) == (None, Reason.ERROR)
+    assert result.error is not None
+    assert "NoneType" in result.error
+
+
+async def test_a_flag_without_a_default_variant_gives_the_callers_default() -> None:
+    async with FeatureFlags() as flags:
+        await flags.upsert(
+            Flag("f", "F", enabled=True, variants={"x": "X"},
+                 rules=[Rule([Condition("plan", "equals", "pro")], variant="x")])
+        )  # fmt: skip
+        assert flags.get_string("f", "mine") == "mine"
+        assert flags.resolve("f", "mine").reason is Reason.DEFAULT
+        assert flags.get_string("f", "mine", FlagContext(attributes={"plan": "pro"})) == "X"
+        assert not flags.is_enabled("f")
+
+
+async def test_is_enabled_reads_rules_over_attributes() -> None:
+    async with FeatureFlags() as flags:
+        await flags.upsert(
+            Flag("beta", "Beta", enabled=True, default_variant="off",
+                 rules=[Rule([Condition("email", "ends_with", "@acme.com")])])
+        )  # fmt: skip
+        assert flags.is_enabled("beta", FlagContext(attributes={"email": "ann@acme.com"}))
+        assert not flags.is_enabled("beta", FlagContext(attributes={"email": "x@y.org"}))
+        assert not flags.is_enabled("beta")
+
+
+async def test_loaded_and_failure_follow_the_store() -> None:
+    store = FlakyStore()
+    flags = FeatureFlags(store, refresh_interval=None)
+
+    def state() -> tuple[bool, bool, type[Exception] | None]:
+        failure = flags.failure
+        return flags.loaded, flags.stale, None if failure is None else type(failure)
+
+    assert state() == (False, False, None)
+    store.down = True
+    await flags.start()
+    assert state() == (False, True, BackendUnavailableError)
+    store.down = False
+    await flags.refresh()
+    assert state() == (True, False, None)
+    store.down = True
+    with pytest.raises(BackendUnavailableError):
+        await flags.refresh()
+    assert state() == (True, True, BackendUnavailableError)
+    await flags.stop()
+
+
+async def test_a_start_on_a_store_that_was_down_subscribes_once_it_answers() -> None:
+    class CountingStore(FlakyStore):
+        subscriptions = 0
+
+        async def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
+            self.subscriptions += 1
+            return lambda: None
+
+        async def open(self) -> None:
+            if self.down:
+                raise BackendUnavailableError("store down")
+
+    store = CountingStore()
+    store.down = True
+    async with FeatureFlags(store, refresh_interval=None) as flags:
+        assert store.subscriptions == 0
+        store.down = False
+        await flags.refresh()
+        await flags.refresh()
+        assert store.subscriptions == 1

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from buttress import connect
 from buttress.backends import Backend, require_sql
-from buttress.flags import FeatureFlags, Flag, FlagContext
+from buttress.flags import Condition, FeatureFlags, Flag, FlagContext, Reason, Rule
 from buttress.testing import FakeClock
 
 
@@ -187,3 +188,85 @@ async def test_revert_on_every_store(backend: Backend) -> None:
     assert await flags.get("rev") == restored
     latest = (await flags.history("rev", limit=1))[0]
     assert (latest.version, latest.changed_by, latest.reason) == (3, "cy", "revert to version 1")
+
+
+def _targeted_flag() -> Flag:
+    return Flag(
+        "checkout",
+        "Checkout",
+        enabled=True,
+        enable_at=datetime(2024, 1, 1, tzinfo=UTC),
+        variants={"control": {"layout": "old", "steps": [1, 2]}, "bold": "BOLD", "n": 0.5},
+        default_variant="control",
+        rules=[
+            Rule(
+                [
+                    Condition("app_version", "semver_gte", "2.1.0-rc.1"),
+                    Condition("email", "matches", r"@acme\.com$", negate=True),
+                    Condition("country", "in", ["FR", "DE", 1, True]),
+                ],
+                variant="bold",
+            ),
+            Rule([Condition("age", "gt", 17.5)], split={"bold": 25, "n": 25, "control": 50}),
+        ],
+        split={"n": 10, "control": 90},
+        metadata={"owner": "growth", "ticket": 42, "ratio": 0.1, "beta": True},
+    )
+
+
+async def test_targeting_round_trips_on_every_store(backend: Backend) -> None:
+    """Every new field survives the store exactly: get, list, history, a fresh snapshot."""
+    flag = _targeted_flag()
+    async with FeatureFlags(backend, refresh_interval=None) as writer:
+        await writer.upsert(flag, updated_by="ann")
+        changed = await writer.update("checkout", split=(("control", 90), ("n", 10)))
+        assert await writer.get("checkout") == changed
+        assert await writer.list() == [changed]
+        [latest, first] = await writer.history("checkout")
+        assert (latest.old, latest.new, first.new) == (flag, changed, flag)
+    async with FeatureFlags(backend, refresh_interval=None) as reader:
+        stored = reader.snapshot["checkout"]
+        assert stored == changed
+        assert stored.split == (("control", 90.0), ("n", 10.0))  # order kept, not sorted
+        attributes = {"app_version": "2.1.0", "country": "FR", "email": "bo@example.org"}
+        context = FlagContext("u1", attributes=attributes)
+        assert reader.get_string("checkout", "?", context) == "BOLD"
+        assert reader.evaluate("checkout", context).reason is Reason.RULE_MATCH
+
+
+async def test_a_row_written_before_targeting_existed_loads_unchanged(sql_dsn: str) -> None:
+    old = {
+        "key": "legacy", "name": "Legacy", "description": None, "enabled": True,
+        "users": ["u1"], "roles": ["staff"], "percentage": 12.5,
+        "enable_at": None, "disable_at": None,
+    }  # fmt: skip
+    async with connect(sql_dsn) as backend:
+        sql = require_sql(backend, "test")
+        await sql.execute(
+            sql.dialect.placeholders(
+                "INSERT INTO buttress_flags (key, data, version, updated_at, updated_by) "
+                "VALUES (?, ?, 1, ?, NULL)"
+            ),
+            "legacy",
+            json.dumps(old, sort_keys=True),
+            sql.dialect.to_db_time(datetime(2024, 1, 1, tzinfo=UTC)),
+        )
+        async with FeatureFlags(backend, refresh_interval=None) as flags:
+            assert flags.snapshot["legacy"] == Flag(
+                "legacy", "Legacy", enabled=True, users={"u1"}, roles={"staff"}, percentage=12.5
+            )
+            assert flags.snapshot["legacy"].to_dict() == old
+
+
+@pytest.mark.postgres
+async def test_postgres_pushes_a_variant_change_to_another_instance(postgres_dsn: str) -> None:
+    async with (
+        connect(postgres_dsn) as one_backend,
+        connect(postgres_dsn) as two_backend,
+        FeatureFlags(one_backend, refresh_interval=None) as one,
+        FeatureFlags(two_backend, refresh_interval=None) as two,  # push only
+    ):
+        await one.upsert(_targeted_flag())
+        await _wait_for(two, lambda: "checkout" in two.snapshot)
+        await one.update("checkout", default_variant="bold")
+        await _wait_for(two, lambda: two.get_string("checkout", "?") == "BOLD")

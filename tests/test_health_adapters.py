@@ -22,7 +22,7 @@ from test_health_registry import GatedCheck
 starlette = pytest.importorskip("starlette")
 
 from starlette.applications import Starlette  # noqa: E402
-from starlette.responses import PlainTextResponse  # noqa: E402
+from starlette.responses import PlainTextResponse, Response  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 
 with warnings.catch_warnings():
@@ -112,19 +112,60 @@ def test_litestar_app_wrapped_and_mounted() -> None:
     mounted = asgi("/health", is_mount=True, copy_scope=True)(HealthASGIApp(registry))
     with LitestarClient(app=Litestar(route_handlers=[home, mounted])) as mounted_client:
         assert mounted_client.get("/health").json()["status"] == "pass"
-        assert set(mounted_client.get("/health/live").json()["checks"]) == {
-            "process:responseTime"
-        }
+        assert set(mounted_client.get("/health/live").json()["checks"]) == {"process:responseTime"}
         assert mounted_client.get("/health/nope").status_code == 404
 
 
-def test_starlette_mount() -> None:
+def test_starlette_mount_alone_redirects_the_exact_path() -> None:
+    # Why the docs pair the Mount with a Route: a Mount only matches "/health/...".
     registry = make_registry()
     app = Starlette(routes=[Mount("/health", app=HealthASGIApp(registry))])
-    with TestClient(app) as client:
-        assert client.get("/health").json()["status"] == "pass"
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get("/health").status_code == 307
         assert client.get("/health/live").status_code == 200
-        assert client.get("/health/ready").status_code == 200
+
+
+async def _metrics(request: object) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _exact_paths_answer(client: TestClient) -> None:
+    """What docs/health.md and docs/metrics.md promise, with no redirect followed."""
+    for path in ("/health", "/health/", "/health/live", "/health/ready"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"] == "application/health+json", path
+    assert client.get("/health").json()["status"] == "pass"
+    assert set(client.get("/health/live").json()["checks"]) == {"process:responseTime"}
+    assert client.head("/health").status_code == 200
+    assert client.post("/health").status_code == 405
+    assert client.get("/healthz").status_code == 404
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+
+
+def test_starlette_route_and_mount_answer_the_exact_path() -> None:
+    health = HealthASGIApp(make_registry())
+    app = Starlette(
+        routes=[Route("/health", health), Mount("/health", health), Route("/metrics", _metrics)]
+    )
+    with TestClient(app, follow_redirects=False) as client:
+        _exact_paths_answer(client)
+
+
+def test_fastapi_route_and_mount_answer_the_exact_path() -> None:
+    from fastapi import FastAPI
+
+    health = HealthASGIApp(make_registry())
+    app = FastAPI()
+    app.router.routes.append(Route("/health", health))
+    app.mount("/health", health)
+    app.add_route("/metrics", _metrics, include_in_schema=False)
+    with TestClient(app, follow_redirects=False) as client:
+        _exact_paths_answer(client)
 
 
 def test_standalone_asgi_app_answers_404_and_lifespan() -> None:

@@ -44,7 +44,7 @@ async def test_backend_ping_healthy_slow_and_down() -> None:
     registry.register("db", backend_ping(FakeBackend(error=ConnectionRefusedError("refused"))))
     report = await registry.run()
     assert report.components["db"].status is Status.UNHEALTHY
-    assert report.components["db"].message == "ConnectionRefusedError: refused"
+    assert report.components["db"].message == "raised ConnectionRefusedError"
     with pytest.raises(ValidationError):
         backend_ping(FakeBackend(), degraded_after=0)
 

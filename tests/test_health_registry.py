@@ -165,7 +165,7 @@ def _raiser(exc: BaseException) -> object:
 
 
 @pytest.mark.parametrize(
-    ("exc", "expected"),
+    ("exc", "detail"),
     [
         (Boom("db down"), "Boom: db down"),
         (asyncio.CancelledError(), "CancelledError"),
@@ -174,12 +174,17 @@ def _raiser(exc: BaseException) -> object:
         (GeneratorExit(), "GeneratorExit"),
     ],
 )
-async def test_whatever_a_check_raises_becomes_unhealthy(exc: BaseException, expected: str) -> None:
-    registry = HealthRegistry()
+@pytest.mark.parametrize("expose_details", [False, True])
+async def test_whatever_a_check_raises_becomes_unhealthy(
+    exc: BaseException, detail: str, expose_details: bool
+) -> None:
+    registry = HealthRegistry(expose_details=expose_details)
     registry.register("bad", _raiser(exc))  # type: ignore[arg-type]  # returns a coroutine fn
     registry.register("good", Counter())
     report = await registry.run()
     assert report.components["bad"].status is Status.UNHEALTHY
+    # By default only the exception's type is published; its text on request.
+    expected = detail if expose_details else f"raised {type(exc).__name__}"
     assert report.components["bad"].message == expected
     assert report.components["good"].status is Status.HEALTHY
     assert report.status is Status.UNHEALTHY
@@ -195,12 +200,11 @@ async def test_sync_checks_raising_base_exceptions_in_threads(exc: BaseException
     registry.register("bad", check)
     report = await registry.run()
     assert report.components["bad"].status is Status.UNHEALTHY
-    assert report.components["bad"].message is not None
-    assert report.components["bad"].message.startswith(type(exc).__name__)
+    assert report.components["bad"].message == f"raised {type(exc).__name__}"
 
 
 async def test_exception_messages_are_scrubbed_and_short() -> None:
-    registry = HealthRegistry()
+    registry = HealthRegistry(expose_details=True)
 
     async def leaky() -> None:
         raise ConnectionError(
@@ -222,7 +226,7 @@ async def test_broken_str_in_exception_does_not_break_the_run() -> None:
         def __str__(self) -> str:
             raise RuntimeError("no")
 
-    registry = HealthRegistry()
+    registry = HealthRegistry(expose_details=True)
     registry.register("nasty", _raiser(Nasty()))  # type: ignore[arg-type]  # coroutine fn
     assert (await registry.run()).components["nasty"].message == "Nasty"
 
@@ -383,7 +387,8 @@ async def test_cancelling_one_caller_does_not_cancel_the_shared_check() -> None:
 
 
 async def test_snapshot_and_probe_without_refresher() -> None:
-    registry = HealthRegistry()
+    clock = FakeClock()
+    registry = HealthRegistry(clock=clock)
     check = Counter()
     registry.register("c", check)
     assert registry.snapshot() is None
@@ -392,6 +397,9 @@ async def test_snapshot_and_probe_without_refresher() -> None:
     snapshot = registry.snapshot()
     assert snapshot is not None
     assert snapshot.components["c"].status is Status.HEALTHY
+    await registry.probe()
+    assert check.calls == 1  # a result younger than probe_interval (1 s) is reused
+    clock.advance(1.0)
     await registry.probe()
     assert check.calls == 2  # no refresher: probes run the checks
 
@@ -561,7 +569,7 @@ def test_a_hung_sync_check_does_not_keep_the_process_alive() -> None:
 
 
 async def test_sync_check_raising_stop_iteration() -> None:
-    registry = HealthRegistry()
+    registry = HealthRegistry(expose_details=True)
 
     def stops() -> None:
         raise StopIteration("done")
@@ -620,3 +628,46 @@ def test_group_runs_contain_exactly_the_tagged_checks(tags: list[frozenset[str]]
         assert len((await registry.run()).components) == len(tags)
 
     asyncio.run(scenario())
+
+
+async def test_a_probe_storm_runs_each_check_about_once_per_probe_interval() -> None:
+    clock = FakeClock()
+    registry = HealthRegistry(clock=clock)  # TTLs 0, probe_interval 1 s by default
+    check = Counter()
+    registry.register("db", check)
+    for _second in range(5):
+        reports = await asyncio.gather(*(registry.probe() for _ in range(200)))
+        assert all(r.components["db"].status is Status.HEALTHY for r in reports)
+        clock.advance(0.5)
+        await registry.probe()
+        clock.advance(0.5)
+    assert check.calls == 5  # 1,000 probes over 5 s: one run a second
+    await registry.run()
+    assert check.calls == 6  # run() never reuses beyond the TTLs
+
+
+async def test_probe_interval_zero_runs_every_probe_and_bad_values_are_refused() -> None:
+    registry = HealthRegistry(probe_interval=0)
+    check = Counter()
+    registry.register("db", check)
+    await registry.probe()
+    await registry.probe()
+    assert check.calls == 2
+    with pytest.raises(ValidationError, match="probe_interval"):
+        HealthRegistry(probe_interval=-1)
+    with pytest.raises(ValidationError, match="expose_details"):
+        HealthRegistry(expose_details="yes")  # type: ignore[arg-type]
+
+
+async def test_a_failure_logs_its_redacted_text_but_publishes_a_fixed_reason() -> None:
+    registry = HealthRegistry()
+
+    async def leaky() -> None:
+        raise ConnectionError("db.internal:5432 refused; PGPASSWORD=hunter2")
+
+    registry.register("db", leaky)
+    with capture_logs() as logs:
+        report = await registry.run()
+    assert report.components["db"].message == "raised ConnectionError"
+    (changed,) = [e for e in logs if e["event"] == "health.status_changed"]
+    assert changed["error"] == "ConnectionError: db.internal:5432 refused; PGPASSWORD=***"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -652,3 +653,187 @@ async def test_composite_keys_and_hostile_names(db: SqlBackend) -> None:
     await checker.undo(result.run_id)
     assert await snapshot(db, q[child]) == before
     assert await db.fetchval(f"SELECT count(*) FROM {q[parent]}") == 4
+
+
+# -- undo exact or refused up front (issue #15 item 9) --------------------------------------
+
+_PAGILA_LIKE = """
+CREATE TABLE customer (id integer PRIMARY KEY, email text,
+                       last_update timestamptz NOT NULL DEFAULT now());
+CREATE TABLE rental (id integer PRIMARY KEY, customer_id integer,
+                     last_update timestamptz NOT NULL DEFAULT now());
+CREATE FUNCTION last_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.last_update := clock_timestamp(); RETURN NEW; END $$;
+CREATE TRIGGER last_updated BEFORE UPDATE ON rental
+    FOR EACH ROW EXECUTE FUNCTION last_updated();
+INSERT INTO customer VALUES (1, 'a', '2020-01-01'), (2, 'a', '2020-01-02'), (3, 'b', '2020-01-03');
+INSERT INTO rental VALUES (10, 1, '2021-01-01'), (11, 2, '2021-01-02'), (12, 99, '2021-01-03');
+"""
+
+
+@pytest.mark.postgres
+async def test_postgres_a_before_update_trigger_refuses_cleanup_and_undo_up_front(
+    postgres_dsn: str,
+) -> None:
+    """Pagila's last_update trigger: cleanup and undo would fire it, so the undo
+    would not restore rows exactly. The dry run says so, the cleanup refuses;
+    with the trigger disabled both run and the rows come back byte for byte."""
+    async with connect(postgres_dsn) as raw:
+        db = require_sql(raw, "tests")
+        await db.execute_script(_PAGILA_LIKE)
+        declared: list[ExpectUnique | ExpectRelation] = [
+            ExpectUnique("customer", ["email"]),
+            ExpectRelation("rental", ["customer_id"], "customer", ["id"], on_orphan="set_null"),
+        ]
+        checker = IntegrityChecker(db, declared)
+        before = await snapshot(db, "customer", "rental")
+        plan = await checker.cleanup()
+        assert plan.exit_code == 2
+        assert plan.refusals == (
+            "trigger last_updated (BEFORE UPDATE) on rental fires on the cleanup or its "
+            "undo and would change rows or write elsewhere; disable it for both (ALTER TABLE "
+            "... DISABLE TRIGGER) or clean up by hand",
+        )
+        assert "REFUSED" in plan.render_text()
+        assert plan.to_dict()["refused"] == list(plan.refusals)
+        with pytest.raises(IntegrityError, match=r"cleanup refused.*last_updated.*nothing was"):
+            await checker.cleanup(dry_run=False)
+        assert await snapshot(db, "customer", "rental") == before
+        assert await db.fetchval(f"SELECT count(*) FROM {BACKUP_TABLE}") == 0
+
+        await db.execute("ALTER TABLE rental DISABLE TRIGGER last_updated")
+        assert (await checker.cleanup()).refusals == ()
+        result = await checker.cleanup(dry_run=False)
+        assert result.run_id is not None
+        changed = await snapshot(db, "customer", "rental")
+        # Re-enabled, the trigger would fire on the undo: refused, nothing restored.
+        await db.execute("ALTER TABLE rental ENABLE TRIGGER last_updated")
+        with pytest.raises(IntegrityError, match=r"undo of .* refused: trigger last_updated"):
+            await checker.undo(result.run_id)
+        assert await snapshot(db, "customer", "rental") == changed
+        await db.execute("ALTER TABLE rental DISABLE TRIGGER last_updated")
+        assert (await checker.undo(result.run_id)).restored == 3
+        assert repr(await snapshot(db, "customer", "rental")) == repr(before)
+
+
+@pytest.mark.postgres
+async def test_postgres_undo_checks_the_rows_came_back_exactly(postgres_dsn: str) -> None:
+    """Whatever else changes a restored row (here a rule added after the
+    cleanup), the undo reads it back, notices and restores nothing."""
+    async with connect(postgres_dsn) as raw:
+        db = require_sql(raw, "tests")
+        await db.execute_script(_PAGILA_LIKE)
+        checker = IntegrityChecker(db, [ExpectUnique("customer", ["email"])])
+        result = await checker.cleanup(dry_run=False)
+        assert result.run_id is not None
+        changed = await snapshot(db, "customer", "rental")
+        await db.execute(
+            "CREATE RULE shout AS ON INSERT TO customer DO ALSO "
+            "UPDATE customer SET email = upper(email) WHERE id = NEW.id"
+        )
+        with pytest.raises(IntegrityError, match=r"row \{'id': 2\} of 'customer' did not come"):
+            await checker.undo(result.run_id)
+        assert await snapshot(db, "customer", "rental") == changed
+        await db.execute("DROP RULE shout ON customer")
+        assert (await checker.undo(result.run_id)).restored == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("on_orphan", ["delete", "set_null"])
+async def test_postgres_orphans_behind_a_bypassed_foreign_key(
+    postgres_dsn: str, on_orphan: str
+) -> None:
+    """Orphans that exist only because the foreign key was bypassed could never
+    be put back while the key is enforced: the dry run says so and the cleanup
+    refuses. With the key's triggers disabled the undo is exact; a run whose
+    key is enforced again fails naming the foreign key, not a reused key."""
+    async with connect(postgres_dsn) as raw:
+        db = require_sql(raw, "tests")
+        await db.execute("CREATE TABLE users (id integer PRIMARY KEY, email text, name text)")
+        await db.execute(
+            "CREATE TABLE orders (id integer PRIMARY KEY, "
+            "user_id integer CONSTRAINT orders_user_fk REFERENCES users (id), note text)"
+        )
+        await db.execute("INSERT INTO users VALUES (1, 'a', 'x')")
+        async with db.transaction() as tx:
+            await tx.execute("SET LOCAL session_replication_role = replica")
+            await tx.execute("INSERT INTO orders VALUES (1, 1, 'ok'), (2, 99, 'orphan')")
+        relation = ExpectRelation("orders", ["user_id"], "users", ["id"], on_orphan=on_orphan)  # type: ignore[arg-type]
+        checker = IntegrityChecker(db, [relation])
+        before = await snapshot(db, "users", "orders")
+        plan = await checker.cleanup()
+        assert len(plan.changes) == 1
+        (reason,) = plan.refusals
+        assert "1 orphan(s) of relation orders(user_id) -> users(id)" in reason
+        assert "foreign key orders_user_fk enforces that relation" in reason
+        assert "session_replication_role=replica" in reason
+        with pytest.raises(IntegrityError, match=r"cleanup refused.*orders_user_fk"):
+            await checker.cleanup(dry_run=False)
+        assert await snapshot(db, "users", "orders") == before
+
+        await db.execute("ALTER TABLE orders DISABLE TRIGGER ALL")
+        assert (await checker.cleanup()).refusals == ()
+        result = await checker.cleanup(dry_run=False)
+        assert result.run_id is not None
+        await db.execute("ALTER TABLE orders ENABLE TRIGGER ALL")
+        with pytest.raises(IntegrityError, match="foreign key refuses it") as caught:
+            await checker.undo(result.run_id)
+        assert "exists again" not in str(caught.value)
+        await db.execute("ALTER TABLE orders DISABLE TRIGGER ALL")
+        await checker.undo(result.run_id)
+        assert repr(await snapshot(db, "users", "orders")) == repr(before)
+
+
+async def test_sqlite_triggers_and_bypassed_foreign_keys_refuse_up_front(sqlite_dsn: str) -> None:
+    async with connect(sqlite_dsn) as raw:
+        db = require_sql(raw, "tests")
+        await db.execute("CREATE TABLE users (id integer PRIMARY KEY, email text, name text)")
+        await db.execute(
+            "CREATE TABLE orders (id integer PRIMARY KEY, "
+            "user_id integer REFERENCES users (id), note text)"
+        )
+        # Another client, with foreign keys off (SQLite's default), adds an orphan.
+        other = sqlite3.connect(sqlite_dsn.removeprefix("sqlite:///"))
+        with other:
+            other.execute("INSERT INTO orders VALUES (1, 99, 'orphan')")
+        other.close()
+        await db.execute("CREATE TRIGGER audit_orders AFTER DELETE ON orders BEGIN SELECT 1; END")
+        plan = await IntegrityChecker(db, [ORDERS]).cleanup()
+        assert plan.exit_code == 2
+        assert plan.refusals[0].startswith("trigger audit_orders on orders fires")
+        assert "foreign key #0 enforces that relation" in plan.refusals[1]
+        with pytest.raises(IntegrityError, match="cleanup refused"):
+            await IntegrityChecker(db, [ORDERS]).cleanup(dry_run=False)
+        assert await db.fetchval("SELECT count(*) FROM orders") == 1
+
+
+def test_cli_dry_run_refusal_exits_2_and_the_cleanup_changes_nothing(
+    sqlite_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "schema.toml"
+    path.write_text(SCHEMA_TOML)
+
+    async def prepare() -> dict[str, list[dict[str, object]]]:
+        async with connect(sqlite_dsn) as raw:
+            db = require_sql(raw, "tests")
+            await seed(db)
+            await db.execute("CREATE TRIGGER touch AFTER UPDATE ON orders BEGIN SELECT 1; END")
+            await db.execute("CREATE TRIGGER gone AFTER DELETE ON users BEGIN SELECT 1; END")
+            return await snapshot(db, "users", "orders")
+
+    before = asyncio.run(prepare())
+    base = ("--dsn", sqlite_dsn, "--schema", str(path))
+    assert _cli("integrity", "cleanup", *base, "--dry-run") == 2
+    out = capsys.readouterr().out
+    assert "REFUSED" in out
+    assert "trigger gone on users fires" in out
+    assert _cli("integrity", "cleanup", *base, "--dry-run", "--json") == 2
+    assert len(json.loads(capsys.readouterr().out)["refused"]) == 2
+    assert _cli("integrity", "cleanup", *base, "--json") == 2
+    assert "cleanup refused" in json.loads(capsys.readouterr().out)["error"]["message"]
+
+    async def read() -> dict[str, list[dict[str, object]]]:
+        async with connect(sqlite_dsn, migrate=False) as raw:
+            return await snapshot(require_sql(raw, "tests"), "users", "orders")
+
+    assert asyncio.run(read()) == before

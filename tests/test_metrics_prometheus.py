@@ -39,6 +39,7 @@ NAMES = (
     "buttress_health_check_seconds",
     "buttress_migrations",
     "buttress_migration_seconds",
+    "buttress_errors",
 )
 
 

@@ -205,7 +205,9 @@ async def test_fast_path_takes_the_empty_row_a_refused_hit_all_left(
     state = await backend.fetchval(
         "SELECT state::text FROM buttress_rate_limits WHERE key = $1", limiter._storage_key("k")
     )
-    assert state == "{}"  # 0006 made the row exist, then refused: nothing written
+    # 0006 made the row exist, then refused: nothing written. The row may also be
+    # gone: about one call in a thousand sweeps expired rows, an empty one among them.
+    assert state in ("{}", None)
     assert [(await limiter.ahit("k")).remaining for _ in range(4)] == [2, 1, 0, 0]
 
 

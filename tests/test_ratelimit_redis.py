@@ -227,3 +227,18 @@ def test_a_sync_app_opens_and_closes_with_asyncio_run(redis_dsn: str) -> None:
     assert limiter.hit("k").remaining == 0
     assert not limiter.hit("k").allowed
     asyncio.run(backend.close())
+
+
+def test_decisions_run_on_uvloop(redis_dsn: str) -> None:
+    # uvicorn's default loop when installed; its transports are not subclasses of
+    # asyncio.Transport, and the pipelined client must work on them all the same.
+    import uvloop  # in the dev extra: never skipped
+
+    async def decide() -> list[int]:
+        async with connect(redis_dsn) as backend:
+            limiter = RateLimiter(Rate(3, 60), backend=backend)
+            hits = [limiter.ahit("k") for _ in range(4)]  # concurrent: one pipeline
+            return [d.remaining for d in await asyncio.gather(*hits) if d.allowed]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert sorted(runner.run(decide())) == [0, 1, 2]

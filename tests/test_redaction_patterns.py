@@ -17,6 +17,7 @@ from typing import NamedTuple
 import pytest
 
 from buttress.backends import redact_dsn
+from buttress.backends._dsn import parse_dsn, scrub
 from buttress.log import MASK, redact, redact_text
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -24,7 +25,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # Kinds of pattern, each with the docs page and the sentence that lists it.
 KEY_WORD = "sensitive word"  # a word of a key (logging.md)
 KEY_PAIR = "sensitive pair"  # two neighbouring words of a key (logging.md)
-ASSIGNED = "key=value"  # in any string (logging.md)
+ASSIGNED = "keyed form"  # how a key and its value are written, in any string (logging.md)
+JOINED = "joined key"  # a key ending in a sensitive word run together (logging.md)
 AUTH_SCHEME = "auth scheme"  # in any string (logging.md)
 DSN_USERINFO = "DSN password"  # in any string (logging.md)
 DSN_QUERY = "DSN query"  # redact_dsn's query parameters (backends.md)
@@ -61,20 +63,31 @@ PATTERNS: tuple[Pattern, ...] = (
     # sensitive pairs: keys whose words run together ("xapikey") are no sensitive word
     Pattern(KEY_PAIR, "api key", "X-Api-Key", MASK),
     Pattern(KEY_PAIR, "private key", "ssh_private_key", MASK),
-    # key=value in free text
+    # the forms a keyed secret is written in, in free text (example key: password)
+    Pattern(
+        ASSIGNED, "key=value", "db password=Zq9-v4l port=5432", f"db password={MASK} port=5432"
+    ),
+    Pattern(
+        ASSIGNED, "key: value", "db password: Zq9-v4l port=5432", f"db password: {MASK} port=5432"
+    ),
+    Pattern(
+        ASSIGNED,
+        "'key': 'value'",
+        "{'password': 'Zq9-v4l', 'user': 'app'}",
+        f"{{'password': {MASK}, 'user': 'app'}}",
+    ),
+    Pattern(ASSIGNED, '"key": "value"', '{"password": "Zq9-v4l"}', f'{{"password": {MASK}}}'),
+    Pattern(ASSIGNED, "b'key': b'value'", "{b'password': b'Zq9-v4l'}", f"{{b'password': {MASK}}}"),
+    Pattern(
+        ASSIGNED,
+        '\\"key\\": \\"value\\"',
+        '"{\\"password\\": \\"Zq9-v4l\\"}"',
+        f'"{{\\"password\\": {MASK}}}"',
+    ),
+    # keys that end in a sensitive word run together with their prefix
     *(
-        Pattern(ASSIGNED, key, f"db {key}=Zq9-v4l port=5432", f"db {key}={MASK} port=5432")
-        for key in (
-            "password",
-            "passwd",
-            "pwd",
-            "sslpassword",
-            "secret",
-            "token",
-            "access_token",
-            "api_key",
-            "apikey",
-        )
+        Pattern(JOINED, key, f"env {key}=Zq9-v4l rest", f"env {key}={MASK} rest")
+        for key in ("PGPASSWORD", "MYSQL_PWD", "xapikey")
     ),
     # HTTP credentials
     Pattern(AUTH_SCHEME, "Bearer", "sent Bearer eyJhbGciOi.Zq9", f"sent Bearer {MASK}"),
@@ -122,7 +135,14 @@ def test_a_sensitive_key_is_masked_whole(row: Pattern) -> None:
     assert nested["outer"] == [{row.example: MASK}]
 
 
-@pytest.mark.parametrize("row", _rows(ASSIGNED, AUTH_SCHEME, DSN_USERINFO), ids=_id)
+@pytest.mark.parametrize("row", _rows(KEY_WORD, KEY_PAIR), ids=_id)
+def test_a_sensitive_key_in_free_text_masks_its_value(row: Pattern) -> None:
+    text = f"db {row.example}=Zq9-v4l port=5432"
+    assert redact_text(text) == f"db {row.example}={MASK} port=5432"
+    assert redact_text(text.upper()) == f"db {row.example}={MASK} port=5432".upper()
+
+
+@pytest.mark.parametrize("row", _rows(ASSIGNED, JOINED, AUTH_SCHEME, DSN_USERINFO), ids=_id)
 def test_a_secret_in_a_string_is_masked(row: Pattern) -> None:
     assert redact_text(row.example) == row.expected
     assert redact(None, "info", {"note": row.example, "event": "e"})["note"] == row.expected
@@ -133,6 +153,13 @@ def test_a_secret_in_a_string_is_masked(row: Pattern) -> None:
 @pytest.mark.parametrize("row", _rows(DSN_QUERY), ids=_id)
 def test_redact_dsn_masks_a_secret_query_parameter(row: Pattern) -> None:
     assert redact_dsn(row.example) == row.expected
+    # The same names make the value one of the DSN's secrets, which every error
+    # message and usage error is scrubbed of (a driver quoting it is masked).
+    parsed = parse_dsn(row.example)
+    assert parsed.secrets == ("Zq9-v4l",)
+    assert (
+        scrub("driver said: bad value Zq9-v4l", parsed.secrets) == f"driver said: bad value {MASK}"
+    )
 
 
 def test_a_quoted_value_is_masked_whole() -> None:
@@ -161,7 +188,8 @@ def documented() -> set[tuple[str, str]]:
     promised = {
         KEY_WORD: _listed(logging, "is a sensitive word:", "; or when"),
         KEY_PAIR: _listed(logging, "are a sensitive pair:", "."),
-        ASSIGNED: _listed(logging, "for the keys", "(any case"),
+        ASSIGNED: _listed(logging, "), written", "(JSON inside a string)"),
+        JOINED: _listed(logging, "run together with what precedes it (", ")"),
         AUTH_SCHEME: _listed(logging, "after the schemes", ";"),
         DSN_USERINFO: _listed(logging, "DSN passwords:", "→"),
         DSN_QUERY: _listed(backends, "query parameters whose name contains", ", in any case"),

@@ -15,14 +15,14 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import attrs
 import pytest
 
 from buttress import connect
 from buttress.backends import Backend
-from buttress.backends._resp import ProtocolError
+from buttress.backends._resp import Endpoint, PipelinedClient, ProtocolError
 from buttress.errors import BackendUnavailableError
 from buttress.ratelimit import Decision, Rate, RateLimiter
 from buttress.ratelimit._service import OUTAGE_RETRY_AFTER
@@ -278,3 +278,32 @@ async def test_a_second_reply_nobody_asked_for_drops_the_connection(
     server.behave()
     assert (await _hit(limiter, path))[0] == ADMITTED
     assert len(server.script_sessions()) == 2
+
+
+async def test_each_pipelined_request_times_out_at_its_own_deadline() -> None:
+    # One timer watches a connection: it must re-arm for the next request when the
+    # oldest is answered, neither expiring that one early nor forgetting it.
+    timeout = 0.4
+
+    async def answer_only_the_first(reader: asyncio.StreamReader, writer: Any) -> None:
+        await reader.readuntil(b"PING\r\n")
+        writer.write(b"+PONG\r\n")
+        await writer.drain()
+        await reader.read()  # everything after that goes unanswered
+
+    server = await asyncio.start_server(answer_only_the_first, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = PipelinedClient(Endpoint(port=port, timeout=timeout))
+    loop = asyncio.get_running_loop()
+    try:
+        assert await client.call(b"PING") == b"PONG"  # the timer is armed for this one
+        await asyncio.sleep(timeout / 2)
+        sent = loop.time()
+        with pytest.raises(TimeoutError, match="timed out"):
+            await asyncio.wait_for(client.call(b"PING"), timeout + 5)
+        waited = loop.time() - sent
+        assert timeout - 0.01 <= waited < timeout + SLACK
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()

@@ -348,3 +348,94 @@ async def test_non_sql_backends_are_refused() -> None:
     async with connect("memory://") as memory:
         with pytest.raises(UnsupportedBackendError, match="SchemaValidator"):
             SchemaValidator(memory, APP)
+
+
+_INDEXES = {
+    # name: definition; "twin_*" repeat an earlier one exactly, the rest differ in one part
+    "base": "(a)",
+    "by_hash": "USING hash (a)",
+    "by_brin": "USING brin (b)",
+    "by_btree_b": "(b)",
+    "pattern_ops": "(a text_pattern_ops)",
+    "collated": '(a COLLATE "POSIX")',
+    "descending": "(a DESC)",
+    "nulls_first": "(a NULLS FIRST)",
+    "partial": "(a) WHERE b > 0",
+    "partial_other": "(a) WHERE b > 1",
+    "covering": "(a) INCLUDE (b)",
+    "covering_other": "(a) INCLUDE (c)",
+    "two_columns": "(a, b)",
+    "expression": "(lower(a))",
+    "expression_other": "(upper(a))",
+    "twin_base": "(a)",
+    "twin_partial": "(a) WHERE b > 0",
+    "twin_expression": "(lower(a))",
+    "twin_covering": "(a) INCLUDE (b)",
+    "twin_pattern_ops": "(a text_pattern_ops)",
+}
+_UNIQUE = {
+    "u_b": "(b)",
+    "u_b_nulls_not_distinct": "(b) NULLS NOT DISTINCT",
+    "u_b_partial": "(b) WHERE c IS NULL",
+    "u_twin_b": "(b)",
+}
+
+
+@pytest.mark.postgres
+async def test_postgres_duplicate_index_compares_the_whole_definition(postgres_dsn: str) -> None:
+    """Indexes differing in access method, operator class, collation, sort
+    order, predicate, INCLUDE columns, expression or uniqueness are not
+    duplicates; exact repeats are, partial and expression ones included."""
+    async with connect(postgres_dsn, migrate=False) as raw:
+        db = require_sql(raw, "tests")
+        await db.execute("CREATE TABLE t (id integer PRIMARY KEY, a text, b integer, c integer)")
+        for name, body in _INDEXES.items():
+            await db.execute(f"CREATE INDEX {name} ON t {body}")
+        for name, body in _UNIQUE.items():
+            await db.execute(f"CREATE UNIQUE INDEX {name} ON t {body}")
+        declared = Schema([Table("t", [Column("id", "integer")], primary_key=["id"])])
+        report = await SchemaValidator(db, declared).validate()
+        duplicates = {
+            (f.index, f.message) for f in report.warnings if f.code is FindingCode.DUPLICATE_INDEX
+        }
+        assert duplicates == {
+            ("twin_base", "index duplicates base"),
+            ("twin_partial", "index duplicates partial"),
+            ("twin_expression", "index duplicates expression"),
+            ("twin_covering", "index duplicates covering"),
+            ("twin_pattern_ops", "index duplicates pattern_ops"),
+            ("u_twin_b", "index duplicates u_b"),
+        }
+
+
+async def test_sqlite_duplicate_index_compares_collation_and_order(sqlite_dsn: str) -> None:
+    """Collation and order count on SQLite; expression and partial indexes
+    are duplicates when their written text after the name is the same."""
+    async with connect(sqlite_dsn, migrate=False) as raw:
+        db = require_sql(raw, "tests")
+        await db.execute("CREATE TABLE t (id integer PRIMARY KEY, a text)")
+        for name, body in {
+            "base": "(a)",
+            "nocase": "(a COLLATE NOCASE)",
+            "descending": "(a DESC)",
+            "twin_base": "(a)",
+            "twin_nocase": "(a COLLATE NOCASE)",
+            "lowered": "(lower(a))",
+            "uppered": "(upper(a))",
+            "partial": "(a) WHERE id > 0",
+            "partial_other": "(a) WHERE id > 1",
+            '"twin ""on"" lowered"': "(lower(a))",
+            "[twin partial]": "(a) WHERE id > 0",
+        }.items():
+            await db.execute(f"CREATE INDEX {name} ON t {body}")
+        declared = Schema([Table("t", [Column("id", "integer")], primary_key=["id"])])
+        report = await SchemaValidator(db, declared).validate()
+        duplicates = {
+            (f.index, f.message) for f in report.warnings if f.code is FindingCode.DUPLICATE_INDEX
+        }
+        assert duplicates == {
+            ("twin_base", "index duplicates base"),
+            ("twin_nocase", "index duplicates nocase"),
+            ('twin "on" lowered', "index duplicates lowered"),
+            ("twin partial", "index duplicates partial"),
+        }

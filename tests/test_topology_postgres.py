@@ -24,9 +24,11 @@ from buttress import (
 )
 from buttress.backends import Backend, PostgresBackend
 from buttress.breaker import BreakerState, CircuitOpenError
+from buttress.doctor import DoctorContext, check_backend
 from buttress.errors import BackendUnavailableError, InvalidDSNError, ValidationError
 from buttress.flags import Flag
 from buttress.migrations import Migrator, apply_builtin
+from cli_support import buttress
 from topology import PostgresTLS
 
 T = TypeVar("T")
@@ -217,3 +219,26 @@ async def test_multi_host_reconnects_after_a_restart_and_never_loses_a_write(
         assert await ConfigStore(backend, refresh_interval=0.001).get("n") == 5
         history = await config.history("n")
         assert [entry.new_value for entry in history][:1] == [5]
+
+
+async def test_pgbouncer_doctor_says_it_talks_to_a_pooler(
+    pgbouncer_dsn: str, postgres_server: Any, tmp_path: Path
+) -> None:
+    async with connect(pgbouncer_dsn) as through:
+        found = {
+            f.name: f for f in await check_backend(DoctorContext(pgbouncer_dsn, backend=through))
+        }
+    assert found["pooler"].detail.startswith("through a transaction pooler (pgbouncer=true)")
+    assert "polled" in found["pooler"].detail
+    database = urlsplit(pgbouncer_dsn).path.lstrip("/")
+    async with connect(pgbouncer_dsn, listen_dsn=postgres_server.dsn(database)) as pushing:
+        found = {
+            f.name: f for f in await check_backend(DoctorContext(pgbouncer_dsn, backend=pushing))
+        }
+    assert "pushed through listen_dsn" in found["pooler"].detail
+    async with connect(postgres_server.dsn(database)) as direct:
+        found = {f.name: f for f in await check_backend(DoctorContext("x", backend=direct))}
+    assert "pooler" not in found
+
+    done = buttress("doctor", "--dsn", pgbouncer_dsn, cwd=tmp_path)
+    assert "through a transaction pooler" in done.stdout, done.stdout + done.stderr

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import attrs
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 
 from buttress import connect, responses
 from buttress.adapters.asgi_ratelimit import ASGIRateLimitMiddleware
@@ -229,7 +230,11 @@ def create_app(
     app.add_middleware(
         ASGIRateLimitMiddleware, limiter=shared_limiter, exempt=["/health", "/health/*"]
     )
-    app.mount("/health", HealthASGIApp(health))
+    # A mount alone answers GET /health with a 307 to /health/ (probes do not
+    # follow it): a route for the exact path, then the mount for /health/live...
+    health_app = HealthASGIApp(health)
+    app.router.routes.append(Route("/health", health_app))
+    app.mount("/health", health_app)
 
     @app.get("/quote/{sku}")
     async def quote(

@@ -60,7 +60,8 @@ def inventory() -> Inventory:
 
 
 def start(environ: dict[str, str], clock: FakeClock, inventory: Inventory) -> TestClient:
-    return TestClient(create_app(environ, clock=clock, inventory=inventory))
+    # No redirect followed: a probe or load balancer follows none either.
+    return TestClient(create_app(environ, clock=clock, inventory=inventory), follow_redirects=False)
 
 
 def test_health_endpoints_answer_health_json(

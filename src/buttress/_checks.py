@@ -19,7 +19,10 @@ __all__ = [
     "check_names",
     "check_number",
     "check_seconds",
+    "check_version",
     "parse_bool",
+    "revert_reason",
+    "unknown_version",
     "validate_key",
 ]
 
@@ -36,6 +39,7 @@ def parse_bool(text: str) -> bool | None:
     if lowered in _FALSE:
         return False
     return None
+
 
 _KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 
@@ -73,6 +77,23 @@ def check_count(field: str, value: object, *, at_least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < at_least:
         raise ValidationError(field, f"must be an integer >= {at_least}")
     return value
+
+
+def check_version(field: str, value: object) -> int:
+    """``value`` if it is a history version (an int >= 1, bool refused), else an error."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(field, "must be a positive int")
+    return value
+
+
+def revert_reason(reason: str | None, to_version: int) -> str:
+    """What a revert records as its reason: the caller's, else ``revert to version N``."""
+    return reason if reason is not None else f"revert to version {to_version}"
+
+
+def unknown_version(key: str, to_version: int) -> ValidationError:
+    """The error for a revert to a version the history does not have."""
+    return ValidationError("to_version", f"no version {to_version} recorded for {key!r}")
 
 
 def check_number(field: str, value: object, *, at_least: float) -> float:

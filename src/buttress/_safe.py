@@ -1,37 +1,30 @@
-"""Turning an exception raised by a check into a message safe to publish.
+"""Turning an exception into text safe to show, with the one redactor logs use.
 
-Health output is often public, so the message keeps the exception type and a
-short, scrubbed text: credentials in URLs and ``password=...``-style pairs are
-masked, and the text is cut short.
+``scrub`` is ``buttress.log.redact_text`` (registered secrets, DSN passwords,
+keyed secrets, bearer tokens) plus whitespace folding and a length cap;
+``safe_error_message`` applies it to an exception's text. ``failure_reason``
+is the short, fixed phrase public output carries instead of that text.
 """
 
 from __future__ import annotations
 
-import re
+from buttress.log import redact_text
 
-__all__ = ["safe_error_message", "scrub"]
+__all__ = ["failure_reason", "safe_error_message", "scrub"]
 
-_URL_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@\s]*@")
-_SECRET_PAIRS = re.compile(
-    r"(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|authorization)\b)"
-    r"(?P<sep>\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|\S+)",
-    re.IGNORECASE,
-)
 _LIMIT = 200
 
 
 def scrub(text: str, limit: int = _LIMIT) -> str:
-    """Mask credentials in ``text`` and cut it to ``limit`` characters."""
-    text = _URL_CREDENTIALS.sub(r"\g<head>***@", text)
-    text = _SECRET_PAIRS.sub(r"\g<key>\g<sep>***", text)
-    text = " ".join(text.split())
+    """``text`` redacted, on one line, cut to ``limit`` characters."""
+    text = " ".join(redact_text(text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
 
 
 def safe_error_message(exc: BaseException) -> str:
-    """``"TypeName: short scrubbed message"`` (just the type when there is no text)."""
+    """``"TypeName: short redacted message"`` (just the type when there is no text)."""
     name = type(exc).__name__
     try:
         detail = str(exc)
@@ -39,3 +32,8 @@ def safe_error_message(exc: BaseException) -> str:
         detail = ""
     detail = scrub(detail)
     return f"{name}: {detail}" if detail else name
+
+
+def failure_reason(exc: BaseException) -> str:
+    """``"raised TypeName"``: what a failure says where its text must not be shown."""
+    return f"raised {type(exc).__name__}"

@@ -11,14 +11,17 @@ from buttress.breaker import BREAKER_CREATED
 from buttress.flags import FLAG_EVALUATED
 from buttress.health import HEALTH_CHECKED, HealthChecked
 from buttress.migrations import MIGRATION_RAN, MigrationOutcome, MigrationRan
+from buttress.monitoring.errors import ERROR_COUNTED, ErrorCounted
 from buttress.ratelimit import RATELIMIT_DECIDED, RateLimitDecided
 
 __all__ = [
     "BREAKER_CREATED",
+    "ERROR_COUNTED",
     "FLAG_EVALUATED",
     "HEALTH_CHECKED",
     "MIGRATION_RAN",
     "RATELIMIT_DECIDED",
+    "ErrorCounted",
     "HealthChecked",
     "Listener",
     "MigrationOutcome",

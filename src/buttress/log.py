@@ -67,19 +67,52 @@ _SENSITIVE_WORDS: Final = frozenset(
 )
 # Two-word spellings of the same ideas ("api_key", "private-key").
 _SENSITIVE_PAIRS: Final = frozenset({("api", "key"), ("private", "key")})
+# A key in free text also names a secret when it ends in one of these, run
+# together with what precedes it ("PGPASSWORD", "dbpassword", "xapikey").
+_SENSITIVE_ENDINGS: Final = tuple(sorted(_SENSITIVE_WORDS))
 
 _DSN_PASSWORD = re.compile(
     # scheme://user:password@ ; the password runs to the last "@" before a "/"
-    # or whitespace, so an unescaped "@" inside it does not leak its tail.
-    r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)([^\s/]+)(@)"
+    # or whitespace, so an unescaped "@" inside it does not leak its tail. A
+    # scheme is taken where a run of scheme characters starts, possessively, so
+    # text such as "a.a.a.a...://" costs one pass, not one pass per dot (log lines
+    # can carry attacker-chosen text). The run may start with a digit, and any
+    # other character may stand before it: "db_postgresql://" and "1redis://"
+    # are masked too.
+    r"(?i)(?<![a-z0-9+.\-])([a-z0-9][a-z0-9+.\-]*+://[^\s:/@]*+:)([^\s/]+)(@)"
 )
-_ASSIGNED_SECRET = re.compile(
-    # password=..., ?token=..., libpq "password='...'" in free text.
-    r"(?i)(?<![a-z0-9])((?:password|passwd|pwd|sslpassword|secret|token|access_token|api_?key)"
-    r"\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s&;,'\"]+)"
+# Cheap test for "could a keyed secret or an auth scheme be in here at all"
+# before the full scan: a substring of every sensitive word, pair and scheme,
+# looked for in the case-folded text (plain substring search: a case-insensitive
+# regex alternation here cost more than the rest of the redactor).
+_SECRET_HINTS: Final = (
+    "pass", "pwd", "secret", "token", "key", "auth", "bearer", "basic", "cookie", "credential",
+)  # fmt: skip
+# A key, bare or quoted ('password', "db_password", \"token\"), then "=" or ":"
+# (not "://"). Only the key and its separator are matched, so a key that names
+# no secret never swallows text in which the next key starts.
+# A name starts only where a run of name characters starts, and is taken
+# possessively, so "token a.a.a.a..." is one pass however long (no ReDoS).
+_KEY = re.compile(
+    r"""(?<![\w.\-])(?:[bB](?=['"]))?(?P<quote>\\?["']?)(?P<name>[A-Za-z_][\w.\-]*+)(?P=quote)"""
+    r"""\s*(?:=|:(?!//))\s*"""
 )
-_AUTH_SCHEME = re.compile(r"(?i)\b((?:bearer|basic)\s+)([A-Za-z0-9._~+/=\-]{4,})")
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_VALUE = re.compile(
+    "|".join(
+        (
+            r'b?"(?:[^"\\]|\\.)*"',  # "double quoted", escapes honoured
+            r"b?'(?:[^'\\]|\\.)*'",  # 'single quoted'
+            r'\\"(?:[^"\\]|\\[^"])*\\"',  # \"quoted inside a quoted string\"
+            # bare, keeping an HTTP auth scheme in front of its credentials
+            r"""(?P<scheme>(?:bearer|basic|digest|token)\s+)?[^\s&;,'"]+""",
+            r"""\\?["'].*""",  # a quote that never closes: everything after it
+        )
+    ),
+    re.IGNORECASE | re.DOTALL,
+)
+_AUTH_SCHEME = re.compile(r"(?i)\b((?:bearer|basic)\s+)([^\s'\"]{4,})")
+# camelCase and an acronym before a word: "accessToken", "DBPassword" (DB, Password).
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
@@ -188,14 +221,53 @@ def _is_sensitive_key(key: str) -> bool:
     return any(pair in _SENSITIVE_PAIRS for pair in itertools.pairwise(words))
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret_name(name: str) -> bool:
+    """A key in free text that names a secret: a sensitive key, or one that ends in a
+    sensitive word written together with its prefix (``PGPASSWORD``, ``xapikey``)."""
+    if _is_sensitive_key(name):
+        return True
+    joined = _NON_ALNUM.sub("", name.lower())
+    return joined.endswith(_SENSITIVE_ENDINGS)
+
+
+def _mask_keyed(text: str) -> str:
+    """Mask the value after every key in ``text`` that names a secret."""
+    parts: list[str] = []
+    done = 0  # text[:done] is settled
+    key = _KEY.search(text)
+    while key is not None:
+        value = _VALUE.match(text, key.end()) if _is_secret_name(key.group("name")) else None
+        if value is None:
+            key = _KEY.search(text, key.end())
+            continue
+        parts.append(text[done : key.end()])
+        parts.append((value.group("scheme") or "") + MASK)
+        done = value.end()
+        key = _KEY.search(text, done)
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
+
+
 def redact_text(text: str) -> str:
-    """Mask DSN passwords, ``password=...`` pairs, bearer tokens and registered secrets."""
+    """Mask secrets in free text; the one redactor behind logs, health output and the CLI.
+
+    Masks, in this order: every value registered with ``register_secret``; DSN
+    passwords (``scheme://user:***@host``); credentials after ``Bearer``/``Basic``;
+    and the value of every key that names a secret, written ``key=value``,
+    ``key: value``, ``'key': 'value'`` or ``"key": "value"`` (``db_password=``,
+    ``client_secret=``, ``PGPASSWORD=``, ``Authorization: Bearer ...``).
+    """
     text = _SECRETS.scrub(text)
     if "://" in text:
         text = _DSN_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
-    if "=" in text:
-        text = _ASSIGNED_SECRET.sub(rf"\g<1>{MASK}", text)
-    return _AUTH_SCHEME.sub(rf"\g<1>{MASK}", text)
+    folded = text.casefold()
+    if not any(hint in folded for hint in _SECRET_HINTS):
+        return text
+    text = _AUTH_SCHEME.sub(rf"\g<1>{MASK}", text)
+    return _mask_keyed(text)
 
 
 _PLAIN_SCALARS = (bool, int, float, type(None))

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,7 @@ from buttress import connect
 from buttress.adapters.openfeature import ButtressProvider, to_flag_context
 from buttress.config import ConfigStore
 from buttress.errors import BackendUnavailableError, ValidationError
-from buttress.flags import FeatureFlags, Flag, FlagContext, bucket
+from buttress.flags import Condition, FeatureFlags, Flag, FlagContext, Rule, bucket
 from buttress.testing import FakeClock
 
 DOMAIN = "buttress-provider-tests"
@@ -592,3 +593,186 @@ async def test_shutdown_stops_announcing_config_changes(
     await config.set("limit", 2)
     assert await provider.load_config() == ["limit"]  # reloaded, but no longer announced
     assert emitted == []
+
+
+# -- flags with variants: every lookup type -------------------------------------------------
+
+
+def _banner() -> Flag:
+    return Flag(
+        "banner",
+        "Banner",
+        enabled=True,
+        variants={"plain": "Hello", "fr": "Bonjour", "n": 3, "half": 0.5, "obj": {"k": [1]},
+                  "yes": True},
+        default_variant="plain",
+        rules=[
+            Rule([Condition("country", "equals", "FR")], variant="fr"),
+            Rule([Condition("plan", "in", ["team"])], variant="n"),
+            Rule([Condition("plan", "equals", "pro")], variant="obj"),
+            Rule([Condition("age", "gte", 65)], variant="half"),
+            Rule([Condition("app", "semver_lt", "2.0.0")], variant="yes"),
+            Rule([Condition("beta", "equals", True)], split={"plain": 50, "fr": 50}),
+        ],
+        metadata={"owner": "growth", "ticket": 42},
+    )  # fmt: skip
+
+
+async def test_a_flag_with_variants_serves_every_type_with_variant_reason_and_metadata(
+    flags: FeatureFlags, provider: ButtressProvider
+) -> None:
+    await flags.upsert(_banner())
+    fr = provider.resolve_string_details(
+        "banner", "?", EvaluationContext(attributes={"country": "FR"})
+    )
+    assert (fr.value, fr.variant, fr.reason) == ("Bonjour", "fr", Reason.TARGETING_MATCH)
+    assert fr.flag_metadata == {"owner": "growth", "ticket": 42}
+    plain = provider.resolve_string_details("banner", "?")
+    assert (plain.value, plain.variant, plain.reason) == ("Hello", "plain", Reason.DEFAULT)
+    team = EvaluationContext(attributes={"plan": "team"})
+    assert provider.resolve_integer_details("banner", 0, team).value == 3
+    assert provider.resolve_float_details("banner", 0.0, team).value == 3.0  # an int is a number
+    old = EvaluationContext(attributes={"age": 70})
+    assert provider.resolve_float_details("banner", 0.0, old).value == 0.5
+    pro = EvaluationContext(attributes={"plan": "pro"})
+    assert provider.resolve_object_details("banner", {}, pro).value == {"k": [1]}
+    legacy = EvaluationContext(attributes={"app": "1.9.9"})
+    assert provider.resolve_boolean_details("banner", False, legacy).value is True
+    mismatch = provider.resolve_integer_details("banner", 7, old)
+    assert (mismatch.value, mismatch.reason, mismatch.error_code) == (
+        7, Reason.ERROR, ErrorCode.TYPE_MISMATCH,
+    )  # fmt: skip
+    split = provider.resolve_string_details("banner", "?", _user("u1", beta=True))  # type: ignore[arg-type]  # a bool attribute
+    assert split.reason == Reason.TARGETING_MATCH  # a rule's split: the rule matched
+    assert split.variant == ("plain" if bucket("banner", "u1") < 5000 else "fr")
+    await flags.update("banner", enabled=False)
+    off = provider.resolve_string_details(
+        "banner", "d", EvaluationContext(attributes={"country": "FR"})
+    )
+    assert (off.value, off.reason, off.variant) == ("d", Reason.DISABLED, None)
+
+
+async def test_variant_reasons_static_split_and_no_default(
+    flags: FeatureFlags, provider: ButtressProvider
+) -> None:
+    await flags.upsert(Flag("s", "S", enabled=True, variants={"a": "A", "b": "B"},
+                            default_variant="a"))  # fmt: skip
+    await flags.upsert(Flag("split", "Split", enabled=True, variants={"a": "A", "b": "B"},
+                            split={"a": 30, "b": 70}, default_variant="a"))  # fmt: skip
+    await flags.upsert(Flag("none", "None", enabled=True, variants={"a": "A"}))
+    assert provider.resolve_string_details("s", "?").reason == Reason.STATIC
+    split = provider.resolve_string_details("split", "?", _user("u7"))
+    assert (split.reason, split.variant) == (
+        Reason.SPLIT, "a" if bucket("split", "u7") < 3000 else "b",
+    )  # fmt: skip
+    anonymous = provider.resolve_string_details("split", "?")
+    assert (anonymous.reason, anonymous.value) == (Reason.DEFAULT, "A")
+    none = provider.resolve_string_details("none", "mine")
+    assert (none.value, none.reason, none.variant, none.error_code) == (
+        "mine", Reason.DEFAULT, None, None,
+    )  # fmt: skip
+
+
+async def test_flag_metadata_is_read_only(flags: FeatureFlags, provider: ButtressProvider) -> None:
+    await flags.upsert(_banner())
+    details = provider.resolve_string_details("banner", "?")
+    with pytest.raises(TypeError):
+        details.flag_metadata["owner"] = "me"  # type: ignore[index]  # read-only on purpose
+    assert provider.resolve_string_details("banner", "?").flag_metadata["owner"] == "growth"
+
+
+# -- readiness: NOT_READY, FATAL -----------------------------------------------------------
+
+
+async def test_not_ready_until_the_flags_load_their_first_snapshot(clock: FakeClock) -> None:
+    store = SwitchableStore()
+    flags = FeatureFlags(store, clock=clock, refresh_interval=None)
+    await flags.upsert(Flag("beta", "Beta", enabled=True))  # written, not loaded: not started
+    provider = ButtressProvider(flags)
+    direct = provider.resolve_boolean_details("beta", False)
+    assert (direct.value, direct.error_code) == (False, ErrorCode.PROVIDER_NOT_READY)
+    ready = Recorder()
+    api.set_provider(provider, domain=DOMAIN)  # initialize() waits on the SDK's thread
+    client = api.get_client(DOMAIN)
+    client.add_handler(ProviderEvent.PROVIDER_READY, ready)
+    assert client.get_provider_status() is ProviderStatus.NOT_READY
+    details = client.get_boolean_details("beta", False)
+    assert (details.value, details.error_code) == (False, ErrorCode.PROVIDER_NOT_READY)
+    await flags.start()
+    ready.wait_for(1)
+    assert client.get_provider_status() is ProviderStatus.READY
+    assert client.get_boolean_details("beta", False).reason == Reason.STATIC
+
+
+async def test_no_snapshot_within_ready_timeout_is_an_error(clock: FakeClock) -> None:
+    flags = FeatureFlags(SwitchableStore(), clock=clock, refresh_interval=None)
+    provider = ButtressProvider(flags, ready_timeout=0.05)
+    with pytest.raises(Exception, match=r"no flag snapshot within 0.05 s: start the FeatureFlags"):
+        api.set_provider_and_wait(provider, domain=DOMAIN)
+    client = api.get_client(DOMAIN)
+    assert client.get_provider_status() is ProviderStatus.ERROR
+    ready = Recorder()
+    client.add_handler(ProviderEvent.PROVIDER_READY, ready)
+    await flags.start()  # the snapshot arrives later: the next lookup announces READY
+    assert provider.resolve_boolean_details("x", False).error_code == ErrorCode.FLAG_NOT_FOUND
+    ready.wait_for(1)
+    assert client.get_provider_status() is ProviderStatus.READY
+
+
+async def test_a_database_never_migrated_is_fatal(tmp_path: Path) -> None:
+    async with connect(f"sqlite:///{tmp_path}/fresh.db", migrate=False) as backend:
+        flags = FeatureFlags(backend, refresh_interval=None)
+        await flags.start()  # degrades: the tables do not exist
+        provider = ButtressProvider(flags)
+        with pytest.raises(Exception, match="buttress migrate"):
+            api.set_provider_and_wait(provider, domain=DOMAIN)
+        client = api.get_client(DOMAIN)
+        assert client.get_provider_status() is ProviderStatus.FATAL
+        for details in (
+            client.get_boolean_details("any", True),
+            client.get_string_details("any", "d"),
+        ):
+            assert (details.reason, details.error_code) == (Reason.ERROR, ErrorCode.PROVIDER_FATAL)
+        direct = provider.resolve_string_details("any", "d")
+        assert (direct.value, direct.error_code) == ("d", ErrorCode.PROVIDER_FATAL)
+        await flags.stop()
+
+
+# -- CACHED ------------------------------------------------------------------------------------
+
+
+async def test_cache_reports_a_repeated_static_resolution_as_cached(
+    flags: FeatureFlags, config: ConfigStore
+) -> None:
+    provider = ButtressProvider(flags, config=config, config_interval=None, cache=True)
+    client = _client(provider)
+    await flags.upsert(Flag("plain", "Plain", enabled=True))
+    await flags.upsert(Flag("obj", "Obj", enabled=True, variants={"v": {"a": [1]}},
+                            default_variant="v"))  # fmt: skip
+    await flags.upsert(_banner())
+    first = client.get_boolean_details("plain", False)
+    again = client.get_boolean_details("plain", False)
+    assert (first.reason, again.reason, again.value, again.variant) == (
+        Reason.STATIC, Reason.CACHED, True, "on",
+    )  # fmt: skip
+    objects = [client.get_object_details("obj", {}) for _ in range(3)]
+    assert [d.reason for d in objects] == [Reason.STATIC, Reason.CACHED, Reason.CACHED]
+    mine = objects[1].value
+    assert isinstance(mine, dict)
+    mine["a"].append(2)  # a caller's own copy, changed
+    assert client.get_object_value("obj", {}) == {"a": [1]}
+    # Targeted flags depend on the context: never cached.
+    fr = EvaluationContext(attributes={"country": "FR"})
+    assert {client.get_string_details("banner", "?", fr).reason for _ in range(3)} == {
+        Reason.TARGETING_MATCH
+    }
+    # A change forgets the flag's answer.
+    await flags.update("obj", variants={"v": {"b": 2}})
+    changed = client.get_object_details("obj", {})
+    assert (changed.reason, changed.value) == (Reason.STATIC, {"b": 2})
+    assert client.get_object_details("obj", {}).reason == Reason.CACHED
+    # The default provider does not cache.
+    plain = ButtressProvider(flags)
+    assert {plain.resolve_boolean_details("plain", False).reason for _ in range(2)} == {
+        Reason.STATIC
+    }

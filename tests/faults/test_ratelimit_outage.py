@@ -9,6 +9,7 @@ says, promptly, and never let an exception out of the middleware.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 
 import buttress
@@ -88,7 +89,10 @@ async def test_rate_limiter_follows_its_outage_policy(
         await load.stop()
 
     # Limiting works again after recovery: a burst from one client gets 20 through.
+    began = time.perf_counter()
     burst = [await asgi_request(apps["limiter-deny"], "/", client="10.9.9.9") for _ in range(25)]
+    # 20 a second: a slow machine refills a unit every 50 ms while the burst runs.
+    refilled = int((time.perf_counter() - began) * 20) + 1
     await backend.close()
 
     labels = load.labels()
@@ -100,7 +104,9 @@ async def test_rate_limiter_follows_its_outage_policy(
     assert load.escaped == [], {type(e).__name__ for e in load.escaped}
     assert labels[HANG] == 0
     assert load.max_latency <= SOCKET_TIMEOUT + SLACK + load.max_lag, load.slowest
-    assert burst == [200] * 20 + [429] * 5
+    assert burst[:20] == [200] * 20
+    assert 20 <= burst.count(200) <= 20 + refilled
+    assert 429 in burst
     # Requests racing a fault or the heal may meet the broken link; the rest pass.
     for phase in ("healthy", "recovered", "recovered after stall"):
         statuses = load.labels(phase)

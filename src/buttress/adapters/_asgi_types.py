@@ -5,6 +5,7 @@ Frameworks type ASGI in ways no one precise signature satisfies (Starlette:
 type), so wrapped apps and the receive/send callables are taken at any
 signature and the scope as a read-only mapping (``Any*``). Inside, buttress
 speaks plain ASGI (``Scope``, ``Message``, ``Receive``, ``Send``, ``ASGIApp``).
+``serve_lifespan`` is the lifespan protocol of an app that has nothing to start.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "serve_lifespan",
 ]
 
 AnyScope: TypeAlias = Mapping[str, object]
@@ -34,3 +36,14 @@ Message: TypeAlias = MutableMapping[str, object]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
 ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def serve_lifespan(receive: AnyReceive, send: AnySend) -> None:
+    """Answer a lifespan scope for an app with nothing to start or stop."""
+    while True:
+        message = await receive()
+        if message.get("type") == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message.get("type") == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -29,6 +29,9 @@ class Observer(Protocol):
 
     def database_stats(self) -> Sequence[tuple[str, DatabaseStats]]: ...
 
+    def error_levels(self) -> Sequence[tuple[str, int]]: ...
+
+
 __all__ = [
     "BREAKERS",
     "BREAKER_CALL",
@@ -36,6 +39,8 @@ __all__ = [
     "BREAKER_TRANSITION",
     "CATALOGUE",
     "DATABASES",
+    "ERROR",
+    "ERROR_COLLECTORS",
     "FLAG_EVALUATION",
     "HEALTH_RESULT",
     "HEALTH_STATUS_VALUES",
@@ -117,11 +122,13 @@ RATELIMIT_DECISION: Final = Signal("rate-limit decision", ("limiter", "allowed")
 FLAG_EVALUATION: Final = Signal("flag evaluation", ("flag", "reason"))
 HEALTH_RESULT: Final = Signal("health result", ("component",))
 MIGRATION: Final = Signal("migration", ("namespace", "outcome"))
+ERROR: Final = Signal("error", ("category", "severity"))
 
 
 @attrs.frozen
 class Event:
-    """Fed each time ``signal`` happens: a counter adds one, a gauge takes the
+    """Fed each time ``signal`` happens: a counter adds one (or the happening's
+    amount, such as the number of errors counted at once), a gauge takes the
     level, a histogram observes the duration (when the happening has one)."""
 
     signal: Signal
@@ -214,6 +221,11 @@ DATABASES: Final[Source[DatabaseStats]] = Source(
     "databases", lambda observer: observer.database_stats(), optional=True
 )
 """Every observed ``Database`` still alive, by the name it was observed under."""
+
+ERROR_COLLECTORS: Final[Source[int]] = Source(
+    "error collectors", lambda observer: observer.error_levels(), optional=True
+)
+"""Every observed ``ErrorStats`` still alive, by name, with its alert level under its rules."""
 
 
 def _switches(_observer: Observer) -> Sequence[tuple[str, Switch]]:
@@ -342,6 +354,23 @@ CATALOGUE: Final[tuple[Metric, ...]] = (
         MIGRATION.labels,
         Event(MIGRATION),
         MIGRATION_BUCKETS,
+    ),
+    Metric(
+        "buttress.errors",
+        Kind.COUNTER,
+        "{error}",
+        "Errors counted by ErrorStats (captured, logged or recorded), by category and severity.",
+        ERROR.labels,
+        Event(ERROR),
+    ),
+    Metric(
+        "buttress.error_rate.alert",
+        Kind.GAUGE,
+        "",
+        "Error-rate alert level of an observed ErrorStats under its rules: "
+        "0 healthy, 1 warning, 2 critical.",
+        ("collector",),
+        Read(ERROR_COLLECTORS, _just(lambda level: level)),
     ),
     Metric(
         "buttress.db.queries",

@@ -3,7 +3,8 @@
 ``Observer`` subscribes to ``buttress.events`` and to every circuit breaker's
 listeners, reduces each event to a ``Signal``'s bounded label values, and hands
 them to the adapter's ``Recorder`` for that signal. It also holds, weakly, the
-``Database`` clients an adapter was told to observe, read at collection time.
+``Database`` clients and ``ErrorStats`` an adapter was told to observe, read at
+collection time.
 ``ObservingAdapter`` is the install/uninstall life both adapters lead.
 """
 
@@ -12,14 +13,15 @@ from __future__ import annotations
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self, TypeAlias
+from typing import TYPE_CHECKING, Final, Protocol, Self
 
 from buttress.adapters._catalogue import (
     BREAKER_CALL,
     BREAKER_STATE_VALUES,
     BREAKER_TRANSITION,
+    ERROR,
     FLAG_EVALUATION,
     HEALTH_RESULT,
     HEALTH_STATUS_VALUES,
@@ -31,10 +33,12 @@ from buttress.adapters._catalogue import (
 from buttress.errors import ValidationError
 from buttress.events import (
     BREAKER_CREATED,
+    ERROR_COUNTED,
     FLAG_EVALUATED,
     HEALTH_CHECKED,
     MIGRATION_RAN,
     RATELIMIT_DECIDED,
+    ErrorCounted,
     HealthChecked,
     MigrationRan,
     RateLimitDecided,
@@ -44,11 +48,19 @@ if TYPE_CHECKING:
     from buttress.breaker import CallEvent, CircuitBreaker, StateChange
     from buttress.db import Database, DatabaseStats
     from buttress.flags import FlagEvaluation
+    from buttress.monitoring.errors import ErrorRateRule, ErrorStats
 
 __all__ = ["UNKNOWN_FLAG_LABEL", "Observer", "ObservingAdapter", "Recorder"]
 
-Recorder: TypeAlias = Callable[[Labels, "float | None", "float | None"], None]
-"""Records one happening of a signal: its label values, its level and its duration."""
+
+class Recorder(Protocol):
+    """Records one happening of a signal: its label values, its level, its duration
+    and the amount a counter adds (1 unless the happening counts several)."""
+
+    def __call__(
+        self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /
+    ) -> None: ...
+
 
 UNKNOWN_FLAG_LABEL: Final = "(unknown)"
 """The ``flag`` label of evaluations of keys that name no flag: callers may ask
@@ -72,8 +84,20 @@ def _learn_call_outcomes() -> None:
     )
 
 
-def _ignore(labels: Labels, level: float | None, seconds: float | None) -> None:
+def _ignore(
+    labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /
+) -> None:
     return None
+
+
+class _ErrorSource:
+    """An observed ``ErrorStats`` (weakly) and the rules its alert level is judged by."""
+
+    __slots__ = ("rules", "stats")
+
+    def __init__(self, stats: ErrorStats, rules: tuple[ErrorRateRule, ...]) -> None:
+        self.stats = weakref.ref(stats)
+        self.rules = rules
 
 
 class Observer:
@@ -90,6 +114,7 @@ class Observer:
         self._on_health = _on_health(recorder(HEALTH_RESULT))
         self._on_migration = _on_migration(recorder(MIGRATION))
         self._on_decision = _on_decision(recorder(RATELIMIT_DECISION))
+        self._on_error = _on_error(recorder(ERROR))
         self._lock = threading.Lock()
         self._started = False
         self._attached: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
@@ -99,6 +124,7 @@ class Observer:
         # Named explicitly by the application, so kept across stop()/start();
         # weakly, so that a dropped client stops being reported.
         self._databases: weakref.WeakValueDictionary[str, Database] = weakref.WeakValueDictionary()
+        self._errors: dict[str, _ErrorSource] = {}
 
     @property
     def started(self) -> bool:
@@ -115,6 +141,7 @@ class Observer:
         HEALTH_CHECKED.subscribe(self._on_health)
         MIGRATION_RAN.subscribe(self._on_migration)
         RATELIMIT_DECIDED.subscribe(self._on_decision)
+        ERROR_COUNTED.subscribe(self._on_error)
         # No breaker can exist before its module is imported; don't import it for nothing.
         if "buttress.breaker" in sys.modules:
             from buttress.breaker import breakers
@@ -133,6 +160,7 @@ class Observer:
         HEALTH_CHECKED.unsubscribe(self._on_health)
         MIGRATION_RAN.unsubscribe(self._on_migration)
         RATELIMIT_DECIDED.unsubscribe(self._on_decision)
+        ERROR_COUNTED.unsubscribe(self._on_error)
         for breaker in list(self._attached):
             breaker.remove_listener(self._on_state)
             breaker.remove_listener(self._on_call)
@@ -187,6 +215,53 @@ class Observer:
         with self._lock:
             items = sorted(self._databases.items())
         return [(name, db.stats()) for name, db in items]
+
+    def observe_errors(self, stats: ErrorStats, rules: Iterable[ErrorRateRule], name: str) -> None:
+        """Report ``stats``'s alert level under ``rules`` as ``name``.
+
+        A name observed again now means the newer statistics; statistics
+        observed again under another name move there.
+        """
+        from buttress.monitoring.errors import ErrorRateRule, ErrorStats
+
+        if not isinstance(stats, ErrorStats):
+            raise ValidationError("stats", "must be a buttress.monitoring.errors.ErrorStats")
+        if not isinstance(name, str) or not name:
+            raise ValidationError("name", "must be a non-empty string")
+        checked = tuple(rules)
+        if not checked:
+            raise ValidationError("rules", "must hold at least one ErrorRateRule")
+        for index, rule in enumerate(checked):
+            if not isinstance(rule, ErrorRateRule):
+                raise ValidationError(f"rules[{index}]", "must be an ErrorRateRule")
+        with self._lock:
+            self._forget_errors(stats)
+            self._errors[name] = _ErrorSource(stats, checked)
+
+    def forget_errors(self, stats: ErrorStats) -> None:
+        """Stop reporting ``stats``; nothing happens if it was not observed."""
+        with self._lock:
+            self._forget_errors(stats)
+
+    def _forget_errors(self, stats: ErrorStats) -> None:
+        for known, source in list(self._errors.items()):
+            if source.stats() in (stats, None):
+                del self._errors[known]
+
+    def error_levels(self) -> list[tuple[str, int]]:
+        """``(name, alert level)`` of every observed ``ErrorStats`` still alive, by name.
+
+        Counts are copied under the statistics' lock and judged outside it, so
+        a scrape costs the threads that count errors next to nothing.
+        """
+        with self._lock:
+            items = sorted(self._errors.items())
+        levels = []
+        for name, source in items:
+            stats = source.stats()
+            if stats is not None:
+                levels.append((name, int(stats.alert_level(source.rules))))
+        return levels
 
     def _attach(self, breaker: CircuitBreaker) -> None:
         with self._lock:
@@ -262,6 +337,15 @@ def _on_decision(record: Recorder) -> Callable[[RateLimitDecided], None]:
     return decided
 
 
+def _on_error(record: Recorder) -> Callable[[ErrorCounted], None]:
+    def counted(event: ErrorCounted) -> None:
+        # The component stays out of the labels: ``record(component=...)`` takes
+        # any string, and categories and severities are small fixed sets.
+        record((event.category, event.severity), None, None, event.count)
+
+    return counted
+
+
 def _plausible_flag_key(key: str) -> bool:
     # An ERROR evaluation of a well-formed key is a real flag whose rules failed;
     # anything else was a caller passing garbage (an unhashable key, say).
@@ -324,6 +408,31 @@ class ObservingAdapter:
     def forget_database(self, db: Database) -> None:
         """Stop reporting ``db``'s statistics; nothing happens if it was not observed."""
         self._observer.forget_database(db)
+
+    def observe_errors(
+        self,
+        stats: ErrorStats,
+        *,
+        rules: Iterable[ErrorRateRule] | None = None,
+        name: str = "default",
+    ) -> None:
+        """Report ``stats``'s error-rate alert level under ``rules`` (the
+        ``buttress_error_rate_alert`` / ``buttress.error_rate.alert`` gauge,
+        label ``collector=name``), judged at collection time while installed.
+
+        ``rules`` default to ``ErrorRateRule()`` (warn above 10 errors a
+        minute). Held weakly; kept across ``uninstall()``/``install()``. The
+        error counter needs no observing: every ``ErrorStats`` publishes its counts.
+        """
+        if rules is None:
+            from buttress.monitoring.errors import ErrorRateRule
+
+            rules = (ErrorRateRule(),)
+        self._observer.observe_errors(stats, rules, name)
+
+    def forget_errors(self, stats: ErrorStats) -> None:
+        """Stop reporting ``stats``'s alert level; nothing happens if it was not observed."""
+        self._observer.forget_errors(stats)
 
     def __enter__(self) -> Self:
         return self.install()

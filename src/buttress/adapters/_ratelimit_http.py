@@ -33,6 +33,9 @@ UNKNOWN_CLIENT: Final = "unknown"
 """The key used when the server does not say who the peer is."""
 
 
+_KEY_CACHE: Final = 4096
+"""Client addresses whose key ``ClientAddress`` remembers."""
+
 UNIX_SOCKET: Final = "unix"
 """In ``trusted_proxies``: a peer with no address (a Unix socket) is a trusted proxy."""
 
@@ -46,7 +49,7 @@ class ClientAddress:
     network (a host usually holds a whole /64, so one address each would give
     it unlimited buckets); IPv4 clients by their address."""
 
-    __slots__ = ("_ipv6_prefix", "_trust_unix", "_trusted")
+    __slots__ = ("_ipv6_prefix", "_keys", "_trust_unix", "_trusted", "reads_forwarded")
 
     def __init__(self, trusted_proxies: Iterable[str] = (), *, ipv6_prefix: int = 64) -> None:
         if isinstance(trusted_proxies, str):
@@ -70,6 +73,13 @@ class ClientAddress:
         self._trusted = tuple(networks)
         self._trust_unix = trust_unix
         self._ipv6_prefix = ipv6_prefix
+        self.reads_forwarded = bool(networks) or trust_unix
+        """False when ``X-Forwarded-For`` can never change the answer (no trusted
+        proxy): the caller may pass None without looking for the header."""
+        # Address -> key: parsing an address costs more than the rest of a
+        # request's decision. Bounded; emptied when full (dict operations are
+        # atomic, so threads may share it).
+        self._keys: dict[str, str] = {}
 
     def _is_trusted(self, address: str) -> bool:
         try:
@@ -96,6 +106,18 @@ class ClientAddress:
         return hops[0] if hops else None
 
     def _key(self, address: str) -> str:
+        if type(address) is not str:
+            return self._parse_key(address)
+        key = self._keys.get(address)
+        if key is None:
+            key = self._parse_key(address)
+            keys = self._keys
+            if len(keys) >= _KEY_CACHE:
+                keys.clear()
+            keys[address] = key
+        return key
+
+    def _parse_key(self, address: str) -> str:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
@@ -110,7 +132,7 @@ class ClientAddress:
 class Exempt:
     """Paths that are never limited: exact paths, or prefixes written ``/static/*``."""
 
-    __slots__ = ("_exact", "_prefixes")
+    __slots__ = ("_exact", "_prefixes", "any")
 
     def __init__(self, paths: Iterable[str] = ()) -> None:
         if isinstance(paths, str):
@@ -120,6 +142,8 @@ class Exempt:
             raise ValidationError("exempt", "must be paths starting with '/'")
         self._exact = frozenset(p for p in items if not p.endswith("*"))
         self._prefixes = tuple(p[:-1] for p in items if p.endswith("*"))
+        self.any = bool(items)
+        """False when no path is exempt (callers may skip the check)."""
 
     def __call__(self, path: str) -> bool:
         return path in self._exact or path.startswith(self._prefixes)

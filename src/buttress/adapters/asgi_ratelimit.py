@@ -147,7 +147,7 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
                 "limiter", "must be a RateLimiter or a function of no arguments returning one"
             )
         self._lazy = _LazyLimiter(limiter)
-        return 0  # known once the factory has built it: see _decide
+        return 0  # known once the factory has built it: see __call__
 
     @property
     def limiter(self) -> RateLimiter | None:
@@ -158,23 +158,54 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
 
     def _client_key(self, scope: Scope) -> str:
         client = scope.get("client")
-        peer = str(client[0]) if isinstance(client, list | tuple) and client else None
-        return self._client(peer, _header(scope, b"x-forwarded-for"))
+        peer = str(client[0]) if isinstance(client, (list, tuple)) and client else None
+        resolve = self._client
+        # Without a trusted proxy the header cannot change the key: not searched for.
+        forwarded = _header(scope, b"x-forwarded-for") if resolve.reads_forwarded else None
+        return resolve(peer, forwarded)
 
     async def __call__(self, scope: AnyScope, receive: AnyReceive, send: AnySend) -> None:
         kind = scope.get("type")
-        if kind == "lifespan" and self._lazy is not None:
-            await self.app(scope, receive, self._lifespan_send(send, self._lazy))
+        if kind != "http":
+            if kind == "lifespan" and self._lazy is not None:
+                await self.app(scope, receive, self._lifespan_send(send, self._lazy))
+                return
+            await self.app(scope, receive, send)
             return
-        if kind != "http" or self._exempt(str(scope.get("path", ""))):
+        exempt = self._exempt
+        if exempt.any and exempt(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
         # Every ASGI scope is a dict; typed read-only above only to accept Litestar's.
-        decision, limiter = await self._decide(cast(Scope, scope))
-        window = None if limiter is None else limiter.window
+        request = cast(Scope, scope)
+        # The decision (None: pass the request through untouched) and the limiter
+        # that made it (None when there is none yet); written out here rather than
+        # in a method of its own, as it runs on every request.
+        lazy = self._lazy
+        limiter = self._ready if lazy is None else lazy.limiter
+        decision: Decision | None
+        try:
+            if limiter is None:
+                assert lazy is not None  # a ready limiter is never None
+                limiter = await lazy.get()
+            key = self._key(request)
+            cost = 1 if self._cost is None else self._cost(request)
+            if limiter.in_process:  # no I/O to wait for: no coroutine to make either
+                decision = limiter.hit(key, cost)
+            else:
+                decision = await limiter.ahit(key, cost)
+        except Exception as exc:  # noqa: BLE001 - the middleware must never break the app
+            decision = self._policy.failed(exc)
+            if decision is not None and limiter is not None:
+                decision = decision._replace(limit=limiter.capacity)
+        else:
+            self._policy.succeeded()
+            if not decision.allowed:
+                self._refused(key, cost, decision, limiter.name)
         if decision is None:
             await self.app(scope, receive, send)
         elif not decision.allowed:
+            window = None if limiter is None else limiter.window
             body, fields = refusal(decision, window, quota=limiter is not None)
             await send(
                 {
@@ -185,30 +216,10 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
             )
             await send({"type": "http.response.body", "body": body})
         elif self._headers:
-            await self.app(scope, receive, self._with_headers(send, decision, window))
+            window = None if limiter is None else limiter.window
+            await self.app(scope, receive, _HeaderSend(send, decision.raw_headers(window=window)))
         else:
             await self.app(scope, receive, send)
-
-    async def _decide(self, scope: Scope) -> tuple[Decision | None, RateLimiter | None]:
-        """The decision (None: pass the request through untouched) and the limiter
-        that made it (None when there is none yet)."""
-        lazy = self._lazy
-        limiter = self._ready if lazy is None else lazy.limiter
-        try:
-            if limiter is None:
-                assert lazy is not None  # a ready limiter is never None
-                limiter = await lazy.get()
-            key, cost = self._key_and_cost(scope)
-            decision = await limiter.ahit(key, cost)
-        except Exception as exc:  # noqa: BLE001 - the middleware must never break the app
-            failed = self._policy.failed(exc)
-            if failed is not None and limiter is not None:
-                failed = failed._replace(limit=limiter.capacity)
-            return failed, limiter
-        self._policy.succeeded()
-        if not decision.allowed:
-            self._refused(key, cost, decision, limiter.name)
-        return decision, limiter
 
     def _lifespan_send(self, send: Send, lazy: _LazyLimiter) -> Send:
         """``send`` for the lifespan scope: every message goes out unchanged, but
@@ -228,16 +239,23 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
 
         return send_through
 
-    def _with_headers(self, send: Send, decision: Decision, window: float | None) -> Send:
-        extra = [
-            (k.lower().encode(), v.encode()) for k, v in decision.headers(window=window).items()
-        ]
 
-        async def send_with_headers(message: Message) -> None:
-            if message.get("type") == "http.response.start":
-                existing = message.get("headers")
+class _HeaderSend:
+    """``send`` that adds ``extra`` to the response's start message (a class with
+    slots: cheaper to make per request than a closure and its cell)."""
+
+    __slots__ = ("_extra", "_send")
+
+    def __init__(self, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+        self._send = send
+        self._extra = extra
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        if message.get("type") == "http.response.start":
+            existing = message.get("headers")
+            if type(existing) is list:
+                message["headers"] = existing + self._extra
+            else:
                 base = list(existing) if isinstance(existing, Iterable) else []
-                message["headers"] = [*base, *extra]
-            await send(message)
-
-        return send_with_headers
+                message["headers"] = [*base, *self._extra]
+        return self._send(message)

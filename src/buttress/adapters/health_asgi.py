@@ -20,6 +20,7 @@ from buttress.adapters._asgi_types import (
     Receive,
     Scope,
     Send,
+    serve_lifespan,
 )
 from buttress.adapters._health_routes import ALL, check_base, render, resolve
 from buttress.health import HealthRegistry
@@ -61,7 +62,7 @@ class HealthASGIApp:
             await self.app(scope, receive, send)
             return
         if kind == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
         elif kind == "http":
             await _plain(send, 404, b"not found")
 
@@ -92,13 +93,3 @@ async def _plain(
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: AnyReceive, send: AnySend) -> None:
-    while True:
-        message = await receive()
-        if message.get("type") == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message.get("type") == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -8,14 +8,13 @@ snapshot at once. Other paths go to the wrapped app, or get 404.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import threading
 from collections.abc import Coroutine, Iterable
 from typing import TypeAlias, TypeVar
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from buttress.adapters._health_routes import ALL, check_base, error_body, render, resolve
+from buttress.adapters._loop import LoopThread
 from buttress.health import HealthRegistry, HealthReport
 from buttress.log import get_logger
 
@@ -28,49 +27,6 @@ WSGIApp: TypeAlias = WSGIApplication
 T = TypeVar("T")
 _log = get_logger("health")
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
-
-
-class _LoopThread:
-    """One event loop in a daemon thread, started on first use."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def submit(self, coro: Coroutine[object, object, T]) -> concurrent.futures.Future[T]:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(
-                    target=loop.run_forever, name="buttress-health", daemon=True
-                )
-                self._thread.start()
-                self._loop = loop
-            return asyncio.run_coroutine_threadsafe(coro, self._loop)
-
-    def close(self) -> None:
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop).result(timeout=5)
-        except concurrent.futures.TimeoutError:
-            _log.warning("health.loop_close_timed_out")
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        if not thread.is_alive():
-            loop.close()
-
-
-async def _cancel_tasks() -> None:
-    current = asyncio.current_task()
-    tasks = [t for t in asyncio.all_tasks() if t is not current]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class HealthWSGIApp:
@@ -94,7 +50,7 @@ class HealthWSGIApp:
         self.registry = registry
         self.app = app
         self.request_timeout = request_timeout
-        self._loop = _LoopThread()
+        self._loop = LoopThread("buttress-health")
         if refresh_interval is not None:
             self._call(self._start_refresher(refresh_interval))
 

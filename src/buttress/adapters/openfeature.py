@@ -1,7 +1,9 @@
 """An OpenFeature provider (``openfeature-sdk`` 0.10) backed by ``FeatureFlags``.
 
-Boolean lookups are buttress flags; string, integer, float and object lookups
-are ``ConfigStore`` values, optionally gated by a flag of the same key. This
+A flag with variants answers every lookup type itself (its served variant's
+value, name, reason and metadata). A flag without variants answers boolean
+lookups; string, integer, float and object lookups of a key without such a flag
+are ``ConfigStore`` values, optionally gated by a boolean flag of the same key. This
 module owns only the translation (contexts in, resolution details and provider
 events out); every decision stays in ``buttress.flags``, and the values and
 their changes come from the components' own snapshots and change hooks.
@@ -9,16 +11,17 @@ their changes come from the components' own snapshots and change hooks.
 
 from __future__ import annotations
 
+import copy
 import threading
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
-from typing import Final, Self, TypeAlias, TypeVar, cast
+from typing import Any, Final, Self, TypeAlias, TypeVar, cast
 
 from buttress.adapters._config_snapshot import ConfigSnapshot
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import ConfigEntry, ConfigStore, JSONValue
-from buttress.errors import MissingDependencyError, ValidationError
+from buttress.errors import MissingDependencyError, SchemaMissingError, ValidationError
 from buttress.flags import FeatureFlags, Flag, FlagContext, FlagEvaluation
 from buttress.flags import Reason as FlagReason
 from buttress.log import get_logger
@@ -26,7 +29,7 @@ from buttress.log import get_logger
 try:
     from openfeature.evaluation_context import EvaluationContext
     from openfeature.event import ProviderEventDetails
-    from openfeature.exception import ErrorCode, ProviderNotReadyError
+    from openfeature.exception import ErrorCode, ProviderFatalError, ProviderNotReadyError
     from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
     from openfeature.provider import AbstractProvider, Metadata
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -46,6 +49,7 @@ _DEFAULT: Final = Reason.DEFAULT
 _DISABLED: Final = Reason.DISABLED
 _SPLIT: Final = Reason.SPLIT
 _STALE: Final = Reason.STALE
+_CACHED: Final = Reason.CACHED
 _TARGETING_MATCH: Final = Reason.TARGETING_MATCH
 _FLAG_NOT_FOUND: Final = ErrorCode.FLAG_NOT_FOUND
 _TYPE_MISMATCH: Final = ErrorCode.TYPE_MISMATCH
@@ -58,6 +62,18 @@ _B_ERROR: Final = FlagReason.ERROR
 _B_USER_TARGET: Final = FlagReason.USER_TARGET
 _B_ROLE_TARGET: Final = FlagReason.ROLE_TARGET
 _B_PERCENTAGE: Final = FlagReason.PERCENTAGE
+_B_RULE_MATCH: Final = FlagReason.RULE_MATCH
+_B_SPLIT: Final = FlagReason.SPLIT
+_B_TYPE_MISMATCH: Final = FlagReason.TYPE_MISMATCH
+
+_KIND_TYPES: Final[Mapping[str, type]] = {
+    "boolean": bool,
+    "string": str,
+    "integer": int,
+    "float": float,
+    "object": dict,
+}
+"""What ``FeatureFlags.resolve`` reads for each OpenFeature lookup."""
 
 
 class _Absent:
@@ -140,14 +156,14 @@ def _error(default: _T, code: ErrorCode, message: str) -> FlagResolutionDetails[
     )
 
 
-def _success_reason(evaluation: FlagEvaluation, flag: Flag | None) -> Reason:
-    reason = evaluation.reason
-    if reason is _B_USER_TARGET or reason is _B_ROLE_TARGET:
+def _success_reason(evaluation: FlagEvaluation | FlagReason, flag: Flag | None) -> Reason:
+    reason = evaluation if isinstance(evaluation, FlagReason) else evaluation.reason
+    if reason is _B_USER_TARGET or reason is _B_ROLE_TARGET or reason is _B_RULE_MATCH:
         return _TARGETING_MATCH
-    if reason is _B_PERCENTAGE:
+    if reason is _B_PERCENTAGE or reason is _B_SPLIT:
         return _SPLIT
-    # DEFAULT: no rule matched. A flag without rules is STATIC (nothing was evaluated).
-    if flag is not None and flag.plain:
+    # DEFAULT: no rule matched. A flag with nothing to evaluate is STATIC.
+    if flag is not None and (flag.plain or flag.static):
         return _STATIC
     return _DEFAULT
 
@@ -177,6 +193,8 @@ class ButtressProvider(AbstractProvider):
         clock: Clock = SYSTEM_CLOCK,
         watch_interval: float | None = None,
         config_interval: float | None = 5.0,
+        ready_timeout: float = 5.0,
+        cache: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(flags, FeatureFlags):
@@ -187,9 +205,12 @@ class ButtressProvider(AbstractProvider):
             )
         if not isinstance(name, str) or not name:
             raise ValidationError("name", "must be a non-empty str")
+        if not isinstance(cache, bool):
+            raise ValidationError("cache", f"must be a bool, got {type(cache).__name__}")
         for field, interval in (
             ("watch_interval", watch_interval),
             ("config_interval", config_interval),
+            ("ready_timeout", ready_timeout),
         ):
             if interval is not None and (
                 isinstance(interval, bool)
@@ -217,6 +238,13 @@ class ButtressProvider(AbstractProvider):
         self._seen: dict[str, Flag] = dict(flags.snapshot)
         self._unsubscribe: tuple[Callable[[], None], ...] = ()
         self._reported_stale = False
+        self._ready_timeout = float(ready_timeout)
+        self._ready = flags.loaded
+        self._fatal = False
+        self._closed = threading.Event()
+        self._cache: dict[tuple[str, str], tuple[Flag, FlagResolutionDetails[Any]]] | None = (
+            {} if cache else None
+        )
         self._log = get_logger("openfeature", provider=name)
 
     # -- OpenFeature lifecycle ------------------------------------------------------
@@ -225,8 +253,19 @@ class ButtressProvider(AbstractProvider):
         return self._metadata
 
     def initialize(self, evaluation_context: EvaluationContext) -> None:
-        """Follow the components (no I/O). Fails (the SDK emits ERROR) without a flag snapshot."""
+        """Follow the components (no I/O) and wait for the first flag snapshot.
+
+        The SDK reports NOT_READY until this returns. A ``FeatureFlags`` not yet
+        started is waited for (up to ``ready_timeout`` seconds, polling, never
+        loading it); then READY once a snapshot is in force. Raises (the SDK
+        reports ERROR, then READY when the store answers) when the store was
+        unreachable at start and no snapshot was persisted, or nothing loaded in
+        time; raises ``ProviderFatalError`` (FATAL: retrying cannot help) when
+        the store's tables do not exist (``buttress migrate`` has not run).
+        """
         with self._lock:
+            self._closed.clear()
+            self._fatal = False
             if not self._unsubscribe:
                 hooks = [
                     self._flags.on_change(self._flags_changed),
@@ -236,20 +275,47 @@ class ButtressProvider(AbstractProvider):
                     hooks.append(self._values.on_change(self._emit_changed))
                     hooks.append(self._values.on_stale_change(self._stale_changed))
                 self._unsubscribe = tuple(hooks)
+        self._wait_for_snapshot()
+        with self._lock:
             current = self._flags.snapshot
             self._seen = dict(current)
+            if self._cache is not None:
+                self._cache.clear()
             # The SDK reports READY once this returns; a snapshot that is already stale
             # is announced at its first evaluation (see ``_boolean``).
             self._reported_stale = False
-            if self._flags.stale and not current:
-                # Recovery must then announce itself with READY (see ``_sync_stale``).
-                self._reported_stale = True
+            if self._flags.loaded:
+                self._ready = True
+                return
+            failure = self._flags.failure
+            if isinstance(failure, SchemaMissingError):
+                self._fatal = True
+                raise ProviderFatalError(
+                    f"the flag store cannot serve: {failure} (run buttress migrate)"
+                )
+            # Recovery must then announce itself with READY (see ``_sync_stale``).
+            self._reported_stale = True
+            if failure is not None:
                 raise ProviderNotReadyError(
                     "the flag store was unreachable at start and no snapshot was persisted"
                 )
+            raise ProviderNotReadyError(
+                f"no flag snapshot within {self._ready_timeout:g} s: start the FeatureFlags "
+                "(await flags.start(), or async with flags) so it loads one"
+            )
+
+    def _wait_for_snapshot(self) -> None:
+        """Until the flags load a snapshot or fail to, ``ready_timeout`` passes, or shutdown."""
+        flags = self._flags
+        remaining = self._ready_timeout
+        while not flags.loaded and flags.failure is None and remaining > 0:
+            if self._closed.wait(0.01):
+                return
+            remaining -= 0.01
 
     def shutdown(self) -> None:
         """Stop following changes (safe from the SDK's shutdown thread)."""
+        self._closed.set()  # an initialize still waiting for a snapshot gives up
         with self._lock:
             unsubscribe, self._unsubscribe = self._unsubscribe, ()
         for stop_following in unsubscribe:
@@ -308,6 +374,10 @@ class ButtressProvider(AbstractProvider):
 
     def _flags_changed(self, keys: frozenset[str]) -> None:
         current = self._flags.snapshot
+        cache = self._cache
+        if cache is not None:
+            for cached in [k for k in cache if k[0] in keys]:
+                cache.pop(cached, None)
         with self._lock:
             # Filtered against what was announced: a key reconciled by
             # ``check_for_changes`` on another thread is not announced twice.
@@ -321,6 +391,8 @@ class ButtressProvider(AbstractProvider):
         self._emit_changed(changed)
 
     def _stale_changed(self, _stale: bool) -> None:
+        if self._cache is not None:
+            self._cache.clear()  # a stale flip changes every reason
         self._sync_stale()
 
     def _stale(self) -> bool:
@@ -336,7 +408,8 @@ class ButtressProvider(AbstractProvider):
             self.emit_provider_stale(
                 ProviderEventDetails(message="store unreachable; serving the last snapshot")
             )
-        elif was_stale and not stale:
+        elif was_stale and not stale and not self._fatal:
+            self._ready = True
             self._log.info("openfeature.ready_again")
             self.emit_provider_ready(ProviderEventDetails(message="store reachable again"))
 
@@ -377,6 +450,10 @@ class ButtressProvider(AbstractProvider):
         config_value: _Lookup | None,
     ) -> FlagResolutionDetails[bool]:
         """``config_value`` None: consult the loaded config copy only if the flag is unknown."""
+        if not self._ready:
+            refused = self._unready(default)
+            if refused is not None:
+                return refused
         flag = self._flags.snapshot.get(key)
         if flag is None:
             if config_value is None:
@@ -384,14 +461,29 @@ class ButtressProvider(AbstractProvider):
             if isinstance(config_value, _Absent):
                 return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
             return _error(default, _TYPE_MISMATCH, f"{key!r} is a config value, not a boolean flag")
+        if flag.variants:
+            return self._from_flag("boolean", key, default, context, flag)
         stale = self._flags.stale
         if stale and not self._reported_stale:
             self._sync_stale()  # registered while already stale: the SDK said READY
+        metadata = flag.metadata
         if flag.plain:
             # No rule reads the context: the switch alone decides (the hot, common case).
             if flag.enabled:
-                return FlagResolutionDetails(True, reason=_STALE if stale else _STATIC, variant=_ON)
-            return FlagResolutionDetails(default, reason=_STALE if stale else _DISABLED)
+                if stale:
+                    return FlagResolutionDetails(
+                        True, reason=_STALE, variant=_ON, flag_metadata=metadata
+                    )
+                hit = self._recall(key, "boolean", flag)
+                if hit is not None:
+                    return hit
+                details = FlagResolutionDetails(
+                    True, reason=_STATIC, variant=_ON, flag_metadata=metadata
+                )
+                return self._remember(key, "boolean", flag, details)
+            return FlagResolutionDetails(
+                default, reason=_STALE if stale else _DISABLED, flag_metadata=metadata
+            )
         try:
             flag_context = to_flag_context(context)
         except ValidationError as exc:
@@ -399,7 +491,9 @@ class ButtressProvider(AbstractProvider):
         evaluation = self._flags.evaluate(key, flag_context)
         reason = evaluation.reason
         if reason is _B_DISABLED or reason is _B_SCHEDULED_OFF:
-            return FlagResolutionDetails(default, reason=_STALE if stale else _DISABLED)
+            return FlagResolutionDetails(
+                default, reason=_STALE if stale else _DISABLED, flag_metadata=metadata
+            )
         if reason is _B_UNKNOWN_FLAG:  # deleted since the lookup above
             return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
         if reason is _B_ERROR:
@@ -409,7 +503,96 @@ class ButtressProvider(AbstractProvider):
             enabled,
             reason=_STALE if stale else _success_reason(evaluation, flag),
             variant=_ON if enabled else _OFF,
+            flag_metadata=metadata,
         )
+
+    # -- flags with variants: every lookup type, from the flag itself ----------------------
+
+    def _from_flag(
+        self,
+        kind: str,
+        key: str,
+        default: _T,
+        context: EvaluationContext | None,
+        flag: Flag,
+    ) -> FlagResolutionDetails[_T]:
+        """The variant ``flag`` serves this context, if it is of ``kind``; else the default."""
+        hit = self._recall(key, kind, flag)
+        if hit is not None:
+            return hit
+        try:
+            flag_context = to_flag_context(context)
+        except ValidationError as exc:
+            return _error(default, _INVALID_CONTEXT, str(exc))
+        stale = self._flags.stale
+        if stale and not self._reported_stale:
+            self._sync_stale()  # registered while already stale: the SDK said READY
+        result = self._flags.resolve(key, default, flag_context, kind=_KIND_TYPES[kind])
+        reason = result.reason
+        if reason is _B_UNKNOWN_FLAG:  # deleted since the caller's lookup
+            return _error(default, _FLAG_NOT_FOUND, f"no flag {key!r}")
+        if reason is _B_TYPE_MISMATCH:
+            return _error(default, _TYPE_MISMATCH, result.error or f"{key!r} is not a {kind}")
+        if reason is _B_ERROR:
+            return _error(default, _GENERAL, result.error or f"evaluating {key!r} failed")
+        metadata = flag.metadata
+        if reason is _B_DISABLED or reason is _B_SCHEDULED_OFF:
+            return FlagResolutionDetails(
+                default, reason=_STALE if stale else _DISABLED, flag_metadata=metadata
+            )
+        if result.variant is None:  # nothing matched and the flag has no default variant
+            return FlagResolutionDetails(
+                default, reason=_STALE if stale else _DEFAULT, flag_metadata=metadata
+            )
+        details = FlagResolutionDetails(
+            result.value,
+            variant=result.variant,
+            reason=_STALE if stale else _success_reason(reason, flag),
+            flag_metadata=metadata,
+        )
+        return self._remember(key, kind, flag, details)
+
+    # -- readiness and the static-resolution cache -------------------------------------------
+
+    def _unready(self, default: _T) -> FlagResolutionDetails[_T] | None:
+        """The error a lookup gets before the first snapshot (or when FATAL), else None."""
+        if self._fatal:
+            return _error(
+                default, ErrorCode.PROVIDER_FATAL, "the flag store's tables do not exist"
+            )
+        if self._flags.loaded:
+            self._ready = True
+            if self._reported_stale:
+                self._sync_stale()  # loaded after initialize gave up: the SDK hears READY
+            return None
+        return _error(
+            default,
+            ErrorCode.PROVIDER_NOT_READY,
+            "no flag snapshot yet: the FeatureFlags has not loaded one (await flags.start())",
+        )
+
+    def _recall(self, key: str, kind: str, flag: Flag) -> FlagResolutionDetails[Any] | None:
+        """A remembered STATIC resolution of this very flag, reported as CACHED."""
+        cache = self._cache
+        if cache is None:
+            return None
+        hit = cache.get((key, kind))
+        if hit is None or hit[0] is not flag:  # another snapshot's flag: not this one's answer
+            return None
+        details = hit[1]
+        value = details.value
+        if isinstance(value, dict | list):
+            value = copy.deepcopy(value)  # each caller its own copy
+        return FlagResolutionDetails(
+            value, variant=details.variant, reason=_CACHED, flag_metadata=details.flag_metadata
+        )
+
+    def _remember(
+        self, key: str, kind: str, flag: Flag, details: FlagResolutionDetails[_T]
+    ) -> FlagResolutionDetails[_T]:
+        if self._cache is not None and details.reason is _STATIC and flag.static:
+            self._cache[(key, kind)] = (flag, details)
+        return details
 
     # -- typed values: ConfigStore, gated by a flag of the same key ------------------------
 
@@ -494,6 +677,13 @@ class ButtressProvider(AbstractProvider):
     def _sync_typed(
         self, kind: str, key: str, default: _T, context: EvaluationContext | None
     ) -> FlagResolutionDetails[_T]:
+        if not self._ready:
+            refused = self._unready(default)
+            if refused is not None:
+                return refused
+        flag = self._flags.snapshot.get(key)
+        if flag is not None and flag.variants:
+            return self._from_flag(kind, key, default, context, flag)
         values = self._values
         if values is not None and not values.loaded:
             return _error(
@@ -508,6 +698,13 @@ class ButtressProvider(AbstractProvider):
     async def _async_typed(
         self, kind: str, key: str, default: _T, context: EvaluationContext | None
     ) -> FlagResolutionDetails[_T]:
+        if not self._ready:
+            refused = self._unready(default)
+            if refused is not None:
+                return refused
+        flag = self._flags.snapshot.get(key)
+        if flag is not None and flag.variants:
+            return self._from_flag(kind, key, default, context, flag)
         lookup, stale = await self._fetch(key)
         return self._typed(kind, key, default, context, lookup, stale)
 

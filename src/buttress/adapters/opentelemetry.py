@@ -95,17 +95,21 @@ class _SignalRecorder:
             return self._count
         return self._record
 
-    def _count(self, labels: Labels, level: float | None, seconds: float | None) -> None:
+    def _count(
+        self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /
+    ) -> None:
         counts = self.counts
         assert counts is not None  # recorder() chose this for a lone counter
         with self._lock:
-            counts[labels] = counts.get(labels, 0) + 1
+            counts[labels] = counts.get(labels, 0) + amount
 
-    def _record(self, labels: Labels, level: float | None, seconds: float | None) -> None:
+    def _record(
+        self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /
+    ) -> None:
         counts, levels = self.counts, self.levels
         with self._lock:
             if counts is not None:
-                counts[labels] = counts.get(labels, 0) + 1
+                counts[labels] = counts.get(labels, 0) + amount
             if level is not None and levels is not None:
                 levels[labels] = level
         if seconds is not None and self._histogram is not None:

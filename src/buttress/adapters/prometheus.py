@@ -46,7 +46,7 @@ class _Unfed:
 
     __slots__ = ()
 
-    def inc(self) -> None:
+    def inc(self, amount: float = 1) -> None:
         return None
 
     def set(self, value: float) -> None:
@@ -102,18 +102,22 @@ class _SignalRecorder:
             return self._count
         return self._record
 
-    def _count(self, labels: Labels, level: float | None, seconds: float | None) -> None:
+    def _count(
+        self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /
+    ) -> None:
         child = self._lone.get(labels)
         if child is None:
             assert self._counter is not None  # recorder() chose this for a lone counter
             child = self._lone[labels] = self._counter.labels(*labels)
-        child.inc()
+        child.inc(amount)
 
-    def _record(self, labels: Labels, level: float | None, seconds: float | None) -> None:
+    def _record(
+        self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /
+    ) -> None:
         series = self._series.get(labels)
         if series is None:
             series = self._series[labels] = self._bind(labels)
-        series.counter.inc()
+        series.counter.inc(amount)
         if level is not None:
             series.gauge.set(level)
         if seconds is not None:

@@ -15,9 +15,10 @@ from typing import Any, Final
 
 from buttress._exceptions import BackendError, InvalidDSNError
 from buttress.backends._base import Backend
-from buttress.backends._dsn import SUPPORTED_SCHEMES, parse_dsn
+from buttress.backends._dsn import DSN, SUPPORTED_SCHEMES, parse_dsn, spellings
+from buttress.log import register_secret
 
-__all__ = ["BACKENDS", "Connecting", "Prepare", "backend_class", "open_backend"]
+__all__ = ["BACKENDS", "Connecting", "Prepare", "backend_class", "open_backend", "protect"]
 
 Prepare = Callable[[Backend], Awaitable[object]]
 """What runs on a freshly opened backend before it is handed out."""
@@ -69,6 +70,7 @@ class Connecting:
             raise BackendError("this connect() call was already awaited; call connect() again")
         options = dict(self._options)
         dsn = parse_dsn(self._dsn)
+        protect(dsn)
         backend = await backend_class(dsn.scheme).open(dsn, options)
         try:
             if self._prepare is not None:
@@ -98,6 +100,13 @@ class Connecting:
         from buttress.backends._dsn import redact_dsn
 
         return f"<Connecting {redact_dsn(self._dsn)!r}>"
+
+
+def protect(dsn: DSN) -> None:
+    """Register the DSN's password (and secret query values), in every spelling, with the
+    redactor, so no log line, health message or CLI error shows it once it is in use."""
+    for form in spellings(dsn.secrets):
+        register_secret(form)
 
 
 def open_backend(dsn: str, **options: object) -> Connecting:

@@ -15,7 +15,7 @@ import attrs
 
 from buttress._exceptions import InvalidDSNError
 
-__all__ = ["DSN", "BackendKind", "parse_dsn", "redact_dsn", "scrub"]
+__all__ = ["DSN", "BackendKind", "parse_dsn", "redact_dsn", "scrub", "spellings"]
 
 BackendKind = Literal["memory", "sqlite", "postgresql", "redis"]
 
@@ -85,13 +85,16 @@ def redact_dsn(dsn: str) -> str:
     return head + _SECRET_QUERY.sub(lambda m: m.group(1) + MASK, after)
 
 
+def spellings(secrets: tuple[str, ...]) -> list[str]:
+    """Every way each secret can appear in text: raw and percent-encoded, longest first."""
+    forms = {form for s in secrets if s for form in (s, quote(s, safe=""), quote(s))}
+    return sorted(forms, key=len, reverse=True)
+
+
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
     """``text`` with every spelling of each secret (raw, quoted) replaced by ``***``."""
-    for secret in secrets:
-        if not secret:
-            continue
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
-            text = text.replace(form, MASK)
+    for form in spellings(secrets):
+        text = text.replace(form, MASK)
     return text
 
 

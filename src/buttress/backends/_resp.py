@@ -27,7 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from time import monotonic
-from typing import Any, Final, TypeAlias, TypeVar, overload
+from typing import Any, Final, TypeAlias, TypeVar, cast, overload
 
 import attrs
 
@@ -389,7 +389,11 @@ def _handshake(endpoint: Endpoint) -> list[bytes]:
 
 _ASKING: Final = b"*1\r\n$6\r\nASKING\r\n"
 
-_Waiter: TypeAlias = "tuple[asyncio.Future[Any], asyncio.TimerHandle | None]"
+_Waiter: TypeAlias = "tuple[asyncio.Future[Any], float]"
+"""A caller's future and the loop time by which its reply is due (0.0: no timeout)."""
+
+_EARLY: Final = 0.001
+"""A timer may fire this much before its time (the loop's clock resolution)."""
 
 
 class _Protocol(asyncio.Protocol):
@@ -404,10 +408,14 @@ class _Protocol(asyncio.Protocol):
         self.closed = False
         self.drained: asyncio.Future[None] | None = None
         self.unsent: list[bytes] = []
+        # One timer for the connection rather than one per request: replies come
+        # in order, so the oldest waiter is always the first due.
+        self.watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, though not always an asyncio.Transport subclass
+        # (uvloop's are not): checking the class would refuse a working one.
+        self.transport = cast(asyncio.Transport, transport)
 
     def request(self, packed: bytes) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
@@ -415,11 +423,13 @@ class _Protocol(asyncio.Protocol):
             # Lost while the caller waited for the write buffer to drain.
             future.set_exception(ConnectionError("redis connection lost"))
             return future
-        timer = None
+        due = 0.0
         if self.timeout is not None:
             # A deadline for the whole reply: bytes trickling in do not extend it.
-            timer = self.loop.call_later(self.timeout, self._expire, future)
-        self.waiters.append((future, timer))
+            due = self.loop.time() + self.timeout
+            if self.watchdog is None:
+                self.watchdog = self.loop.call_at(due, self._watch)
+        self.waiters.append((future, due))
         if self.unsent:
             self.unsent.append(packed)  # a flush is already scheduled
         elif len(self.waiters) == 1:
@@ -440,7 +450,16 @@ class _Protocol(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.write(data)
 
-    def _expire(self, future: asyncio.Future[Any]) -> None:
+    def _watch(self) -> None:
+        """The oldest waiter's deadline has come: expire it, or wait for the next
+        oldest's (it was answered meanwhile)."""
+        self.watchdog = None
+        if not self.waiters or self.closed:
+            return
+        future, due = self.waiters[0]
+        if due - self.loop.time() > _EARLY:
+            self.watchdog = self.loop.call_at(due, self._watch)
+            return
         # A reply that late means a stalled server or path: fail this caller with
         # a timeout and drop the connection so the next call starts afresh.
         if not future.done():
@@ -468,9 +487,7 @@ class _Protocol(asyncio.Protocol):
                 self._fail(ProtocolError("reply with no request waiting"))
                 self.abort()
                 return
-            future, timer = waiters.popleft()
-            if timer is not None:
-                timer.cancel()
+            future, _ = waiters.popleft()
             if future.done():  # the caller was cancelled or timed out
                 continue
             if type(reply) is ReplyError:
@@ -494,10 +511,11 @@ class _Protocol(asyncio.Protocol):
         self.resume_writing()
 
     def _fail(self, exc: Exception) -> None:
+        watchdog, self.watchdog = self.watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
         while self.waiters:
-            future, timer = self.waiters.popleft()
-            if timer is not None:
-                timer.cancel()
+            future, _ = self.waiters.popleft()
             if not future.done():
                 future.set_exception(exc)
 

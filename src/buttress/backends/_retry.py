@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from buttress._exceptions import BackendUnavailableError
 from buttress.backends._dsn import DSN, scrub
+from buttress.log import redact_text
 
 __all__ = ["Attempts", "connect_with_retry", "unavailable"]
 
@@ -60,7 +61,7 @@ def unavailable(dsn: DSN, exc: BaseException, attempts: int = 1) -> BackendUnava
     spelling of the DSN's secrets. Raise it *outside* the ``except`` block (or
     ``from None``) so the driver's exception does not ride along as context.
     """
-    detail = scrub(str(exc), dsn.secrets) or type(exc).__name__
+    detail = redact_text(scrub(str(exc), dsn.secrets)) or type(exc).__name__
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     return BackendUnavailableError(
         f"cannot connect to {dsn.kind} at {dsn.address}{tries}: {type(exc).__name__}: {detail}"

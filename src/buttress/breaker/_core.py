@@ -233,7 +233,10 @@ class BreakerMachine:
         if now >= open_until:
             return -1.0
         self.rejected_count += 1
-        return open_wait(open_until, self.recovery_timeout, now)
+        # open_wait inlined: this is the refusal's hot path (a call less per refusal).
+        wait = open_until - now
+        timeout = self.recovery_timeout
+        return wait if wait < timeout else timeout
 
     def admit(self, now: float) -> Admitted | Rejected:
         """Decide whether a call arriving at ``now`` may run."""

@@ -240,6 +240,13 @@ def action_group(
     return functools.partial(add_action, commands, common, group=group)
 
 
+def add_revert_arguments(parser: argparse.ArgumentParser) -> None:
+    """``KEY VERSION`` and the audit arguments: what every ``revert`` action takes."""
+    parser.add_argument("key")
+    parser.add_argument("version", type=int, help="the history version to restore (see history)")
+    add_audit_arguments(parser)
+
+
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     """``--updated-by`` (default: the OS user) and ``--reason``, kept in a change's history."""
     parser.add_argument(

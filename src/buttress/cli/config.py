@@ -21,6 +21,7 @@ from buttress.cli._common import (
     Reply,
     action_group,
     add_audit_arguments,
+    add_revert_arguments,
     run,
 )
 from buttress.config import ALL, ConfigChange, ConfigEntry, ConfigStore, JSONValue
@@ -145,19 +146,14 @@ async def _get(store: ConfigStore, args: argparse.Namespace) -> Reply:
 
 async def _set(store: ConfigStore, args: argparse.Namespace) -> Reply:
     value = _read_value(args.value)
-    sensitive: bool | None = args.sensitive
-    if sensitive is None:
-        # A secret stays a secret unless --no-sensitive says otherwise: forgetting
-        # the flag on an update, or on an override of an "all" secret for one
-        # environment, must not start printing the value everywhere.
-        current = await store.get_entry(args.key)
-        sensitive = current is not None and current.sensitive
+    # Neither --sensitive nor --no-sensitive: None, and the store keeps a secret
+    # a secret (also when this entry overrides an "all" secret for one environment).
     entry = await store.set(
         args.key,
         value,
         updated_by=args.updated_by,
         environment=store.environment,
-        sensitive=sensitive,
+        sensitive=args.sensitive,
         description=args.description,
         reason=args.reason,
         expected_version=args.expected_version,
@@ -294,10 +290,8 @@ def register(
         _handler(_revert, writes),
         "restore the value a key had at VERSION, as a new change",
     )
-    p.add_argument("key")
-    p.add_argument("version", type=int)
+    add_revert_arguments(p)
     environment(p, "the environment whose entry to revert (default all)")
-    add_audit_arguments(p)
 
     p = add("maintenance", _maintenance_handler, "show maintenance mode, or switch it on or off")
     p.add_argument(

@@ -1,8 +1,8 @@
-"""``buttress flags list|get|set|eval|history|delete``: feature flags from a shell.
+"""``buttress flags list|get|set|eval|history|delete|revert``: feature flags from a shell.
 
 Each action is a body over ``FeatureFlags`` on ``--dsn`` (no polling, no
 subscription), run by ``_common.run``: ``list``, ``get``, ``eval`` and
-``history`` only look; ``set`` and ``delete`` write, on a database ``buttress
+``history`` only look; ``set``, ``delete`` and ``revert`` write, on a database ``buttress
 migrate`` has set up. ``set`` creates or updates and reports ``rollout_warning``
 (once) when a change crosses "percentage 0 means everyone". Exit codes: 0 done,
 1 not found, 2 bad input or an unusable backend.
@@ -11,6 +11,7 @@ migrate`` has set up. ``set`` creates or updates and reports ``rollout_warning``
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from buttress.cli._common import (
     Reply,
     action_group,
     add_audit_arguments,
+    add_revert_arguments,
     parse_time,
     run,
 )
@@ -79,14 +81,33 @@ def _percentage(text: str) -> float:
         raise ValidationError("percentage", "must be a number between 0 and 100") from None
 
 
+def _attribute_value(text: str) -> object:
+    """A number or true/false as JSON reads it; anything else is the text itself."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, int | float | bool) else text
+
+
 def _attributes(pairs: list[str] | None) -> dict[str, object]:
     attributes: dict[str, object] = {}
     for pair in pairs or ():
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise ValidationError("--attr", "must be NAME=VALUE")
-        attributes[name] = value
+        attributes[name] = _attribute_value(value)
     return attributes
+
+
+def _json_option(field: str, text: str) -> Any:
+    """A targeting option's JSON; ``''`` or ``none`` clears it."""
+    if text.strip().lower() in _CLEAR:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(field, f"must be JSON ({exc.msg} at column {exc.colno})") from None
 
 
 def _describe(flag: Flag) -> str:
@@ -101,6 +122,14 @@ def _describe(flag: Flag) -> str:
         rules.append(f"from {flag.enable_at.isoformat()}")
     if flag.disable_at:
         rules.append(f"until {flag.disable_at.isoformat()}")
+    if flag.variants:
+        rules.append(f"variants={','.join(flag.variants)}")
+    if flag.rules:
+        rules.append(f"rules={len(flag.rules)}")
+    if flag.split:
+        rules.append("split=" + ",".join(f"{name}:{weight:g}%" for name, weight in flag.split))
+    if flag.default_variant is not None:
+        rules.append(f"default={flag.default_variant}")
     if flag.enabled and not rules:
         rules.append("everyone")
     state = "on " if flag.enabled else "off"
@@ -176,6 +205,14 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["name"] = args.name
     if args.description is not None:
         changes["description"] = args.description or None
+    for field in ("variants", "rules", "split", "metadata"):
+        text = getattr(args, field)
+        if text is not None:
+            value = _json_option(field, text)
+            changes[field] = () if value is None and field == "rules" else value
+    if args.default_variant is not None:
+        name = args.default_variant.strip()
+        changes["default_variant"] = None if name.lower() in _CLEAR else name
     return changes
 
 
@@ -216,9 +253,15 @@ async def _eval(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
         "enabled": result.enabled,
         "reason": result.reason.value,
         "bucket": result.bucket,
+        "variant": result.variant,
+        "value": result.value,
     }
+    served = ""
+    if flag is not None and flag.variants and result.variant is not None:
+        served = f" variant {result.variant} = {json.dumps(result.value)}"
     outcome = Outcome.WARNING if flag is None else Outcome.OK
-    return Reply(payload, f"{result.key}: {state} ({result.reason.value}{bucket})", outcome)
+    text = f"{result.key}: {state}{served} ({result.reason.value}{bucket})"
+    return Reply(payload, text, outcome)
 
 
 async def _history(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
@@ -228,6 +271,15 @@ async def _history(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
         [_change_dict(change) for change in changes],
         text or f"no changes recorded for {args.key!r}",
     )
+
+
+async def _revert(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
+    flag = await flags.revert(
+        args.key, args.version, updated_by=args.updated_by, reason=args.reason
+    )
+    if flag is None:
+        return Reply(None, f"reverted {args.key} to version {args.version}: deleted")
+    return Reply(flag.to_dict(), f"reverted {_describe(flag)}")
 
 
 async def _delete(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
@@ -263,6 +315,20 @@ def register(
     p.add_argument("--disable-at", metavar="ISO", help="off from this time ('none' clears)")
     p.add_argument("--name", help="display name (default: the key, for a new flag)")
     p.add_argument("--description", help="what the flag is for ('' clears)")
+    p.add_argument(
+        "--variants", metavar="JSON", help='named values, e.g. \'{"a": "A", "b": 2}\' (none clears)'
+    )
+    p.add_argument(
+        "--rules",
+        metavar="JSON",
+        help='targeting rules, first match wins, e.g. \'[{"when": [{"attribute": '
+        '"plan", "operator": "in", "value": ["pro"]}], "variant": "b"}]\'',
+    )
+    p.add_argument(
+        "--split", metavar="JSON", help='percentages per variant, e.g. \'{"a": 50, "b": 50}\''
+    )
+    p.add_argument("--default-variant", metavar="NAME", help="served when nothing else decides")
+    p.add_argument("--metadata", metavar="JSON", help="free-form str/number/bool values")
     add_audit_arguments(p)
 
     p = add(
@@ -273,7 +339,12 @@ def register(
     p.add_argument("key")
     p.add_argument("--user", help="the user id")
     p.add_argument("--role")
-    p.add_argument("--attr", action="append", metavar="NAME=VALUE", help="a context attribute")
+    p.add_argument(
+        "--attr",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a context attribute (numbers and true/false are read as JSON, the rest as text)",
+    )
     p.add_argument("--at", metavar="ISO", help="evaluate at this time (default now)")
 
     p = add("history", _handler(_history, looks), "a flag's changes, newest first")
@@ -287,3 +358,10 @@ def register(
     )
     p.add_argument("key")
     add_audit_arguments(p)
+
+    p = add(
+        "revert",
+        _handler(_revert, writes),
+        "restore the flag as it was at VERSION (see history), as a new change",
+    )
+    add_revert_arguments(p)

@@ -65,7 +65,7 @@ async def _check(db: Backend, args: argparse.Namespace) -> Reply:
 
 async def _cleanup(db: Backend, args: argparse.Namespace) -> Reply:
     result = await _checker(db, args).cleanup(dry_run=args.dry_run)
-    return Reply(result.to_dict(), result.render_text())
+    return Reply(result.to_dict(), result.render_text(), result.exit_code)
 
 
 async def _undo(db: Backend, args: argparse.Namespace) -> Reply:

@@ -30,17 +30,6 @@ __all__ = ["register", "render_text"]
 _MARKS = {AlertLevel.HEALTHY: "ok  ", AlertLevel.WARNING: "WARN", AlertLevel.CRITICAL: "CRIT"}
 
 
-def _anomaly_to_dict(anomaly: Anomaly) -> dict[str, object]:
-    return {
-        "metric": anomaly.metric,
-        "rule": anomaly.rule,
-        "level": anomaly.level.name.lower(),
-        "message": anomaly.message,
-        "observed": anomaly.observed,
-        "baseline": anomaly.baseline,
-    }
-
-
 def _rules(args: argparse.Namespace) -> list[Rule]:
     rules = [parse_rule(spec) for spec in args.rule or ()]
     if args.rules is not None:
@@ -93,7 +82,7 @@ def monitor(args: argparse.Namespace) -> int:
             "runs": runs,
             "latest": latest.to_dict() if latest is not None else None,
             "rules": [rule_to_dict(rule) for rule in rules],
-            "anomalies": [_anomaly_to_dict(a) for a in anomalies],
+            "anomalies": [a.to_dict() for a in anomalies],
         }
         return Reply(payload, render_text(level, rules, anomalies, runs, latest), int(level))
 

@@ -11,12 +11,11 @@ import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from buttress._checks import validate_key
+from buttress._checks import check_version, revert_reason, unknown_version, validate_key
 from buttress._context import Running
 from buttress._exceptions import ValidationError
 from buttress._seam import resolve_store
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.config._cache import ReadCache
 from buttress.config._core import (
     Setting,
     check_default,
@@ -104,7 +103,11 @@ class ConfigStore(Running):
         self._clock = clock
         self._opened = False
         self._log = get_logger("config", environment=self._environment)
+        # Imported here: `import buttress.config` stays small (the cache is per store).
+        from buttress.config._cache import ReadCache
+
         self._cache = ReadCache(self._store, clock, float(refresh_interval))
+        self._declared_sensitive: set[str] = set()
 
     @property
     def environment(self) -> str:
@@ -139,13 +142,17 @@ class ConfigStore(Running):
 
     # -- decoding ---------------------------------------------------------
 
+    def _sensitive(self, row: StoredEntry) -> bool:
+        """The row's flag, or a ``Setting(sensitive=True)`` read through this store."""
+        return row.sensitive or row.key in self._declared_sensitive
+
     def _decode(self, row: StoredEntry) -> tuple[bool, JSONValue]:
         try:
             value = loads(row.value_json)
         except ValueError:
             self._log.error("config.invalid_value", key=row.key, stored_environment=row.environment)
             return False, None
-        if row.sensitive:
+        if self._sensitive(row):
             _protect(value)
         return True, value
 
@@ -154,7 +161,7 @@ class ConfigStore(Running):
             row.key,
             value,
             row.environment,
-            row.sensitive,
+            self._sensitive(row),
             row.description,
             row.updated_at,
             row.updated_by,
@@ -251,7 +258,7 @@ class ConfigStore(Running):
         rows = await self._store.fetch_all(environments)
         entries = []
         for row in sorted(rows, key=lambda r: (r.key, r.environment)):
-            if row.sensitive:
+            if self._sensitive(row):
                 entries.append(self._entry(row, None).redacted())
                 continue
             ok, value = self._decode(row)
@@ -260,8 +267,16 @@ class ConfigStore(Running):
         return entries
 
     async def read(self, setting: Setting[T]) -> T:
-        """The typed value of a declared ``Setting`` (its default when unset)."""
+        """The typed value of a declared ``Setting`` (its default when unset).
+
+        A ``Setting(..., sensitive=True)`` makes its key a secret for this store
+        from then on, whatever the stored flag says: the value is registered with
+        the redactor, ``list()`` masks it, ``get_entry()`` reports it sensitive
+        and a later ``set()`` keeps it sensitive.
+        """
         check_default(setting)
+        if setting.sensitive:
+            self._declared_sensitive.add(setting.key)
         value = await self.get(setting.key, _UNSET)
         if value is _UNSET:
             if setting.required:
@@ -287,7 +302,7 @@ class ConfigStore(Running):
         *,
         updated_by: str | None = None,
         environment: str = ALL,
-        sensitive: bool = False,
+        sensitive: bool | None = None,
         description: str | None = None,
         reason: str | None = None,
         expected_version: int | None = None,
@@ -297,31 +312,50 @@ class ConfigStore(Running):
         Everything is checked before anything is written. With
         ``expected_version`` the write happens only if the entry is still at
         that version (0: only if it does not exist), else ``ConfigConflictError``.
+
+        ``sensitive=None`` (the default) keeps the key a secret once it is one:
+        the entry keeps its flag, and a new entry for an environment is
+        sensitive when the key's entry for ``"all"`` is. Only an explicit
+        ``sensitive=False`` clears it.
         """
         validate_key("key", key)
         validate_environment("environment", environment)
-        if not isinstance(sensitive, bool):
-            raise ValidationError("sensitive", "must be a bool")
+        if sensitive is not None and not isinstance(sensitive, bool):
+            raise ValidationError("sensitive", "must be a bool or None (keep the entry's flag)")
         _check_optional_text("updated_by", updated_by)
         _check_optional_text("description", description)
         _check_optional_text("reason", reason)
         _check_version("expected_version", expected_version)
         json_value = to_json(value)
+        await self._open()
+        if sensitive is None and (
+            key in self._declared_sensitive or await self._is_sensitive(key, environment)
+        ):
+            sensitive = True
         if sensitive:
             _protect(json_value)
-        await self._open()
         edit = EntryEdit(key, environment, updated_by, reason, self._clock.now(), expected_version)
         change = await self._write(edit, EntryValue(dumps(json_value), sensitive, description))
+        # None reached the store, which kept the row's flag: the change records it.
+        stored_sensitive = change.sensitive if sensitive is None else sensitive
+        if stored_sensitive:
+            _protect(json_value)
         return ConfigEntry(
             key,
             json_value,
             environment,
-            sensitive,
+            stored_sensitive or key in self._declared_sensitive,
             description,
             change.changed_at,
             updated_by,
             change.version,
         )
+
+    async def _is_sensitive(self, key: str, environment: str) -> bool:
+        """Whether ``key`` is already a secret where a write to ``environment`` would land
+        (its entry there, or its ``"all"`` entry that the new one would override)."""
+        view = (environment,) if environment == ALL else (environment, ALL)
+        return any(row.sensitive for row in await self._store.fetch(key, view))
 
     async def delete(
         self,
@@ -372,20 +406,22 @@ class ConfigStore(Running):
         """
         validate_key("key", key)
         validate_environment("environment", environment)
-        if isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 1:
-            raise ValidationError("to_version", "must be a positive int")
+        check_version("to_version", to_version)
         await self._open()
         target = await self._store.change_at(key, environment, to_version)
         if target is None:
-            raise ValidationError("to_version", f"no version {to_version} recorded for {key!r}")
-        why = reason if reason is not None else f"revert to version {to_version}"
+            raise unknown_version(key, to_version)
+        why = revert_reason(reason, to_version)
         if target.new_json is None:
             await self.delete(key, environment=environment, updated_by=updated_by, reason=why)
             return None
         rows = await self._store.fetch(key, (environment,))
         description = rows[0].description if rows else None
         edit = EntryEdit(key, environment, updated_by, why, self._clock.now())
-        await self._write(edit, EntryValue(target.new_json, target.sensitive, description, True))
+        # Back to a version that was a secret: a secret again. Back to one that was
+        # not: the entry keeps the flag it has now (None), never loses it.
+        keep = True if target.sensitive else None
+        await self._write(edit, EntryValue(target.new_json, keep, description, True))
         return await self.get_entry_in(key, environment)
 
     async def get_entry_in(self, key: str, environment: str) -> ConfigEntry | None:

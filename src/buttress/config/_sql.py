@@ -148,9 +148,13 @@ async def write_entry(tx: SqlConnection, edit: EntryEdit, value: EntryValue) -> 
     For components that must change config atomically with their own rows
     (``DeploymentLog`` sets ``app_version``): bumps the change counter, checks
     the expected version, upserts, appends history and NOTIFYs on PostgreSQL.
-    ``value.value_json`` must already be checked JSON text (``dumps``).
+    ``value.value_json`` must already be checked JSON text (``dumps``);
+    ``value.sensitive=None`` keeps the entry's flag.
     """
     old, version = await _begin(tx, edit)
+    # The flag is decided here, from the row read under the counter's lock: the
+    # upsert writes it whole, so sensitive=None must never reach it undecided.
+    value = value.keeping(old)
     entry = edit.entry(value, version)
     await tx.execute(
         tx.dialect.placeholders(

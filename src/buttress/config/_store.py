@@ -65,13 +65,27 @@ class StoredChange:
 
 @attrs.frozen(slots=True)
 class EntryValue:
-    """What a write sets: checked JSON text (``dumps``), its sensitivity and description."""
+    """What a write sets: checked JSON text (``dumps``), its sensitivity and description.
+
+    ``sensitive=None`` keeps the flag the entry has (a new entry is not
+    sensitive): a secret stays a secret until a write says ``False``.
+    """
 
     value_json: str = attrs.field(repr=False)  # may be a secret
-    sensitive: bool = False
+    sensitive: bool | None = None
     description: str | None = None
     revert: bool = False
     """Recorded as a revert to an earlier version rather than as an update."""
+
+    def keeping(self, old: StoredEntry | None) -> EntryValue:
+        """This value with ``sensitive`` decided: as given, else as ``old`` has it.
+
+        Stores call it with the row they read in the write's own transaction, so
+        a concurrent write cannot slip a secret out of its flag.
+        """
+        if self.sensitive is not None:
+            return self
+        return attrs.evolve(self, sensitive=old is not None and old.sensitive)
 
 
 @attrs.frozen(slots=True)
@@ -91,10 +105,10 @@ class EntryEdit:
             raise ConfigConflictError(self.key, self.environment, self.expected_version, current)
 
     def entry(self, value: EntryValue, version: int) -> StoredEntry:
-        """The row that writing ``value`` leaves, at ``version``."""
+        """The row that writing ``value`` (its flag decided by ``keeping``) leaves."""
         return StoredEntry(
-            self.key, self.environment, value.value_json, value.sensitive, value.description,
-            self.at, self.changed_by, version,
+            self.key, self.environment, value.value_json, bool(value.sensitive),
+            value.description, self.at, self.changed_by, version,
         )  # fmt: skip
 
     def written(self, value: EntryValue, old: StoredEntry | None, version: int) -> StoredChange:
@@ -106,7 +120,7 @@ class EntryEdit:
         return StoredChange(
             self.key, self.environment, version, action, self.at, self.changed_by, self.reason,
             old.value_json if old else None, value.value_json,
-            value.sensitive or bool(old and old.sensitive),
+            bool(value.sensitive) or bool(old and old.sensitive),
         )  # fmt: skip
 
     def removed(self, old: StoredEntry, version: int) -> StoredChange:
@@ -132,7 +146,10 @@ class ConfigBackendStore(Protocol):
     async def fetch_all(self, environments: Sequence[str] | None) -> list[StoredEntry]: ...
 
     async def write(self, edit: EntryEdit, value: EntryValue) -> StoredChange:
-        """Create or replace the row; raises ``ConfigConflictError`` on a version mismatch."""
+        """Create or replace the row; raises ``ConfigConflictError`` on a version mismatch.
+
+        ``value.sensitive=None`` keeps the row's flag (``EntryValue.keeping``).
+        """
         ...
 
     async def remove(self, edit: EntryEdit) -> StoredChange | None:
@@ -209,6 +226,7 @@ class MemoryConfigStore:
     async def write(self, edit: EntryEdit, value: EntryValue) -> StoredChange:
         version = self._next_version(edit)
         old = self._rows.get((edit.key, edit.environment))
+        value = value.keeping(old)
         self._rows[edit.key, edit.environment] = edit.entry(value, version)
         return self._record(edit.written(value, old, version))
 

@@ -124,6 +124,22 @@ async def _backend(ctx: DoctorContext) -> list[Finding]:
         findings.append(Finding("backend", "ping", Level.CRITICAL, explain(exc, dsn=ctx.dsn)))
     else:
         findings.append(Finding("backend", "ping", Level.OK, f"{latency * 1000:.2f} ms"))
+    if getattr(backend, "pooler", False) is True:
+        # Said out loud: through a transaction pooler some things work differently.
+        changes = (
+            "pushed through listen_dsn"
+            if getattr(backend, "pushes", False)
+            else "polled (no LISTEN through a pooler; give listen_dsn= to push)"
+        )
+        findings.append(
+            Finding(
+                "backend",
+                "pooler",
+                Level.OK,
+                "through a transaction pooler (pgbouncer=true): no prepared statements, "
+                f"transaction-scoped locks; config and flag changes {changes}",
+            )
+        )
     return findings
 
 
@@ -179,7 +195,8 @@ async def _schema(ctx: DoctorContext) -> list[Finding]:
 async def _health(ctx: DoctorContext) -> list[Finding]:
     from buttress.health import HealthRegistry, Status, register_standard
 
-    registry = HealthRegistry(version=__version__)
+    # The operator's own terminal: the checks' error text, redacted, is worth showing.
+    registry = HealthRegistry(version=__version__, expose_details=True)
     register_standard(registry, ctx.backend, disk_path=".")
     report = await registry.run()
     levels = {Status.HEALTHY: Level.OK, Status.DEGRADED: Level.WARNING}

@@ -73,24 +73,18 @@ def _build_context(
     )
 
 
-def _as_category(value: ErrorCategory | str | None) -> ErrorCategory | None:
-    if value is None or isinstance(value, ErrorCategory):
-        return value
-    try:
-        return ErrorCategory(value)
-    except ValueError:
-        known = ", ".join(member.value for member in ErrorCategory)
-        raise ValidationError("category", f"must be one of {known}") from None
+E = TypeVar("E", ErrorCategory, Severity)
 
 
-def _as_severity(value: Severity | str | None) -> Severity | None:
-    if value is None or isinstance(value, Severity):
+def _as_member(field: str, kind: type[E], value: E | str | None) -> E | None:
+    """``value`` as a member of ``kind`` (given as the member or its value), or None."""
+    if value is None or isinstance(value, kind):
         return value
     try:
-        return Severity(value)
+        return kind(value)
     except ValueError:
-        known = ", ".join(member.value for member in Severity)
-        raise ValidationError("severity", f"must be one of {known}") from None
+        known = ", ".join(member.value for member in kind)
+        raise ValidationError(field, f"must be one of {known}") from None
 
 
 def _as_user_message(value: object) -> str | None:
@@ -123,8 +117,8 @@ def capture(
 
     if not isinstance(exc, BaseException):
         raise ValidationError("exc", "must be an exception instance")
-    chosen_category = _as_category(category)
-    chosen_severity = _as_severity(severity)
+    chosen_category = _as_member("category", ErrorCategory, category)
+    chosen_severity = _as_member("severity", Severity, severity)
     user_message = _as_user_message(user_message)
     if isinstance(exc, ContextualError):
         return Err(exc)
@@ -326,7 +320,7 @@ def with_error_handling(
         operation=operation,
         attributes=attributes,
         catch=catch,
-        category=_as_category(category),
-        severity=_as_severity(severity),
+        category=_as_member("category", ErrorCategory, category),
+        severity=_as_member("severity", Severity, severity),
         user_message=_as_user_message(user_message),
     )

@@ -4,9 +4,10 @@
 an in-memory snapshot of a store so ``is_enabled`` never does I/O.
 """
 
-from buttress.flags._core import bucket, evaluate, rollout_warning
+from buttress.flags._core import bucket, evaluate, matches, rollout_warning
 from buttress.flags._service import FeatureFlags
 from buttress.flags._store import FlagStore, MemoryFlagStore
+from buttress.flags._targeting import Condition, Operator, Rule
 from buttress.flags._values import (
     FLAG_EVALUATED,
     Flag,
@@ -14,11 +15,14 @@ from buttress.flags._values import (
     FlagContext,
     FlagEvaluation,
     FlagNotFoundError,
+    JSONObject,
     Reason,
+    Resolution,
 )
 
 __all__ = [
     "FLAG_EVALUATED",
+    "Condition",
     "FeatureFlags",
     "Flag",
     "FlagChange",
@@ -26,9 +30,14 @@ __all__ = [
     "FlagEvaluation",
     "FlagNotFoundError",
     "FlagStore",
+    "JSONObject",
     "MemoryFlagStore",
+    "Operator",
     "Reason",
+    "Resolution",
+    "Rule",
     "bucket",
     "evaluate",
+    "matches",
     "rollout_warning",
 ]

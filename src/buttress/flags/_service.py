@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Final, Literal, TypeVar, cast
 
 import attrs
 
-from buttress._checks import validate_key
+from buttress._checks import check_version, revert_reason, unknown_version, validate_key
 from buttress._context import Running, cancel_and_wait
 from buttress._exceptions import ValidationError
 from buttress._seam import resolve_store
@@ -28,6 +28,7 @@ from buttress.backends import Backend
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.flags._core import decide, rollout_warning
 from buttress.flags._store import FLAG_STORES, FlagStore
+from buttress.flags._targeting import JSONValue, copy_json
 from buttress.flags._values import (
     FLAG_EVALUATED,
     Flag,
@@ -35,11 +36,15 @@ from buttress.flags._values import (
     FlagContext,
     FlagEvaluation,
     FlagNotFoundError,
+    JSONObject,
     Reason,
+    Resolution,
 )
 from buttress.log import get_logger
 
 __all__ = ["POLLED_REFRESH", "PUSHED_REFRESH", "FeatureFlags"]
+
+T = TypeVar("T")
 
 _REVERT_HORIZON = 10_000
 """How far back in a flag's history ``revert`` looks for the version."""
@@ -65,6 +70,35 @@ def _follow(active: bool) -> None:
 FLAG_EVALUATED.watch(_follow)
 
 
+def _typed(kind: type, value: JSONValue) -> tuple[bool, object]:
+    """``(True, value as kind)`` when ``value`` is exactly of ``kind``; a bool is never a number.
+
+    An int is a float (JSON has one number type); objects are JSON objects or
+    arrays, handed out as copies so a caller cannot change the snapshot.
+    """
+    if kind is bool or kind is str:
+        return isinstance(value, kind), value
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if isinstance(value, dict | list):
+        return True, copy_json(value)
+    return False, value
+
+
+_KINDS: Final = {bool: bool, str: str, int: int, float: float, dict: dict, list: dict}
+"""The kind a typed read asks for, by the type of its default (a list default reads objects)."""
+
+
+def _kind_name(value: object) -> str:
+    if isinstance(value, dict | list):
+        return "object"
+    return type(value).__name__
+
+
 class FeatureFlags(Running):
     """Feature flags served from an in-memory snapshot of a store.
 
@@ -81,10 +115,14 @@ class FeatureFlags(Running):
         refresh_interval: float | Literal["auto"] | None = "auto",
         snapshot_path: str | Path | None = None,
     ) -> None:
-        if refresh_interval != "auto" and refresh_interval is not None and (
-            isinstance(refresh_interval, bool)
-            or not isinstance(refresh_interval, int | float)
-            or not refresh_interval > 0
+        if (
+            refresh_interval != "auto"
+            and refresh_interval is not None
+            and (
+                isinstance(refresh_interval, bool)
+                or not isinstance(refresh_interval, int | float)
+                or not refresh_interval > 0
+            )
         ):
             raise ValidationError(
                 "refresh_interval", "must be a positive number of seconds, 'auto' or None"
@@ -103,6 +141,8 @@ class FeatureFlags(Running):
         self._opened = False
         self._started = False
         self._stale = False
+        self._loaded = False
+        self._failure: Exception | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -123,6 +163,7 @@ class FeatureFlags(Running):
             await self.refresh()
         except Exception as exc:  # noqa: BLE001 - any store failure: serve the last snapshot
             # Serve what we have (or the persisted snapshot) rather than fail startup.
+            self._failure = exc
             self._set_stale(True)
             self._load_persisted()
             self._log.warning("flags.start_degraded", error=type(exc).__name__)
@@ -164,13 +205,14 @@ class FeatureFlags(Running):
             now = self._clock.now() if flag.scheduled else _NOT_SCHEDULED
             if context is None:
                 return decide(flag, None, None, now)[0]
-            return decide(flag, context.user_id, context.role, now)[0]
+            return decide(flag, context.user_id, context.role, now, context.attributes)[0]
         except Exception as exc:  # noqa: BLE001 - the contract: evaluation fails closed
             self._log_error(key, exc)
             return False
 
     def evaluate(self, key: str, context: FlagContext | None = None) -> FlagEvaluation:
-        """Like ``is_enabled`` and says which rule decided (``UNKNOWN_FLAG``, ``ERROR``...)."""
+        """Like ``is_enabled``, and says which rule decided (``UNKNOWN_FLAG``, ``ERROR``...)
+        and which variant it serves, with its value."""
         try:
             flag = self._snapshot.get(key)
             if flag is None:
@@ -178,17 +220,104 @@ class FeatureFlags(Running):
             else:
                 now = self._clock.now() if flag.scheduled else _NOT_SCHEDULED
                 if context is None:
-                    enabled, reason, user_bucket = decide(flag, None, None, now)
+                    enabled, reason, user_bucket, variant = decide(flag, None, None, now)
                 else:
-                    user, role = context.user_id, context.role
-                    enabled, reason, user_bucket = decide(flag, user, role, now)
-                evaluation = FlagEvaluation(key, enabled, reason, user_bucket)
+                    user, role, attributes = context.user_id, context.role, context.attributes
+                    enabled, reason, user_bucket, variant = decide(
+                        flag, user, role, now, attributes
+                    )
+                value = None if variant is None else flag.served[variant]
+                evaluation = FlagEvaluation(key, enabled, reason, user_bucket, variant, value)
         except Exception as exc:  # noqa: BLE001 - the contract: evaluation fails closed
             self._log_error(key, exc)
             evaluation = FlagEvaluation(str(key), False, Reason.ERROR)
         if FLAG_EVALUATED.listeners:
             FLAG_EVALUATED.publish(evaluation)
         return evaluation
+
+    # -- typed reads: the served variant's value, or the caller's default -----------
+
+    def resolve(
+        self,
+        key: str,
+        default: T,
+        context: FlagContext | None = None,
+        *,
+        kind: type | None = None,
+    ) -> Resolution[T]:
+        """The served variant's value if it has the type asked for, else ``default``.
+
+        The type asked for is ``kind`` or else ``default``'s: bool, str, int (never
+        a bool), float (an int counts), or dict (list reads the same) for a JSON
+        object or array (a copy). ``kind`` lets a caller whose default is None
+        (an OpenFeature object lookup) say what it reads. ``reason`` says where
+        the value came from (``Resolution``); never raises.
+        """
+        wanted = _KINDS.get(kind if kind is not None else type(default))
+        if wanted is None:
+            given = kind.__name__ if kind is not None else type(default).__name__
+            return Resolution(
+                str(key),
+                default,
+                Reason.ERROR,
+                error=(
+                    f"a {'kind' if kind is not None else 'default'} of type {given} says "
+                    "nothing about the type to read: use bool, str, int, float, dict or list"
+                ),
+            )
+        return self._resolve(wanted, key, default, context)
+
+    def get_bool(self, key: str, default: bool, context: FlagContext | None = None) -> bool:
+        """The flag's boolean value, or ``default`` (off, unknown, another type); never raises.
+
+        Unlike ``is_enabled``, a flag switched off gives ``default``, not False.
+        """
+        return self._resolve(bool, key, default, context).value
+
+    def get_string(self, key: str, default: str, context: FlagContext | None = None) -> str:
+        """The flag's str value, or ``default``; never raises."""
+        return self._resolve(str, key, default, context).value
+
+    def get_int(self, key: str, default: int, context: FlagContext | None = None) -> int:
+        """The flag's int value (a float or bool is a type mismatch), or ``default``."""
+        return self._resolve(int, key, default, context).value
+
+    def get_float(self, key: str, default: float, context: FlagContext | None = None) -> float:
+        """The flag's number as a float (an int counts; a bool does not), or ``default``."""
+        return self._resolve(float, key, default, context).value
+
+    def get_object(
+        self, key: str, default: JSONObject, context: FlagContext | None = None
+    ) -> JSONObject:
+        """A copy of the flag's JSON object or array, or ``default``; never raises."""
+        return self._resolve(dict, key, default, context).value
+
+    def _resolve(
+        self, kind: type, key: str, default: T, context: FlagContext | None
+    ) -> Resolution[T]:
+        evaluation = self.evaluate(key, context)
+        reason, variant = evaluation.reason, evaluation.variant
+        name = evaluation.key
+        if reason is Reason.UNKNOWN_FLAG:
+            return Resolution(name, default, reason, error=f"no flag {name!r}")
+        if reason is Reason.ERROR:
+            return Resolution(name, default, reason, error=f"evaluating {name!r} failed")
+        if variant is None:  # switched off, scheduled off, or no default variant
+            return Resolution(name, default, reason, bucket=evaluation.bucket)
+        ok, value = _typed(kind, evaluation.value)
+        if not ok:
+            wanted = "object" if kind is dict else kind.__name__
+            return Resolution(
+                name,
+                default,
+                Reason.TYPE_MISMATCH,
+                error=(
+                    f"{name!r} serves variant {variant!r}, a {_kind_name(evaluation.value)}, "
+                    f"not a {wanted}"
+                ),
+            )
+        # ``_typed`` checked that ``value`` is of the kind ``default``'s type asked for.
+        return Resolution(name, cast(T, value), reason, variant, evaluation.bucket)
 
     def _log_error(self, key: object, exc: Exception) -> None:
         with contextlib.suppress(Exception):
@@ -207,6 +336,21 @@ class FeatureFlags(Running):
     def stale(self) -> bool:
         """True while the last refresh failed and an older snapshot is serving."""
         return self._stale
+
+    @property
+    def loaded(self) -> bool:
+        """True once a snapshot is in force: loaded from the store (``start``/``refresh``),
+        or from ``snapshot_path`` when the store was unreachable at ``start``."""
+        return self._loaded
+
+    @property
+    def failure(self) -> Exception | None:
+        """Why the snapshot is stale or missing: the last failed load's exception, else None.
+
+        A ``buttress.errors.SchemaMissingError`` means the store's tables do not exist
+        (``buttress migrate`` has not run): retrying alone will not help.
+        """
+        return self._failure
 
     # -- storage ---------------------------------------------------------------
 
@@ -286,14 +430,13 @@ class FeatureFlags(Running):
         """Restore the flag as it was at ``to_version`` (see ``history``), recorded as
         a new change; reverting to a version that deleted it deletes it (None)."""
         validate_key("key", key)
-        if isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 1:
-            raise ValidationError("to_version", "must be a positive int")
+        check_version("to_version", to_version)
         await self._open()
         changes = await self._store.history(key, _REVERT_HORIZON)
         target = next((c for c in changes if c.version == to_version), None)
         if target is None:
-            raise ValidationError("to_version", f"no version {to_version} recorded for {key!r}")
-        why = reason if reason is not None else f"revert to version {to_version}"
+            raise unknown_version(key, to_version)
+        why = revert_reason(reason, to_version)
         if target.new is None:
             await self.delete(key, updated_by=updated_by, reason=why)
             return None
@@ -313,15 +456,24 @@ class FeatureFlags(Running):
         On failure the previous snapshot stays and ``stale`` turns True; the
         error propagates to the caller (the poller logs and retries instead).
         """
-        await self._open()
         try:
+            await self._open()
             flags, token = await self._store.load()
+        except Exception as exc:
+            self._failure = exc
+            self._set_stale(True)
+            raise
         except BaseException:
             self._set_stale(True)
             raise
         self._token = token
+        self._failure = None
+        self._loaded = True
         self._set_stale(False)
         self._swap(flags)
+        if self._started and self._unsubscribe is None:
+            # Started while the store was down: follow its pushes now that it answers.
+            self._unsubscribe = await self._store.subscribe(self._on_change)
 
     # -- following changes -------------------------------------------------------
 
@@ -409,6 +561,7 @@ class FeatureFlags(Running):
                 if token != self._token or self._stale:
                     await self.refresh()
             except Exception as exc:  # noqa: BLE001 - logged; retried at the next interval
+                self._failure = exc
                 self._set_stale(True)
                 self._log.warning("flags.refresh_failed", error=type(exc).__name__)
 
@@ -445,6 +598,7 @@ class FeatureFlags(Running):
         try:
             payload = json.loads(self._snapshot_path.read_text())
             self._snapshot = {key: Flag.from_dict(data) for key, data in payload.items()}
+            self._loaded = True
         except (OSError, ValueError, TypeError) as exc:
             self._log.warning("flags.snapshot_load_failed", error=type(exc).__name__)
 

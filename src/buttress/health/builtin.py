@@ -95,6 +95,22 @@ def backend_ping(
     return ping_check
 
 
+def _thresholds(degraded_at: float, unhealthy_at: float) -> tuple[float, float]:
+    degraded_at = _ratio("degraded_at", degraded_at)
+    unhealthy_at = _ratio("unhealthy_at", unhealthy_at)
+    if degraded_at > unhealthy_at:
+        raise ValidationError("degraded_at", "must not be above unhealthy_at")
+    return degraded_at, unhealthy_at
+
+
+def _usage_status(used: float, degraded_at: float, unhealthy_at: float) -> Status:
+    if used >= unhealthy_at:
+        return Status.UNHEALTHY
+    if used >= degraded_at:
+        return Status.DEGRADED
+    return Status.HEALTHY
+
+
 def pool_saturation(
     backend: object, *, degraded_at: float = 0.8, unhealthy_at: float = 1.0
 ) -> Callable[[], ComponentStatus]:
@@ -104,10 +120,7 @@ def pool_saturation(
     ``get_idle_size()`` and ``get_max_size()``; in use / max at or above
     ``degraded_at`` is degraded, at or above ``unhealthy_at`` unhealthy.
     """
-    degraded_at = _ratio("degraded_at", degraded_at)
-    unhealthy_at = _ratio("unhealthy_at", unhealthy_at)
-    if degraded_at > unhealthy_at:
-        raise ValidationError("degraded_at", "must not be above unhealthy_at")
+    degraded_at, unhealthy_at = _thresholds(degraded_at, unhealthy_at)
     pool = getattr(backend, "pool", backend)
     for method in ("get_size", "get_idle_size", "get_max_size"):
         if not callable(getattr(pool, method, None)):
@@ -119,11 +132,7 @@ def pool_saturation(
         maximum = int(pool.get_max_size())  # type: ignore[attr-defined]  # checked above
         in_use = max(0, size - idle)
         used = in_use / maximum if maximum > 0 else 1.0
-        status = Status.HEALTHY
-        if used >= unhealthy_at:
-            status = Status.UNHEALTHY
-        elif used >= degraded_at:
-            status = Status.DEGRADED
+        status = _usage_status(used, degraded_at, unhealthy_at)
         message = None if status is Status.HEALTHY else f"{in_use} of {maximum} connections in use"
         return ComponentStatus(
             status,
@@ -180,23 +189,6 @@ def disk_free(
         )
 
     return disk_check
-
-
-
-def _thresholds(degraded_at: float, unhealthy_at: float) -> tuple[float, float]:
-    degraded_at = _ratio("degraded_at", degraded_at)
-    unhealthy_at = _ratio("unhealthy_at", unhealthy_at)
-    if degraded_at > unhealthy_at:
-        raise ValidationError("degraded_at", "must not be above unhealthy_at")
-    return degraded_at, unhealthy_at
-
-
-def _usage_status(used: float, degraded_at: float, unhealthy_at: float) -> Status:
-    if used >= unhealthy_at:
-        return Status.UNHEALTHY
-    if used >= degraded_at:
-        return Status.DEGRADED
-    return Status.HEALTHY
 
 
 def disk_usage(

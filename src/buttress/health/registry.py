@@ -18,7 +18,7 @@ from typing import Protocol, TypedDict, TypeVar, Unpack
 
 from buttress._checks import check_names
 from buttress._exceptions import ValidationError
-from buttress._safe import safe_error_message
+from buttress._safe import failure_reason, safe_error_message
 from buttress._threads import run_in_daemon_thread
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.health._attempt import (
@@ -36,7 +36,7 @@ from buttress.health._attempt import (
 )
 from buttress.health.report import HEALTH_CHECKED, ComponentStatus, HealthChecked, HealthReport
 from buttress.health.status import Status
-from buttress.log import get_logger
+from buttress.log import get_logger, redact_text
 
 __all__ = [
     "READINESS_COMPONENT",
@@ -105,16 +105,23 @@ class HealthRegistry:
         failure_ttl: float = 0.0,
         history: RunRecorder | None = None,
         run_metrics: RunMetrics | None = None,
+        expose_details: bool = False,
+        probe_interval: float = 1.0,
     ) -> None:
+        if not isinstance(expose_details, bool):
+            raise ValidationError("expose_details", "must be a bool")
         self.version = version
         self.release_id = release_id
         self.default_timeout = seconds("default_timeout", default_timeout, allow_zero=False)
         self.success_ttl = seconds("success_ttl", success_ttl, allow_zero=True)
         self.failure_ttl = seconds("failure_ttl", failure_ttl, allow_zero=True)
+        self.probe_interval = seconds("probe_interval", probe_interval, allow_zero=True)
+        self.expose_details = expose_details
         self._clock = clock
         self._checks: dict[str, Registered] = {}
         self._cache: dict[str, tuple[ComponentStatus, float]] = {}
         self._latest: dict[str, ComponentStatus] = {}
+        self._finished_at: dict[str, float] = {}
         self._inflight: dict[str, Attempt] = {}
         self._work: dict[str, Busy] = {}
         self._ready = True
@@ -205,6 +212,7 @@ class HealthRegistry:
         del self._checks[name]
         self._cache.pop(name, None)
         self._latest.pop(name, None)
+        self._finished_at.pop(name, None)
         # A re-registered check under this name must not join the old one's run.
         self._inflight.pop(name, None)
 
@@ -225,7 +233,7 @@ class HealthRegistry:
             _log.info("health.readiness_changed", ready=bool(flag), reason=reason)
         previous = Status.HEALTHY if self._ready else Status.UNHEALTHY
         self._ready = bool(flag)
-        self._not_ready_reason = reason or "not ready"
+        self._not_ready_reason = redact_text(reason) if reason else "not ready"
         if HEALTH_CHECKED.listeners:
             status = Status.HEALTHY if self._ready else Status.UNHEALTHY
             message = None if self._ready else self._not_ready_reason
@@ -243,6 +251,11 @@ class HealthRegistry:
         caller's wait. A full run (no ``group``) that started checks is recorded
         in the registry's ``history``, with the run's duration as ``run_ms``.
         """
+        return await self._run(group, fresh=fresh, reuse=0.0)
+
+    async def _run(self, group: str | None, *, fresh: bool, reuse: float) -> HealthReport:
+        """``run``, also taking a check's latest result when it finished under
+        ``reuse`` seconds ago (what ``probe`` uses to bound a probe storm)."""
         loop = asyncio.get_running_loop()
         selected = self._select(group)
         now = self._clock.monotonic()
@@ -255,6 +268,10 @@ class HealthRegistry:
                 cached = self._cache.get(reg.name)
                 if cached is not None and cached[1] > now:
                     results[reg.name] = cached[0]
+                    continue
+                finished = self._finished_at.get(reg.name)
+                if reuse > 0 and finished is not None and now - finished < reuse:
+                    results[reg.name] = self._latest[reg.name]
                     continue
             attempt = self._inflight.get(reg.name)
             if attempt is None or attempt.loop is not loop:
@@ -304,12 +321,14 @@ class HealthRegistry:
 
     async def probe(self, group: str | None = None) -> HealthReport:
         """What an endpoint should answer: the refresher's snapshot when there is
-        one (immediately), else a run."""
+        one (immediately), else a run that reuses any check result younger than
+        ``probe_interval`` seconds, so a probe storm runs each check about once
+        per interval whatever the request rate."""
         if self.refreshing:
             snapshot = self.snapshot(group)
             if snapshot is not None:
                 return snapshot
-        return await self.run(group)
+        return await self._run(group, fresh=False, reuse=self.probe_interval)
 
     def snapshot(self, group: str | None = None) -> HealthReport | None:
         """A report from the latest result of each check, without running anything.
@@ -407,9 +426,21 @@ class HealthRegistry:
         self._work[reg.name] = task
         return attempt
 
+    def _failed(self, exc: BaseException) -> tuple[ComponentStatus, str]:
+        """The status a raising check gets, and the redacted text for the log.
+
+        Public output carries only ``raised TypeName`` unless the registry was
+        built with ``expose_details=True``; the exception's own text can name
+        hosts, users or secrets the redactor does not know.
+        """
+        detail = safe_error_message(exc)
+        message = detail if self.expose_details else failure_reason(exc)
+        return ComponentStatus(Status.UNHEALTHY, message), detail
+
     async def _invoke(self, attempt: Attempt) -> None:
         reg = attempt.reg
         started = self._clock.monotonic()
+        detail: str | None = None
         try:
             outcome: object
             if reg.in_thread:
@@ -434,26 +465,32 @@ class HealthRegistry:
                         (self._clock.monotonic() - started) * 1000.0,
                     )
                 raise
-            status = ComponentStatus(Status.UNHEALTHY, safe_error_message(exc))
+            status, detail = self._failed(exc)
         except GeneratorExit as exc:
             # Also what closing an abandoned coroutine throws in: record it, but
             # a closing coroutine must not carry on.
             if attempt.status is None:
-                status = ComponentStatus(Status.UNHEALTHY, safe_error_message(exc))
-                self._finish(attempt, status, (self._clock.monotonic() - started) * 1000.0)
+                status, detail = self._failed(exc)
+                self._finish(attempt, status, (self._clock.monotonic() - started) * 1000.0, detail)
             task = asyncio.current_task()
             if task is not None:
                 task.add_done_callback(consume)
             raise
         except BaseException as exc:  # noqa: BLE001 - whatever a check raises becomes a status
-            status = ComponentStatus(Status.UNHEALTHY, safe_error_message(exc))
+            status, detail = self._failed(exc)
         if attempt.status is None:
-            self._finish(attempt, status, (self._clock.monotonic() - started) * 1000.0)
+            self._finish(attempt, status, (self._clock.monotonic() - started) * 1000.0, detail)
 
-    def _finish(self, attempt: Attempt, status: ComponentStatus, latency_ms: float) -> None:
+    def _finish(
+        self,
+        attempt: Attempt,
+        status: ComponentStatus,
+        latency_ms: float,
+        detail: str | None = None,
+    ) -> None:
         if attempt.timers is not None:
             attempt.timers.one_done()
-        self._resolve(attempt, status, latency_ms)
+        self._resolve(attempt, status, latency_ms, detail)
 
     def _on_timeouts(self, attempts: list[Attempt]) -> None:
         for attempt in attempts:
@@ -472,11 +509,18 @@ class HealthRegistry:
             attempt.task.cancel()
         _log.warning("health.check_timed_out", check=attempt.reg.name, timeout=timeout)
 
-    def _resolve(self, attempt: Attempt, status: ComponentStatus, latency_ms: float) -> None:
+    def _resolve(
+        self,
+        attempt: Attempt,
+        status: ComponentStatus,
+        latency_ms: float,
+        detail: str | None = None,
+    ) -> None:
         reg = attempt.reg
         final = ComponentStatus(
             status.status,
-            status.message,
+            # A check's own message is published: it goes through the redactor too.
+            None if status.message is None else redact_text(status.message),
             max(0.0, latency_ms),
             reg.critical,
             self._clock.now(),
@@ -495,6 +539,7 @@ class HealthRegistry:
             return
         previous = self._latest.get(reg.name)
         self._latest[reg.name] = final
+        self._finished_at[reg.name] = self._clock.monotonic()
         if HEALTH_CHECKED.listeners:
             HEALTH_CHECKED.publish(
                 HealthChecked(reg.name, final, None if previous is None else previous.status)
@@ -511,4 +556,5 @@ class HealthRegistry:
                 status=final.status.value,
                 previous=None if previous is None else previous.status.value,
                 message=final.message,
+                error=detail,
             )

@@ -68,6 +68,17 @@ class Anomaly:
     observed: float
     baseline: float | None
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: the level as its lower-case name (``warning``)."""
+        return {
+            "metric": self.metric,
+            "rule": self.rule,
+            "level": self.level.name.lower(),
+            "message": self.message,
+            "observed": self.observed,
+            "baseline": self.baseline,
+        }
+
 
 LATENCY_PREFIX = "latency:"
 """``series("latency:db")`` is component ``db``'s latency in ms; free-form names may not use it."""

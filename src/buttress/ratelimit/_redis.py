@@ -176,6 +176,11 @@ class RedisStore:
         (keys are then written without expiry)."""
 
     def _args(self, checks: Sequence[Check], consume: bool) -> list[bytes | str | int]:
+        if len(checks) == 1:  # one hit: the common case, written out
+            algorithm, key, limit, period, cost = checks[0]
+            flag = b"1" if consume else b"0"
+            code = _CODES[algorithm.name]
+            return [1, key, flag, self.fixed_now_us or b"", code, limit, -(-period // 1000), cost]
         args: list[bytes | str | int] = [len(checks)]
         args += [c[1] for c in checks]
         args += (b"1" if consume else b"0", self.fixed_now_us or b"")
@@ -249,6 +254,11 @@ def _decisions(raw: Any, checks: Sequence[Check]) -> list[Decision]:
     # The script returns integers: allowed (0/1), remaining, reset µs, retry µs.
     # Anything else is not this script's reply (another server, a stream out of
     # step): a protocol error, so the outage policy applies and the connection goes.
+    if type(raw) is list and len(raw) == 4 and len(checks) == 1:  # one hit, written out
+        ok, remaining, reset, retry = raw
+        if type(ok) is int and type(remaining) is int and type(reset) is int and type(retry) is int:
+            limit = checks[0][2]
+            return [_new(Decision, (ok == 1, limit, remaining, reset / _US, retry / _US))]
     if type(raw) is not list or len(raw) != 4 * len(checks) or not _all_ints(raw):
         raise ProtocolError("redis rate-limit script: reply of the wrong shape")
     return [

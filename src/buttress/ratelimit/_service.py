@@ -332,6 +332,12 @@ class RateLimiter:
         return self._lease
 
     @property
+    def in_process(self) -> bool:
+        """Decides in this process (a memory backend): ``hit`` does no I/O, and
+        ``ahit`` is ``hit`` (async callers on a hot path may call ``hit``)."""
+        return self._table is not None
+
+    @property
     def window(self) -> float:
         """Seconds in which ``capacity`` units are granted on average (the policy
         window of the rate-limit headers)."""
@@ -733,7 +739,11 @@ class RateLimiter:
     async def _shared_async(self, items: Sequence[_Item], *, consume: bool) -> list[Decision]:
         if _SWITCH.bypass():
             return [lim._switched_off() for lim, _, _ in items]  # no store round trip
-        checks = [lim._check(key, cost) for lim, key, cost in items]
+        if len(items) == 1:  # one hit: the common case, without a comprehension
+            lim, key, cost = items[0]
+            checks = [lim._check(key, cost)]
+        else:
+            checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
             decisions = await self._sync_store().adecide(checks, consume, self._now)
         except (UnsupportedBackendError, SchemaMissingError):

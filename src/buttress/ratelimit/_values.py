@@ -9,7 +9,7 @@ decision as the HTTP fields clients understand.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import attrs
 
@@ -100,7 +100,36 @@ def _whole_seconds(seconds: float) -> int:
     # Round to the millisecond first: GCRA's whole-nanosecond intervals, rounded up
     # to microseconds, can end a hair past the second (1.000001 s), which must not
     # read as 2 in a field that only has whole seconds.
+    if type(seconds) is float and 0.0 <= seconds < 1e9:
+        # The same answer without round()'s decimal conversion (the costly part):
+        # a fraction above a millisecond cannot round down to the whole second
+        # below. (``seconds - (whole - 1)`` is exact here: Sterbenz's lemma.)
+        whole = math.ceil(seconds)
+        if seconds == whole or seconds - (whole - 1) > 0.001:
+            return whole
     return math.ceil(round(seconds, 3))
+
+
+_Field: TypeAlias = tuple[bytes, bytes]
+
+# The parts of the header fields that depend only on (policy, limit, window),
+# encoded once: a process has a handful of limiters, so this stays tiny (and is
+# emptied should it ever reach _FIXED_CAP, e.g. limits made per request).
+_FIXED: dict[tuple[str, int, float | None], tuple[_Field, _Field, bytes]] = {}
+_FIXED_CAP = 256
+
+
+def _fixed_fields(policy: str, limit: int, window: float | None) -> tuple[_Field, _Field, bytes]:
+    """The ``RateLimit-Policy`` and ``X-RateLimit-Limit`` fields and the start of
+    ``RateLimit``'s value (up to ``r=``), as ``Decision.headers`` writes them."""
+    quota = f'"{policy}";q={limit}'
+    if window is not None:
+        quota += f";w={math.ceil(window)}"
+    return (
+        (b"ratelimit-policy", quota.encode()),
+        (b"x-ratelimit-limit", str(limit).encode()),
+        f'"{policy}";r='.encode(),
+    )
 
 
 # A NamedTuple rather than an attrs class on purpose: building a frozen attrs
@@ -140,7 +169,45 @@ class Decision(NamedTuple):
             "X-RateLimit-Reset": str(reset),
         }
         if not self.allowed:
-            fields["Retry-After"] = str(max(1, _whole_seconds(self.retry_after)))
+            fields["Retry-After"] = str(self.retry_after_seconds)
+        return fields
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """``Retry-After`` as sent: whole seconds, rounded up, and at least 1 (a
+        client told 0 would retry at once and be refused again)."""
+        return max(1, _whole_seconds(self.retry_after))
+
+    def raw_headers(
+        self, *, window: float | None = None, policy: str = "default"
+    ) -> list[tuple[bytes, bytes]]:
+        """``headers()`` as ASGI wants them: ``(name, value)`` byte pairs, names in
+        lower case, in the same order and with the same values. Made for the hot
+        path: what depends only on the limit and window is encoded once."""
+        limit = self.limit
+        remaining = self.remaining
+        if type(limit) is not int or type(remaining) is not int or type(policy) is not str:
+            # Not a limiter's decision (ints): the general path, same result.
+            named = self.headers(window=window, policy=policy)
+            return [(k.lower().encode(), v.encode()) for k, v in named.items()]
+        slot = (policy, limit, window)
+        fixed = _FIXED.get(slot)
+        if fixed is None:
+            if len(_FIXED) >= _FIXED_CAP:
+                _FIXED.clear()
+            fixed = _FIXED[slot] = _fixed_fields(policy, limit, window)
+        quota, limit_field, state = fixed
+        left = b"%d" % remaining
+        reset = b"%d" % _whole_seconds(self.reset_after)
+        fields = [
+            quota,
+            (b"ratelimit", state + left + b";t=" + reset),
+            limit_field,
+            (b"x-ratelimit-remaining", left),
+            (b"x-ratelimit-reset", reset),
+        ]
+        if not self.allowed:
+            fields.append((b"retry-after", b"%d" % self.retry_after_seconds))
         return fields
 
 

@@ -2,7 +2,9 @@
 
 Findings, each with a severity: the application connecting as a superuser,
 declared tables without the row-level security they should have (``TableSecurity``),
-and objects owned by or writable to roles outside ``allowed_roles``. Five
+partitions without row-level security under a partitioned table that has it
+(a direct query on the partition is not filtered by the parent's policies),
+and objects owned by or writable to roles outside ``allowed_roles``. Six
 catalog queries, read only. SQLite has no roles: its audit finds nothing.
 """
 
@@ -138,6 +140,7 @@ class SecurityAudit:
             return AuditReport((), dialect=self._backend.dialect)
         findings = await self._connection_findings()
         findings += await self._table_findings()
+        findings += await self._partition_findings()
         if self.allowed_roles is not None:
             findings += await self._grant_findings(self.allowed_roles)
         findings.sort(key=lambda f: (-_RANK[f.severity], f.code, f.object))
@@ -238,6 +241,54 @@ class SecurityAudit:
                         "(ALTER TABLE ... FORCE ROW LEVEL SECURITY)",
                     )
                 )
+        return findings
+
+    async def _partition_findings(self) -> list[AuditFinding]:
+        """Partitions (at any depth, in any schema) of a table of ``db_schema``
+        whose nearest ancestor with row-level security has it while they do not.
+        PostgreSQL applies a table's policies only to queries naming that table:
+        a role granted access to a partition reads every row of it directly.
+        Critical when roles other than the owner hold privileges on the
+        partition (they read or change it unfiltered now), else a warning."""
+        rows = await self._backend.fetch(
+            "SELECT pn.nspname::text || '.' || c.relname::text AS partition, "
+            "an.nspname::text || '.' || a.relname::text AS parent, "
+            "ARRAY(SELECT DISTINCT CASE WHEN g.grantee = 0 THEN 'PUBLIC' "
+            "ELSE pg_get_userbyid(g.grantee)::text END FROM aclexplode(c.relacl) g "
+            "WHERE g.grantee <> c.relowner AND g.privilege_type IN "
+            "('SELECT', 'INSERT', 'UPDATE', 'DELETE') ORDER BY 1) AS grantees "
+            "FROM pg_class c JOIN pg_namespace pn ON pn.oid = c.relnamespace "
+            "CROSS JOIN LATERAL (SELECT p.relname, p.relnamespace "
+            "FROM pg_partition_ancestors(c.oid) WITH ORDINALITY u(relid, depth) "
+            "JOIN pg_class p ON p.oid = u.relid "
+            "WHERE u.relid <> c.oid AND p.relrowsecurity ORDER BY u.depth LIMIT 1) a "
+            "JOIN pg_namespace an ON an.oid = a.relnamespace "
+            "WHERE c.relispartition AND NOT c.relrowsecurity AND c.relkind IN ('r', 'p', 'f') "
+            "AND $1 IN (SELECT rn.nspname FROM pg_partition_root(c.oid) r(relid) "
+            "JOIN pg_class rc ON rc.oid = r.relid "
+            "JOIN pg_namespace rn ON rn.oid = rc.relnamespace) "
+            "ORDER BY 1",
+            self.db_schema,
+        )
+        findings = []
+        for r in rows:
+            grantees = [str(g) for g in r["grantees"] or ()]
+            who = (
+                f"{', '.join(grantees)} may query it directly and see or change every row"
+                if grantees
+                else "a role granted access to it would see every row"
+            )
+            findings.append(
+                AuditFinding(
+                    "rls_partition_unprotected",
+                    "critical" if grantees else "warning",
+                    f"partition {r['partition']}",
+                    f"its parent {r['parent']} has row-level security but the partition "
+                    f"does not, and the parent's policies do not filter queries on the "
+                    f"partition: {who} (ALTER TABLE ... ENABLE ROW LEVEL SECURITY on the "
+                    "partition with the parent's policies, or revoke access to it)",
+                )
+            )
         return findings
 
     async def _grant_findings(self, allowed: frozenset[str]) -> list[AuditFinding]:

@@ -3,6 +3,11 @@
 Defaults are SQL text, so only a small, safe grammar is accepted: numeric and
 string literals, TRUE/FALSE/NULL, the CURRENT_* keywords and a few argument-free
 functions, optionally cast with ``::type``. Anything else is refused.
+
+String literals are read as the SQL standard reads them ('' is a quote, a
+backslash is itself). PostgreSQL with ``standard_conforming_strings = off``
+reads a backslash as an escape instead, so there a literal holding one is
+ambiguous and ``render_default(..., standard_strings=False)`` refuses it.
 """
 
 from __future__ import annotations
@@ -47,9 +52,24 @@ def is_constant_default(expression: str) -> bool:
     return _CONSTANT_RE.match(expression.strip()) is not None
 
 
-def render_default(expression: str) -> str:
-    """The DEFAULT clause's expression; non-literals are parenthesised, as SQLite requires."""
-    text = check_default(expression)
+def render_default(
+    expression: str, *, standard_strings: bool = True, field: str = "default"
+) -> str:
+    """The DEFAULT clause's expression; non-literals are parenthesised, as SQLite requires.
+
+    ``standard_strings``: whether the session reads '...' as the SQL standard does
+    (PostgreSQL's ``standard_conforming_strings``; always true on SQLite).
+    """
+    text = check_default(expression, field=field)
+    # Only a string literal can hold a backslash: the rest of the grammar has none.
+    if not standard_strings and "\\" in text:
+        raise ValidationError(
+            field,
+            "holds a backslash, which this database reads as an escape "
+            "(standard_conforming_strings is off) where the declaration means a "
+            "backslash; refused as ambiguous: turn standard_conforming_strings on "
+            "or leave the backslash out",
+        )
     if is_constant_default(text) or re.fullmatch(_KEYWORD, text, re.IGNORECASE):
         return text
     return f"({text})"

@@ -235,7 +235,7 @@ def _diagnose(live: LiveTable) -> Iterator[Finding]:
                     f"foreign key ({', '.join(fk.columns)}) -> {fk.references} has no "
                     "supporting index; deletes and joins on it scan the table",
                 )
-    seen: dict[tuple[tuple[str | None, ...], bool], str] = {}
+    seen: dict[object, str] = {}
     for index in live.indexes:
         if not index.valid:
             yield Finding(
@@ -246,9 +246,13 @@ def _diagnose(live: LiveTable) -> Iterator[Finding]:
                 index=index.name,
             )
             continue
-        if index.partial or None in index.columns:
-            continue
-        shape = (index.columns, index.unique or index.primary)
+        shape: object
+        if index.definition is not None:
+            shape = index.definition
+        elif index.partial or None in index.columns:
+            continue  # an expression or predicate not known: never call it a duplicate
+        else:
+            shape = (index.columns, index.unique or index.primary)
         twin = seen.setdefault(shape, index.name)
         if twin != index.name:
             yield Finding(

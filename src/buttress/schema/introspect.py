@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -35,7 +36,8 @@ ORDER BY t.tbl, p.cid
 """
 _SQLITE_INDEXES = f"""
 SELECT t.tbl, l.name AS idx, l."unique" AS is_unique, l.origin, l.partial,
-       i.seqno, i.name AS col
+       i.seqno, i.name AS col, i.cid, i."desc" AS descending, i.coll,
+       (SELECT m.sql FROM sqlite_master m WHERE m.type = 'index' AND m.name = l.name) AS sql
 FROM ({_SQLITE_TABLES}) t JOIN pragma_index_list(t.tbl) l
 JOIN pragma_index_xinfo(l.name) i
 WHERE i.key = 1
@@ -63,7 +65,7 @@ ORDER BY t.tbl, f.id, f.seq
 # plan never looks cheaper than the custom ones here).
 _POSTGRES_CATALOG_QUERY = """
 WITH rels AS (
-    SELECT c.oid, c.relname::text AS name, c.relkind IN ('r', 'p') AS is_table,
+    SELECT c.oid, c.relname::text AS name, c.relkind IN ('r', 'p') AS is_table, c.relam,
            array_position({schemas}, n.nspname::text) AS rank
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = ANY({schemas}) AND c.relkind IN ('r', 'p', 'i', 'I')
@@ -97,12 +99,24 @@ SELECT 'k', k.conrelid, NULL, k.conname::text, k.contype::text, NULL, NULL, NULL
   FROM tabs t JOIN pg_constraint k ON k.conrelid = t.oid
  WHERE k.contype IN ('p', 'u', 'f')
 UNION ALL
-SELECT 'i', i.indrelid, i.indnkeyatts, r.name, NULL,
+SELECT 'i', i.indrelid, i.indnkeyatts, r.name,
+       format('%s/%s/%s/%s/%s/%s/%s/%s/%s/%L/%L', r.relam, i.indnatts, i.indnkeyatts,
+              i.indisunique OR i.indisprimary,
+              CASE WHEN i.indisunique THEN to_jsonb(i) ->> 'indnullsnotdistinct' END,
+              i.indkey, i.indclass, i.indcollation, i.indoption,
+              pg_get_expr(i.indexprs, i.indrelid), pg_get_expr(i.indpred, i.indrelid)),
        i.indisunique, i.indisprimary, i.indisvalid AND i.indisready, i.indpred IS NOT NULL,
        i.indkey::int2[], NULL, NULL, NULL, NULL, NULL, NULL
   FROM rels r JOIN pg_index i ON i.indexrelid = r.oid
  WHERE NOT r.is_table
 """
+
+# An index's detail is its whole definition without its name, for telling
+# duplicates apart: access method, column and key column counts, uniqueness and
+# NULLS NOT DISTINCT (read through to_jsonb, so a server before 15 that lacks
+# the column gives NULL rather than an error), attribute numbers, operator
+# classes, collations, per-column options (DESC, NULLS FIRST), expressions and
+# predicate (quoted, so the parts cannot run into each other).
 
 # Row positions: asyncpg Records are read by index, cheaper than by name.
 (_KIND, _OID, _POS, _NAME, _DETAIL, _F1, _F2, _F3, _F4, _NUMS, _REF_OID, _REF_NUMS,
@@ -151,7 +165,8 @@ def _postgres_tables(rows: Iterable[Sequence[Any]]) -> tuple[LiveTable, ...]:
     a key (detail: p/u/f, nums: its columns, ref_*: the referenced table and
     columns; names: for a table outside the schemas, its name then its column
     names), ``i`` an index (pos: number of key columns, f1-f4: unique, primary,
-    valid, partial, nums: attnums, 0 for an expression)."""
+    valid, partial, nums: attnums, 0 for an expression, detail: the definition
+    without the name)."""
     tables: list[Sequence[Any]] = []
     keys_of: dict[int, list[Sequence[Any]]] = {}
     indexes_of: dict[int, list[Sequence[Any]]] = {}
@@ -206,6 +221,7 @@ def _postgres_tables(rows: Iterable[Sequence[Any]]) -> tuple[LiveTable, ...]:
                     index[_F2],  # primary
                     index[_F4],  # partial
                     index[_F3],  # valid
+                    definition=index[_DETAIL],
                 )
                 for index in indexes
             ]
@@ -265,8 +281,11 @@ async def _introspect_sqlite(source: Fetcher) -> LiveSchema:
     for row in columns:
         entry(row["tbl"])["columns"].append(row)
     for row in indexes:
-        index = entry(row["tbl"])["indexes"].setdefault(row["idx"], {"row": row, "cols": []})
+        index = entry(row["tbl"])["indexes"].setdefault(
+            row["idx"], {"row": row, "cols": [], "keys": []}
+        )
         index["cols"].append(row["col"])
+        index["keys"].append(f"{row['cid']}:{row['descending']}:{row['coll']}")
     for row in foreign_keys:
         fk = entry(row["tbl"])["fks"].setdefault(row["id"], {"row": row, "cols": [], "refs": []})
         fk["cols"].append(row["col"])
@@ -286,6 +305,7 @@ def _sqlite_table(name: str, data: dict[str, Any]) -> LiveTable:
             unique=bool(info["row"]["is_unique"]),
             primary=info["row"]["origin"] == "pk",
             partial=bool(info["row"]["partial"]),
+            definition=_sqlite_index_definition(info),
         )
         for idx, info in sorted(data["indexes"].items())
     )
@@ -316,6 +336,31 @@ def _sqlite_table(name: str, data: dict[str, Any]) -> LiveTable:
             for _, fk in sorted(data["fks"].items())
         ),
     )
+
+
+# The written head of a CREATE INDEX statement, up to the table name; the rest
+# (table, key expressions, WHERE) is what SQLite keeps of an index's expressions
+# and predicate, as the statement spelled it.
+_SQLITE_IDENTIFIER = r'(?:"(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`|[^\s.("\[`]+)'
+_SQLITE_INDEX_HEAD = re.compile(
+    rf"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    rf"{_SQLITE_IDENTIFIER}(?:\s*\.\s*{_SQLITE_IDENTIFIER})?\s*ON\b",
+    re.IGNORECASE,
+)
+
+
+def _sqlite_index_definition(info: dict[str, Any]) -> str | None:
+    """An index's definition without its name: uniqueness and each key's
+    column, order and collation; for an expression or partial index also the
+    statement's text after the name (None when that cannot be read)."""
+    row = info["row"]
+    shape = f"{bool(row['is_unique'])}/{','.join(info['keys'])}"
+    if not row["partial"] and None not in info["cols"]:
+        return shape
+    head = _SQLITE_INDEX_HEAD.match(row["sql"] or "")
+    if head is None:
+        return None
+    return f"{shape}/{row['sql'][head.end() :].strip()}"
 
 
 async def tables_with_rows(

@@ -24,7 +24,12 @@ class LiveColumn:
 @attrs.frozen
 class LiveIndex:
     """``columns`` holds ``None`` for an expression part; ``partial`` indexes have
-    a WHERE clause; ``valid`` is False for a failed concurrent build (PostgreSQL)."""
+    a WHERE clause; ``valid`` is False for a failed concurrent build (PostgreSQL).
+    ``definition`` is the whole definition without the name (method, columns or
+    expressions, operator classes, collations, order, predicate, INCLUDE,
+    uniqueness): two indexes of a table with equal definitions duplicate each
+    other. None where it is not known; a comparison key, not part of equality.
+    """
 
     name: str
     columns: tuple[str | None, ...]
@@ -32,6 +37,7 @@ class LiveIndex:
     primary: bool = False
     partial: bool = False
     valid: bool = True
+    definition: str | None = attrs.field(default=None, eq=False, kw_only=True)
 
 
 @attrs.frozen

@@ -17,12 +17,17 @@ from buttress.schema.types import render_type
 __all__ = ["plan_statements", "render_create_table"]
 
 
-def _column_sql(table: Table, column: Column, dialect: str) -> str:
+def _column_sql(table: Table, column: Column, dialect: str, standard_strings: bool) -> str:
     parts = [q(column.name), render_type(column.type, dialect)]
     if table.not_null(column):
         parts.append("NOT NULL")
     if column.default is not None:
-        parts.append(f"DEFAULT {render_default(column.default)}")
+        default = render_default(
+            column.default,
+            standard_strings=standard_strings,
+            field=f"Column({column.name!r}).default",
+        )
+        parts.append(f"DEFAULT {default}")
     return " ".join(parts)
 
 
@@ -41,10 +46,14 @@ def _index_sql(table: Table, index: Index) -> str:
 
 
 def render_create_table(
-    table: Table, dialect: str, *, deferred: tuple[ForeignKey, ...] = ()
+    table: Table,
+    dialect: str,
+    *,
+    deferred: tuple[ForeignKey, ...] = (),
+    standard_strings: bool = True,
 ) -> str:
     """CREATE TABLE for ``table``, leaving out the foreign keys in ``deferred``."""
-    items = [_column_sql(table, c, dialect) for c in table.columns]
+    items = [_column_sql(table, c, dialect, standard_strings) for c in table.columns]
     if table.primary_key:
         items.append(f"PRIMARY KEY ({', '.join(q(c) for c in table.primary_key)})")
     items.extend(f"UNIQUE ({', '.join(q(c) for c in group)})" for group in table.unique)
@@ -94,8 +103,15 @@ def _on_cycle(pending: dict[str, Table]) -> Table:
     return table
 
 
-def plan_statements(declared: Schema, report: SchemaReport) -> list[str]:
-    """The SQL closing every fixable gap in ``report``, in a safe order."""
+def plan_statements(
+    declared: Schema, report: SchemaReport, *, standard_strings: bool = True
+) -> list[str]:
+    """The SQL closing every fixable gap in ``report``, in a safe order.
+
+    ``standard_strings``: False for a PostgreSQL session with
+    ``standard_conforming_strings = off``, where a default holding a backslash
+    is refused (``ValidationError``) as ambiguous.
+    """
     dialect = report.dialect
     fixable = [f for f in report.findings if f.fixable]
     new_tables = [
@@ -111,7 +127,10 @@ def plan_statements(declared: Schema, report: SchemaReport) -> list[str]:
     if dialect == "sqlite":
         deferred = {}  # SQLite checks references when rows arrive, not at CREATE
     statements = [
-        render_create_table(t, dialect, deferred=deferred.get(t.name, ())) for t in ordered
+        render_create_table(
+            t, dialect, deferred=deferred.get(t.name, ()), standard_strings=standard_strings
+        )
+        for t in ordered
     ]
     for table in ordered:
         statements.extend(_index_sql(table, index) for index in table.indexes)
@@ -122,7 +141,8 @@ def plan_statements(declared: Schema, report: SchemaReport) -> list[str]:
         column = owner.column(finding.column or "")
         if column is not None:
             statements.append(
-                f"ALTER TABLE {q(owner.name)} ADD COLUMN {_column_sql(owner, column, dialect)}"
+                f"ALTER TABLE {q(owner.name)} ADD COLUMN "
+                f"{_column_sql(owner, column, dialect, standard_strings)}"
             )
     for finding in fixable:
         owner = declared.table(finding.table)

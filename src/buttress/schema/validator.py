@@ -2,13 +2,15 @@
 
 The I/O shell around the pure core: introspect (constant round trips), ask
 which tables hold rows only when that decides a finding, diff, and for
-``fix()`` apply the plan in one transaction, logging every statement.
+``fix()`` apply the plan in one transaction, logging every statement. Each
+statement goes to the server alone (one statement per protocol message), so
+nothing after a stray ``;`` could ever run.
 """
 
 from __future__ import annotations
 
 from buttress._exceptions import ButtressError, ValidationError
-from buttress.backends import Backend, SqlConnection, require_sql
+from buttress.backends import Backend, SqlBackend, SqlConnection, require_sql
 from buttress.log import get_logger
 from buttress.schema.diff import diff
 from buttress.schema.identifiers import check_identifier, quote_identifier
@@ -86,7 +88,18 @@ class SchemaValidator:
 
     async def plan(self) -> list[str]:
         """The statements ``fix()`` would run now (creates only; never drops or rewrites)."""
-        return plan_statements(self.schema, await self.validate())
+        report = await self.validate()
+        return plan_statements(
+            self.schema, report, standard_strings=await self._standard_strings(self._backend)
+        )
+
+    async def _standard_strings(self, source: SqlConnection | SqlBackend) -> bool:
+        """Whether this session reads '...' as the SQL standard does (PostgreSQL's
+        ``standard_conforming_strings``, settable per session or database)."""
+        if self.dialect != "postgresql":
+            return True
+        value = await source.fetchval("SELECT current_setting('standard_conforming_strings')")
+        return bool(value == "on")
 
     async def fix(self, *, dry_run: bool = False) -> list[str]:
         """Apply the plan in one transaction and return the statements applied
@@ -97,9 +110,16 @@ class SchemaValidator:
             return statements
         async with self._backend.transaction() as tx:
             if self.dialect == "postgresql":
-                await tx.execute(f"SET LOCAL search_path TO {quote_identifier(self.db_schema)}")
+                await tx.fetchval(
+                    "SELECT set_config('search_path', $1, true)",
+                    quote_identifier(self.db_schema),
+                )
             # Planned inside the transaction, so what is applied is what was planned.
-            statements = plan_statements(self.schema, await self._report(tx))
+            statements = plan_statements(
+                self.schema,
+                await self._report(tx),
+                standard_strings=await self._standard_strings(tx),
+            )
             await self._apply(tx, statements)
         self._log.info("schema.fix.applied", statements=len(statements))
         return statements
@@ -108,7 +128,10 @@ class SchemaValidator:
         for index, statement in enumerate(statements):
             self._log.info("schema.fix.statement", index=index, statement=statement)
             try:
-                await tx.execute(statement)
+                # fetch, not execute: without arguments asyncpg's execute uses the
+                # simple protocol, which runs every ';'-separated statement of a
+                # text; fetch (and SQLite's execute) take exactly one.
+                await tx.fetch(statement)
             except Exception as exc:
                 self._log.error("schema.fix.failed", index=index, error=type(exc).__name__)
                 raise SchemaFixError(index, statement, exc) from exc

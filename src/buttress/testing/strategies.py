@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without hypothes
 import attrs
 
 from buttress._exceptions import ValidationError
-from buttress.flags import Flag, FlagContext
+from buttress.flags import Condition, Flag, FlagContext, Operator, Rule
 from buttress.ratelimit import Rate
 from buttress.schema import Column, Index, Schema, Table
 
@@ -31,10 +31,12 @@ if TYPE_CHECKING:
     from buttress.config import JSONValue
 
 __all__ = [
+    "ATTRIBUTES",
     "HOSTILE_IDENTIFIERS",
     "ROLES",
     "SCHEDULE_ORIGIN",
     "USER_IDS",
+    "conditions",
     "flag_contexts",
     "flag_keys",
     "flags",
@@ -43,12 +45,26 @@ __all__ = [
     "percentages",
     "rates",
     "schemas",
+    "splits",
+    "variant_flags",
 ]
 
 USER_IDS = tuple(f"user-{i}" for i in range(8))
 """Default pool for ``flags(users=...)`` and ``flag_contexts(user_ids=...)``: a small
 shared pool makes targeting rules actually match the contexts drawn."""
 ROLES = ("admin", "beta", "staff")
+
+AttributeValue = str | int | float | bool
+ATTRIBUTES: dict[str, tuple[AttributeValue, ...]] = {
+    "country": ("FR", "DE", "US", "fr", ""),
+    "plan": ("free", "pro", "team"),
+    "age": (0, 17, 18, 65, 2.5, -1),
+    "app_version": ("1.0.0", "1.2.3", "1.2.3-rc.1", "2.0.0", "1.10.0", "not-a-version"),
+    "email": ("ann@acme.com", "bob@example.org", "ACME@acme.com", ""),
+    "beta": (True, False, 1, 0),
+}
+"""Default pool for ``conditions`` and ``flag_contexts``: a few attributes with values
+of several kinds (including kinds an operator does not apply to), so rules match."""
 
 SCHEDULE_ORIGIN = datetime(2024, 1, 1, tzinfo=UTC)
 """``FakeClock()``'s default start: default schedules straddle it."""
@@ -200,8 +216,144 @@ def flag_contexts(
         user_id = st.sampled_from(tuple(user_ids)) | user_id
     if roles:
         role = st.sampled_from(tuple(roles)) | role
-    attributes = st.dictionaries(st.text(_text_chars, max_size=8), _json_scalars, max_size=3)
+    attributes = st.dictionaries(
+        st.text(_text_chars, max_size=8), _json_scalars, max_size=3
+    ) | _pool_attributes(ATTRIBUTES)
     return st.builds(FlagContext, user_id=user_id, role=role, attributes=attributes)
+
+
+def _pool_attributes(
+    pool: dict[str, tuple[AttributeValue, ...]],
+) -> st.SearchStrategy[dict[str, object]]:
+    names = tuple(pool)
+
+    def values(chosen: list[str]) -> st.SearchStrategy[dict[str, object]]:
+        return st.fixed_dictionaries(
+            {name: st.sampled_from(pool[name]) | _json_scalars for name in chosen}
+        )
+
+    return st.lists(st.sampled_from(names), unique=True, max_size=len(names)).flatmap(values)
+
+
+_POOLED = tuple(value for values in ATTRIBUTES.values() for value in values)
+_NUMBERS = st.sampled_from((0, 18, 18.5, -1, 100))
+_VERSIONS = st.sampled_from(("0.0.1", "1.2.3", "1.2.3-rc.1", "1.10.0", "2.0.0", "1.2.3-alpha.10"))
+_OPERANDS: dict[Operator, st.SearchStrategy[object]] = {
+    Operator.EQUALS: st.sampled_from(_POOLED),
+    Operator.IN: st.lists(st.sampled_from(_POOLED), min_size=1, max_size=4),
+    Operator.LT: _NUMBERS,
+    Operator.LTE: _NUMBERS,
+    Operator.GT: _NUMBERS,
+    Operator.GTE: _NUMBERS,
+    Operator.SEMVER_EQ: _VERSIONS,
+    Operator.SEMVER_LT: _VERSIONS,
+    Operator.SEMVER_LTE: _VERSIONS,
+    Operator.SEMVER_GT: _VERSIONS,
+    Operator.SEMVER_GTE: _VERSIONS,
+    Operator.STARTS_WITH: st.sampled_from(("", "a", "F", "1.", "ACME")),
+    Operator.ENDS_WITH: st.sampled_from(("", "R", "@acme.com", ".0", "o")),
+    Operator.CONTAINS: st.sampled_from(("", "@", "e", "rc", "-")),
+    Operator.MATCHES: st.sampled_from((r"^[A-Z]{2}$", r"@acme\.com$", "rc", "(?i)acme", ".")),
+}
+
+
+def conditions(
+    *,
+    attributes: Sequence[str] | None = None,
+    operators: Sequence[Operator | str] | None = None,
+) -> st.SearchStrategy[Condition]:
+    """Valid ``Condition`` values over ``attributes`` (default: ``ATTRIBUTES``' names and
+    ``"user_id"``/``"role"``) and ``operators`` (default: every one), with operands that
+    sometimes match, negated or not."""
+    names = tuple(attributes) if attributes is not None else (*ATTRIBUTES, "user_id", "role")
+    _check_pool("attributes", names)
+    if not names:
+        raise ValidationError("attributes", "must name at least one attribute")
+    if operators is None:
+        chosen = tuple(Operator)
+    else:
+        _check_pool("operators", operators)
+        try:
+            chosen = tuple(Operator(op) for op in operators)
+        except ValueError:
+            raise ValidationError("operators", "must name Operator values") from None
+        if not chosen:
+            raise ValidationError("operators", "must name at least one operator")
+
+    def build(operator: Operator) -> st.SearchStrategy[Condition]:
+        return st.builds(
+            Condition,
+            st.sampled_from(names),
+            st.just(operator),
+            _OPERANDS[operator],
+            negate=st.booleans(),
+        )
+
+    return st.sampled_from(chosen).flatmap(build)
+
+
+def splits(variants: Sequence[str]) -> st.SearchStrategy[tuple[tuple[str, float], ...]]:
+    """``(variant, weight)`` pairs over ``variants``: percentages in hundredths adding up to 100."""
+    _check_pool("variants", variants)
+    names = tuple(variants)
+    if not names:
+        raise ValidationError("variants", "must name at least one variant")
+
+    def weights(cuts: list[int]) -> tuple[tuple[str, float], ...]:
+        edges = [0, *sorted(cuts), 10_000]
+        return tuple((name, (edges[i + 1] - edges[i]) / 100) for i, name in enumerate(names))
+
+    cuts = st.lists(st.integers(0, 10_000), min_size=len(names) - 1, max_size=len(names) - 1)
+    return cuts.map(weights)
+
+
+_VARIANT_NAMES = ("a", "b", "c", "on", "off")
+
+
+@st.composite
+def _variant_flags(draw: st.DrawFn, keys: st.SearchStrategy[str], around: datetime) -> Flag:
+    names = draw(st.lists(st.sampled_from(_VARIANT_NAMES), min_size=1, max_size=4, unique=True))
+    values: st.SearchStrategy[JSONValue] = (
+        st.text(_text_chars, max_size=6)
+        | st.integers(-5, 5)
+        | st.booleans()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.dictionaries(st.text(_text_chars, max_size=4), _json_scalars, max_size=2)
+        | st.lists(_json_scalars, max_size=2)
+    )
+    served = st.sampled_from(names)
+    rule = st.builds(Rule, st.lists(conditions(), max_size=3), variant=served) | st.builds(
+        Rule, st.lists(conditions(), max_size=2), split=splits(names)
+    )
+    enable_at, disable_at = draw(_schedule(around, timedelta(days=30)))
+    metadata_values = st.text(_label_chars, max_size=6) | st.integers(-9, 9) | st.booleans()
+    return Flag(
+        draw(keys),
+        "a flag",
+        enabled=draw(st.booleans()),
+        enable_at=enable_at,
+        disable_at=disable_at,
+        rules=draw(st.lists(rule, max_size=3)),
+        variants={name: draw(values) for name in names},
+        default_variant=draw(st.none() | served),
+        split=draw(st.just(()) | splits(names)),
+        metadata=draw(
+            st.dictionaries(
+                st.text(_label_chars, min_size=1, max_size=6), metadata_values, max_size=2
+            )
+        ),
+    )
+
+
+def variant_flags(
+    *, keys: st.SearchStrategy[str] | None = None, around: datetime = SCHEDULE_ORIGIN
+) -> st.SearchStrategy[Flag]:
+    """Valid multivariate ``Flag`` values: variants of several JSON types, rules over
+    ``ATTRIBUTES`` (a variant or a split each), maybe a split and a default variant,
+    metadata, and a schedule within 30 days of ``around``."""
+    if not isinstance(around, datetime) or around.tzinfo is None:
+        raise ValidationError("around", "must be a timezone-aware datetime")
+    return _variant_flags(keys if keys is not None else flag_keys(), around)
 
 
 def rates(

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from .seed import FEATURES, FLAG_SET_FOR_FEATURE, load
+from conformance_location import FEATURES
+
+from .seed import FLAG_SET_FOR_FEATURE, load
+
+CACHED_TAG = "reason-codes-cached"
 
 RUN_ALL = "BUTTRESS_OPENFEATURE_RUN_ALL"
 """Set to 1 to run the scenarios that would be skipped (they fail: that is why they are)."""
@@ -51,6 +55,9 @@ else:
             pytest.skip(reason)
         state: World = request.getfixturevalue("world")
         state.flag_set = flag_set
+        # CACHED is what a provider built with cache=True reports for a repeated static
+        # lookup; those scenarios run that provider, every other one the default.
+        state.cache = CACHED_TAG in scenario.tags
 
     assert pytest_bdd  # referenced so the probe import is not "unused"
 

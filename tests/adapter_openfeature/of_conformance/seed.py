@@ -1,9 +1,9 @@
-"""Translate an OpenFeature test flag set (JSON) into buttress flags and config values.
+"""Translate an OpenFeature test flag set (JSON) into buttress flags.
 
-A boolean flag whose default variant is ``true`` becomes a ``Flag``; a typed
-flag becomes a ``ConfigStore`` value (gated by a switched-off ``Flag`` when the
-set marks it disabled). Whatever buttress's model cannot hold is refused with
-the reason, and what it holds only in part (variant names, metadata) is noted.
+Every flag becomes a ``Flag`` with the same variants, default variant, switch and
+metadata; its targeting expression becomes ``Rule`` values (``RULES``, written
+by hand for each expression the sets use). A flag whose rule is not in
+``RULES`` is refused with the reason.
 """
 
 from __future__ import annotations
@@ -16,15 +16,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from buttress.config import JSONValue
-from buttress.flags import Flag
-
-# The suites are the project's shared conformance material (../shared beside the
-# repository, as CI lays it out); they are read in place, never copied here.
-FEATURES = Path(
-    os.environ.get("BUTTRESS_CONFORMANCE_DIR")
-    or Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "openfeature"
-).resolve()
+from buttress.flags import Condition, Flag, Rule
+from conformance_location import ENVIRONMENT, FEATURES
 
 
 def feature(relative: str) -> str:
@@ -33,15 +26,12 @@ def feature(relative: str) -> str:
     if not path.is_file():
         reason = (
             f"OpenFeature conformance file {relative} not found under {FEATURES}; "
-            "put ../shared beside the repository or set BUTTRESS_CONFORMANCE_DIR"
+            f"put ../shared beside the repository or set {ENVIRONMENT}"
         )
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason, allow_module_level=True)
     return str(path)
-
-LOST_VARIANT = "variant"
-LOST_METADATA = "metadata"
 
 
 @attrs.frozen
@@ -49,71 +39,67 @@ class Translation:
     """The flag set as buttress holds it."""
 
     flags: tuple[Flag, ...]
-    config: Mapping[str, JSONValue]
     refused: Mapping[str, str]
     """Flag key -> why buttress's model cannot express it (not seeded)."""
-    lost: Mapping[str, frozenset[str]]
-    """Flag key -> parts the seeded form drops (``LOST_VARIANT``, ``LOST_METADATA``)."""
 
 
-def _refusal(key: str, spec: Mapping[str, object]) -> str | None:
-    rule = spec.get("contextEvaluator") or spec.get("_rule")
-    if rule is not None:
-        return (
-            f"{key!r} picks a variant with a rule over arbitrary context attributes ({rule}); "
-            "buttress targets only user ids, roles and a percentage of user ids, and its "
-            "typed values (ConfigStore) have no variants to pick from"
-        )
-    variants = spec.get("variants")
-    default_variant = spec.get("defaultVariant")
-    if not isinstance(variants, dict) or default_variant not in variants:
-        return (
-            f"{key!r} has no default variant; buttress stores exactly one value per key, "
-            "so a key without a value cannot be seeded"
-        )
-    value = variants[default_variant]
-    if value is False and not spec.get("disabled", False):
-        return (
-            f"{key!r} is switched on and serves false; in buttress a flag that answers false "
-            "is switched off, which resolves to the caller's default with reason DISABLED "
-            "(and an off flag never reports STATIC/TARGETING_MATCH)"
-        )
-    return None
+_EMAIL = Condition("email", "equals", "ballmer@macrosoft.com")
+
+RULES: Mapping[str, tuple[Rule, ...]] = {
+    # The sets write their rules as code (a JsonLogic-like expression, or prose under
+    # "_rule"); each one the suites use is written here as buttress rules, by hand.
+    "email == 'ballmer@macrosoft.com' ? 'zero' : ''": (Rule([_EMAIL], variant="zero"),),
+    "!customer && email == 'ballmer@macrosoft.com' && age > 10 ? 'internal' : ''": (
+        Rule(
+            [Condition("customer", "equals", False), _EMAIL, Condition("age", "gt", 10)],
+            variant="internal",
+        ),
+    ),
+    # "exact equality of the whole attribute map": all four attributes equal. A context
+    # with these four and more would match here too; no scenario sends one.
+    'if context.attributes == {"fn": "Sulisław", "ln": "Świętopełk", "age": 29, '
+    '"customer": false} (exact equality of the whole attribute map) then variant '
+    "'internal' with reason TARGETING_MATCH, else default variant with reason DEFAULT": (
+        Rule(
+            [
+                Condition("fn", "equals", "Sulisław"),
+                Condition("ln", "equals", "Świętopełk"),
+                Condition("age", "equals", 29),
+                Condition("customer", "equals", False),
+            ],
+            variant="internal",
+        ),
+    ),
+}
+"""Each targeting expression of the flag sets, as ``Rule`` values."""
 
 
 def translate(flag_set: Mapping[str, object]) -> Translation:
-    """Seedable flags and config values, plus refusals with reasons."""
+    """Every flag of the set as a buttress ``Flag`` with variants, plus refusals with reasons."""
     flags: list[Flag] = []
-    config: dict[str, JSONValue] = {}
     refused: dict[str, str] = {}
-    lost: dict[str, frozenset[str]] = {}
     for key, raw in flag_set.items():
         if key.startswith("_") or not isinstance(raw, dict):
             continue  # comments in the transcription
-        reason = _refusal(key, raw)
-        if reason is not None:
-            refused[key] = reason
-            continue
-        variants: dict[str, JSONValue] = raw["variants"]
-        default_variant: str = raw["defaultVariant"]
-        value = variants[default_variant]
-        disabled = bool(raw.get("disabled", False))
-        dropped: set[str] = set()
-        if raw.get("flagMetadata"):
-            dropped.add(LOST_METADATA)
-        if isinstance(value, bool):
-            flags.append(Flag(key, key, enabled=not disabled))
-            # The provider names boolean variants "on"/"off"; other names are lost.
-            if default_variant != ("on" if value else "off"):
-                dropped.add(LOST_VARIANT)
-        else:
-            config[key] = value
-            dropped.add(LOST_VARIANT)
-            if disabled:
-                flags.append(Flag(key, key, enabled=False))
-        if dropped:
-            lost[key] = frozenset(dropped)
-    return Translation(tuple(flags), config, refused, lost)
+        expression = raw.get("contextEvaluator") or raw.get("_rule")
+        rules: tuple[Rule, ...] = ()
+        if expression is not None:
+            if expression not in RULES:
+                refused[key] = f"{key!r} has a targeting rule not written as buttress rules yet"
+                continue
+            rules = RULES[expression]
+        flags.append(
+            Flag(
+                key,
+                key,
+                enabled=not raw.get("disabled", False),
+                variants=raw["variants"],
+                default_variant=raw.get("defaultVariant"),
+                rules=rules,
+                metadata=raw.get("flagMetadata"),
+            )
+        )
+    return Translation(tuple(flags), refused)
 
 
 def load(name: str) -> Translation:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import cast
@@ -30,6 +32,7 @@ from openfeature.transaction_context import (
     clear_transaction_context_propagator,
 )
 
+from buttress import connect
 from buttress.adapters.openfeature import ButtressProvider
 from buttress.config import ConfigStore
 from buttress.errors import BackendUnavailableError
@@ -218,11 +221,21 @@ class World:
     context_snapshot: dict[str, ContextValue] | None = None
     level_order: list[str] = attrs.field(factory=list)
     elapsed: float = 0.0
+    cache: bool = False
+    """Run the provider with ``cache=True`` (the CACHED scenarios)."""
+    scratch: str | None = None
 
     # -- providers -------------------------------------------------------------------
 
     def install(self, status: str, *, record_context: bool = False) -> None:
-        """Register a provider over a freshly seeded store, in the named state."""
+        """Register a provider over a freshly seeded store, in the named state.
+
+        Every state is reached the way an application reaches it, with real
+        components: ``not ready``, a FeatureFlags not started yet (the provider
+        waits for its first snapshot); ``error``, a store down from the start;
+        ``fatal``, a SQLite database whose migrations never ran; ``stale``, a
+        store that went down after loading.
+        """
         assert self.flag_set is not None, "the feature's flag set was not chosen"
         self.reset_api()
         # Transaction context needs a real propagator; reset_api puts the no-op one back.
@@ -235,29 +248,40 @@ class World:
         async def seed() -> None:
             for flag in translation.flags:
                 await flags.upsert(flag)
-            for key, value in translation.config.items():
-                await config.set(key, value)
             if status == "error":
                 store.down = True  # down from the start: nothing was ever loaded
                 fresh = FeatureFlags(store, refresh_interval=None)
                 await fresh.start()
                 self.flags = fresh
                 return
-            await flags.start()
+            if status == "fatal":
+                self.scratch = tempfile.mkdtemp(prefix="buttress-of-fatal-")
+                dsn = f"sqlite:///{self.scratch}/never-migrated.db"
+                async with connect(dsn, migrate=False) as backend:
+                    unmigrated = FeatureFlags(backend, refresh_interval=None)
+                    await unmigrated.start()  # degrades: the tables do not exist
+                    await unmigrated.stop()
+                self.flags = unmigrated
+                return
+            if status != "not ready":
+                await flags.start()
             self.flags = flags
 
         asyncio.run(seed())
         assert self.flags is not None
         provider_type = ContextRecordingProvider if record_context else ButtressProvider
         provider = provider_type(
-            self.flags, config=config, config_interval=None
+            self.flags, config=config, config_interval=None, cache=self.cache
         )
         asyncio.run(provider.load_config())
         self.store, self.config, self.provider = store, config, provider
-        try:
-            api.set_provider_and_wait(provider)
-        except Exception as exc:  # noqa: BLE001 - the "error provider" scenario expects this
-            self.init_error = exc
+        if status == "not ready":
+            api.set_provider(provider)  # initialize() waits for a snapshot on its own thread
+        else:
+            try:
+                api.set_provider_and_wait(provider)
+            except Exception as exc:  # noqa: BLE001 - the error and fatal states raise here
+                self.init_error = exc
         if status == "stale":
             store.down = True
             with contextlib.suppress(BackendUnavailableError):
@@ -276,6 +300,8 @@ class World:
 
     def close(self) -> None:
         self.reset_api()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     # -- evaluating ---------------------------------------------------------------------
 

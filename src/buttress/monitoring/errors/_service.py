@@ -30,14 +30,17 @@ from buttress.errors import (
     remove_capture_listener,
 )
 from buttress.log import get_logger
-from buttress.monitoring._values import Anomaly
+from buttress.monitoring._core import alert_level
+from buttress.monitoring._values import AlertLevel, Anomaly
 from buttress.monitoring.errors._core import bump, summarize
 from buttress.monitoring.errors._store import ERROR_EVENT_STORES, ErrorEventStore
 from buttress.monitoring.errors._values import (
+    ERROR_COUNTED,
     MAX_COMPONENT,
     PERSIST_SECONDS,
     CountKey,
     ErrorCount,
+    ErrorCounted,
     ErrorRateRule,
     ErrorSummary,
     matches,
@@ -45,6 +48,7 @@ from buttress.monitoring.errors._values import (
 
 __all__ = [
     "ErrorStats",
+    "check_rules",
 ]
 
 _PRUNE_INTERVAL = 3600.0
@@ -95,6 +99,15 @@ def _enum_value(field: str, values: Mapping[str, str], value: object) -> str:
     if found is None:
         raise ValidationError(field, f"must be one of {', '.join(values)}")
     return found
+
+
+def check_rules(rules: Iterable[ErrorRateRule], field: str = "rules") -> list[ErrorRateRule]:
+    """``rules`` as a list, or ``ValidationError`` naming the first that is no ``ErrorRateRule``."""
+    checked = list(rules)
+    for index, rule in enumerate(checked):
+        if not isinstance(rule, ErrorRateRule):
+            raise ValidationError(f"{field}[{index}]", "must be an ErrorRateRule")
+    return checked
 
 
 _LOG_LEVEL_SEVERITY = {"error": Severity.HIGH, "exception": Severity.HIGH,
@@ -180,6 +193,9 @@ class ErrorStats(Running):
             key = bump(bucket, key, count, self.max_keys)
             if self._store is not None:
                 self._queue(math.floor(at / PERSIST_SECONDS), key, count)
+        # Outside the lock: a listener may read these statistics.
+        if ERROR_COUNTED.listeners:
+            ERROR_COUNTED.publish(ErrorCounted(*key, count))
 
     def install(self) -> Self:
         """Count every error ``buttress.errors.capture`` (and ``with_error_handling``) captures."""
@@ -281,16 +297,21 @@ class ErrorStats(Running):
 
     def check(self, rules: Iterable[ErrorRateRule]) -> list[Anomaly]:
         """Anomalies the rules find in the in-memory counts now, in the order of ``rules``."""
-        checked = list(rules)
-        for index, rule in enumerate(checked):
-            if not isinstance(rule, ErrorRateRule):
-                raise ValidationError(f"rules[{index}]", "must be an ErrorRateRule")
-        counts = self.counts()
-        now = self._clock.now()
-        found = [a for a in (rule.check(counts, now) for rule in checked) if a is not None]
+        found = self._anomalies(rules)
         if found:
             self._log.info("error_rate_anomalies", count=len(found))
         return found
+
+    def alert_level(self, rules: Iterable[ErrorRateRule]) -> AlertLevel:
+        """The worst level the rules find now (HEALTHY when none); logs nothing,
+        so a metrics scrape can ask as often as it likes."""
+        return alert_level(self._anomalies(rules))
+
+    def _anomalies(self, rules: Iterable[ErrorRateRule]) -> list[Anomaly]:
+        checked = check_rules(rules)
+        counts = self.counts()
+        now = self._clock.now()
+        return [a for a in (rule.check(counts, now) for rule in checked) if a is not None]
 
     async def flush(self) -> int:
         """Write the buffered per-minute counts; return how many rows were upserted.

@@ -13,16 +13,19 @@ from datetime import datetime, timedelta
 import attrs
 
 from buttress._exceptions import ValidationError
+from buttress._topic import Topic
 from buttress.monitoring._core import human_period
 from buttress.monitoring._values import AlertLevel, Anomaly
 
 __all__ = [
+    "ERROR_COUNTED",
     "MAX_COMPONENT",
     "OTHER_COMPONENT",
     "PERSIST_SECONDS",
     "TABLE",
     "CountKey",
     "ErrorCount",
+    "ErrorCounted",
     "ErrorRateRule",
     "ErrorSummary",
     "_check_rate",
@@ -51,6 +54,21 @@ PERSIST_SECONDS = 60
 
 
 CountKey = tuple[str, str, str]
+
+
+@attrs.frozen(slots=True)
+class ErrorCounted:
+    """``ErrorStats`` counted ``count`` errors of this kind (``component`` as counted,
+    ``(other)`` past the key limit)."""
+
+    category: str
+    severity: str
+    component: str
+    count: int = 1
+
+
+ERROR_COUNTED: Topic[ErrorCounted] = Topic("errors.counted")
+"""Every count an ``ErrorStats`` takes (captured, logged or recorded errors)."""
 
 
 @attrs.frozen(slots=True)
@@ -181,6 +199,18 @@ class ErrorRateRule:
     def __attrs_post_init__(self) -> None:
         if self.critical is not None and self.critical < self.per_minute:
             raise ValidationError("critical", "must be >= per_minute")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: the thresholds, the window in seconds and the filters."""
+        return {
+            "metric": self.metric,
+            "per_minute": self.per_minute,
+            "critical": self.critical,
+            "window_seconds": self.window.total_seconds(),
+            "category": self.category,
+            "severity": self.severity,
+            "component": self.component,
+        }
 
     @property
     def metric(self) -> str:

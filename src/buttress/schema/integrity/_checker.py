@@ -34,7 +34,16 @@ from buttress.schema.integrity._report import (
     UndoResult,
     jsonable,
 )
-from buttress.schema.integrity._sql import C, T, TableSql, dump_row, load_row, row_of
+from buttress.schema.integrity._sql import (
+    C,
+    T,
+    TableSql,
+    dump_row,
+    enforcing_keys,
+    firing_triggers,
+    load_row,
+    row_of,
+)
 from buttress.schema.model import Schema
 
 __all__ = ["BACKUP_TABLE", "IntegrityChecker"]
@@ -72,6 +81,37 @@ class _Plan:
         # Updates first: children are re-pointed before their old parents go.
         updates = [c for c in self.changes if c.action == "update"]
         return tuple(updates + [c for c in self.changes if c.action == "delete"])
+
+
+def _events(plan: Sequence[RowChange]) -> dict[str, set[str]]:
+    """The writes a cleanup and its undo make, per table: an update both ways,
+    a delete then an insert."""
+    out: dict[str, set[str]] = {}
+    for change in plan:
+        wanted = out.setdefault(change.table, set())
+        wanted.update(("update",) if change.action == "update" else ("delete", "insert"))
+    return out
+
+
+def _same(a: object, b: object) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
+def _refused_because(exc: Exception) -> str:
+    """Why the database refused a restoring write, from its SQLSTATE or message
+    (neither is repeated: it may quote row values)."""
+    state = str(getattr(exc, "sqlstate", "") or "")
+    text = str(exc).upper()
+    if state == "23505" or "UNIQUE CONSTRAINT" in text or "PRIMARY KEY" in text:
+        return "a row with that key exists again"
+    if state == "23503" or "FOREIGN KEY" in text:
+        return (
+            "a foreign key refuses it: the row it refers to is missing, as it was when "
+            "the cleanup ran (the key had been bypassed)"
+        )
+    if state.startswith("23"):
+        return "a constraint refuses it"
+    return "the database refused it"
 
 
 class IntegrityChecker:
@@ -190,7 +230,10 @@ class IntegrityChecker:
         if dry_run:
             async with self._backend.connection() as conn:
                 plan = await self._plan(conn)
-            return CleanupResult(None, True, plan, sample_limit=max(self.sample_limit, 20))
+                refusals = await self._refusals(conn, plan)
+            return CleanupResult(
+                None, True, plan, sample_limit=max(self.sample_limit, 20), refusals=refusals
+            )
         run_id = f"{self._clock.now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
         await self._backend.dialect.require_tables(
             self._backend, "IntegrityChecker", [BACKUP_TABLE]
@@ -201,6 +244,13 @@ class IntegrityChecker:
             plan = await self._plan(tx)
             if not plan:
                 return CleanupResult(None, False, ())
+            refusals = await self._refusals(tx, plan)
+            if refusals:
+                raise IntegrityError(
+                    "cleanup refused, undo could not restore the rows exactly: "
+                    + "; ".join(refusals)
+                    + "; nothing was changed"
+                )
             await self._refuse_cascades(tx, plan)
             await self._backup(tx, run_id, plan)
             for change in plan:
@@ -332,6 +382,39 @@ class IntegrityChecker:
                 changes: dict[str, object] = dict.fromkeys(exp.columns)
                 plan.add(RowChange(exp.table, "update", ident, row, reason, changes))
 
+    async def _refusals(self, conn: SqlConnection, plan: Sequence[RowChange]) -> tuple[str, ...]:
+        """Why ``undo`` could not put the rows of ``plan`` back exactly, if so:
+        triggers that fire on the cleanup's or the undo's writes, and orphans
+        that exist although a live foreign key enforces their relation (it was
+        bypassed), which the key would refuse to re-create."""
+        if not plan:
+            return ()
+        reasons = [
+            f"{trigger} fires on the cleanup or its undo and would change rows or "
+            "write elsewhere; disable it for both (ALTER TABLE ... DISABLE TRIGGER) "
+            "or clean up by hand"
+            for trigger in await firing_triggers(
+                conn, self._backend.dialect, self.db_schema, _events(plan)
+            )
+        ]
+        orphaned = [
+            rel
+            for rel in self.expectations
+            if isinstance(rel, ExpectRelation)
+            and rel.on_orphan != "keep"
+            and any(f"orphan of {rel.describe()}" in c.reason for c in plan)
+        ]
+        keys = await enforcing_keys(conn, self._backend.dialect, self.db_schema, orphaned)
+        for rel, name in keys.items():
+            count = sum(f"orphan of {rel.describe()}" in c.reason for c in plan)
+            reasons.append(
+                f"{count} orphan(s) of {rel.describe()} exist although foreign key {name} "
+                "enforces that relation (it was bypassed: session_replication_role=replica, "
+                "a disabled trigger or a NOT VALID key); undo could not put them back while "
+                "the key is enforced; fix them by hand"
+            )
+        return tuple(reasons)
+
     async def _refuse_cascades(self, conn: SqlConnection, plan: Sequence[RowChange]) -> None:
         """A live foreign key that cascades a delete would change rows nobody
         backed up; refuse unless a declared relation re-points those rows first."""
@@ -428,6 +511,17 @@ class IntegrityChecker:
                 raise IntegrityError(f"integrity cleanup run {run_id!r} was already undone")
             tables: list[str] = []
             generated: dict[str, set[str]] = {}
+            undo_events: dict[str, set[str]] = {}
+            for r in rows:
+                action = "insert" if r["action"] == "delete" else "update"
+                undo_events.setdefault(str(r["table_name"]), set()).add(action)
+            triggers = await firing_triggers(tx, self._backend.dialect, self.db_schema, undo_events)
+            if triggers:
+                raise IntegrityError(
+                    f"undo of {run_id!r} refused: {', '.join(triggers)} would fire and the "
+                    "rows would not come back exactly; disable it for the undo (ALTER TABLE "
+                    "... DISABLE TRIGGER) and try again; nothing was restored"
+                )
             # Reverse order of application: re-insert deleted rows (parents among
             # them), then give updated rows their old values.
             for r in rows:
@@ -447,16 +541,32 @@ class IntegrityChecker:
                     except Exception as exc:
                         raise IntegrityError(
                             f"undo of {run_id!r}: cannot re-insert {jsonable(key)} into "
-                            f"{table!r} ({type(exc).__name__}: a row with that key exists "
-                            "again?); nothing was restored"
+                            f"{table!r} ({type(exc).__name__}: {_refused_because(exc)}); "
+                            "nothing was restored"
                         ) from exc
+                    restored = row
                 else:
                     changed = json.loads(str(r["changed_columns"]))
-                    if await self._q.set_columns(tx, table, key, {c: row[c] for c in changed}) != 1:
+                    restored = {c: row[c] for c in changed}
+                    try:
+                        count = await self._q.set_columns(tx, table, key, restored)
+                    except Exception as exc:
+                        raise IntegrityError(
+                            f"undo of {run_id!r}: cannot restore {sorted(changed)} of "
+                            f"{jsonable(key)} in {table!r} ({type(exc).__name__}: "
+                            f"{_refused_because(exc)}); nothing was restored"
+                        ) from exc
+                    if count != 1:
                         raise IntegrityError(
                             f"undo of {run_id!r}: row {jsonable(key)} of {table!r} is gone; "
                             "nothing was restored"
                         )
+                pair = await self._q.read_back(tx, table, key, restored)
+                if pair is None or any(not _same(pair[0].get(c), pair[1][c]) for c in restored):
+                    raise IntegrityError(
+                        f"undo of {run_id!r}: row {jsonable(key)} of {table!r} did not come "
+                        "back as it was (a trigger or rule changed it); nothing was restored"
+                    )
                 if table not in tables:
                     tables.append(table)
             await tx.execute(

@@ -129,12 +129,20 @@ class RowChange:
 @attrs.frozen
 class CleanupResult:
     """What a cleanup did (or, with ``dry_run``, would do). ``run_id`` names the
-    backup to pass to ``undo``; None for a dry run or when nothing changed."""
+    backup to pass to ``undo``; None for a dry run or when nothing changed.
+    ``refusals`` (dry run) say why the real cleanup would refuse: its undo could
+    not restore the rows exactly."""
 
     run_id: str | None
     dry_run: bool
     changes: tuple[RowChange, ...]
     sample_limit: int = 20
+    refusals: tuple[str, ...] = attrs.field(default=(), kw_only=True)
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 2 when the cleanup is refused (see ``refusals``)."""
+        return 2 if self.refusals else 0
 
     @property
     def deleted(self) -> int:
@@ -161,6 +169,7 @@ class CleanupResult:
             "tables": self.counts(),
             "changes": [c.to_dict() for c in self.changes[: self.sample_limit]],
             "truncated": len(self.changes) > self.sample_limit,
+            "refused": list(self.refusals),
         }
 
     def render_text(self) -> str:
@@ -181,6 +190,9 @@ class CleanupResult:
             )
         if len(self.changes) > self.sample_limit:
             lines.append(f"    … {len(self.changes) - self.sample_limit} more")
+        if self.refusals:
+            lines.append("  REFUSED: its undo could not restore these rows exactly:")
+            lines += [f"    {reason}" for reason in self.refusals]
         return "\n".join(lines)
 
 

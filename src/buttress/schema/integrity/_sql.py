@@ -17,7 +17,17 @@ from buttress.backends import Dialect, SqlBackend, SqlConnection
 from buttress.schema.identifiers import quote_identifier
 from buttress.schema.integrity._declare import AUX, ExpectRelation, ExpectUnique, IntegrityError
 
-__all__ = ["C", "P", "T", "TableSql", "dump_row", "load_row", "row_of"]
+__all__ = [
+    "C",
+    "P",
+    "T",
+    "TableSql",
+    "dump_row",
+    "enforcing_keys",
+    "firing_triggers",
+    "load_row",
+    "row_of",
+]
 
 # Table aliases no column name will shadow (a bare alias in to_jsonb(t) would).
 T, C, P = f"{AUX}t", f"{AUX}c", f"{AUX}p"
@@ -167,6 +177,32 @@ class TableSql:
                 *(row[c] for c in columns),
             )
 
+    async def read_back(
+        self, tx: SqlConnection, table: str, key: Mapping[str, object], wanted: Mapping[str, object]
+    ) -> tuple[dict[str, object], dict[str, object]] | None:
+        """The row with ``key`` as it is now, and ``wanted`` as the database would
+        store it (on PostgreSQL both as JSON from this session, so time zones and
+        number formats agree); None when the row is not there."""
+        if self._pg:
+            rows = await tx.fetch(
+                f"SELECT to_jsonb({T}) AS now, to_jsonb(jsonb_populate_record("
+                f"NULL::{self.table(table)}, $1::jsonb)) AS wanted "
+                f"FROM {self.table(table)} AS {T} WHERE {self.match_key(table, list(key), 2)}",
+                dump_row(wanted),
+                *self.key_args(key),
+            )
+            if len(rows) != 1:
+                return None
+            return (
+                load_row(rows[0]["now"], tagged=False),
+                load_row(rows[0]["wanted"], tagged=False),
+            )
+        rows = await tx.fetch(
+            f"SELECT * FROM {self.table(table)} WHERE {self.match_key(table, list(key), 0)}",
+            *self.key_args(key),
+        )
+        return (dict(rows[0]), dict(wanted)) if len(rows) == 1 else None
+
     async def generated(self, tx: SqlConnection, table: str) -> set[str]:
         """Computed columns: the database fills them, an INSERT may not."""
         if self._pg:
@@ -271,3 +307,116 @@ class TableSql:
             )
             for (child, _), part in grouped.items()
         ]
+
+
+# pg_trigger.tgtype bits (PostgreSQL's trigger.h).
+_ROW, _BEFORE, _INSERT, _DELETE, _UPDATE, _INSTEAD = 1, 2, 4, 8, 16, 64
+_EVENTS = {"insert": _INSERT, "delete": _DELETE, "update": _UPDATE}
+
+
+def _trigger_kind(tgtype: int, events: Sequence[str]) -> str:
+    timing = "INSTEAD OF" if tgtype & _INSTEAD else "BEFORE" if tgtype & _BEFORE else "AFTER"
+    fired = " OR ".join(e.upper() for e in events if tgtype & _EVENTS[e])
+    return f"{timing} {fired}{'' if tgtype & _ROW else ' (statement)'}"
+
+
+async def firing_triggers(
+    conn: SqlConnection | SqlBackend,
+    dialect: Dialect,
+    db_schema: str,
+    events: Mapping[str, set[str]],
+) -> list[str]:
+    """User triggers that would fire on ``events`` (``{table: {"insert",
+    "update", "delete"}}``), one description each. A trigger rewrites rows or
+    writes elsewhere, so neither a cleanup nor its undo would be exact."""
+    tables = sorted(t for t, wanted in events.items() if wanted)
+    if not tables:
+        return []
+    if dialect == "postgresql":
+        rows = await conn.fetch(
+            "SELECT c.relname::text AS tbl, t.tgname::text AS name, t.tgtype::int AS type "
+            "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'A') "
+            "AND n.nspname = $1 AND c.relname = ANY($2::text[]) ORDER BY 1, 2",
+            db_schema,
+            tables,
+        )
+        out = []
+        for r in rows:
+            table, tgtype = str(r["tbl"]), int(str(r["type"]))
+            wanted = sorted(events[table])
+            if any(tgtype & _EVENTS[e] for e in wanted):
+                kind = _trigger_kind(tgtype, wanted)
+                out.append(f"trigger {r['name']} ({kind}) on {table}")
+        return out
+    marks = ", ".join("?" for _ in tables)
+    rows = await conn.fetch(
+        "SELECT tbl_name AS tbl, name FROM sqlite_master WHERE type = 'trigger' "
+        f"AND tbl_name IN ({marks}) ORDER BY tbl_name, name",
+        *tables,
+    )
+    return [f"trigger {r['name']} on {r['tbl']}" for r in rows]
+
+
+async def enforcing_keys(
+    conn: SqlConnection | SqlBackend,
+    dialect: Dialect,
+    db_schema: str,
+    relations: Sequence[ExpectRelation],
+) -> dict[ExpectRelation, str]:
+    """The live foreign key that enforces each of ``relations`` right now (its
+    name), for those that have one: such a key refuses to put an orphan back."""
+    if not relations:
+        return {}
+    found: list[tuple[str, str, str, list[tuple[str, str]]]] = []
+    children = sorted({r.table for r in relations})
+    if dialect == "postgresql":
+        rows = await conn.fetch(
+            "SELECT k.conname::text AS name, ch.relname::text AS child, p.relname::text AS parent, "
+            "ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, o) "
+            "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o) "
+            "AS cols, ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY "
+            "u(n, o) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n "
+            "ORDER BY u.o) AS refs "
+            "FROM pg_constraint k JOIN pg_class ch ON ch.oid = k.conrelid "
+            "JOIN pg_namespace s ON s.oid = ch.relnamespace "
+            "JOIN pg_class p ON p.oid = k.confrelid "
+            "JOIN pg_namespace ps ON ps.oid = p.relnamespace "
+            "WHERE k.contype = 'f' AND s.nspname = $1 AND ps.nspname = $1 "
+            "AND ch.relname = ANY($2::text[]) "
+            # Enforced: its check trigger on the child is enabled (a disabled
+            # trigger, ALTER TABLE ... DISABLE TRIGGER ALL, enforces nothing).
+            "AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgconstraint = k.oid "
+            "AND t.tgrelid = k.conrelid AND t.tgenabled IN ('O', 'A'))",
+            db_schema,
+            children,
+        )
+        for r in rows:
+            pairs = list(zip(r["cols"], r["refs"], strict=True))
+            found.append((str(r["name"]), str(r["child"]), str(r["parent"]), pairs))
+    else:
+        enabled = await conn.fetch("SELECT foreign_keys AS fk FROM pragma_foreign_keys")
+        if not enabled or not enabled[0]["fk"]:
+            return {}
+        marks = ", ".join("?" for _ in children)
+        rows = await conn.fetch(
+            'SELECT m.name AS child, f.id AS fk, f."table" AS parent, f."from" AS col, '
+            'f."to" AS ref FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f '
+            f"WHERE m.type = 'table' AND m.name IN ({marks}) ORDER BY m.name, f.id, f.seq",
+            *children,
+        )
+        grouped: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+        for r in rows:
+            ident = (str(r["child"]), str(r["fk"]), str(r["parent"]))
+            grouped.setdefault(ident, []).append((str(r["col"]), str(r["ref"])))
+        for (child, fk, parent), pairs in grouped.items():
+            found.append((f"#{fk}", child, parent, pairs))
+    out: dict[ExpectRelation, str] = {}
+    for rel in relations:
+        wanted = set(zip(rel.columns, rel.ref_columns, strict=True))
+        for name, child, parent, pairs in found:
+            if (child, parent) == (rel.table, rel.references) and set(pairs) == wanted:
+                out[rel] = name
+                break
+    return out
