@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -651,3 +652,19 @@ async def test_looking_at_a_sqlite_file_never_changes_its_journal_mode(tmp_path:
     async with open_backend(f"sqlite:///{path}", create=False) as backend:
         assert await backend.ping() >= 0
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+async def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It holds config (secrets among it), history and integrity backups: 0600, whatever
+    the umask; a file the user made keeps its mode."""
+    fresh = tmp_path / "fresh.db"
+    async with connect(f"sqlite:///{fresh}"):
+        pass
+    assert fresh.stat().st_mode & 0o777 == 0o600
+    mine = tmp_path / "mine.db"
+    mine.touch(mode=0o640)
+    mine.chmod(0o640)
+    async with connect(f"sqlite:///{mine}"):
+        pass
+    assert mine.stat().st_mode & 0o777 == 0o640
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".lock")]  # no lock file beside it
