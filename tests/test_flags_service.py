@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -458,3 +459,49 @@ async def test_a_start_on_a_store_that_was_down_subscribes_once_it_answers() -> 
         await flags.refresh()
         await flags.refresh()
         assert store.subscriptions == 1
+
+
+@pytest.mark.parametrize("change", ["upsert", "delete"])
+async def test_a_write_during_a_full_reload_is_not_undone_by_it(change: str) -> None:
+    """A reload that read the store before a local write must not put the old
+    snapshot back over it (seen on PostgreSQL: LISTEN's first connect reloads
+    while the application writes, and the flag vanished until the next change)."""
+    flags = FeatureFlags(MemoryBackend(), refresh_interval=None)
+    await flags.start()
+    await flags.upsert(Flag("old", "Old", enabled=True))
+    real = flags._store
+    read = asyncio.Event()
+    release = asyncio.Event()
+
+    class SlowLoad:
+        """The real store, but load() waits after reading: a reload in flight."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        async def load(self) -> Any:
+            result = await real.load()  # what the store held before the write
+            read.set()
+            await release.wait()
+            return result
+
+    flags._store = SlowLoad()  # a wrapper of the real store
+    reload = asyncio.create_task(flags.refresh())
+    await read.wait()
+    if change == "upsert":
+        await flags.upsert(Flag("new", "New", enabled=True))
+    else:
+        await flags.delete("old")
+    release.set()
+    await reload
+    flags._store = real
+    ctx = FlagContext("anyone")
+    if change == "upsert":
+        assert flags.is_enabled("new", ctx)
+        assert flags.is_enabled("old", ctx)
+    else:
+        assert "old" not in flags.snapshot
+    await flags.refresh()  # the next plain reload agrees with the store
+    assert ("new" in flags.snapshot) is (change == "upsert")
+    assert ("old" in flags.snapshot) is (change == "upsert")
+    await flags.stop()

@@ -143,6 +143,10 @@ class FeatureFlags(Running):
         self._stale = False
         self._loaded = False
         self._failure: Exception | None = None
+        # Changes applied while a full load is in flight: that load may have read
+        # the store before them, so they are laid over its result, never lost.
+        self._loading = 0
+        self._during_load: dict[str, Flag | None] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -456,6 +460,7 @@ class FeatureFlags(Running):
         On failure the previous snapshot stays and ``stale`` turns True; the
         error propagates to the caller (the poller logs and retries instead).
         """
+        self._loading += 1
         try:
             await self._open()
             flags, token = await self._store.load()
@@ -466,6 +471,16 @@ class FeatureFlags(Running):
         except BaseException:
             self._set_stale(True)
             raise
+        finally:
+            self._loading -= 1
+            later = dict(self._during_load)
+            if not self._loading:
+                self._during_load.clear()
+        for key, flag in later.items():  # newer than what the load may have read
+            if flag is None:
+                flags.pop(key, None)
+            else:
+                flags[key] = flag
         self._token = token
         self._failure = None
         self._loaded = True
@@ -531,6 +546,8 @@ class FeatureFlags(Running):
                 self._log.error("flags.listener_failed", error=type(exc).__name__)
 
     def _apply(self, key: str, flag: Flag | None) -> None:
+        if self._loading:
+            self._during_load[key] = flag
         snapshot = dict(self._snapshot)
         if flag is None:
             snapshot.pop(key, None)
