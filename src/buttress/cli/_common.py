@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -225,6 +225,33 @@ def add_action(
 
 AddAction = Callable[..., argparse.ArgumentParser]
 """``add(name, handler, help)``: one leaf action of a command group (see ``add_action``)."""
+
+
+C = TypeVar("C")
+
+
+def component_handler(
+    make: Callable[[Backend, argparse.Namespace], C],
+    action: Callable[[C, argparse.Namespace], Awaitable[Reply]],
+    access: Access,
+) -> Callable[[argparse.Namespace], int]:
+    """The handler of a command whose ``action`` works on a component (a
+    ConfigStore, FeatureFlags, a DeploymentLog) that ``make`` builds over the
+    opened backend; a component with ``stop()`` is stopped afterwards."""
+
+    def handle(args: argparse.Namespace) -> int:
+        async def body(backend: Backend) -> Reply:
+            component = make(backend, args)
+            try:
+                return await action(component, args)
+            finally:
+                stop = getattr(component, "stop", None)
+                if stop is not None:
+                    await stop()
+
+        return run(args, body, access=access)
+
+    return handle
 
 
 def action_group(

@@ -22,7 +22,7 @@ from buttress.cli._common import (
     action_group,
     add_audit_arguments,
     add_revert_arguments,
-    run,
+    component_handler,
 )
 from buttress.config import ALL, ConfigChange, ConfigEntry, ConfigStore, JSONValue
 from buttress.errors import ValidationError
@@ -36,19 +36,13 @@ STDIN = "-"
 """A VALUE of ``-`` is read from standard input (keeps secrets out of shell history)."""
 
 
+def _store(backend: Backend, args: argparse.Namespace) -> ConfigStore:
+    return ConfigStore(backend, environment=getattr(args, "environment", None) or ALL)
+
+
 def _handler(action: Action, access: Access) -> Callable[[argparse.Namespace], int]:
-    def handle(args: argparse.Namespace) -> int:
-        async def body(backend: Backend) -> Reply:
-            store = ConfigStore(backend, environment=getattr(args, "environment", None) or ALL)
-            try:
-                return await action(store, args)
-            finally:
-                await store.stop()
-
-        # buttress messages name the key and rule, never a value (it may be a secret).
-        return run(args, body, access=access)
-
-    return handle
+    # buttress messages name the key and rule, never a value (it may be a secret).
+    return component_handler(_store, action, access)
 
 
 def parse_value(text: str) -> JSONValue:

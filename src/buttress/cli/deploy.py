@@ -14,7 +14,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from buttress.backends import Backend
-from buttress.cli._common import Access, Outcome, Reply, action_group, parse_time, run
+from buttress.cli._common import (
+    Access,
+    Outcome,
+    Reply,
+    action_group,
+    component_handler,
+    parse_time,
+)
 from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
 from buttress.errors import ValidationError
 
@@ -23,14 +30,12 @@ __all__ = ["register", "render_metrics"]
 Action = Callable[[DeploymentLog, argparse.Namespace], Awaitable[Reply]]
 
 
+def _log(backend: Backend, args: argparse.Namespace) -> DeploymentLog:
+    return DeploymentLog(backend)
+
+
 def _handler(action: Action, access: Access) -> Callable[[argparse.Namespace], int]:
-    def handle(args: argparse.Namespace) -> int:
-        async def body(backend: Backend) -> Reply:
-            return await action(DeploymentLog(backend), args)
-
-        return run(args, body, access=access)
-
-    return handle
+    return component_handler(_log, action, access)
 
 
 def _describe(d: Deployment) -> str:

@@ -26,8 +26,8 @@ from buttress.cli._common import (
     action_group,
     add_audit_arguments,
     add_revert_arguments,
+    component_handler,
     parse_time,
-    run,
 )
 from buttress.errors import ValidationError
 from buttress.flags import (
@@ -49,19 +49,13 @@ _CLEAR = ("", "none")
 """``--enable-at none`` / ``--users ''`` clear the field."""
 
 
+def _flags(backend: Backend, args: argparse.Namespace) -> FeatureFlags:
+    # No polling and no subscription: one command, one read or write.
+    return FeatureFlags(backend, refresh_interval=None)
+
+
 def _handler(action: Action, access: Access) -> Callable[[argparse.Namespace], int]:
-    def handle(args: argparse.Namespace) -> int:
-        async def body(backend: Backend) -> Reply:
-            # No polling and no subscription: one command, one read or write.
-            flags = FeatureFlags(backend, refresh_interval=None)
-            try:
-                return await action(flags, args)
-            finally:
-                await flags.stop()
-
-        return run(args, body, access=access)
-
-    return handle
+    return component_handler(_flags, action, access)
 
 
 def _time(field: str, text: str | None) -> datetime | None:

@@ -7,6 +7,7 @@ does the same for an environment variable.
 
 from typing import TYPE_CHECKING
 
+from buttress._lazy import lazy_attributes
 from buttress.config._core import MISSING, Setting, check_json, dumps, loads
 from buttress.config._service import MAINTENANCE_KEY, ConfigStore
 from buttress.config._store import ConfigBackendStore, MemoryConfigStore
@@ -26,16 +27,13 @@ if TYPE_CHECKING:
     from buttress.config._env import EnvSetting, EnvSettingError, parse_env_text
 
 
-def __getattr__(name: str) -> object:
-    # Environment settings are read at start-up, not on every import of config.
-    if name in ("EnvSetting", "EnvSettingError", "parse_env_text"):
-        from buttress.config import _env
-
-        value: object = getattr(_env, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+# Environment settings are read at start-up, not on every import of config
+# (``buttress._lazy`` is already loaded by ``import buttress``).
+__getattr__ = lazy_attributes(
+    __name__,
+    dict.fromkeys(("EnvSetting", "EnvSettingError", "parse_env_text"), "buttress.config._env"),
+    globals(),
+)
 
 __all__ = [
     "ALL",
