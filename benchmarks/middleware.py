@@ -1,7 +1,7 @@
 """Rate-limit middleware overhead on a real server: a FastAPI app under uvicorn,
-driven by wrk, with no limiter, buttress (memory and Redis) and slowapi (memory
-and Redis), in one run; prints throughput and p99 latency and their ratios to
-the app without a limiter.
+driven by wrk, with no limiter, buttress (memory, Redis, and Redis with a leased
+quota) and slowapi (memory and Redis), in one run; prints throughput and p99
+latency and their ratios to the app without a limiter.
 
     python benchmarks/middleware.py [--quick] [--duration 10] [--rounds 5]
                                     [--redis DSN] [--no-headers]
@@ -40,7 +40,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-CASES = ("none", "buttress memory", "buttress redis", "slowapi memory", "slowapi redis")
+CASES = (
+    "none",
+    "buttress memory",
+    "buttress redis",
+    "buttress redis lease",
+    "slowapi memory",
+    "slowapi redis",
+)
+# The leased case: wrk's one address is one hot key; each round trip takes this many
+# units, held for at most LEASE_SECONDS.
+LEASE_UNITS, LEASE_SECONDS = 1_000, 1.0
 LIMIT = 1_000_000_000  # per minute: never reached, every request is admitted
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +64,7 @@ def build_app(case: str, redis_dsn: str | None, headers: bool) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if case == "buttress redis":
+        if case.startswith("buttress redis"):
             from buttress import connect
 
             assert redis_dsn is not None
@@ -72,7 +82,7 @@ def build_app(case: str, redis_dsn: str | None, headers: bool) -> Any:
     if case.startswith("buttress"):
         from buttress.adapters.asgi_ratelimit import ASGIRateLimitMiddleware
         from buttress.log import configure_logging
-        from buttress.ratelimit import Rate, RateLimiter
+        from buttress.ratelimit import Lease, Rate, RateLimiter
 
         configure_logging(level="WARNING")
         rate = Rate(LIMIT, 60)
@@ -80,9 +90,12 @@ def build_app(case: str, redis_dsn: str | None, headers: bool) -> Any:
         if case == "buttress memory":
             limiter = RateLimiter(rate)
         else:
+            leased = case.endswith("lease")
+            lease = Lease(LEASE_UNITS, LEASE_SECONDS) if leased else None
+            prefix = "bench-lease" if leased else "bench"
 
             def limiter() -> RateLimiter:
-                return RateLimiter(rate, backend=state["backend"], prefix="bench")
+                return RateLimiter(rate, backend=state["backend"], prefix=prefix, lease=lease)
 
         app.add_middleware(ASGIRateLimitMiddleware, limiter=limiter, headers=headers)
     elif case.startswith("slowapi"):
@@ -278,7 +291,7 @@ def main() -> int:
     if "none" not in wanted:
         wanted.insert(0, "none")
     with redis_dsn(args.redis) as dsn:
-        cases = [c for c in wanted if dsn or not c.endswith("redis")]
+        cases = [c for c in wanted if dsn or "redis" not in c]
         print(
             f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, "
             f"{args.rounds} rounds; {describe_server(args.http, args.loop)}; buttress headers "
@@ -308,12 +321,12 @@ def main() -> int:
         return statistics.median(getattr(s, field) for s in samples[case])
 
     print(
-        f"\n{'case':<16} {'req/s':>8} {'p99 ms':>7} {'CPU us/req':>10} "
+        f"\n{'case':<20} {'req/s':>8} {'p99 ms':>7} {'CPU us/req':>10} "
         f"{'x req/s':>8} {'x p99':>6} {'x CPU':>6}"
     )
     for case in cases:
         print(
-            f"{case:<16} {median(case, 'rps'):8,.0f} {median(case, 'p99_us') / 1000:7.2f} "
+            f"{case:<20} {median(case, 'rps'):8,.0f} {median(case, 'p99_us') / 1000:7.2f} "
             f"{median(case, 'cpu_us'):10.1f} {ratio(case, 'rps'):8.2f} "
             f"{ratio(case, 'p99_us'):6.2f} {ratio(case, 'cpu_us'):6.2f}"
         )

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from buttress.breaker._core import BreakerMachine, TimeWindow
 from buttress.breaker._values import (
     Admitted,
@@ -39,11 +42,41 @@ def test_a_call_refused_while_open_counts_once_and_waits_out_the_timeout() -> No
     machine = tripped(BreakerConfig(failure_threshold=1, recovery_timeout=30.0))
     assert machine.admit(29.5) == Rejected(0.5, None)
     assert machine.rejected_count == 1
-    assert machine.open_rejection(29.75) == 0.25
+    assert machine.open_rejection(lambda: 29.75) == 0.25
     assert machine.rejected_count == 2
     # From the recovery timeout on, the open state refuses nothing by itself.
-    assert machine.open_rejection(30.0) == -1.0
+    assert machine.open_rejection(lambda: 30.0) == -1.0
     assert machine.rejected_count == 2
+
+
+def test_forced_open_refuses_without_reading_the_clock() -> None:
+    machine = BreakerMachine(BreakerConfig(recovery_timeout=30.0))
+    machine.force_open(5.0)
+    reads: list[int] = []
+
+    def clock() -> float:
+        reads.append(1)
+        return 1e12
+
+    assert machine.open_rejection(clock) == 30.0
+    assert machine.rejected_count == 1
+    assert reads == []  # the answer does not depend on the time
+
+
+@given(
+    opened_at=st.floats(-1e6, 1e6),
+    timeout=st.floats(0.001, 1e5),
+    offset=st.floats(-1e5, 2e5),
+)
+def test_open_rejection_is_the_open_states_rule(
+    opened_at: float, timeout: float, offset: float
+) -> None:
+    machine = tripped(BreakerConfig(failure_threshold=1, recovery_timeout=timeout), opened_at)
+    now = opened_at + offset
+    refused = now < opened_at + timeout
+    expected = min(opened_at + timeout - now, timeout) if refused else -1.0
+    assert machine.open_rejection(lambda: now) == expected
+    assert machine.rejected_count == (1 if refused else 0)
 
 
 def test_a_call_refused_in_half_open_waits_for_the_soonest_probe_expiry() -> None:
@@ -121,7 +154,7 @@ def test_a_reset_leaves_nothing_refused_and_nothing_forced() -> None:
     assert machine.reset(1.0) is not None
     assert _forced(machine) is False
     assert machine.open_until == -math.inf
-    assert machine.open_rejection(1.0) == -1.0
+    assert machine.open_rejection(lambda: 1.0) == -1.0
     assert machine.rejected_count == 0
 
 
@@ -140,8 +173,8 @@ def test_a_fresh_machine_refuses_nothing_outright() -> None:
     # open_until is -inf unless the circuit is open, forced only after force_open:
     # the lock-free open path reads both before taking any lock.
     machine = BreakerMachine(BreakerConfig())
-    assert machine.open_rejection(0.0) == -1.0
-    assert machine.open_rejection(-1e12) == -1.0
+    assert machine.open_rejection(lambda: 0.0) == -1.0
+    assert machine.open_rejection(lambda: -1e12) == -1.0
     assert machine.forced is False
     assert machine.rejected_count == 0
     assert machine.state_at(0.0) is BreakerState.CLOSED

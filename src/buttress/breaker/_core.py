@@ -18,7 +18,8 @@ outcomes feed the failure-rate trigger.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from collections.abc import Callable
+from typing import Final, Protocol
 
 from buttress.breaker._values import (
     Admitted,
@@ -137,6 +138,7 @@ class TimeWindow:
 # Members bound once: an enum attribute lookup costs a few hundred ns on 3.11,
 # and record() runs on every call a listener or window watches.
 _C, _O, _H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+_FOREVER: Final = math.inf  # open_until while forced open
 _SUCCESS, _FAILURE, _IGNORED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.IGNORED
 _TRIP, _RECOVERY_ELAPSED = Event.TRIP, Event.RECOVERY_ELAPSED
 _PROBE_SUCCEEDED, _PROBE_FAILED = Event.PROBE_SUCCEEDED, Event.PROBE_FAILED
@@ -220,16 +222,23 @@ class BreakerMachine:
             return _H
         return self.state
 
-    def open_rejection(self, now: float) -> float:
-        """Refuse a call arriving at ``now`` because the circuit is open: return its
-        ``retry_after`` (and count the rejection), or ``-1.0`` when the open state
-        does not refuse it (closed, half-open, or the recovery timeout has passed:
-        then ``admit`` decides).
+    def open_rejection(self, clock: Callable[[], float]) -> float:
+        """Refuse a call because the circuit is open: return its ``retry_after``
+        (and count the rejection), or ``-1.0`` when the open state does not refuse
+        it (closed, half-open, or the recovery timeout has passed: then ``admit``
+        decides, at the time ``clock`` says).
 
-        The one rule for the open hot path. Lock-free: it reads ``open_until``
-        once, and a lost update of ``rejected_count`` only undercounts a statistic.
+        The one rule for the open hot path. ``clock`` is read only when the answer
+        depends on the time: while forced open (``open_until`` is ``+inf``) every
+        call is refused and told to wait the recovery timeout. Lock-free: it reads
+        ``open_until`` once, and a lost update of ``rejected_count`` only
+        undercounts a statistic.
         """
         open_until = self.open_until
+        if open_until == _FOREVER:
+            self.rejected_count += 1
+            return self.recovery_timeout
+        now = clock()
         if now >= open_until:
             return -1.0
         self.rejected_count += 1
@@ -358,7 +367,7 @@ class BreakerMachine:
             self.closed_permit = None
             self.opened_at = now
             self.forced = event is _FORCE_OPEN
-            self.open_until = math.inf if self.forced else now + self.config.recovery_timeout
+            self.open_until = _FOREVER if self.forced else now + self.config.recovery_timeout
             self.state = new
         elif new is _H:
             self.closed_permit = None

@@ -20,7 +20,6 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import timedelta
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Self, TypeVar
 
 import attrs
@@ -54,7 +53,7 @@ from buttress.breaker._values import (
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.log import get_logger
 from buttress.switches import CIRCUIT_BREAKER as _SWITCH
-from buttress.switches import raw_value as _raw_switch
+from buttress.switches import ENVIRON as _ENVIRON
 
 if TYPE_CHECKING:
     from buttress.policies import Guard, Pipeline
@@ -92,7 +91,7 @@ _OPEN = BreakerState.OPEN
 _SUCCESS = Outcome.SUCCESS
 _FAILURE = Outcome.FAILURE
 _IGNORED = Outcome.IGNORED
-_SWITCH_KEY = _SWITCH.key  # raw_value(_SWITCH_KEY) is None: breakers not switched off
+_SWITCH_KEY = _SWITCH.key  # not in _ENVIRON: breakers not switched off
 _DEFAULT_REGISTRY: Any = object()
 logger = get_logger("breaker")
 
@@ -348,9 +347,9 @@ class CircuitBreaker(CallGuard):
         if permit is None or not self._simple:
             if permit is None:
                 # The open hot path: no _admit frame, nothing built but the error.
-                retry_after = machine.open_rejection(self._now())
+                retry_after = machine.open_rejection(self._now)
                 if retry_after >= 0.0:
-                    if _raw_switch(_SWITCH_KEY) is not None and self._pass_through():
+                    if _SWITCH_KEY in _ENVIRON and self._pass_through():
                         return fn(*args, **kwargs)
                     if self._call_listeners:
                         raise self._refusal(retry_after)
@@ -383,9 +382,9 @@ class CircuitBreaker(CallGuard):
         if permit is None or not self._simple:
             if permit is None:
                 # The open hot path: no _admit frame, nothing built but the error.
-                retry_after = machine.open_rejection(self._now())
+                retry_after = machine.open_rejection(self._now)
                 if retry_after >= 0.0:
-                    if _raw_switch(_SWITCH_KEY) is not None and self._pass_through():
+                    if _SWITCH_KEY in _ENVIRON and self._pass_through():
                         return await fn(*args, **kwargs)
                     if self._call_listeners:
                         raise self._refusal(retry_after)
@@ -425,9 +424,9 @@ class CircuitBreaker(CallGuard):
                 permit = machine.closed_permit
                 if permit is None or not self._simple:
                     if permit is None:
-                        retry_after = open_rejection(now_fn())
+                        retry_after = open_rejection(now_fn)
                         if retry_after >= 0.0:
-                            if _raw_switch(_SWITCH_KEY) is not None and self._pass_through():
+                            if _SWITCH_KEY in _ENVIRON and self._pass_through():
                                 return await fn(*args, **kwargs)
                             if self._call_listeners:
                                 raise refusal(retry_after)
@@ -460,9 +459,9 @@ class CircuitBreaker(CallGuard):
             permit = machine.closed_permit
             if permit is None or not self._simple:
                 if permit is None:
-                    retry_after = open_rejection(now_fn())
+                    retry_after = open_rejection(now_fn)
                     if retry_after >= 0.0:
-                        if _raw_switch(_SWITCH_KEY) is not None and self._pass_through():
+                        if _SWITCH_KEY in _ENVIRON and self._pass_through():
                             return fn(*args, **kwargs)
                         if self._call_listeners:
                             raise refusal(retry_after)
@@ -502,12 +501,7 @@ class CircuitBreaker(CallGuard):
         self._push_frame(permit, self._now() if self._timed else None)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         frame = self._pop_frame()
         if frame is None or (frame.permit is not None and type(frame.permit) is not Permit):
             raise RuntimeError("CircuitBreaker.__exit__ without a matching __enter__")
@@ -523,13 +517,8 @@ class CircuitBreaker(CallGuard):
     async def __aenter__(self) -> CircuitBreaker:
         return self.__enter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.__exit__(*exc_info)
 
     # -- internals --------------------------------------------------------
 
@@ -559,10 +548,10 @@ class CircuitBreaker(CallGuard):
         permit = machine.closed_permit
         if permit is not None:
             return permit
-        now = self._now()
-        retry_after = machine.open_rejection(now)  # lock-free: the common case while open
+        retry_after = machine.open_rejection(self._now)  # lock-free: the common case while open
         if retry_after >= 0.0:
             return None if self._pass_through() else self._refusal(retry_after)
+        now = self._now()
         with self._lock:
             decision = machine.admit(now)
         if decision.transition is not None:

@@ -10,7 +10,7 @@ import enum
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -323,47 +323,34 @@ CallListener = Callable[[CallEvent], object]
 # Per-call builders for the listener path. attrs' frozen __init__ looks up a
 # bound object.__setattr__ and calls it per field; writing the slots through
 # their descriptors builds the same value in about two thirds of the time.
-_new = object.__new__
-_succeeded_fields = (
-    CallSucceeded.__dict__["breaker"].__set__,
-    CallSucceeded.__dict__["duration"].__set__,
-)
-_failed_fields = (
-    CallFailed.__dict__["breaker"].__set__,
-    CallFailed.__dict__["duration"].__set__,
-    CallFailed.__dict__["error"].__set__,
-)
-_rejected_fields = (
-    CallRejected.__dict__["breaker"].__set__,
-    CallRejected.__dict__["retry_after"].__set__,
-)
+_E = TypeVar("_E")
 
 
-def call_succeeded(breaker: str, duration: float) -> CallSucceeded:
-    """Exactly ``CallSucceeded(breaker, duration)``, built faster."""
-    event: CallSucceeded = _new(CallSucceeded)
-    set_breaker, set_duration = _succeeded_fields
-    set_breaker(event, breaker)
-    set_duration(event, duration)
-    return event
+def _event_builder(cls: type[_E], timing: str) -> Callable[[str, float], _E]:
+    """``build(breaker, seconds)``: exactly ``cls(breaker, seconds)``, built faster;
+    ``timing`` names the float field (``duration`` or ``retry_after``)."""
+    new = object.__new__
+    set_breaker, set_timing = cls.__dict__["breaker"].__set__, cls.__dict__[timing].__set__
+
+    def build(breaker: str, seconds: float) -> _E:
+        event: _E = new(cls)
+        set_breaker(event, breaker)
+        set_timing(event, seconds)
+        return event
+
+    return build
+
+
+call_succeeded = _event_builder(CallSucceeded, "duration")
+call_rejected = _event_builder(CallRejected, "retry_after")
+_set_error = CallFailed.__dict__["error"].__set__
+_failed_without_error = _event_builder(CallFailed, "duration")
 
 
 def call_failed(breaker: str, duration: float, error: BaseException | None) -> CallFailed:
     """Exactly ``CallFailed(breaker, duration, error)``, built faster."""
-    event: CallFailed = _new(CallFailed)
-    set_breaker, set_duration, set_error = _failed_fields
-    set_breaker(event, breaker)
-    set_duration(event, duration)
-    set_error(event, error)
-    return event
-
-
-def call_rejected(breaker: str, retry_after: float) -> CallRejected:
-    """Exactly ``CallRejected(breaker, retry_after)``, built faster."""
-    event: CallRejected = _new(CallRejected)
-    set_breaker, set_retry_after = _rejected_fields
-    set_breaker(event, breaker)
-    set_retry_after(event, retry_after)
+    event = _failed_without_error(breaker, duration)
+    _set_error(event, error)
     return event
 
 
