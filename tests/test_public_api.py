@@ -46,3 +46,19 @@ def test_import_buttress_loads_no_driver_framework_or_component() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_import_buttress_config_loads_twelve_buttress_modules_at_most() -> None:
+    # Issue #13's aim: config is read at start-up by every application, so its
+    # import stays small: the package, the base modules it stands on, its rooms.
+    probe = (
+        "import sys, buttress.config; "
+        "print(*sorted(m for m in sys.modules if m == 'buttress' or m.startswith('buttress.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    loaded = done.stdout.split()
+    assert len(loaded) <= 12, loaded
+    for heavy in ("buttress.flags", "buttress.breaker", "buttress.policies", "buttress.backends"):
+        assert not any(m == heavy or m.startswith(heavy + ".") for m in loaded), loaded

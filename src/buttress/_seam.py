@@ -1,24 +1,41 @@
-"""The storage seam: which store serves which capability on which kind of backend.
+"""Names bound on first use: the storage seam, and packages' lazy attributes.
 
-A capability declares a ``Seam`` (its name and the protocol its stores
+The storage seam says which store serves which capability on which kind of
+backend. A capability declares a ``Seam`` (its name and the protocol its stores
 follow) next to its memory store; ``store_for(backend, seam)`` looks the pair
 (capability, backend kind) up in ``STORES`` and builds the store, importing its
 module only then, so asking for a config store never loads Redis code. A
 capability that cannot live on a kind of backend is refused here, with one
-message, and nowhere else. This module sits below the backends and the
-capabilities alike (``buttress.backends`` re-exports it): it knows a backend
-only as something with a ``kind`` that can ``provide`` a store.
+message, and nowhere else.
+
+``lazy_attributes`` does the same for a package's public names (PEP 562): the
+package lists which module holds each name, and the module is imported when
+the name is first read. Both resolve a ``"module:attribute"`` path with one
+function, ``load``.
+
+This module sits below the backends and the capabilities alike
+(``buttress.backends`` re-exports the seam): it knows a backend only as
+something with a ``kind`` that can ``provide`` a store.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from buttress._exceptions import UnsupportedBackendError
 
-__all__ = ["STORES", "Provider", "Seam", "resolve_store", "store_for", "supported_kinds"]
+__all__ = [
+    "STORES",
+    "Provider",
+    "Seam",
+    "lazy_attributes",
+    "load",
+    "resolve_store",
+    "store_for",
+    "supported_kinds",
+]
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -102,13 +119,36 @@ def supported_kinds(seam: Seam[Any]) -> tuple[str, ...]:
     return tuple(STORES[seam.name])
 
 
-def _factory(path: str) -> Callable[[Provider | None], object]:
+def load(path: str) -> Any:
+    """What ``"module:attribute.attribute"`` names, importing the module if need be."""
     module, _, attributes = path.partition(":")
     found: Any = importlib.import_module(module)
     for attribute in attributes.split("."):
         found = getattr(found, attribute)
-    factory: Callable[[Provider | None], object] = found
+    return found
+
+
+def _factory(path: str) -> Callable[[Provider | None], object]:
+    factory: Callable[[Provider | None], object] = load(path)
     return factory
+
+
+def lazy_attributes(
+    package: str, modules: Mapping[str, str], namespace: MutableMapping[str, object]
+) -> Callable[[str], object]:
+    """``package``'s ``__getattr__``: ``name`` from the module ``modules[name]``,
+    imported when the name is first read and then kept in ``namespace``, so later
+    reads are plain lookups."""
+
+    def __getattr__(name: str) -> object:
+        module = modules.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = load(f"{module}:{name}")
+        namespace[name] = value  # later lookups skip __getattr__
+        return value
+
+    return __getattr__
 
 
 def store_for(backend: Provider, seam: Seam[S]) -> S:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from buttress._lazy import lazy_attributes
+from buttress._seam import lazy_attributes
 
 if TYPE_CHECKING:
     from buttress._seam import STORES, Seam, resolve_store, store_for, supported_kinds

@@ -7,7 +7,7 @@ does the same for an environment variable.
 
 from typing import TYPE_CHECKING
 
-from buttress._lazy import lazy_attributes
+from buttress._seam import lazy_attributes
 from buttress.config._core import MISSING, Setting, check_json, dumps, loads
 from buttress.config._service import MAINTENANCE_KEY, ConfigStore
 from buttress.config._store import ConfigBackendStore, MemoryConfigStore
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 # Environment settings are read at start-up, not on every import of config
-# (``buttress._lazy`` is already loaded by ``import buttress``).
+# (``buttress._seam`` is loaded by config itself).
 __getattr__ = lazy_attributes(
     __name__,
     dict.fromkeys(("EnvSetting", "EnvSettingError", "parse_env_text"), "buttress.config._env"),
