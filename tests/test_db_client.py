@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import asyncpg
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,7 +36,7 @@ from buttress.db import (
     is_transient,
     normalize,
 )
-from buttress.db._stats import QueryRecorder, percentile
+from buttress.db._stats import DatabaseStats, QueryRecorder, percentile
 from buttress.errors import ErrorCategory, ValidationError
 from buttress.health import HealthRegistry
 from buttress.health.status import Status
@@ -194,6 +195,28 @@ def test_recorder_keeps_a_bounded_window(samples: list[tuple[float, bool]], wind
     assert min(latencies) - 1e-9 <= stats.p95_latency_ms <= max(latencies) + 1e-9
     assert stats.avg_latency_ms == pytest.approx(sum(s for s, _ in samples) * 1000 / len(samples))
     assert stats.errors.get("database", 0) == stats.failures
+
+
+def test_stats_to_dict_is_every_field_in_plain_values() -> None:
+    recorder = QueryRecorder(4)
+    recorder.record(0.5)
+    recorder.record_failure(0.25, ErrorCategory.DATABASE)
+    assert recorder.snapshot({"read": "closed"}).to_dict() == {
+        "queries": 2,
+        "failures": 1,
+        "retries": 0,
+        "slow_queries": 0,
+        "avg_latency_ms": 375.0,
+        "p95_latency_ms": 500.0,
+        "max_latency_ms": 500.0,
+        "error_rate": 0.5,
+        "window": 2,
+        "errors": {"database": 1},
+        "breakers": {"read": "closed"},
+    }
+    plain = recorder.snapshot({}).to_dict()
+    assert type(plain["errors"]) is dict  # not the read-only view: json.dumps takes it
+    assert list(plain) == [field.name for field in attrs.fields(DatabaseStats)]
 
 
 def test_percentile_nearest_rank() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
 from typing import Any, Self
 
 __all__ = ["AsyncContext", "Running", "cancel_and_wait"]
@@ -31,12 +30,7 @@ class AsyncContext:
         await self._begin_block()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         await self._end_block(exc)
 
 

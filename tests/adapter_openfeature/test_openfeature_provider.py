@@ -214,6 +214,32 @@ async def test_typed_values_resolve_static(config: ConfigStore, provider: Buttre
     assert provider.resolve_string_details("title", "").reason == Reason.STATIC
 
 
+async def test_each_typed_lookup_serves_its_own_kind_sync_and_async(
+    config: ConfigStore, provider: ButtressProvider
+) -> None:
+    await config.set("title", "Hi")
+    await config.set("limit", 10)
+    await config.set("ratio", 0.5)
+    await config.set("layout", {"columns": 3})
+    await provider.load_config()
+    for kind, key, default, expected in [
+        ("string", "title", "", "Hi"),
+        ("integer", "limit", 0, 10),
+        ("float", "ratio", 0.0, 0.5),
+        ("object", "layout", {}, {"columns": 3}),
+    ]:
+        sync = getattr(provider, f"resolve_{kind}_details")
+        asynchronous = getattr(provider, f"resolve_{kind}_details_async")
+        assert sync.__name__ == f"resolve_{kind}_details"  # its repr names the SDK's method
+        assert asynchronous.__name__ == f"resolve_{kind}_details_async"
+        assert sync(key, default).value == expected
+        assert (await asynchronous(key, default)).value == expected
+        # Another kind's key is refused by every lookup but its own.
+        wrong = "limit" if kind == "string" else "title"
+        assert sync(wrong, default).error_code == ErrorCode.TYPE_MISMATCH
+        assert (await asynchronous(wrong, default)).error_code == ErrorCode.TYPE_MISMATCH
+
+
 @pytest.mark.parametrize(
     ("stored", "kind"),
     [

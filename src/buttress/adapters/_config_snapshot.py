@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from structlog.typing import FilteringBoundLogger
 
+from buttress._context import cancel_and_wait
 from buttress.clock import Clock
 from buttress.config import ConfigEntry, ConfigStore
 from buttress.log import get_logger
@@ -37,15 +38,19 @@ def _fingerprint(entry: ConfigEntry | None) -> str:
 
 class ConfigSnapshot:
     """``config``'s entries by key as its environment resolves them (sensitive ones
-    masked by ``ConfigStore.list``), reloaded by ``refresh()`` and every ``interval``."""
+    masked by ``ConfigStore.list``), reloaded by ``refresh()`` and every ``interval``.
+
+    ``loaded`` turns True at the first reload; ``stale`` is True while the last
+    reload failed and older entries are serving. Only this class sets them.
+    """
 
     def __init__(self, config: ConfigStore, *, clock: Clock, interval: float | None) -> None:
         self._config = config
         self._clock = clock
         self._interval = interval
         self._entries: dict[str, ConfigEntry] = {}
-        self._loaded = False
-        self._stale = False
+        self.loaded = False
+        self.stale = False
         self._listeners: list[Callable[[frozenset[str]], None]] = []
         self._stale_listeners: list[Callable[[bool], None]] = []
         self._poller: asyncio.Task[None] | None = None
@@ -55,15 +60,6 @@ class ConfigSnapshot:
     def snapshot(self) -> Mapping[str, ConfigEntry]:
         """The entries in force: a read-only view, swapped whole by each reload."""
         return MappingProxyType(self._entries)
-
-    @property
-    def loaded(self) -> bool:
-        return self._loaded
-
-    @property
-    def stale(self) -> bool:
-        """True while the last reload failed and older entries are serving."""
-        return self._stale
 
     def on_change(self, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
         """Call ``callback(keys)`` after a reload changed entries; returns an unsubscribe."""
@@ -89,7 +85,7 @@ class ConfigSnapshot:
         for entry in sorted(listed, key=lambda e: e.environment != "all"):
             entries[entry.key] = entry
         previous, self._entries = self._entries, entries
-        first_load, self._loaded = not self._loaded, True
+        first_load, self.loaded = not self.loaded, True
         changed: list[str] = []
         if not first_load:
             keys = previous.keys() | entries.keys()
@@ -111,10 +107,7 @@ class ConfigSnapshot:
 
     async def stop(self) -> None:
         poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+        await cancel_and_wait(poller)
 
     def cancel(self) -> None:
         """Stop reloading from any thread (the SDK shuts providers down on its own)."""
@@ -132,8 +125,8 @@ class ConfigSnapshot:
                 self._log.error("openfeature.watch_failed", error=type(exc).__name__)
 
     def _set_stale(self, stale: bool) -> None:
-        if stale != self._stale:
-            self._stale = stale
+        if stale != self.stale:
+            self.stale = stale
             _tell(self._stale_listeners, stale, self._log)
 
 

@@ -10,12 +10,12 @@ collection time.
 
 from __future__ import annotations
 
+import abc
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Final, Protocol, Self
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self
 
 from buttress.adapters._catalogue import (
     BREAKER_CALL,
@@ -40,8 +40,10 @@ from buttress.events import (
     RATELIMIT_DECIDED,
     ErrorCounted,
     HealthChecked,
+    Listener,
     MigrationRan,
     RateLimitDecided,
+    Topic,
 )
 
 if TYPE_CHECKING:
@@ -50,7 +52,13 @@ if TYPE_CHECKING:
     from buttress.flags import FlagEvaluation
     from buttress.monitoring.errors import ErrorRateRule, ErrorStats
 
-__all__ = ["UNKNOWN_FLAG_LABEL", "Observer", "ObservingAdapter", "Recorder"]
+__all__ = [
+    "UNKNOWN_FLAG_LABEL",
+    "Observer",
+    "ObservingAdapter",
+    "Recorder",
+    "SignalRecorder",
+]
 
 
 class Recorder(Protocol):
@@ -60,6 +68,33 @@ class Recorder(Protocol):
     def __call__(
         self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /
     ) -> None: ...
+
+
+class SignalRecorder(abc.ABC):
+    """Feeds the metrics the catalogue feeds from one signal (at most one of each kind)."""
+
+    __slots__ = ()
+
+    def recorder(self) -> Recorder:
+        """The cheapest way to record this signal: a lone counter (the busiest
+        signals, flag evaluations and rate-limit decisions) needs no dispatch."""
+        return self._count if self._counter_only() else self._record
+
+    @abc.abstractmethod
+    def _counter_only(self) -> bool:
+        """True when the signal feeds a counter and no gauge or histogram."""
+
+    @abc.abstractmethod
+    def _count(
+        self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /
+    ) -> None:
+        """Records into the lone counter."""
+
+    @abc.abstractmethod
+    def _record(
+        self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /
+    ) -> None:
+        """Records into whichever of counter, gauge and histogram the signal feeds."""
 
 
 UNKNOWN_FLAG_LABEL: Final = "(unknown)"
@@ -136,12 +171,8 @@ class Observer:
             if self._started:
                 return
             self._started = True
-        BREAKER_CREATED.subscribe(self._attach)
-        FLAG_EVALUATED.subscribe(self._on_evaluation)
-        HEALTH_CHECKED.subscribe(self._on_health)
-        MIGRATION_RAN.subscribe(self._on_migration)
-        RATELIMIT_DECIDED.subscribe(self._on_decision)
-        ERROR_COUNTED.subscribe(self._on_error)
+        for topic, listener in self._subscriptions():
+            topic.subscribe(listener)
         # No breaker can exist before its module is imported; don't import it for nothing.
         if "buttress.breaker" in sys.modules:
             from buttress.breaker import breakers
@@ -155,17 +186,24 @@ class Observer:
             if not self._started:
                 return
             self._started = False
-        BREAKER_CREATED.unsubscribe(self._attach)
-        FLAG_EVALUATED.unsubscribe(self._on_evaluation)
-        HEALTH_CHECKED.unsubscribe(self._on_health)
-        MIGRATION_RAN.unsubscribe(self._on_migration)
-        RATELIMIT_DECIDED.unsubscribe(self._on_decision)
-        ERROR_COUNTED.unsubscribe(self._on_error)
+        for topic, listener in self._subscriptions():
+            topic.unsubscribe(listener)
         for breaker in list(self._attached):
             breaker.remove_listener(self._on_state)
             breaker.remove_listener(self._on_call)
         self._attached = weakref.WeakSet()
         self._by_name = weakref.WeakValueDictionary()
+
+    def _subscriptions(self) -> tuple[tuple[Topic[Any], Listener[Any]], ...]:
+        """Each topic followed while started, with the listener that follows it."""
+        return (
+            (BREAKER_CREATED, self._attach),
+            (FLAG_EVALUATED, self._on_evaluation),
+            (HEALTH_CHECKED, self._on_health),
+            (MIGRATION_RAN, self._on_migration),
+            (RATELIMIT_DECIDED, self._on_decision),
+            (ERROR_COUNTED, self._on_error),
+        )
 
     def breaker_states(self) -> list[tuple[str, int]]:
         """``(name, state value)`` for every observed breaker still alive, by name.
@@ -437,10 +475,5 @@ class ObservingAdapter:
     def __enter__(self) -> Self:
         return self.install()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.uninstall()

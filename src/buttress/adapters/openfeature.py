@@ -14,10 +14,10 @@ from __future__ import annotations
 import copy
 import threading
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Final, Self, TypeAlias, TypeVar, cast
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from typing import Any, Final, Protocol, TypeAlias, TypeVar, cast
 
+from buttress._context import Running
 from buttress.adapters._config_snapshot import ConfigSnapshot
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import ConfigEntry, ConfigStore, JSONValue
@@ -38,6 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 __all__ = ["ButtressProvider", "to_flag_context"]
 
 _T = TypeVar("_T")
+_Bound_co = TypeVar("_Bound_co", covariant=True)
 ObjectValue: TypeAlias = Sequence[FlagValueType] | Mapping[str, FlagValueType]
 
 _ON: Final = "on"
@@ -168,7 +169,63 @@ def _success_reason(evaluation: FlagEvaluation | FlagReason, flag: Flag | None) 
     return _DEFAULT
 
 
-class ButtressProvider(AbstractProvider):
+class _Resolve(Protocol[_T]):
+    """A bound ``resolve_<kind>_details``, as the SDK calls it."""
+
+    def __call__(
+        self, flag_key: str, default_value: _T, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[_T]: ...
+
+
+class _AsyncResolve(Protocol[_T]):
+    """A bound ``resolve_<kind>_details_async``, as the SDK calls it."""
+
+    def __call__(
+        self, flag_key: str, default_value: _T, evaluation_context: EvaluationContext | None = None
+    ) -> Coroutine[Any, Any, FlagResolutionDetails[_T]]: ...
+
+
+class _Method(Protocol[_Bound_co]):
+    """A function stored on the provider's class: looked up on a provider, it is ``_Bound_co``."""
+
+    def __get__(
+        self, provider: ButtressProvider, owner: type[ButtressProvider] | None = None, /
+    ) -> _Bound_co: ...
+
+
+# The SDK calls one method per value type, sync and async; past their names they are one
+# lookup each, told the kind it serves.
+
+
+def _sync_lookup(kind: str) -> _Method[_Resolve[_T]]:
+    def resolve(
+        self: ButtressProvider,
+        flag_key: str,
+        default_value: _T,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[_T]:
+        return self._sync_typed(kind, flag_key, default_value, evaluation_context)
+
+    resolve.__name__ = f"resolve_{kind}_details"
+    resolve.__qualname__ = f"ButtressProvider.{resolve.__name__}"
+    return resolve
+
+
+def _async_lookup(kind: str) -> _Method[_AsyncResolve[_T]]:
+    async def resolve(
+        self: ButtressProvider,
+        flag_key: str,
+        default_value: _T,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[_T]:
+        return await self._async_typed(kind, flag_key, default_value, evaluation_context)
+
+    resolve.__name__ = f"resolve_{kind}_details_async"
+    resolve.__qualname__ = f"ButtressProvider.{resolve.__name__}"
+    return resolve
+
+
+class ButtressProvider(AbstractProvider, Running):
     """OpenFeature provider over a ``FeatureFlags`` (and optionally a ``ConfigStore``).
 
     >>> provider = ButtressProvider(flags, config=config)          # doctest: +SKIP
@@ -336,18 +393,6 @@ class ButtressProvider(AbstractProvider):
     async def stop(self) -> None:
         if self._values is not None:
             await self._values.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def load_config(self) -> list[str]:
         """Reload the config values synchronous lookups read; return (and announce) changed keys.
@@ -596,69 +641,14 @@ class ButtressProvider(AbstractProvider):
 
     # -- typed values: ConfigStore, gated by a flag of the same key ------------------------
 
-    def resolve_string_details(
-        self,
-        flag_key: str,
-        default_value: str,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[str]:
-        return self._sync_typed("string", flag_key, default_value, evaluation_context)
-
-    def resolve_integer_details(
-        self,
-        flag_key: str,
-        default_value: int,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[int]:
-        return self._sync_typed("integer", flag_key, default_value, evaluation_context)
-
-    def resolve_float_details(
-        self,
-        flag_key: str,
-        default_value: float,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[float]:
-        return self._sync_typed("float", flag_key, default_value, evaluation_context)
-
-    def resolve_object_details(
-        self,
-        flag_key: str,
-        default_value: ObjectValue,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[ObjectValue]:
-        return self._sync_typed("object", flag_key, default_value, evaluation_context)
-
-    async def resolve_string_details_async(
-        self,
-        flag_key: str,
-        default_value: str,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[str]:
-        return await self._async_typed("string", flag_key, default_value, evaluation_context)
-
-    async def resolve_integer_details_async(
-        self,
-        flag_key: str,
-        default_value: int,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[int]:
-        return await self._async_typed("integer", flag_key, default_value, evaluation_context)
-
-    async def resolve_float_details_async(
-        self,
-        flag_key: str,
-        default_value: float,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[float]:
-        return await self._async_typed("float", flag_key, default_value, evaluation_context)
-
-    async def resolve_object_details_async(
-        self,
-        flag_key: str,
-        default_value: ObjectValue,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[ObjectValue]:
-        return await self._async_typed("object", flag_key, default_value, evaluation_context)
+    resolve_string_details: _Method[_Resolve[str]] = _sync_lookup("string")
+    resolve_integer_details: _Method[_Resolve[int]] = _sync_lookup("integer")
+    resolve_float_details: _Method[_Resolve[float]] = _sync_lookup("float")
+    resolve_object_details: _Method[_Resolve[ObjectValue]] = _sync_lookup("object")
+    resolve_string_details_async: _Method[_AsyncResolve[str]] = _async_lookup("string")
+    resolve_integer_details_async: _Method[_AsyncResolve[int]] = _async_lookup("integer")
+    resolve_float_details_async: _Method[_AsyncResolve[float]] = _async_lookup("float")
+    resolve_object_details_async: _Method[_AsyncResolve[ObjectValue]] = _async_lookup("object")
 
     def _cached(self, key: str) -> _Lookup:
         return _ABSENT if self._values is None else _lookup(self._values.snapshot.get(key))
@@ -674,9 +664,10 @@ class ButtressProvider(AbstractProvider):
             return self._cached(key), True
         return _lookup(entry), False
 
-    def _sync_typed(
+    def _before_config(
         self, kind: str, key: str, default: _T, context: EvaluationContext | None
-    ) -> FlagResolutionDetails[_T]:
+    ) -> FlagResolutionDetails[_T] | None:
+        """The answer when not ready or when a flag with variants serves ``key``; else None."""
         if not self._ready:
             refused = self._unready(default)
             if refused is not None:
@@ -684,6 +675,14 @@ class ButtressProvider(AbstractProvider):
         flag = self._flags.snapshot.get(key)
         if flag is not None and flag.variants:
             return self._from_flag(kind, key, default, context, flag)
+        return None
+
+    def _sync_typed(
+        self, kind: str, key: str, default: _T, context: EvaluationContext | None
+    ) -> FlagResolutionDetails[_T]:
+        answer = self._before_config(kind, key, default, context)
+        if answer is not None:
+            return answer
         values = self._values
         if values is not None and not values.loaded:
             return _error(
@@ -698,13 +697,9 @@ class ButtressProvider(AbstractProvider):
     async def _async_typed(
         self, kind: str, key: str, default: _T, context: EvaluationContext | None
     ) -> FlagResolutionDetails[_T]:
-        if not self._ready:
-            refused = self._unready(default)
-            if refused is not None:
-                return refused
-        flag = self._flags.snapshot.get(key)
-        if flag is not None and flag.variants:
-            return self._from_flag(kind, key, default, context, flag)
+        answer = self._before_config(kind, key, default, context)
+        if answer is not None:
+            return answer
         lookup, stale = await self._fetch(key)
         return self._typed(kind, key, default, context, lookup, stale)
 

@@ -26,7 +26,7 @@ from buttress.adapters._catalogue import (
     Signal,
     bucket_boundaries,
 )
-from buttress.adapters._observe import ObservingAdapter, Recorder
+from buttress.adapters._observe import ObservingAdapter, SignalRecorder
 from buttress.errors import MissingDependencyError, ValidationError
 
 try:
@@ -50,8 +50,8 @@ _CALL_DURATION: Final = "buttress.breaker.call.duration"
 _Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
 
-class _SignalRecorder:
-    """Feeds the instruments the catalogue feeds from one signal (at most one of each kind).
+class _SignalRecorder(SignalRecorder):
+    """Instruments fed from one signal.
 
     Counters and gauges are tallied here and reported by observable instruments
     when the SDK collects: a locked dict update costs a small fraction of a
@@ -88,12 +88,8 @@ class _SignalRecorder:
             attributes = self._attributes[labels] = dict(zip(self._labels, labels, strict=True))
         return attributes
 
-    def recorder(self) -> Recorder:
-        """The cheapest way to record this signal: a lone counter (the busiest
-        signals, flag evaluations and rate-limit decisions) needs no dispatch."""
-        if self.levels is None and self._histogram is None:
-            return self._count
-        return self._record
+    def _counter_only(self) -> bool:
+        return self.levels is None and self._histogram is None
 
     def _count(
         self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /

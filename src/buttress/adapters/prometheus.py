@@ -24,7 +24,7 @@ from buttress.adapters._catalogue import (
     Source,
     bucket_boundaries,
 )
-from buttress.adapters._observe import Observer, ObservingAdapter, Recorder
+from buttress.adapters._observe import Observer, ObservingAdapter, SignalRecorder
 from buttress.errors import MissingDependencyError, ValidationError
 
 try:
@@ -74,8 +74,8 @@ class _Series:
         self.histogram: Histogram | _Unfed | None = histogram
 
 
-class _SignalRecorder:
-    """Feeds the metrics the catalogue feeds from one signal (at most one of each kind)."""
+class _SignalRecorder(SignalRecorder):
+    """Prometheus metrics fed from one signal, and their children by label values."""
 
     __slots__ = ("_counter", "_gauge", "_histogram", "_lone", "_series")
 
@@ -95,12 +95,8 @@ class _SignalRecorder:
         else:
             self._histogram = metric
 
-    def recorder(self) -> Recorder:
-        """The cheapest way to record this signal: a lone counter (the busiest
-        signals, flag evaluations and rate-limit decisions) needs no dispatch."""
-        if self._gauge is None and self._histogram is None:
-            return self._count
-        return self._record
+    def _counter_only(self) -> bool:
+        return self._gauge is None and self._histogram is None
 
     def _count(
         self, labels: Labels, level: float | None, seconds: float | None, amount: float = 1, /

@@ -10,7 +10,6 @@ in as ``prepare``: this module knows nothing above the backends.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
-from types import TracebackType
 from typing import Any, Final
 
 from buttress._exceptions import BackendError, InvalidDSNError
@@ -87,12 +86,7 @@ class Connecting:
     async def __aenter__(self) -> Backend:
         return await self._open()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._backend is not None:
             await self._backend.close()
 

@@ -71,19 +71,11 @@ class DatabaseStats:
     breakers: Mapping[str, str] = attrs.field(converter=_frozen_states, eq=False, hash=False)
 
     def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready values, for metrics adapters and ``--json`` output."""
+        """Plain JSON-ready values, for metrics adapters and ``--json`` output: every
+        field, the mappings as plain dicts."""
         return {
-            "queries": self.queries,
-            "failures": self.failures,
-            "retries": self.retries,
-            "slow_queries": self.slow_queries,
-            "avg_latency_ms": self.avg_latency_ms,
-            "p95_latency_ms": self.p95_latency_ms,
-            "max_latency_ms": self.max_latency_ms,
-            "error_rate": self.error_rate,
-            "window": self.window,
-            "errors": dict(self.errors),
-            "breakers": dict(self.breakers),
+            name: dict(value) if isinstance(value, Mapping) else value
+            for name, value in attrs.asdict(self, recurse=False).items()
         }
 
 

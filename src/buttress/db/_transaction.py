@@ -11,6 +11,8 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from buttress.db._options import check_timeout
 
 if TYPE_CHECKING:
@@ -27,22 +29,14 @@ Timed = Callable[[_Op, str, tuple[object, ...], float | None], Awaitable[Any]]
 timed and counted by the ``Database`` that opened it."""
 
 
+@attrs.define(eq=False, weakref_slot=False)
 class Transaction:
     """Statements on one connection inside ``Database.transaction()``; timed, never retried."""
 
-    __slots__ = ("_conn", "_name", "_timed", "_timeout")
-
-    def __init__(
-        self,
-        name: str,
-        conn: PoolConnectionProxy[asyncpg.Record],
-        timed: Timed,
-        timeout: float | None,
-    ) -> None:
-        self._name = name
-        self._conn = conn
-        self._timed = timed
-        self._timeout = timeout
+    _name: str
+    _conn: PoolConnectionProxy[asyncpg.Record]
+    _timed: Timed
+    _timeout: float | None
 
     def __repr__(self) -> str:
         return f"<Transaction on {self._name!r}>"
