@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, TypeVar
 
 import attrs
 
@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_DSN",
     "Access",
     "AddAction",
+    "Audit",
     "Outcome",
     "Reply",
     "Subparsers",
@@ -44,6 +45,7 @@ __all__ = [
     "add_audit_arguments",
     "add_command",
     "add_revert_arguments",
+    "audit",
     "command_name",
     "component_handler",
     "default_dsn",
@@ -309,6 +311,18 @@ def add_revert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("key")
     parser.add_argument("version", type=int, help="the history version to restore (see history)")
     add_audit_arguments(parser)
+
+
+class Audit(TypedDict):
+    """Who makes a change and why: the keyword arguments every audited write takes."""
+
+    updated_by: str | None
+    reason: str | None
+
+
+def audit(args: argparse.Namespace) -> Audit:
+    """What ``add_audit_arguments`` parsed, as the keyword arguments of a write."""
+    return Audit(updated_by=args.updated_by, reason=args.reason)
 
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ from buttress.cli._common import (
     action_group,
     add_audit_arguments,
     add_revert_arguments,
+    audit,
     component_handler,
     listing,
     not_found,
@@ -143,12 +144,11 @@ async def _set(store: ConfigStore, args: argparse.Namespace) -> Reply:
     entry = await store.set(
         args.key,
         value,
-        updated_by=args.updated_by,
         environment=store.environment,
         sensitive=args.sensitive,
         description=args.description,
-        reason=args.reason,
         expected_version=args.expected_version,
+        **audit(args),
     )
     return Reply(_entry_dict(entry), f"set {_describe(entry)}")
 
@@ -169,8 +169,7 @@ async def _delete(store: ConfigStore, args: argparse.Namespace) -> Reply:
     deleted = await store.delete(
         args.key,
         environment=store.environment,
-        updated_by=args.updated_by,
-        reason=args.reason,
+        **audit(args),
         expected_version=args.expected_version,
     )
     payload = {"key": args.key, "environment": store.environment, "deleted": deleted}
@@ -184,8 +183,7 @@ async def _revert(store: ConfigStore, args: argparse.Namespace) -> Reply:
         args.key,
         args.version,
         environment=store.environment,
-        updated_by=args.updated_by,
-        reason=args.reason,
+        **audit(args),
     )
     if entry is None:
         text = f"reverted {args.key} ({store.environment}) to version {args.version}: deleted"
@@ -195,9 +193,7 @@ async def _revert(store: ConfigStore, args: argparse.Namespace) -> Reply:
 
 async def _maintenance(store: ConfigStore, args: argparse.Namespace) -> Reply:
     if args.state in ("on", "off"):
-        await store.set_maintenance_mode(
-            args.state == "on", updated_by=args.updated_by, reason=args.reason
-        )
+        await store.set_maintenance_mode(args.state == "on", **audit(args))
     enabled = await store.is_maintenance_mode()
     return Reply(
         {"environment": store.environment, "maintenance_mode": enabled},

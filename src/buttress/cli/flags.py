@@ -28,6 +28,7 @@ from buttress.cli._common import (
     action_group,
     add_audit_arguments,
     add_revert_arguments,
+    audit,
     component_handler,
     listing,
     not_found,
@@ -225,7 +226,7 @@ async def _set(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
         )
     else:
         new = attrs.evolve(old, **changes)
-    await flags.upsert(new, updated_by=args.updated_by, reason=args.reason)
+    await flags.upsert(new, **audit(args))
     warning = rollout_warning(old, new)
     action = "created" if old is None else "updated"
     return Reply(
@@ -268,16 +269,14 @@ async def _history(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
 
 
 async def _revert(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
-    flag = await flags.revert(
-        args.key, args.version, updated_by=args.updated_by, reason=args.reason
-    )
+    flag = await flags.revert(args.key, args.version, **audit(args))
     if flag is None:
         return Reply(None, f"reverted {args.key} to version {args.version}: deleted")
     return Reply(flag.to_dict(), f"reverted {_describe(flag)}")
 
 
 async def _delete(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
-    deleted = await flags.delete(args.key, updated_by=args.updated_by, reason=args.reason)
+    deleted = await flags.delete(args.key, **audit(args))
     payload = {"key": args.key, "deleted": deleted}
     if not deleted:
         return _missing(args.key, payload)
