@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -20,6 +20,7 @@ from buttress.config import (
     ConfigMissingError,
     ConfigStore,
     ConfigTypeError,
+    EnvSetting,
     MemoryConfigStore,
     Setting,
 )
@@ -236,6 +237,24 @@ async def test_settings_give_typed_access_and_report_missing_keys() -> None:
     with pytest.raises(ConfigTypeError, match="'max_upload_mb': expected int, found str"):
         await config.read(MAX_UPLOAD_MB)
     assert repr(MAX_UPLOAD_MB) == "Setting[int]('max_upload_mb', default=50)"
+
+
+def test_setting_and_env_setting_declare_alike() -> None:
+    # The type comes from the subscript, else type=, else the kind's own fallback.
+    assert Setting[int]("n").type is int
+    assert Setting("n", type=float).type is float
+    assert Setting("n").type is Any
+    assert EnvSetting("N").type is str
+    assert EnvSetting("N", type=int).type is int
+    # A sensitive default is masked in repr; MISSING says there is none.
+    secret = Setting[str]("token", default="zqsecret", sensitive=True)
+    assert repr(secret) == "Setting[str]('token', default='***')"
+    assert repr(EnvSetting[str]("TOKEN", default="zqsecret", sensitive=True)) == (
+        "EnvSetting[str]('TOKEN', default='***')"
+    )
+    assert repr(Setting[int]("n")) == "Setting[int]('n', default=MISSING)"
+    declared = EnvSetting[int]("PORT", default=1, description="the port")
+    assert (declared.default, declared.description, declared.sensitive) == (1, "the port", False)
 
 
 async def test_a_bad_default_is_reported() -> None:

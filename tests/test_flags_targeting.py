@@ -286,6 +286,31 @@ def test_bad_targeting_is_one_validation_error_naming_the_field(
     assert info.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("build", "field", "says"),
+    [
+        (lambda: Rule("plan"), "when", "must be a list of Condition"),  # type: ignore[arg-type]  # bad on purpose
+        (lambda: Rule({"attribute": "plan"}), "when", "list of Condition"),  # type: ignore[dict-item]  # bad on purpose
+        (lambda: Flag("f", "F", rules=Rule([])), "rules", "must be a list of Rule"),  # type: ignore[arg-type]  # bad on purpose
+        (lambda: Flag("f", "F", rules=[Rule([]), {"when": "x"}]), "rules[1].when", "list of"),
+        (lambda: Rule([], variant=""), "variant", "non-empty str naming a variant"),
+        (lambda: Flag("f", "F", default_variant=""), "default_variant", "naming a variant"),
+    ],
+)
+def test_conditions_and_rules_are_read_alike(build: Any, field: str, says: str) -> None:
+    with pytest.raises(ValidationError, match=says) as info:
+        build()
+    assert info.value.field == field
+
+
+def test_rules_and_conditions_mix_values_and_mappings_in_order() -> None:
+    plan = Condition("plan", "equals", "pro")
+    rule = Rule([plan, {"attribute": "age", "operator": "gt", "value": 18}], variant="a")
+    assert rule.when == (plan, Condition("age", "gt", 18))
+    flag = Flag("f", "F", variants={"a": 1}, rules=[rule, {"when": [], "variant": "a"}])
+    assert flag.rules == (rule, Rule([], variant="a"))
+
+
 def test_a_bad_rule_read_from_json_names_its_path() -> None:
     data = Flag("f", "F", variants={"a": 1}, default_variant="a").to_dict()
     data["rules"] = [

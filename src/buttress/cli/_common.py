@@ -19,9 +19,9 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, TypeVar
 
 import attrs
 
@@ -36,14 +36,22 @@ __all__ = [
     "DEFAULT_DSN",
     "Access",
     "AddAction",
+    "Audit",
     "Outcome",
     "Reply",
+    "Subparsers",
     "action_group",
     "add_action",
     "add_audit_arguments",
+    "add_command",
+    "add_revert_arguments",
+    "audit",
     "command_name",
+    "component_handler",
     "default_dsn",
     "fail",
+    "listing",
+    "not_found",
     "os_user",
     "parse_time",
     "respond",
@@ -96,6 +104,25 @@ class Reply:
 
 
 Body = Callable[["Backend"], Awaitable[Reply]]
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What each command module's ``register(subparsers, common)`` adds its command to."""
+
+T = TypeVar("T")
+
+
+def listing(
+    items: Sequence[T], describe: Callable[[T], str], to_dict: Callable[[T], object], empty: str
+) -> Reply:
+    """A reply listing ``items``: one ``describe`` line each (``empty`` when there are
+    none) and their ``to_dict`` forms for ``--json``."""
+    text = "\n".join(describe(item) for item in items)
+    return Reply([to_dict(item) for item in items], text or empty)
+
+
+def not_found(note: str, payload: object = None) -> Reply:
+    """The reply when the thing asked for does not exist: ``note`` on stderr, exit 1."""
+    return Reply(payload, outcome=Outcome.WARNING, notes=(note,))
 
 
 def command_name(args: argparse.Namespace) -> str:
@@ -209,7 +236,7 @@ def parse_time(field: str, text: str | None) -> datetime | None:
 
 
 def add_action(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: Subparsers,
     common: argparse.ArgumentParser,
     name: str,
     handler: Callable[[argparse.Namespace], int],
@@ -225,6 +252,21 @@ def add_action(
 
 AddAction = Callable[..., argparse.ArgumentParser]
 """``add(name, handler, help)``: one leaf action of a command group (see ``add_action``)."""
+
+
+def add_command(
+    subparsers: Subparsers,
+    common: argparse.ArgumentParser,
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    help: str,
+    **options: Any,
+) -> argparse.ArgumentParser:
+    """A command without actions (``buttress doctor``...) taking ``--dsn``/``--json`` from
+    ``common``; ``options`` go to ``add_parser`` (a ``description``...)."""
+    parser = subparsers.add_parser(name, parents=[common], help=help, **options)
+    parser.set_defaults(handler=handler, command_name=name)
+    return parser
 
 
 C = TypeVar("C")
@@ -255,10 +297,7 @@ def component_handler(
 
 
 def action_group(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-    group: str,
-    help: str,
+    subparsers: Subparsers, common: argparse.ArgumentParser, group: str, help: str
 ) -> AddAction:
     """Add the command ``group`` (``buttress config``...), whose leaf actions the
     returned ``add(name, handler, help)`` declares; an action is required."""
@@ -272,6 +311,18 @@ def add_revert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("key")
     parser.add_argument("version", type=int, help="the history version to restore (see history)")
     add_audit_arguments(parser)
+
+
+class Audit(TypedDict):
+    """Who makes a change and why: the keyword arguments every audited write takes."""
+
+    updated_by: str | None
+    reason: str | None
+
+
+def audit(args: argparse.Namespace) -> Audit:
+    """What ``add_audit_arguments`` parsed, as the keyword arguments of a write."""
+    return Audit(updated_by=args.updated_by, reason=args.reason)
 
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,27 +10,28 @@ values print as the mask everywhere except ``get KEY --reveal``. Exit codes:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from collections.abc import Awaitable, Callable
 
 from buttress.backends import Backend
 from buttress.cli._common import (
     Access,
-    Outcome,
     Reply,
+    Subparsers,
     action_group,
     add_audit_arguments,
     add_revert_arguments,
+    audit,
     component_handler,
+    listing,
+    not_found,
 )
 from buttress.config import ALL, ConfigChange, ConfigEntry, ConfigStore, JSONValue
 from buttress.errors import ValidationError
 from buttress.log import MASK
 
 __all__ = ["parse_value", "register"]
-
-Action = Callable[[ConfigStore, argparse.Namespace], Awaitable[Reply]]
 
 STDIN = "-"
 """A VALUE of ``-`` is read from standard input (keeps secrets out of shell history)."""
@@ -40,9 +41,8 @@ def _store(backend: Backend, args: argparse.Namespace) -> ConfigStore:
     return ConfigStore(backend, environment=getattr(args, "environment", None) or ALL)
 
 
-def _handler(action: Action, access: Access) -> Callable[[argparse.Namespace], int]:
-    # buttress messages name the key and rule, never a value (it may be a secret).
-    return component_handler(_store, action, access)
+# buttress messages name the key and rule, never a value (it may be a secret).
+_handler = functools.partial(component_handler, _store)
 
 
 def parse_value(text: str) -> JSONValue:
@@ -127,8 +127,7 @@ def _describe_change(change: ConfigChange) -> str:
 
 
 def _not_set(key: str, store: ConfigStore, payload: object = None) -> Reply:
-    note = f"config {key!r} is not set for {store.environment}"
-    return Reply(payload, outcome=Outcome.WARNING, notes=(note,))
+    return not_found(f"config {key!r} is not set for {store.environment}", payload)
 
 
 async def _get(store: ConfigStore, args: argparse.Namespace) -> Reply:
@@ -145,12 +144,11 @@ async def _set(store: ConfigStore, args: argparse.Namespace) -> Reply:
     entry = await store.set(
         args.key,
         value,
-        updated_by=args.updated_by,
         environment=store.environment,
         sensitive=args.sensitive,
         description=args.description,
-        reason=args.reason,
         expected_version=args.expected_version,
+        **audit(args),
     )
     return Reply(_entry_dict(entry), f"set {_describe(entry)}")
 
@@ -158,25 +156,20 @@ async def _set(store: ConfigStore, args: argparse.Namespace) -> Reply:
 async def _list(store: ConfigStore, args: argparse.Namespace) -> Reply:
     environment = None if store.environment == ALL and not args.environment else store.environment
     entries = await store.list(environment)
-    text = "\n".join(_describe(entry) for entry in entries) or "no config entries"
-    return Reply([_entry_dict(entry) for entry in entries], text)
+    return listing(entries, _describe, _entry_dict, "no config entries")
 
 
 async def _history(store: ConfigStore, args: argparse.Namespace) -> Reply:
     changes = await store.history(args.key, environment=store.environment, limit=args.limit)
-    text = "\n".join(_describe_change(change) for change in changes)
-    return Reply(
-        [_change_dict(change) for change in changes],
-        text or f"no changes recorded for {args.key!r} in {store.environment}",
-    )
+    empty = f"no changes recorded for {args.key!r} in {store.environment}"
+    return listing(changes, _describe_change, _change_dict, empty)
 
 
 async def _delete(store: ConfigStore, args: argparse.Namespace) -> Reply:
     deleted = await store.delete(
         args.key,
         environment=store.environment,
-        updated_by=args.updated_by,
-        reason=args.reason,
+        **audit(args),
         expected_version=args.expected_version,
     )
     payload = {"key": args.key, "environment": store.environment, "deleted": deleted}
@@ -190,8 +183,7 @@ async def _revert(store: ConfigStore, args: argparse.Namespace) -> Reply:
         args.key,
         args.version,
         environment=store.environment,
-        updated_by=args.updated_by,
-        reason=args.reason,
+        **audit(args),
     )
     if entry is None:
         text = f"reverted {args.key} ({store.environment}) to version {args.version}: deleted"
@@ -201,9 +193,7 @@ async def _revert(store: ConfigStore, args: argparse.Namespace) -> Reply:
 
 async def _maintenance(store: ConfigStore, args: argparse.Namespace) -> Reply:
     if args.state in ("on", "off"):
-        await store.set_maintenance_mode(
-            args.state == "on", updated_by=args.updated_by, reason=args.reason
-        )
+        await store.set_maintenance_mode(args.state == "on", **audit(args))
     enabled = await store.is_maintenance_mode()
     return Reply(
         {"environment": store.environment, "maintenance_mode": enabled},
@@ -217,10 +207,7 @@ def _maintenance_handler(args: argparse.Namespace) -> int:
     return _handler(_maintenance, access)(args)
 
 
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``config`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
     add = action_group(subparsers, common, "config", "read and change runtime configuration")
     looks, writes = Access.EXISTING, Access.SET_UP

@@ -10,16 +10,18 @@ Each action is a body over ``DeploymentLog`` on ``--dsn``, run by
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
+import functools
 from datetime import UTC, datetime, timedelta
 
 from buttress.backends import Backend
 from buttress.cli._common import (
     Access,
-    Outcome,
     Reply,
+    Subparsers,
     action_group,
     component_handler,
+    listing,
+    not_found,
     parse_time,
 )
 from buttress.deploy import DeliveryMetrics, Deployment, DeploymentLog
@@ -27,15 +29,12 @@ from buttress.errors import ValidationError
 
 __all__ = ["register", "render_metrics"]
 
-Action = Callable[[DeploymentLog, argparse.Namespace], Awaitable[Reply]]
-
 
 def _log(backend: Backend, args: argparse.Namespace) -> DeploymentLog:
     return DeploymentLog(backend)
 
 
-def _handler(action: Action, access: Access) -> Callable[[argparse.Namespace], int]:
-    return component_handler(_log, action, access)
+_handler = functools.partial(component_handler, _log)
 
 
 def _describe(d: Deployment) -> str:
@@ -87,15 +86,13 @@ async def _fail(log: DeploymentLog, args: argparse.Namespace) -> Reply:
 
 async def _history(log: DeploymentLog, args: argparse.Namespace) -> Reply:
     deployments = await log.history(args.env, args.limit)
-    text = "\n".join(_describe(d) for d in deployments) or "no deployments recorded"
-    return Reply([d.to_dict() for d in deployments], text)
+    return listing(deployments, _describe, Deployment.to_dict, "no deployments recorded")
 
 
 async def _latest(log: DeploymentLog, args: argparse.Namespace) -> Reply:
     deployment = await log.latest(args.env)
     if deployment is None:
-        note = f"no deployment recorded for {args.env}"
-        return Reply(None, outcome=Outcome.WARNING, notes=(note,))
+        return not_found(f"no deployment recorded for {args.env}")
     return _show(deployment, "latest")
 
 
@@ -143,10 +140,7 @@ def _environment(parser: argparse.ArgumentParser, help: str, *, required: bool) 
     parser.add_argument("--env", "--environment", "-e", dest="env", required=required, help=help)
 
 
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``deploy`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
     add = action_group(
         subparsers, common, "deploy", "record deployments and rollbacks, see metrics"

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import TextIO
 
-from buttress.cli._common import Reply, default_dsn, respond
+from buttress.cli._common import Reply, Subparsers, add_command, default_dsn, respond
 from buttress.doctor import collect, render_text
 from buttress.lifecycle.env import EnvVar, load_required_env, parse_env_spec
 
@@ -53,17 +53,13 @@ def doctor(args: argparse.Namespace) -> int:
     return respond(args, produce)
 
 
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``doctor``; ``common`` carries ``--dsn`` and ``--json``."""
-    parser = subparsers.add_parser(
-        "doctor",
-        parents=[common],
-        help="check the backend, environment and setup, changing nothing; "
-        "exit 0 ok, 1 warning, 2 critical",
+    help = (
+        "check the backend, environment and setup, changing nothing; "
+        "exit 0 ok, 1 warning, 2 critical"
     )
+    parser = add_command(subparsers, common, "doctor", doctor, help)
     parser.add_argument(
         "--schema", default=None, help="also check the database against this TOML/JSON schema"
     )
@@ -92,4 +88,3 @@ def register(
         help="also require the variables listed in FILE's [startup] require_env "
         "(TOML; pyproject.toml's [tool.buttress.startup] works too)",
     )
-    parser.set_defaults(handler=doctor, command_name="doctor")

@@ -12,7 +12,7 @@ import argparse
 from datetime import UTC, datetime
 
 from buttress.backends import Backend, SqlBackend
-from buttress.cli._common import Reply, parse_time, run
+from buttress.cli._common import Reply, Subparsers, add_command, parse_time, run
 from buttress.errors import ValidationError
 from buttress.monitoring import Anomaly, alert_level, parse_duration
 from buttress.monitoring.errors import (
@@ -100,16 +100,11 @@ def errors(args: argparse.Namespace) -> int:
     return run(args, body)
 
 
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``errors``; ``common`` carries ``--dsn`` and ``--json``."""
     description = "error counts by category, severity and component, and the error-rate verdict"
-    parser = subparsers.add_parser(
-        "errors", parents=[common], help="show recorded error counts", description=description
-    )
-    parser.set_defaults(handler=errors, command_name="errors")
+    help = "show recorded error counts"
+    parser = add_command(subparsers, common, "errors", errors, help, description=description)
     parser.add_argument("--since", default="1h", help="totals over this long (default 1h)")
     parser.add_argument(
         "--max-per-minute", type=float, default=10.0,

@@ -11,8 +11,9 @@ migrate`` has set up. ``set`` creates or updates and reports ``rollout_warning``
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +24,14 @@ from buttress.cli._common import (
     Access,
     Outcome,
     Reply,
+    Subparsers,
     action_group,
     add_audit_arguments,
     add_revert_arguments,
+    audit,
     component_handler,
+    listing,
+    not_found,
     parse_time,
 )
 from buttress.errors import ValidationError
@@ -43,8 +48,6 @@ from buttress.flags import (
 
 __all__ = ["register"]
 
-Action = Callable[[FeatureFlags, argparse.Namespace], Awaitable[Reply]]
-
 _CLEAR = ("", "none")
 """``--enable-at none`` / ``--users ''`` clear the field."""
 
@@ -54,8 +57,7 @@ def _flags(backend: Backend, args: argparse.Namespace) -> FeatureFlags:
     return FeatureFlags(backend, refresh_interval=None)
 
 
-def _handler(action: Action, access: Access) -> Callable[[argparse.Namespace], int]:
-    return component_handler(_flags, action, access)
+_handler = functools.partial(component_handler, _flags)
 
 
 def _time(field: str, text: str | None) -> datetime | None:
@@ -104,24 +106,21 @@ def _json_option(field: str, text: str) -> Any:
         raise ValidationError(field, f"must be JSON ({exc.msg} at column {exc.colno})") from None
 
 
+_SHOWN: tuple[tuple[str, Callable[[Any], str]], ...] = (
+    ("users", lambda users: "users=" + ",".join(sorted(users))),
+    ("roles", lambda roles: "roles=" + ",".join(sorted(roles))),
+    ("percentage", lambda percentage: f"{percentage:g}%"),
+    ("enable_at", lambda at: f"from {at.isoformat()}"),
+    ("disable_at", lambda at: f"until {at.isoformat()}"),
+    ("variants", lambda variants: "variants=" + ",".join(variants)),
+    ("rules", lambda rules: f"rules={len(rules)}"),
+    ("split", lambda split: "split=" + ",".join(f"{name}:{weight:g}%" for name, weight in split)),
+)
+"""How ``flags list`` shows each targeting field that is set (not empty, not zero), in order."""
+
+
 def _describe(flag: Flag) -> str:
-    rules = []
-    if flag.users:
-        rules.append(f"users={','.join(sorted(flag.users))}")
-    if flag.roles:
-        rules.append(f"roles={','.join(sorted(flag.roles))}")
-    if flag.percentage:
-        rules.append(f"{flag.percentage:g}%")
-    if flag.enable_at:
-        rules.append(f"from {flag.enable_at.isoformat()}")
-    if flag.disable_at:
-        rules.append(f"until {flag.disable_at.isoformat()}")
-    if flag.variants:
-        rules.append(f"variants={','.join(flag.variants)}")
-    if flag.rules:
-        rules.append(f"rules={len(flag.rules)}")
-    if flag.split:
-        rules.append("split=" + ",".join(f"{name}:{weight:g}%" for name, weight in flag.split))
+    rules = [show(value) for field, show in _SHOWN if (value := getattr(flag, field))]
     if flag.default_variant is not None:
         rules.append(f"default={flag.default_variant}")
     if flag.enabled and not rules:
@@ -164,13 +163,11 @@ def _describe_change(change: FlagChange) -> str:
 
 
 def _missing(key: str, payload: object = None) -> Reply:
-    return Reply(payload, outcome=Outcome.WARNING, notes=(f"flag {key!r} does not exist",))
+    return not_found(f"flag {key!r} does not exist", payload)
 
 
 async def _list(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
-    stored = await flags.list()
-    text = "\n".join(_describe(flag) for flag in stored) or "no flags"
-    return Reply([flag.to_dict() for flag in stored], text)
+    return listing(await flags.list(), _describe, Flag.to_dict, "no flags")
 
 
 async def _get(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
@@ -181,33 +178,40 @@ async def _get(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
     return Reply(flag.to_dict(), text)
 
 
+def _rules(text: str) -> Any:
+    rules = _json_option("rules", text)
+    return () if rules is None else rules
+
+
+def _variant_name(text: str) -> str | None:
+    name = text.strip()
+    return None if name.lower() in _CLEAR else name
+
+
+_PARSED: dict[str, Callable[[Any], Any]] = {
+    "enabled": bool,
+    "percentage": _percentage,
+    "users": _names,
+    "roles": _names,
+    "enable_at": functools.partial(_time, "enable_at"),
+    "disable_at": functools.partial(_time, "disable_at"),
+    "name": str,
+    "description": lambda text: text or None,
+    "variants": functools.partial(_json_option, "variants"),
+    "rules": _rules,
+    "split": functools.partial(_json_option, "split"),
+    "metadata": functools.partial(_json_option, "metadata"),
+    "default_variant": _variant_name,
+}
+"""How ``flags set`` reads each field's option; an option not given changes nothing."""
+
+
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    if args.enabled is not None:
-        changes["enabled"] = args.enabled
-    if args.percentage is not None:
-        changes["percentage"] = _percentage(args.percentage)
-    if args.users is not None:
-        changes["users"] = _names(args.users)
-    if args.roles is not None:
-        changes["roles"] = _names(args.roles)
-    if args.enable_at is not None:
-        changes["enable_at"] = _time("enable_at", args.enable_at)
-    if args.disable_at is not None:
-        changes["disable_at"] = _time("disable_at", args.disable_at)
-    if args.name is not None:
-        changes["name"] = args.name
-    if args.description is not None:
-        changes["description"] = args.description or None
-    for field in ("variants", "rules", "split", "metadata"):
-        text = getattr(args, field)
-        if text is not None:
-            value = _json_option(field, text)
-            changes[field] = () if value is None and field == "rules" else value
-    if args.default_variant is not None:
-        name = args.default_variant.strip()
-        changes["default_variant"] = None if name.lower() in _CLEAR else name
-    return changes
+    return {
+        field: parse(value)
+        for field, parse in _PARSED.items()
+        if (value := getattr(args, field)) is not None
+    }
 
 
 async def _set(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
@@ -222,7 +226,7 @@ async def _set(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
         )
     else:
         new = attrs.evolve(old, **changes)
-    await flags.upsert(new, updated_by=args.updated_by, reason=args.reason)
+    await flags.upsert(new, **audit(args))
     warning = rollout_warning(old, new)
     action = "created" if old is None else "updated"
     return Reply(
@@ -260,34 +264,26 @@ async def _eval(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
 
 async def _history(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
     changes = await flags.history(args.key, args.limit)
-    text = "\n".join(_describe_change(change) for change in changes)
-    return Reply(
-        [_change_dict(change) for change in changes],
-        text or f"no changes recorded for {args.key!r}",
-    )
+    empty = f"no changes recorded for {args.key!r}"
+    return listing(changes, _describe_change, _change_dict, empty)
 
 
 async def _revert(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
-    flag = await flags.revert(
-        args.key, args.version, updated_by=args.updated_by, reason=args.reason
-    )
+    flag = await flags.revert(args.key, args.version, **audit(args))
     if flag is None:
         return Reply(None, f"reverted {args.key} to version {args.version}: deleted")
     return Reply(flag.to_dict(), f"reverted {_describe(flag)}")
 
 
 async def _delete(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
-    deleted = await flags.delete(args.key, updated_by=args.updated_by, reason=args.reason)
+    deleted = await flags.delete(args.key, **audit(args))
     payload = {"key": args.key, "deleted": deleted}
     if not deleted:
         return _missing(args.key, payload)
     return Reply(payload, f"deleted {args.key}")
 
 
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``flags`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
     add = action_group(subparsers, common, "flags", "list, change and evaluate feature flags")
     looks, writes = Access.EXISTING, Access.SET_UP

@@ -15,7 +15,7 @@ import argparse
 from collections.abc import Awaitable, Callable
 
 from buttress.backends import Backend, SqlBackend
-from buttress.cli._common import Access, Reply, run
+from buttress.cli._common import Access, Reply, Subparsers, action_group, add_command, run
 from buttress.schema import SecurityAudit
 from buttress.schema.integrity import IntegrityChecker, load_declarations
 
@@ -95,22 +95,15 @@ async def _audit(db: Backend, args: argparse.Namespace) -> Reply:
     return Reply({**report.to_dict(), "applicable": True}, report.render_text(), report.exit_code)
 
 
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``integrity`` (check|cleanup|undo) and ``audit``; ``common`` has --dsn and --json."""
-    integrity = subparsers.add_parser(
-        "integrity",
-        parents=[common],
-        help="find and clean up duplicates and orphans the schema declares",
-    )
-    commands = integrity.add_subparsers(dest="integrity_command", metavar="ACTION", required=True)
+    help = "find and clean up duplicates and orphans the schema declares"
+    add_action = action_group(subparsers, common, "integrity", help)
 
     def add(
         name: str, handler: Callable[[argparse.Namespace], int], help: str
     ) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, parents=[common], help=help, description=help)
+        parser = add_action(name, handler, help)
         parser.add_argument("--schema", required=True, help="schema file (.toml or .json)")
         parser.add_argument(
             "--db-schema", default="public", help="PostgreSQL schema holding the tables"
@@ -118,7 +111,6 @@ def register(
         parser.add_argument(
             "--sample-limit", type=int, default=5, help="samples per expectation (default 5)"
         )
-        parser.set_defaults(handler=handler, command_name=f"integrity {name}")
         return parser
 
     add(
@@ -138,12 +130,11 @@ def register(
     p = add("undo", _handler(_undo, _writes), "restore the rows a cleanup run changed")
     p.add_argument("run_id", help="the run id a cleanup printed")
 
-    parser = subparsers.add_parser(
-        "audit",
-        parents=[common],
-        help="security findings (PostgreSQL; not applicable on SQLite); exit 0 clean, "
-        "1 warnings, 2 critical",
+    help = (
+        "security findings (PostgreSQL; not applicable on SQLite); exit 0 clean, "
+        "1 warnings, 2 critical"
     )
+    parser = add_command(subparsers, common, "audit", _handler(_audit, _looks), help)
     parser.add_argument("--schema", help="schema file with an [audit] section")
     parser.add_argument("--db-schema", default="public", help="PostgreSQL schema to audit")
     parser.add_argument(
@@ -155,4 +146,3 @@ def register(
     parser.add_argument(
         "--allow-superuser", action="store_true", help="do not flag a superuser connection"
     )
-    parser.set_defaults(handler=_handler(_audit, _looks), command_name="audit")

@@ -15,7 +15,7 @@ import os
 from collections.abc import Awaitable, Callable
 
 from buttress.backends import Backend
-from buttress.cli._common import Access, Reply, fail, run
+from buttress.cli._common import Access, Reply, Subparsers, add_command, fail, run
 from buttress.migrations import MigrationStatus, Migrator, builtin_migrator
 
 __all__ = ["register"]
@@ -135,16 +135,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _run(args, actions[action], Access.EXISTING)
 
 
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``migrate``; ``common`` carries ``--dsn`` and ``--json``."""
-    parser = subparsers.add_parser(
-        "migrate",
-        parents=[common],
-        help="create buttress's tables and apply, inspect, roll back or baseline migrations",
-    )
+    help = "create buttress's tables and apply, inspect, roll back or baseline migrations"
+    parser = add_command(subparsers, common, "migrate", _dispatch, help)
     parser.add_argument(
         "action",
         nargs="?",
@@ -184,4 +178,3 @@ def register(
     parser.add_argument(
         "--force", action="store_true", help="apply despite checksum drift or missing files"
     )
-    parser.set_defaults(handler=_dispatch, command_name="migrate")

@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Sequence
 
 from buttress.backends import Backend
-from buttress.cli._common import Reply, parse_time, run
+from buttress.cli._common import Reply, Subparsers, add_command, parse_time, run
 from buttress.monitoring import (
     AlertLevel,
     Anomaly,
@@ -89,22 +89,14 @@ def monitor(args: argparse.Namespace) -> int:
     return run(args, body)
 
 
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``monitor``; ``common`` carries ``--dsn`` and ``--json``."""
     description = (
         "Run anomaly rules over the recorded health history and exit with the alert "
         "level: 0 healthy, 1 warning, 2 critical. There are no default rules."
     )
-    parser = subparsers.add_parser(
-        "monitor",
-        parents=[common],
-        help="anomaly rules over the recorded health history",
-        description=description,
-    )
-    parser.set_defaults(handler=monitor, command_name="monitor")
+    help = "anomaly rules over the recorded health history"
+    parser = add_command(subparsers, common, "monitor", monitor, help, description=description)
     parser.add_argument(
         "--rule",
         "-r",

@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Callable
 
 from buttress.backends import Backend
-from buttress.cli._common import Access, Reply, run
+from buttress.cli._common import Access, Reply, Subparsers, action_group, run
 from buttress.schema import SchemaValidator, load_schema
 
 __all__ = ["register"]
@@ -47,21 +47,15 @@ def _handler(action: str) -> Callable[[argparse.Namespace], int]:
     return handle
 
 
-def register(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     """Add ``schema`` and its actions; ``common`` carries ``--dsn`` and ``--json``."""
-    parser = subparsers.add_parser(
-        "schema", parents=[common], help="check the database against a declared schema"
-    )
-    actions = parser.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
+    add = action_group(subparsers, common, "schema", "check the database against a declared schema")
     for name, help_text in (
         ("check", "report drift; exit 0 ok, 1 warnings, 2 errors"),
         ("plan", "print the SQL a fix would run (creates only)"),
         ("fix", "apply the safe fixes in one transaction"),
     ):
-        sub = actions.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub = add(name, _handler(name), help_text)
         sub.add_argument("--schema", required=True, help="schema file (.toml or .json)")
         sub.add_argument(
             "--db-schema",
@@ -70,4 +64,3 @@ def register(
         )
         if name == "fix":
             sub.add_argument("--dry-run", action="store_true", help="print, change nothing")
-        sub.set_defaults(handler=_handler(name), command_name=f"schema {name}")

@@ -22,6 +22,7 @@ from buttress.config._values import ConfigTypeError, JSONValue
 
 __all__ = [
     "MISSING",
+    "Declaration",
     "Setting",
     "check_json",
     "coerce",
@@ -219,7 +220,41 @@ def to_json(value: object) -> JSONValue:
     return cast(JSONValue, value)
 
 
-class Setting(Generic[T]):
+class Declaration(Generic[T]):
+    """What ``Setting`` and ``EnvSetting`` share: a default, a declared type (from the
+    subscript, ``Setting[int]``, or ``type=``), a description, and whether the value is
+    a secret (its default is then masked in ``repr``)."""
+
+    __slots__ = ("__orig_class__", "_type", "default", "description", "sensitive")
+    _untyped: typing.ClassVar[object] = Any
+    """The type when neither subscripted nor given."""
+
+    def __init__(
+        self, default: T, type: type[T] | None, description: str | None, sensitive: bool
+    ) -> None:
+        self.default = default
+        self.description = description
+        self.sensitive = sensitive
+        self._type: object = type
+
+    @property
+    def type(self) -> object:
+        """The declared type (when neither subscripted nor given: ``Any`` for a
+        ``Setting``, ``str`` for an ``EnvSetting``)."""
+        if self._type is None:
+            args = typing.get_args(getattr(self, "__orig_class__", None))
+            self._type = args[0] if args else self._untyped
+        return self._type
+
+    def _shown(self, kind: str, name: str) -> str:
+        if self.default is MISSING:
+            default = "MISSING"
+        else:
+            default = "'***'" if self.sensitive else repr(self.default)
+        return f"{kind}[{type_name(self.type)}]({name!r}, default={default})"
+
+
+class Setting(Declaration[T]):
     """A typed declaration of one config key, read with ``await config.read(setting)``.
 
     >>> MAX_UPLOAD_MB = Setting[int]("max_upload_mb", default=50)
@@ -228,7 +263,7 @@ class Setting(Generic[T]):
     default is checked against it the first time the setting is read.
     """
 
-    __slots__ = ("__orig_class__", "_type", "default", "description", "key", "sensitive")
+    __slots__ = ("key",)
 
     def __init__(
         self,
@@ -240,29 +275,14 @@ class Setting(Generic[T]):
         sensitive: bool = False,
     ) -> None:
         self.key = validate_key("key", key)
-        self.default = default
-        self.description = description
-        self.sensitive = sensitive
-        self._type: object = type
-
-    @property
-    def type(self) -> object:
-        """The declared type (``Any`` when neither subscripted nor given)."""
-        if self._type is None:
-            orig = getattr(self, "__orig_class__", None)
-            args = typing.get_args(orig)
-            self._type = args[0] if args else Any
-        return self._type
+        super().__init__(default, type, description, sensitive)
 
     @property
     def required(self) -> bool:
         return self.default is MISSING
 
     def __repr__(self) -> str:
-        default = (
-            "MISSING" if self.required else ("'***'" if self.sensitive else repr(self.default))
-        )
-        return f"Setting[{type_name(self.type)}]({self.key!r}, default={default})"
+        return self._shown("Setting", self.key)
 
 
 def check_default(setting: Setting[T]) -> None:

@@ -22,11 +22,11 @@ import pathlib
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from buttress._checks import parse_bool
 from buttress._exceptions import ValidationError
-from buttress.config._core import MISSING, coerce, type_name
+from buttress.config._core import MISSING, Declaration, coerce, type_name
 from buttress.config._values import ConfigTypeError
 
 __all__ = ["EnvSetting", "EnvSettingError", "parse_env_text"]
@@ -163,7 +163,7 @@ def _parse_sequence(name: str, text: str, tp: object, fail: Callable[[], EnvSett
     return items
 
 
-class EnvSetting(Generic[T]):
+class EnvSetting(Declaration[T]):
     """A typed declaration of one environment variable.
 
     >>> PORT = EnvSetting[int]("PORT", default=8080)
@@ -176,7 +176,8 @@ class EnvSetting(Generic[T]):
     value is fine, or the rule in words (``"must be at least 1"``).
     """
 
-    __slots__ = ("__orig_class__", "_type", "check", "default", "description", "name", "sensitive")
+    __slots__ = ("check", "name")
+    _untyped = str
 
     def __init__(
         self,
@@ -193,19 +194,8 @@ class EnvSetting(Generic[T]):
         if check is not None and not callable(check):
             raise ValidationError("check", "must be callable: value -> None or the rule broken")
         self.name = name
-        self.default = default
-        self.description = description
-        self.sensitive = sensitive
         self.check = check
-        self._type: object = type
-
-    @property
-    def type(self) -> object:
-        """The declared type (``str`` when neither subscripted nor given)."""
-        if self._type is None:
-            args = typing.get_args(getattr(self, "__orig_class__", None))
-            self._type = args[0] if args else str
-        return self._type
+        super().__init__(default, type, description, sensitive)
 
     @property
     def required(self) -> bool:
@@ -244,11 +234,7 @@ class EnvSetting(Generic[T]):
         return None
 
     def __repr__(self) -> str:
-        if self.default is MISSING:
-            default = "MISSING"
-        else:
-            default = "'***'" if self.sensitive else repr(self.default)
-        return f"EnvSetting[{type_name(self.type)}]({self.name!r}, default={default})"
+        return self._shown("EnvSetting", self.name)
 
 
 def _admits_none(tp: object) -> bool:

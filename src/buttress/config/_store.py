@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import attrs
 
 from buttress._seam import Seam
-from buttress.config._values import ConfigAction, ConfigConflictError
+from buttress.config._values import ChangeRecord, ConfigAction, ConfigConflictError
 
 if TYPE_CHECKING:
     from buttress.backends import Subscriber
@@ -47,14 +47,7 @@ class StoredEntry:
 
 
 @attrs.frozen(slots=True, repr=False)
-class StoredChange:
-    key: str
-    environment: str
-    version: int
-    action: ConfigAction
-    changed_at: datetime
-    changed_by: str | None
-    reason: str | None
+class StoredChange(ChangeRecord):
     old_json: str | None
     new_json: str | None
     sensitive: bool

@@ -21,6 +21,7 @@ from buttress.log import MASK
 __all__ = [
     "ALL",
     "KNOWN_ENVIRONMENTS",
+    "ChangeRecord",
     "ConfigAction",
     "ConfigChange",
     "ConfigConflictError",
@@ -83,12 +84,9 @@ class ConfigEntry:
 
 
 @attrs.frozen(slots=True, repr=False)
-class ConfigChange:
-    """One change to a setting: who, when, why, and the values before and after.
-
-    ``old_value``/``new_value`` are None when there was no value (create,
-    delete); they are the mask for sensitive settings when read via ``history``.
-    """
+class ChangeRecord:
+    """What every record of a change says: which entry, its version, what was done,
+    when, by whom and why (``ConfigChange``, and the stores' own record)."""
 
     key: str
     environment: str
@@ -97,6 +95,16 @@ class ConfigChange:
     changed_at: datetime
     changed_by: str | None
     reason: str | None
+
+
+@attrs.frozen(slots=True, repr=False)
+class ConfigChange(ChangeRecord):
+    """One change to a setting: who, when, why, and the values before and after.
+
+    ``old_value``/``new_value`` are None when there was no value (create,
+    delete); they are the mask for sensitive settings when read via ``history``.
+    """
+
     old_value: JSONValue
     new_value: JSONValue
     sensitive: bool

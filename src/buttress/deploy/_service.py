@@ -108,13 +108,7 @@ class DeploymentLog:
         _check_order(draft, now)
         store = await self._open()
         deployment = await store.record(draft, None)
-        self._log.info(
-            "deploy.recorded",
-            deployment_id=deployment.id,
-            version=deployment.version,
-            environment=deployment.environment,
-            deployed_by=deployment.deployed_by,
-        )
+        self._log.info("deploy.recorded", **_named(deployment), deployed_by=deployment.deployed_by)
         return deployment
 
     async def rollback(
@@ -155,12 +149,7 @@ class DeploymentLog:
         rolled_back = await store.get(deployment_id)
         assert rolled_back is not None  # deployments are never deleted
         self._log.warning(
-            "deploy.rolled_back",
-            deployment_id=deployment_id,
-            version=target.version,
-            to_version=to_version,
-            environment=target.environment,
-            rollback_id=rollback.id,
+            "deploy.rolled_back", **_named(target), to_version=to_version, rollback_id=rollback.id
         )
         return rolled_back
 
@@ -182,12 +171,7 @@ class DeploymentLog:
                 "detected_at", "must not be before the deployment went live (finished_at)"
             )
         failed = await store.mark_failed(deployment_id, detected)
-        self._log.warning(
-            "deploy.failed",
-            deployment_id=deployment_id,
-            version=failed.version,
-            environment=failed.environment,
-        )
+        self._log.warning("deploy.failed", **_named(failed))
         return failed
 
     async def get(self, deployment_id: int) -> Deployment:
@@ -239,6 +223,15 @@ class DeploymentLog:
 
     def __repr__(self) -> str:
         return f"DeploymentLog(store={self._store!r})"
+
+
+def _named(deployment: Deployment) -> dict[str, object]:
+    """How every log line names the deployment it is about."""
+    return {
+        "deployment_id": deployment.id,
+        "version": deployment.version,
+        "environment": deployment.environment,
+    }
 
 
 def _check_order(draft: Deployment, now: datetime) -> None:

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final, TypeAlias, TypeGuard
+from typing import Any, Final, Protocol, Self, TypeAlias, TypeGuard, TypeVar
 
 import attrs
 
@@ -29,10 +29,12 @@ __all__ = [
     "Rule",
     "Scalar",
     "Split",
+    "check_variant_name",
     "check_variant_value",
     "copy_json",
     "semver_key",
     "split_bounds",
+    "to_items",
     "to_split",
 ]
 
@@ -320,22 +322,37 @@ def split_bounds(split: Split) -> tuple[int, ...]:
     return tuple(bounds)
 
 
-def _to_conditions(value: Iterable[Condition | Mapping[str, Any]]) -> tuple[Condition, ...]:
+class _FromDict(Protocol):
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
+
+
+Item = TypeVar("Item", bound=_FromDict)
+
+
+def to_items(field: str, kind: type[Item], value: object) -> tuple[Item, ...]:
+    """``value``, a list of ``kind`` or of the mappings ``kind.from_dict`` reads, as a tuple;
+    a bad item's error names ``field[index]``."""
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ValidationError("when", "must be a list of Condition")
-    conditions = []
+        raise ValidationError(field, f"must be a list of {kind.__name__}")
+    items = []
     for index, item in enumerate(value):
-        if isinstance(item, Condition):
-            conditions.append(item)
+        if isinstance(item, kind):
+            items.append(item)
             continue
-        with prefixed(f"when[{index}]"):
-            conditions.append(Condition.from_dict(item))
-    return tuple(conditions)
+        with prefixed(f"{field}[{index}]"):
+            items.append(kind.from_dict(item))
+    return tuple(items)
 
 
-def _check_variant_name(
+def _to_conditions(value: Iterable[Condition | Mapping[str, Any]]) -> tuple[Condition, ...]:
+    return to_items("when", Condition, value)
+
+
+def check_variant_name(
     _inst: object, attribute: attrs.Attribute[str | None], value: str | None
 ) -> None:
+    """attrs validator: ``value`` names a variant (a non-empty str), or is None."""
     if value is not None and (not isinstance(value, str) or not value):
         raise ValidationError(attribute.name, "must be a non-empty str naming a variant, or None")
 
@@ -349,7 +366,7 @@ class Rule:
     """
 
     when: tuple[Condition, ...] = attrs.field(converter=_to_conditions)
-    variant: str | None = attrs.field(default=None, kw_only=True, validator=_check_variant_name)
+    variant: str | None = attrs.field(default=None, kw_only=True, validator=check_variant_name)
     split: Split = attrs.field(default=(), kw_only=True, converter=to_split)
     bounds: tuple[int, ...] = attrs.field(init=False, repr=False, eq=False)
 

@@ -25,10 +25,11 @@ from buttress.flags._targeting import (
     JSONValue,
     Rule,
     Split,
+    check_variant_name,
     check_variant_value,
     copy_json,
-    prefixed,
     split_bounds,
+    to_items,
     to_split,
 )
 
@@ -131,23 +132,7 @@ def _to_metadata(value: Mapping[str, MetadataValue] | None) -> Mapping[str, Meta
 
 
 def _to_rules(value: Iterable[Rule | Mapping[str, Any]]) -> tuple[Rule, ...]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ValidationError("rules", "must be a list of Rule")
-    rules = []
-    for index, item in enumerate(value):
-        if isinstance(item, Rule):
-            rules.append(item)
-            continue
-        with prefixed(f"rules[{index}]"):
-            rules.append(Rule.from_dict(item))
-    return tuple(rules)
-
-
-def _check_default_variant(
-    _inst: object, attribute: attrs.Attribute[str | None], value: str | None
-) -> None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValidationError(attribute.name, "must be a non-empty str naming a variant, or None")
+    return to_items("rules", Rule, value)
 
 
 Outcome: TypeAlias = "tuple[bool, Reason, int | None, str | None]"
@@ -186,7 +171,7 @@ class Flag:
         default=None, kw_only=True, converter=_to_variants, hash=False
     )
     default_variant: str | None = attrs.field(
-        default=None, kw_only=True, validator=_check_default_variant
+        default=None, kw_only=True, validator=check_variant_name
     )
     split: Split = attrs.field(default=(), kw_only=True, converter=to_split)
     metadata: Mapping[str, MetadataValue] = attrs.field(
