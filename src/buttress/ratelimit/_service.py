@@ -579,11 +579,11 @@ class RateLimiter:
         ``admitted`` already (a renewal ahead of time) or one from the new lease.
 
         A full lease first. A fixed window refills only when it ends, so when that
-        is refused the window's last units (at least ``need``) are asked for in a
-        second request rather than stranded; GCRA and the sliding window refill
-        continuously, so they wait for a full lease rather than trickle a unit per
-        round trip. A refusal blocks requests of as many units until the store's
-        ``retry_after``.
+        is refused the window's last units (at least what the hit needs) are asked
+        for in a second request rather than stranded; GCRA and the sliding window
+        refill continuously, so they wait for a full lease rather than trickle a
+        unit per round trip. A refusal blocks requests of as many units until the
+        store's ``retry_after``.
         """
         if action == _DONE:  # the renewal that was awaited settled it
             return cast(Decision, admitted)
