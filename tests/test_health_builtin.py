@@ -13,6 +13,8 @@ from buttress.breaker import CircuitBreaker
 from buttress.errors import ValidationError
 from buttress.health import HealthRegistry, Status
 from buttress.health.builtin import (
+    _response_time_status,
+    _usage_status,
     backend_ping,
     breaker_states,
     disk_free,
@@ -87,6 +89,40 @@ def test_pool_saturation(size: int, idle: int, status: Status) -> None:
     assert result.status is status
     assert result.measurement == "utilization"
     assert result.observed_value == pytest.approx((size - idle) * 10)
+
+
+@pytest.mark.parametrize(
+    ("used", "status", "message"),
+    [
+        (0.49, Status.HEALTHY, None),
+        (0.5, Status.DEGRADED, "too much"),
+        (0.9, Status.UNHEALTHY, "too much"),
+    ],
+)
+def test_usage_status_thresholds_are_inclusive(
+    used: float, status: Status, message: str | None
+) -> None:
+    result = _usage_status(
+        used, 0.5, 0.9, "too much", component_type="system", measurement="someUsage"
+    )
+    assert (result.status, result.message) == (status, message)
+    assert (result.component_type, result.measurement) == ("system", "someUsage")
+    assert (result.observed_value, result.observed_unit) == (round(used * 100, 1), "percent")
+
+
+def test_response_time_status_degrades_only_when_slower() -> None:
+    fast = _response_time_status("connected", 0.25, 0.5, component_type="system")
+    assert (fast.status, fast.message) == (Status.HEALTHY, None)
+    assert (fast.measurement, fast.observed_value, fast.observed_unit) == (
+        "responseTime",
+        250.0,
+        "ms",
+    )
+    assert _response_time_status("x", 9.0, None, component_type="c").status is Status.HEALTHY
+    slow = _response_time_status("answered", 0.75, 0.5, component_type="cache")
+    assert slow.status is Status.DEGRADED
+    assert slow.message == "answered in 0.750 s (slower than 0.5 s)"
+    assert slow.component_type == "cache"
 
 
 def test_pool_saturation_refuses_things_without_a_pool() -> None:

@@ -28,7 +28,7 @@ from buttress.monitoring import (
     alert_level,
     detect,
 )
-from buttress.monitoring._service import PRUNE_EVERY
+from buttress.monitoring._service import PRUNE_EVERY, check_metrics
 from buttress.monitoring._store import MemoryHistoryStore
 from buttress.testing import FakeClock
 
@@ -195,6 +195,23 @@ async def test_bad_metrics_are_refused_before_anything_is_written(
         await history.record(report(START), metrics)  # type: ignore[arg-type]  # bad on purpose
     assert caught.value.field == field
     assert await history.count() == 0
+
+
+def test_check_metrics_names_the_field_it_was_given() -> None:
+    assert check_metrics("extra", None) == {}
+    assert check_metrics("extra", {"jobs": 3}, taken={"queue": 1.0}) == {"jobs": 3.0}
+    with pytest.raises(ValidationError) as caught:
+        check_metrics("extra", {"queue": 1}, taken={"queue": 1.0})
+    assert (caught.value.field, caught.value.rule) == (
+        "extra['queue']",
+        "collides with a metric the collector reports",
+    )
+    with pytest.raises(ValidationError) as caught:
+        check_metrics("extra", {"jobs": 10**400})
+    assert (caught.value.field, caught.value.rule) == ("extra['jobs']", "must be a finite number")
+    with pytest.raises(ValidationError) as caught:
+        check_metrics("extra", {"jobs": "3"})  # type: ignore[dict-item]  # bad on purpose
+    assert caught.value.rule == "must be a number, not str"
 
 
 async def test_bad_reports_and_arguments_are_refused(history: HealthHistory) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +15,7 @@ from buttress.backends import MemoryBackend
 from buttress.errors import BackendUnavailableError, ButtressError, ValidationError
 from buttress.ratelimit import (
     Decision,
+    Lease,
     Rate,
     RateLimiter,
     RateLimitExceeded,
@@ -61,6 +62,28 @@ def test_rate_refuses_bad_values(limit: object, per: object, field: str) -> None
 def test_rate_exposes_period_in_nanoseconds() -> None:
     assert Rate(10, 0.5).per_ns == 500_000_000
     assert str(Rate(10, 60)) == "10/60s"
+
+
+@pytest.mark.parametrize(
+    ("value", "args", "field", "rule"),
+    [
+        (Rate, (1, "1"), "per_seconds", "must be a number of seconds"),
+        (Lease, (1, "1"), "lease.seconds", "must be a number of seconds or None"),
+        (Rate, (1, math.inf), "per_seconds", "must be finite and > 0"),
+        (Lease, (1, 0), "lease.seconds", "must be finite and > 0"),
+        (Rate, (1, 1e-12), "per_seconds", "must be at least one nanosecond"),
+        (Lease, (1, 1e-12), "lease.seconds", "must be at least one nanosecond"),
+        (Rate, (0, 1), "limit", "must be an integer >= 1"),
+        (Lease, (True, None), "lease.units", "must be an integer >= 1"),
+    ],
+)
+def test_rate_and_lease_share_their_rules(
+    value: Callable[..., object], args: tuple[object, ...], field: str, rule: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        value(*args)
+    assert (info.value.field, info.value.rule) == (field, rule)
+    assert Lease(1).seconds is None
 
 
 @pytest.mark.parametrize(

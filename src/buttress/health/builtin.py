@@ -103,12 +103,46 @@ def _thresholds(degraded_at: float, unhealthy_at: float) -> tuple[float, float]:
     return degraded_at, unhealthy_at
 
 
-def _usage_status(used: float, degraded_at: float, unhealthy_at: float) -> Status:
+def _usage_status(
+    used: float,
+    degraded_at: float,
+    unhealthy_at: float,
+    problem: str,
+    *,
+    component_type: str,
+    measurement: str,
+) -> ComponentStatus:
+    """``used`` (a fraction) against the thresholds, reported in percent; the
+    message is ``problem`` unless healthy."""
     if used >= unhealthy_at:
-        return Status.UNHEALTHY
-    if used >= degraded_at:
-        return Status.DEGRADED
-    return Status.HEALTHY
+        status = Status.UNHEALTHY
+    elif used >= degraded_at:
+        status = Status.DEGRADED
+    else:
+        status = Status.HEALTHY
+    return ComponentStatus(
+        status,
+        None if status is Status.HEALTHY else problem,
+        component_type=component_type,
+        measurement=measurement,
+        observed_value=round(used * 100, 1),
+        observed_unit="percent",
+    )
+
+
+def _response_time_status(
+    done: str, elapsed: float, degraded_after: float | None, *, component_type: str
+) -> ComponentStatus:
+    """Healthy, or degraded when ``elapsed`` is over ``degraded_after``; in ms."""
+    slow = degraded_after is not None and elapsed > degraded_after
+    return ComponentStatus(
+        Status.DEGRADED if slow else Status.HEALTHY,
+        f"{done} in {elapsed:.3f} s (slower than {degraded_after:g} s)" if slow else None,
+        component_type=component_type,
+        measurement="responseTime",
+        observed_value=round(elapsed * 1000, 3),
+        observed_unit="ms",
+    )
 
 
 def pool_saturation(
@@ -132,15 +166,13 @@ def pool_saturation(
         maximum = int(pool.get_max_size())  # type: ignore[attr-defined]  # checked above
         in_use = max(0, size - idle)
         used = in_use / maximum if maximum > 0 else 1.0
-        status = _usage_status(used, degraded_at, unhealthy_at)
-        message = None if status is Status.HEALTHY else f"{in_use} of {maximum} connections in use"
-        return ComponentStatus(
-            status,
-            message,
+        return _usage_status(
+            used,
+            degraded_at,
+            unhealthy_at,
+            f"{in_use} of {maximum} connections in use",
             component_type="datastore",
             measurement="utilization",
-            observed_value=round(used * 100, 1),
-            observed_unit="percent",
         )
 
     return saturation_check
@@ -206,15 +238,13 @@ def disk_usage(
     def disk_usage_check() -> ComponentStatus:
         usage = shutil.disk_usage(path)
         used = usage.used / usage.total if usage.total else 1.0
-        status = _usage_status(used, degraded_at, unhealthy_at)
-        message = None if status is Status.HEALTHY else f"disk {used:.1%} full"
-        return ComponentStatus(
-            status,
-            message,
+        return _usage_status(
+            used,
+            degraded_at,
+            unhealthy_at,
+            f"disk {used:.1%} full",
             component_type="system",
             measurement="diskUsage",
-            observed_value=round(used * 100, 1),
-            observed_unit="percent",
         )
 
     return disk_usage_check
@@ -300,15 +330,13 @@ def memory_usage(
                 component_type="system",
             )
         used, where = measured
-        status = _usage_status(used, degraded_at, unhealthy_at)
-        message = None if status is Status.HEALTHY else f"{where} memory {used:.1%} in use"
-        return ComponentStatus(
-            status,
-            message,
+        return _usage_status(
+            used,
+            degraded_at,
+            unhealthy_at,
+            f"{where} memory {used:.1%} in use",
             component_type="system",
             measurement="memoryUsage",
-            observed_value=round(used * 100, 1),
-            observed_unit="percent",
         )
 
     return memory_check
@@ -425,19 +453,7 @@ def tcp_reachable(
                 await writer.wait_closed()
         except (OSError, TimeoutError):
             pass  # the connection was made; how it closes is not the service's health
-        status = Status.HEALTHY
-        message = None
-        if degraded_after is not None and elapsed > degraded_after:
-            status = Status.DEGRADED
-            message = f"connected in {elapsed:.3f} s (slower than {degraded_after:g} s)"
-        return ComponentStatus(
-            status,
-            message,
-            component_type="system",
-            measurement="responseTime",
-            observed_value=round(elapsed * 1000, 3),
-            observed_unit="ms",
-        )
+        return _response_time_status("connected", elapsed, degraded_after, component_type="system")
 
     return tcp_check
 
@@ -471,14 +487,8 @@ def reachable(
             return ComponentStatus(
                 Status.UNHEALTHY, "the probe answered no", component_type=component_type
             )
-        slow = degraded_after is not None and elapsed > degraded_after
-        return ComponentStatus(
-            Status.DEGRADED if slow else Status.HEALTHY,
-            f"answered in {elapsed:.3f} s (slower than {degraded_after:g} s)" if slow else None,
-            component_type=component_type,
-            measurement="responseTime",
-            observed_value=round(elapsed * 1000, 3),
-            observed_unit="ms",
+        return _response_time_status(
+            "answered", elapsed, degraded_after, component_type=component_type
         )
 
     return reachable_check

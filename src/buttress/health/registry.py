@@ -462,7 +462,7 @@ class HealthRegistry:
                     self._finish(
                         attempt,
                         ComponentStatus(Status.DEGRADED, "check was cancelled before it finished"),
-                        (self._clock.monotonic() - started) * 1000.0,
+                        started,
                     )
                 raise
             status, detail = self._failed(exc)
@@ -471,7 +471,7 @@ class HealthRegistry:
             # a closing coroutine must not carry on.
             if attempt.status is None:
                 status, detail = self._failed(exc)
-                self._finish(attempt, status, (self._clock.monotonic() - started) * 1000.0, detail)
+                self._finish(attempt, status, started, detail)
             task = asyncio.current_task()
             if task is not None:
                 task.add_done_callback(consume)
@@ -479,18 +479,15 @@ class HealthRegistry:
         except BaseException as exc:  # noqa: BLE001 - whatever a check raises becomes a status
             status, detail = self._failed(exc)
         if attempt.status is None:
-            self._finish(attempt, status, (self._clock.monotonic() - started) * 1000.0, detail)
+            self._finish(attempt, status, started, detail)
 
     def _finish(
-        self,
-        attempt: Attempt,
-        status: ComponentStatus,
-        latency_ms: float,
-        detail: str | None = None,
+        self, attempt: Attempt, status: ComponentStatus, started: float, detail: str | None = None
     ) -> None:
+        """Resolve an attempt whose check ran from ``started`` (monotonic) until now."""
         if attempt.timers is not None:
             attempt.timers.one_done()
-        self._resolve(attempt, status, latency_ms, detail)
+        self._resolve(attempt, status, (self._clock.monotonic() - started) * 1000.0, detail)
 
     def _on_timeouts(self, attempts: list[Attempt]) -> None:
         for attempt in attempts:

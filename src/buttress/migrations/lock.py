@@ -29,7 +29,6 @@ __all__ = [
     "ADVISORY_LOCK_KEY",
     "MigrationLockTimeout",
     "migration_lock",
-    "session_migration_lock",
 ]
 
 ADVISORY_LOCK_KEY = 0x42757474  # "Butt": fits in 31 bits, so pg_locks shows it in objid
@@ -139,19 +138,48 @@ async def _begin_sqlite(conn: SqlConnection, clock: Clock, lock_timeout: float) 
         )
 
 
+async def _lock_session(conn: SqlConnection, clock: Clock, lock_timeout: float) -> None:
+    async def attempt() -> bool:
+        return bool(
+            await conn.fetchval("SELECT pg_catalog.pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY)
+        )
+
+    if not await _wait(attempt, clock, lock_timeout):
+        raise MigrationLockTimeout(lock_timeout, await _postgres_holder(conn))
+
+
 @contextlib.asynccontextmanager
 async def migration_lock(
     backend: SqlBackend,
     conn: SqlConnection,
     *,
+    transaction: bool = True,
     lock_timeout: float = 30.0,
     clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[None]:
-    """A transaction on ``conn`` holding the database's migration lock.
+    """The database's migration lock on ``conn``.
 
-    Commits when the block ends, rolls back when it raises; the lock goes with
-    the transaction either way.
+    By default a transaction holding it: commits when the block ends, rolls back
+    when it raises; the lock goes with the transaction either way.
+
+    ``transaction=False``, for files that opt out of a transaction: on PostgreSQL
+    the session advisory lock on the pinned ``conn`` (same key as the transaction
+    lock, so the two exclude each other); on SQLite nothing can be held across
+    statements without a transaction, so such files run unlocked.
     """
+    if not transaction:
+        if backend.dialect != "postgresql":
+            yield
+            return
+        await _lock_session(conn, clock, lock_timeout)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    conn.execute("SELECT pg_catalog.pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+                )
+        return
     if backend.dialect == "postgresql":
         await _begin_postgres(conn, clock, lock_timeout)
     else:
@@ -166,37 +194,3 @@ async def migration_lock(
     except BaseException:
         await _rollback(conn)  # a failed COMMIT leaves the transaction open
         raise
-
-
-@contextlib.asynccontextmanager
-async def session_migration_lock(
-    backend: SqlBackend,
-    conn: SqlConnection,
-    *,
-    lock_timeout: float = 30.0,
-    clock: Clock = SYSTEM_CLOCK,
-) -> AsyncIterator[None]:
-    """The migration lock outside a transaction, for files that opt out of one.
-
-    PostgreSQL: the session advisory lock on the pinned ``conn`` (same key as
-    the transaction lock, so the two exclude each other). SQLite: nothing can
-    be held across statements without a transaction; such files run unlocked.
-    """
-    if backend.dialect != "postgresql":
-        yield
-        return
-
-    async def attempt() -> bool:
-        return bool(
-            await conn.fetchval("SELECT pg_catalog.pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY)
-        )
-
-    if not await _wait(attempt, clock, lock_timeout):
-        raise MigrationLockTimeout(lock_timeout, await _postgres_holder(conn))
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(
-                conn.execute("SELECT pg_catalog.pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
-            )

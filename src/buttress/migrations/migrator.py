@@ -33,7 +33,7 @@ from buttress.migrations.errors import (
     MigrationValidationError,
 )
 from buttress.migrations.files import CHECKSUM_ALGORITHM, Migration, load_directory
-from buttress.migrations.lock import migration_lock, session_migration_lock
+from buttress.migrations.lock import migration_lock
 from buttress.migrations.report import (
     MIGRATION_RAN,
     MigrateResult,
@@ -250,8 +250,12 @@ class Migrator:
         statements = split_statements(migration.up)
         started = time.perf_counter()
         if migration.no_transaction:
-            async with session_migration_lock(
-                self._backend, conn, lock_timeout=self.lock_timeout, clock=self._clock
+            async with migration_lock(
+                self._backend,
+                conn,
+                transaction=False,
+                lock_timeout=self.lock_timeout,
+                clock=self._clock,
             ):
                 await self._ensure_tracking(conn)
                 if await self._tracking.is_recorded(conn, self.namespace, migration.version):

@@ -37,6 +37,7 @@ __all__ = [
     "HistoryStore",
     "MemoryHistoryStore",
     "check_metric_name",
+    "check_metrics",
 ]
 
 MAX_METRIC_NAME = 200
@@ -89,23 +90,29 @@ def check_metric_name(field: str, name: object, *, allow_latency: bool) -> str:
     return name
 
 
-def _check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
+def check_metrics(
+    field: str, metrics: Mapping[str, float] | None, *, taken: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """``metrics`` (None: none) as floats, once every name is a metric name without
+    the latency prefix, none of ``taken``'s, and every value a finite number."""
     if metrics is None:
         return {}
     if not isinstance(metrics, Mapping):
-        raise ValidationError("metrics", f"must be a mapping, not {type(metrics).__name__}")
+        raise ValidationError(field, f"must be a mapping, not {type(metrics).__name__}")
     checked: dict[str, float] = {}
     for name, value in metrics.items():
-        check_metric_name("metrics", name, allow_latency=False)
-        field = f"metrics[{name!r}]"
+        check_metric_name(field, name, allow_latency=False)
+        where = f"{field}[{name!r}]"
+        if taken is not None and name in taken:
+            raise ValidationError(where, "collides with a metric the collector reports")
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError(field, f"must be a number, not {type(value).__name__}")
+            raise ValidationError(where, f"must be a number, not {type(value).__name__}")
         try:
             number = float(value)
         except OverflowError:
             number = math.inf
         if not math.isfinite(number):
-            raise ValidationError(field, "must be a finite number")
+            raise ValidationError(where, "must be a finite number")
         checked[name] = number
     return checked
 
@@ -184,7 +191,7 @@ class HealthHistory:
                 name: ComponentRecord(c.status, float(c.latency_ms))
                 for name, c in report.components.items()
             },
-            metrics=_check_metrics(metrics),
+            metrics=check_metrics("metrics", metrics),
         )
         await self._store.insert(record)
         self._log.debug(

@@ -70,14 +70,7 @@ class Anomaly:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready: the level as its lower-case name (``warning``)."""
-        return {
-            "metric": self.metric,
-            "rule": self.rule,
-            "level": self.level.name.lower(),
-            "message": self.message,
-            "observed": self.observed,
-            "baseline": self.baseline,
-        }
+        return {**attrs.asdict(self), "level": self.level.name.lower()}
 
 
 LATENCY_PREFIX = "latency:"

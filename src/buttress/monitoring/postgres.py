@@ -16,7 +16,7 @@ from typing import Protocol
 from buttress._exceptions import UnsupportedBackendError, ValidationError
 from buttress.backends import Backend, SqlBackend
 from buttress.log import get_logger
-from buttress.monitoring._service import check_metric_name
+from buttress.monitoring._service import check_metrics
 from buttress.monitoring.errors import TABLE as ERROR_TABLE
 from buttress.monitoring.errors import ErrorStats
 
@@ -113,24 +113,6 @@ async def _client_metrics(client: StatsSource) -> dict[str, float]:
     return found
 
 
-def _check_extra(extra: Mapping[str, float] | None, taken: Mapping[str, float]) -> dict[str, float]:
-    if extra is None:
-        return {}
-    if not isinstance(extra, Mapping):
-        raise ValidationError("extra", f"must be a mapping, not {type(extra).__name__}")
-    checked: dict[str, float] = {}
-    for name, value in extra.items():
-        check_metric_name("extra", name, allow_latency=False)
-        field = f"extra[{name!r}]"
-        if name in taken:
-            raise ValidationError(field, "collides with a metric the collector reports")
-        number = _number(value)
-        if number is None:
-            raise ValidationError(field, "must be a finite number")
-        checked[name] = number
-    return checked
-
-
 def _postgres(backend: Backend) -> SqlBackend:
     if isinstance(backend, SqlBackend) and backend.dialect == "postgresql":
         return backend
@@ -219,7 +201,7 @@ async def collect_postgres_metrics(
             metrics.setdefault(name, value)
     if errors is not None:
         metrics["errors_last_hour"] = errors.metrics()["errors_last_hour"]
-    metrics.update(_check_extra(extra, metrics))
+    metrics.update(check_metrics("extra", extra, taken=metrics))
     return metrics
 
 

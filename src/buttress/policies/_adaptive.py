@@ -60,7 +60,13 @@ class AimdLimit:
 
 
 class AdaptiveLimit(Policy):
-    """Limit concurrent calls to a level that adapts to latency (see ``adaptive_limit``)."""
+    """A concurrency limit between ``min_limit`` and ``max_limit`` that adapts (AIMD);
+    also named ``adaptive_limit``.
+
+    A call slower than ``latency_threshold`` seconds, or ending in a
+    ``TimeoutError``, multiplies the limit by ``backoff``; a faster one raises
+    it by ``1/limit``. Calls over the limit are refused with ``BulkheadFullError``.
+    """
 
     __slots__ = ("_clock", "_core", "_in_flight", "_lock", "name")
 
@@ -112,30 +118,26 @@ class AdaptiveLimit(Policy):
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn`` if under the limit, else ``BulkheadFullError``; adapt to its latency."""
         start = self._enter()
+        overloaded = False
         try:
-            result = fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         except TimeoutError:
-            self._leave(start, overloaded=True)
+            overloaded = True
             raise
-        except BaseException:
-            self._leave(start, overloaded=False)
-            raise
-        self._leave(start, overloaded=False)
-        return result
+        finally:
+            self._leave(start, overloaded=overloaded)
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn`` if under the limit, else ``BulkheadFullError``; adapt to its latency."""
         start = self._enter()
+        overloaded = False
         try:
-            result = await fn(*args, **kwargs)
+            return await fn(*args, **kwargs)
         except TimeoutError:
-            self._leave(start, overloaded=True)
+            overloaded = True
             raise
-        except BaseException:
-            self._leave(start, overloaded=False)
-            raise
-        self._leave(start, overloaded=False)
-        return result
+        finally:
+            self._leave(start, overloaded=overloaded)
 
     def _enter(self) -> float:
         with self._lock:
@@ -152,28 +154,5 @@ class AdaptiveLimit(Policy):
             self._core.on_sample(latency, overloaded)
 
 
-def adaptive_limit(
-    *,
-    latency_threshold: float,
-    initial: int = 10,
-    min_limit: int = 1,
-    max_limit: int = 1000,
-    backoff: float = 0.9,
-    clock: Clock = SYSTEM_CLOCK,
-    name: str = "adaptive_limit",
-) -> AdaptiveLimit:
-    """A concurrency limit between ``min_limit`` and ``max_limit`` that adapts (AIMD).
-
-    A call slower than ``latency_threshold`` seconds, or ending in a
-    ``TimeoutError``, multiplies the limit by ``backoff``; a faster one raises
-    it by ``1/limit``. Calls over the limit are refused with ``BulkheadFullError``.
-    """
-    return AdaptiveLimit(
-        latency_threshold=latency_threshold,
-        initial=initial,
-        min_limit=min_limit,
-        max_limit=max_limit,
-        backoff=backoff,
-        clock=clock,
-        name=name,
-    )
+# The class is its own factory, named like the other policies in a pipeline.
+adaptive_limit = AdaptiveLimit

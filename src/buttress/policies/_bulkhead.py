@@ -131,19 +131,23 @@ class Bulkhead(Policy):
     def _full(self) -> BulkheadFullError:
         return BulkheadFullError(self.name, self.max_concurrent, self.max_queue)
 
-    def _try_enter(self, waiter: _Waiter | None) -> bool | None:
+    def _try_enter(self, waiter: _Waiter) -> bool | None:
         """Under the lock: True = got a slot, None = queued ``waiter``, False = refused."""
         if self._active < self.max_concurrent and not self._waiters:
             self._active += 1
             return True
-        if waiter is None or len(self._waiters) >= self.max_queue:
+        if len(self._waiters) >= self.max_queue:
             return False
         self._waiters.append(waiter)
         return None
 
-    def _queue(self, new_waiter: Callable[[], _Waiter]) -> _Waiter | None:
-        """No slot was free: a place in the queue (the waiter to wait on), a slot
-        freed meanwhile (None), or ``BulkheadFullError``."""
+    def _enter(self, new_waiter: Callable[[], _Waiter]) -> _Waiter | None:
+        """A slot (None), else a place in the queue (the waiter to wait on), else
+        ``BulkheadFullError``. A waiter is only made when no slot is free."""
+        with self._lock:  # the uncontended path, without a call under the lock
+            if self._active < self.max_concurrent and not self._waiters:
+                self._active += 1
+                return None
         if not self.max_queue:
             raise self._full()
         waiter = new_waiter()
@@ -154,10 +158,7 @@ class Bulkhead(Policy):
         return None if entered else waiter
 
     def _acquire_sync(self) -> None:
-        with self._lock:
-            if self._try_enter(None):
-                return
-        waiter = self._queue(_thread_waiter)
+        waiter = self._enter(_thread_waiter)
         if waiter is None:
             return
         assert waiter.event is not None
@@ -170,10 +171,7 @@ class Bulkhead(Policy):
         raise self._full()
 
     async def _acquire_async(self) -> None:
-        with self._lock:
-            if self._try_enter(None):
-                return
-        waiter = self._queue(_task_waiter)
+        waiter = self._enter(_task_waiter)
         if waiter is None:
             return
         assert waiter.future is not None

@@ -61,7 +61,16 @@ def _check_seconds(field: str, value: object, *, optional: bool = False) -> None
 
 
 class Retry(Policy):
-    """Run a call again when it fails with a retryable error (build it with ``retry``)."""
+    """Run a call again when it fails with a retryable error; also named ``retry``,
+    used as ``@retry(...)``, ``retry(...).call(fn)`` or in a pipeline.
+
+    ``attempts`` counts the first call. Waits grow as ``base_delay * multiplier**n``
+    up to ``max_delay``, each drawn uniformly from ``[0, cap]`` (full jitter).
+    ``deadline`` bounds the total time from the first attempt; a wait that would
+    overrun it is not taken. ``retry_on`` overrides ``classify(exc).retryable``.
+    A refusal with ``retry_after`` is retried only with ``honor_retry_after=True``
+    and when that wait fits in ``max_delay`` and the deadline.
+    """
 
     __slots__ = (
         "_random",
@@ -142,19 +151,16 @@ class Retry(Policy):
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001  (the retry decision below looks at it)
             error = exc
+        started = self.clock.monotonic() if started is None else started
         attempt = 1
-        if started is None:
-            started = self.clock.monotonic()
-        while True:
-            delay = self._next_delay(error, attempt, started)
-            if delay is None:
-                raise error
+        while (delay := self._next_delay(error, attempt, started)) is not None:
             self._sleep(delay)
             attempt += 1
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001  (the retry decision above looks at it)
                 error = exc
+        raise error
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn``; on a retryable failure wait (``clock.sleep``) and await it again."""
@@ -165,19 +171,16 @@ class Retry(Policy):
             return await fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001  (the retry decision below looks at it)
             error = exc
+        started = self.clock.monotonic() if started is None else started
         attempt = 1
-        if started is None:
-            started = self.clock.monotonic()
-        while True:
-            delay = self._next_delay(error, attempt, started)
-            if delay is None:
-                raise error
+        while (delay := self._next_delay(error, attempt, started)) is not None:
             await self.clock.sleep(delay)
             attempt += 1
             try:
                 return await fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001  (the retry decision above looks at it)
                 error = exc
+        raise error
 
     def _next_delay(self, error: Exception, attempt: int, started: float) -> float | None:
         """How long to wait before attempt ``attempt + 1``, or None to give up (and say why)."""
@@ -227,41 +230,6 @@ def _classified_retryable(exc: BaseException) -> bool:
     return classify(exc).retryable
 
 
-def retry(
-    *,
-    attempts: int = 3,
-    base_delay: float = 0.1,
-    max_delay: float = 10.0,
-    multiplier: float = 2.0,
-    deadline: float | None = None,
-    retry_on: RetryOn | None = None,
-    budget: RetryBudget | None = None,
-    honor_retry_after: bool = False,
-    jitter: bool = True,
-    clock: Clock = SYSTEM_CLOCK,
-    sleep: Callable[[float], object] | None = None,
-    rng: random.Random | None = None,
-) -> Retry:
-    """A retry policy; use it as ``@retry(...)``, ``retry(...).call(fn)`` or in a pipeline.
-
-    ``attempts`` counts the first call. Waits grow as ``base_delay * multiplier**n``
-    up to ``max_delay``, each drawn uniformly from ``[0, cap]`` (full jitter).
-    ``deadline`` bounds the total time from the first attempt; a wait that would
-    overrun it is not taken. ``retry_on`` overrides ``classify(exc).retryable``.
-    A refusal with ``retry_after`` is retried only with ``honor_retry_after=True``
-    and when that wait fits in ``max_delay`` and the deadline.
-    """
-    return Retry(
-        attempts=attempts,
-        base_delay=base_delay,
-        max_delay=max_delay,
-        multiplier=multiplier,
-        deadline=deadline,
-        retry_on=retry_on,
-        budget=budget,
-        honor_retry_after=honor_retry_after,
-        jitter=jitter,
-        clock=clock,
-        sleep=sleep,
-        rng=rng,
-    )
+# The class is its own factory; the lower-case name reads like the other
+# policies in a pipeline: ``fallback(...) >> retry(...) >> timeout(2.0)``.
+retry = Retry

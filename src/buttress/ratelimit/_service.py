@@ -502,6 +502,9 @@ class RateLimiter:
             cost,
         )
 
+    def _lease_check(self, skey: str, cost: int) -> Check:
+        return (self._algorithm, skey, self._store_limit, self._store_period, cost)
+
     def _relabel(self, decision: Decision) -> Decision:
         """``decision`` as this limiter reports it (a leased GCRA's store decides
         on a smaller burst; callers still see the capacity as the limit)."""
@@ -568,26 +571,34 @@ class RateLimiter:
             if h.renewing or h.blocked_until > now or lease_live(h.grants, now)
         }
 
-    def _renewal(self, skey: str, need: int) -> Generator[int, Decision, Decision | None]:
-        """Ask the store for a lease (``yield units`` sends one request); returns the
-        caller's decision when it ``need``s units, else None.
+    def _renewal(
+        self, skey: str, cost: int, admitted: Decision | None, action: int
+    ) -> Generator[Check, Decision, Decision]:
+        """After ``_lease_take`` did not settle a hit: ask the store for a lease
+        (``yield check`` sends one request) and return the hit's decision, the one
+        ``admitted`` already (a renewal ahead of time) or one from the new lease.
 
         A full lease first. A fixed window refills only when it ends, so when that
-        is refused the window's last units (at least ``need``) are asked for in a
-        second request rather than stranded; GCRA and the sliding window refill
-        continuously, so they wait for a full lease rather than trickle a unit per
-        round trip. A refusal blocks requests of as many units until the store's
-        ``retry_after``.
+        is refused the window's last units (at least what the hit needs) are asked
+        for in a second request rather than stranded; GCRA and the sliding window
+        refill continuously, so they wait for a full lease rather than trickle a
+        unit per round trip. A refusal blocks requests of as many units until the
+        store's ``retry_after``.
         """
+        if action == _DONE:  # the renewal that was awaited settled it
+            return cast(Decision, admitted)
+        need = cost if action == _RENEW else 0
         units = cast(Lease, self._lease).units
         sent = self.lease_clock()
-        last = yield units
+        last = yield self._lease_check(skey, units)
         asked = units
         tail = self._algorithm.name == "fixed_window"
         if not last.allowed and tail and (need or last.remaining):
             asked = max(need, min(units, last.remaining))
             sent = self.lease_clock()
-            last = yield asked
+            last = yield self._lease_check(skey, asked)
+        if self._outage:
+            self._recovered()
         with self._lease_lock:
             held = self._leases.get(skey)
             if held is None:
@@ -607,7 +618,7 @@ class RateLimiter:
                 held.asked = asked if tail else 1
                 held.refusal = last
             if not need:
-                return None
+                return cast(Decision, admitted)
             spent = lease_spend(held.grants, now, need)
             if spent is None:
                 # Refused, or granted units that expired on the way back (a fixed
@@ -634,21 +645,40 @@ class RateLimiter:
             if held is not None:
                 self._renewed(held)
 
-    def _wait_renewal(self, skey: str) -> None:
+    def _wait_renewal(self, skey: str, cost: int) -> tuple[Decision | None, int]:
+        """Wait for the renewal another hit is making, then take again."""
         with self._lease_lock:
             held = self._leases.get(skey)
             if held is not None and held.renewing:
                 self._lease_renewed.wait(_WAIT_AT_MOST)
+        return self._lease_take(skey, cost, self.lease_clock())
 
-    async def _await_renewal(self, skey: str) -> None:
+    async def _await_renewal(self, skey: str, cost: int) -> tuple[Decision | None, int]:
+        """Async twin of ``_wait_renewal``."""
         with self._lease_lock:
             held = self._leases.get(skey)
-            if held is None or not held.renewing:
-                return
-            waiter = asyncio.get_running_loop().create_future()
-            held.waiters.append(waiter)
-        with suppress(TimeoutError):
-            await asyncio.wait_for(waiter, _WAIT_AT_MOST)
+            waiter = None
+            if held is not None and held.renewing:
+                waiter = asyncio.get_running_loop().create_future()
+                held.waiters.append(waiter)
+        if waiter is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(waiter, _WAIT_AT_MOST)
+        return self._lease_take(skey, cost, self.lease_clock())
+
+    def _renewal_failed(
+        self, exc: BaseException, key: str, cost: int, admitted: Decision | None
+    ) -> Decision:
+        """A renewal's request raised ``exc``: re-raised unless it is a store outage,
+        which the hit meets with its outage policy (unless it was admitted already)."""
+        self._lease_failed(self._storage_key(key))
+        if not isinstance(exc, BackendError) or isinstance(
+            exc, UnsupportedBackendError | SchemaMissingError
+        ):
+            raise exc
+        if admitted is not None:
+            return admitted  # the next empty lease meets the outage
+        return self._outage_decisions(exc, [(self, key, cost)], True)[0]
 
     def _leased_hit(self, key: str, cost: int) -> Decision:
         if _raw_switch(_SWITCH_KEY) is not None and _SWITCH.bypass():
@@ -657,32 +687,19 @@ class RateLimiter:
             return self._relabel(self._shared_sync([(self, key, cost)], consume=True)[0])
         skey = self._storage_key(key)
         decision, action = self._lease_take(skey, cost, self.lease_clock())
-        while action == _WAIT:
-            self._wait_renewal(skey)
-            decision, action = self._lease_take(skey, cost, self.lease_clock())
         if action == _DONE:
             return cast(Decision, decision)
-        plan = self._renewal(skey, cost if action == _RENEW else 0)
-        store = self._sync_store()
+        while action == _WAIT:
+            decision, action = self._wait_renewal(skey, cost)
+        plan = self._renewal(skey, cost, decision, action)
         try:
-            units = next(plan)
+            check = next(plan)
             while True:
-                check = (self._algorithm, skey, self._store_limit, self._store_period, units)
-                units = plan.send(store.decide([check], True, self._now)[0])
+                check = plan.send(self._sync_store().decide([check], True, self._now)[0])
         except StopIteration as done:
-            if self._outage:
-                self._recovered()
-            return decision if decision is not None else cast(Decision, done.value)
-        except BackendError as exc:
-            self._lease_failed(skey)
-            if isinstance(exc, UnsupportedBackendError | SchemaMissingError):
-                raise
-            if decision is not None:
-                return decision  # already admitted; the next empty lease meets the outage
-            return self._outage_decisions(exc, [(self, key, cost)], True)[0]
-        except BaseException:
-            self._lease_failed(skey)
-            raise
+            return cast(Decision, done.value)
+        except BaseException as exc:  # noqa: BLE001 - re-raised there unless an outage
+            return self._renewal_failed(exc, key, cost, decision)
 
     async def _leased_ahit(self, key: str, cost: int) -> Decision:
         if _raw_switch(_SWITCH_KEY) is not None and _SWITCH.bypass():
@@ -691,32 +708,19 @@ class RateLimiter:
             return self._relabel((await self._shared_async([(self, key, cost)], consume=True))[0])
         skey = self._storage_key(key)
         decision, action = self._lease_take(skey, cost, self.lease_clock())
-        while action == _WAIT:
-            await self._await_renewal(skey)
-            decision, action = self._lease_take(skey, cost, self.lease_clock())
         if action == _DONE:
             return cast(Decision, decision)
-        plan = self._renewal(skey, cost if action == _RENEW else 0)
-        store = self._sync_store()
+        while action == _WAIT:
+            decision, action = await self._await_renewal(skey, cost)
+        plan = self._renewal(skey, cost, decision, action)
         try:
-            units = next(plan)
+            check = next(plan)
             while True:
-                check = (self._algorithm, skey, self._store_limit, self._store_period, units)
-                units = plan.send((await store.adecide([check], True, self._now))[0])
+                check = plan.send((await self._sync_store().adecide([check], True, self._now))[0])
         except StopIteration as done:
-            if self._outage:
-                self._recovered()
-            return decision if decision is not None else cast(Decision, done.value)
-        except BackendError as exc:
-            self._lease_failed(skey)
-            if isinstance(exc, UnsupportedBackendError | SchemaMissingError):
-                raise
-            if decision is not None:
-                return decision
-            return self._outage_decisions(exc, [(self, key, cost)], True)[0]
-        except BaseException:
-            self._lease_failed(skey)
-            raise
+            return cast(Decision, done.value)
+        except BaseException as exc:  # noqa: BLE001 - re-raised there unless an outage
+            return self._renewal_failed(exc, key, cost, decision)
 
     def _sync_store(self) -> Store:
         assert self._store is not None
@@ -728,8 +732,6 @@ class RateLimiter:
         checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
             decisions = self._sync_store().decide(checks, consume, self._now)
-        except (UnsupportedBackendError, SchemaMissingError):
-            raise  # a misuse, not an outage: no policy may hide it
         except BackendError as exc:
             return self._outage_decisions(exc, items, consume)
         if self._outage:
@@ -746,8 +748,6 @@ class RateLimiter:
             checks = [lim._check(key, cost) for lim, key, cost in items]
         try:
             decisions = await self._sync_store().adecide(checks, consume, self._now)
-        except (UnsupportedBackendError, SchemaMissingError):
-            raise  # a misuse, not an outage: no policy may hide it
         except BackendError as exc:
             return self._outage_decisions(exc, items, consume)
         if self._outage:
@@ -757,8 +757,14 @@ class RateLimiter:
     def _outage_decisions(
         self, exc: BackendError, items: Sequence[_Item], consume: bool
     ) -> list[Decision]:
-        """Each limiter's ``on_backend_error`` (or fallback limiter) decides its check."""
-        if any(lim._fallback is None and lim._on_backend_error == "raise" for lim, _, _ in items):
+        """Each limiter's ``on_backend_error`` (or fallback limiter) decides its check.
+
+        A misuse (a store kind that cannot serve, tables never created) is not an
+        outage: it is raised, whatever the policy.
+        """
+        if isinstance(exc, UnsupportedBackendError | SchemaMissingError) or any(
+            lim._fallback is None and lim._on_backend_error == "raise" for lim, _, _ in items
+        ):
             raise exc
         if not self._outage:
             self._outage = True

@@ -9,10 +9,12 @@ decision as the HTTP fields clients understand.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple, TypeAlias
 
 import attrs
 
+from buttress._checks import check_count
 from buttress._exceptions import ButtressError, ValidationError
 from buttress._topic import Topic
 
@@ -28,18 +30,31 @@ __all__ = [
 NS_PER_SECOND = 1_000_000_000
 
 
-def _check_limit(_inst: object, _attr: object, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError("limit", "must be an integer >= 1")
+def _units(field: str) -> Callable[[object, object, int], None]:
+    """An attrs validator: a whole number of units, at least one."""
+
+    def check(_inst: object, _attr: object, value: int) -> None:
+        check_count(field, value, at_least=1)
+
+    return check
 
 
-def _check_per_seconds(_inst: object, _attr: object, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError("per_seconds", "must be a number of seconds")
-    if not math.isfinite(value) or value <= 0:
-        raise ValidationError("per_seconds", "must be finite and > 0")
-    if round(value * NS_PER_SECOND) < 1:
-        raise ValidationError("per_seconds", "must be at least one nanosecond")
+def _period(field: str, *, optional: bool = False) -> Callable[[object, object, float], None]:
+    """An attrs validator: a finite number of seconds, at least a nanosecond (the
+    unit the algorithms count in); or None when ``optional``."""
+    kind = "must be a number of seconds" + (" or None" if optional else "")
+
+    def check(_inst: object, _attr: object, value: float | None) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(field, kind)
+        if not math.isfinite(value) or value <= 0:
+            raise ValidationError(field, "must be finite and > 0")
+        if round(value * NS_PER_SECOND) < 1:
+            raise ValidationError(field, "must be at least one nanosecond")
+
+    return check
 
 
 @attrs.frozen(slots=True)
@@ -50,8 +65,8 @@ class Rate:
     60000000000
     """
 
-    limit: int = attrs.field(validator=_check_limit)
-    per_seconds: float = attrs.field(validator=_check_per_seconds)
+    limit: int = attrs.field(validator=_units("limit"))
+    per_seconds: float = attrs.field(validator=_period("per_seconds"))
 
     @property
     def per_ns(self) -> int:
@@ -60,22 +75,6 @@ class Rate:
 
     def __str__(self) -> str:
         return f"{self.limit}/{self.per_seconds:g}s"
-
-
-def _check_lease_units(_inst: object, _attr: object, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError("lease.units", "must be an integer >= 1")
-
-
-def _check_lease_seconds(_inst: object, _attr: object, value: float | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError("lease.seconds", "must be a number of seconds or None")
-    if not math.isfinite(value) or value <= 0:
-        raise ValidationError("lease.seconds", "must be finite and > 0")
-    if round(value * NS_PER_SECOND) < 1:
-        raise ValidationError("lease.seconds", "must be at least one nanosecond")
 
 
 @attrs.frozen(slots=True)
@@ -92,8 +91,10 @@ class Lease:
     Lease(units=100, seconds=0.5)
     """
 
-    units: int = attrs.field(validator=_check_lease_units)
-    seconds: float | None = attrs.field(default=None, validator=_check_lease_seconds)
+    units: int = attrs.field(validator=_units("lease.units"))
+    seconds: float | None = attrs.field(
+        default=None, validator=_period("lease.seconds", optional=True)
+    )
 
 
 def _whole_seconds(seconds: float) -> int:

@@ -11,7 +11,7 @@ catalog queries, read only. SQLite has no roles: its audit finds nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypedDict, Unpack
 
 import attrs
 
@@ -365,19 +365,15 @@ class SecurityAudit:
         return findings
 
 
-async def audit(
-    backend: Backend,
-    *,
-    tables: Iterable[TableSecurity] = (),
-    allowed_roles: Iterable[str] | None = None,
-    allow_superuser: bool = False,
-    db_schema: str = "public",
-) -> AuditReport:
-    """``SecurityAudit(backend, ...).audit()`` in one call."""
-    return await SecurityAudit(
-        backend,
-        tables=tables,
-        allowed_roles=allowed_roles,
-        allow_superuser=allow_superuser,
-        db_schema=db_schema,
-    ).audit()
+class _AuditOptions(TypedDict, total=False):
+    """``SecurityAudit``'s keyword arguments, for ``audit``."""
+
+    tables: Iterable[TableSecurity]
+    allowed_roles: Iterable[str] | None
+    allow_superuser: bool
+    db_schema: str
+
+
+async def audit(backend: Backend, **options: Unpack[_AuditOptions]) -> AuditReport:
+    """``SecurityAudit(backend, **options).audit()`` in one call."""
+    return await SecurityAudit(backend, **options).audit()
