@@ -60,7 +60,7 @@ from buttress.ratelimit._values import (
     RateLimitExceeded,
 )
 from buttress.switches import RATE_LIMIT as _SWITCH
-from buttress.switches import raw_value as _raw_switch
+from buttress.switches import ENVIRON as _ENVIRON
 
 if TYPE_CHECKING:
     from buttress.backends import Backend
@@ -78,7 +78,7 @@ OUTAGE_RETRY_AFTER: Final = 1.0
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
 _logger = get_logger("ratelimit")
-_SWITCH_KEY = _SWITCH.key  # raw_value(_SWITCH_KEY) is None: limiters not switched off
+_SWITCH_KEY = _SWITCH.key  # not in _ENVIRON: limiters not switched off
 
 
 def _wall_ns(clock: Clock) -> Callable[[], int]:
@@ -372,7 +372,7 @@ class RateLimiter:
                 if len(data) > table.sweep_at:
                     table.sweep(now)
                 return decision
-        if _raw_switch(_SWITCH_KEY) is not None and _SWITCH.bypass():
+        if _SWITCH_KEY in _ENVIRON and _SWITCH.bypass():
             return self._switched_off()
         return decision
 
@@ -681,7 +681,7 @@ class RateLimiter:
         return self._outage_decisions(exc, [(self, key, cost)], True)[0]
 
     def _leased_hit(self, key: str, cost: int) -> Decision:
-        if _raw_switch(_SWITCH_KEY) is not None and _SWITCH.bypass():
+        if _SWITCH_KEY in _ENVIRON and _SWITCH.bypass():
             return self._switched_off()
         if cost > cast(Lease, self._lease).units:
             return self._relabel(self._shared_sync([(self, key, cost)], consume=True)[0])
@@ -702,7 +702,7 @@ class RateLimiter:
             return self._renewal_failed(exc, key, cost, decision)
 
     async def _leased_ahit(self, key: str, cost: int) -> Decision:
-        if _raw_switch(_SWITCH_KEY) is not None and _SWITCH.bypass():
+        if _SWITCH_KEY in _ENVIRON and _SWITCH.bypass():
             return self._switched_off()
         if cost > cast(Lease, self._lease).units:
             return self._relabel((await self._shared_async([(self, key, cost)], consume=True))[0])
