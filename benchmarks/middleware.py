@@ -1,14 +1,15 @@
 """Rate-limit middleware overhead on a real server: a FastAPI app under uvicorn,
-driven by wrk, with no limiter, buttress (memory, Redis, and Redis with a leased
-quota) and slowapi (memory and Redis), in one run; prints throughput and p99
-latency and their ratios to the app without a limiter.
+driven by wrk, with no limiter, an empty pass-through middleware (alone, and
+adding five fixed header fields), buttress (memory, Redis, and Redis with a
+leased quota) and slowapi (memory and Redis), in one run; prints throughput
+and p99 latency and their ratios to the app without a limiter.
 
     python benchmarks/middleware.py [--quick] [--duration 10] [--rounds 5]
                                     [--redis DSN] [--no-headers]
 
 Each case is its own uvicorn process (127.0.0.1, one worker, access log off),
 all started up front; wrk (``-t1 -c32 --latency`` by default) then visits them
-in interleaved rounds (A B C D E, A B C D E, ...), so a change in machine load
+in interleaved rounds (A B C ..., A B C ..., ...), so a change in machine load
 hits every case alike. Ratios are taken within a round and the median over
 rounds is printed. The limit is generous (10^9 per minute), so nothing is
 refused: what is measured is the cost of deciding on every request. Without
@@ -42,6 +43,8 @@ from typing import Any, NamedTuple
 
 CASES = (
     "none",
+    "pass-through",
+    "pass-through + headers",
     "buttress memory",
     "buttress redis",
     "buttress redis lease",
@@ -79,7 +82,40 @@ def build_app(case: str, redis_dsn: str | None, headers: bool) -> Any:
     async def index() -> dict[str, bool]:
         return {"ok": True}
 
-    if case.startswith("buttress"):
+    if case.startswith("pass-through"):
+        # One more pure ASGI middleware that decides nothing: the floor any
+        # rate-limit middleware stands on; "+ headers" adds five fixed header
+        # fields of the sizes buttress sends, to price the fields alone.
+        extra = (
+            [
+                (b"ratelimit-policy", b'"default";q=1000000000;w=60'),
+                (b"ratelimit", b'"default";r=999999999;t=0'),
+                (b"x-ratelimit-limit", b"1000000000"),
+                (b"x-ratelimit-remaining", b"999999999"),
+                (b"x-ratelimit-reset", b"0"),
+            ]
+            if case.endswith("headers")
+            else []
+        )
+
+        class PassThrough:
+            def __init__(self, app: Any) -> None:
+                self.app = app
+
+            async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+                if not extra or scope["type"] != "http":
+                    await self.app(scope, receive, send)
+                    return
+
+                async def send_with_fields(message: Any) -> None:
+                    if message["type"] == "http.response.start":
+                        message["headers"] = [*message.get("headers", ()), *extra]
+                    await send(message)
+
+                await self.app(scope, receive, send_with_fields)
+
+        app.add_middleware(PassThrough)
+    elif case.startswith("buttress"):
         from buttress.adapters.asgi_ratelimit import ASGIRateLimitMiddleware
         from buttress.log import configure_logging
         from buttress.ratelimit import Lease, Rate, RateLimiter
@@ -321,12 +357,12 @@ def main() -> int:
         return statistics.median(getattr(s, field) for s in samples[case])
 
     print(
-        f"\n{'case':<20} {'req/s':>8} {'p99 ms':>7} {'CPU us/req':>10} "
+        f"\n{'case':<24} {'req/s':>8} {'p99 ms':>7} {'CPU us/req':>10} "
         f"{'x req/s':>8} {'x p99':>6} {'x CPU':>6}"
     )
     for case in cases:
         print(
-            f"{case:<20} {median(case, 'rps'):8,.0f} {median(case, 'p99_us') / 1000:7.2f} "
+            f"{case:<24} {median(case, 'rps'):8,.0f} {median(case, 'p99_us') / 1000:7.2f} "
             f"{median(case, 'cpu_us'):10.1f} {ratio(case, 'rps'):8.2f} "
             f"{ratio(case, 'p99_us'):6.2f} {ratio(case, 'cpu_us'):6.2f}"
         )
