@@ -59,8 +59,8 @@ from buttress.ratelimit._values import (
     RateLimitDecided,
     RateLimitExceeded,
 )
-from buttress.switches import RATE_LIMIT as _SWITCH
 from buttress.switches import ENVIRON as _ENVIRON
+from buttress.switches import RATE_LIMIT as _SWITCH
 
 if TYPE_CHECKING:
     from buttress.backends import Backend
