@@ -2,7 +2,8 @@
 
 ``postgres_dsn`` gives each test a fresh database, ``redis_dsn`` an emptied
 keyspace, ``sqlite_dsn`` a file under ``tmp_path``; ``sql_dsn`` and ``any_dsn``
-run one test against several backends. Production topologies (``topology``)
+run one test against several backends, and ``backend`` opens one of memory,
+SQLite and PostgreSQL per run. Production topologies (``topology``)
 start only when a test asks: ``redis_cluster_dsn``, ``redis_sentinel_dsn``,
 ``redis_tls_dsn``, ``postgres_tls_dsn``, ``pgbouncer_dsn``. A server that
 cannot start skips its tests locally and fails the run under ``CI=true``.
@@ -18,16 +19,19 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import pytest
 
 from conformance_location import missing_notice
 from servers import PRELOAD_PG_STAT_STATEMENTS, PostgresServer, RedisServer, ServerUnavailable
 from topology import PgBouncer, PostgresTLS, RedisCluster, RedisSentinel, RedisTLS
+
+if TYPE_CHECKING:
+    from buttress.backends import Backend
 
 _IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 _ROOT = Path(__file__).resolve().parents[1]
@@ -370,6 +374,20 @@ def any_dsn(request: pytest.FixtureRequest) -> str:
     fixture = {"sqlite": "sqlite_dsn", "postgresql": "postgres_dsn", "redis": "redis_dsn"}
     dsn: str = request.getfixturevalue(fixture[request.param])
     return dsn
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """An open backend, once per kind the SQL-or-memory capabilities run on
+    (config, flags, deployments, health history); a test file may define its own."""
+    from buttress import connect
+
+    if request.param == "memory":
+        dsn = "memory://"
+    else:
+        dsn = request.getfixturevalue("sqlite_dsn" if request.param == "sqlite" else "postgres_dsn")
+    async with connect(dsn) as opened:
+        yield opened
 
 
 @pytest.fixture

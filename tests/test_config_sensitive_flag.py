@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,16 +30,6 @@ def _fresh_secrets() -> Iterator[None]:
     clear_secrets()
     yield
     clear_secrets()
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "memory":
-        dsn = "memory://"
-    else:
-        dsn = request.getfixturevalue("sqlite_dsn" if request.param == "sqlite" else "postgres_dsn")
-    async with connect(dsn) as opened:
-        yield opened
 
 
 async def test_an_update_without_the_flag_keeps_a_secret_secret(backend: Backend) -> None:

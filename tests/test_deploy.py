@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,16 +23,6 @@ START = datetime(2023, 12, 31, 23, tzinfo=UTC)
 
 
 POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
-
-
-@pytest.fixture(params=["memory", "sqlite", POSTGRES])
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "memory":
-        dsn = "memory://"
-    else:
-        dsn = request.getfixturevalue("sqlite_dsn" if request.param == "sqlite" else "postgres_dsn")
-    async with connect(dsn) as opened:
-        yield opened
 
 
 @pytest.fixture

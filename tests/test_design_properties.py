@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,16 +39,6 @@ SLOWER = settings(
 )
 
 _ids = itertools.count()
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "memory":
-        dsn = "memory://"
-    else:
-        dsn = request.getfixturevalue("sqlite_dsn" if request.param == "sqlite" else "postgres_dsn")
-    async with connect(dsn) as opened:
-        yield opened
 
 
 scalars = st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=6)

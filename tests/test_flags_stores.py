@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -137,16 +137,6 @@ async def _wait_for(
         pytest.fail(f"no snapshot change made the condition true within {within} s")
     finally:
         unsubscribe()
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "memory":
-        dsn = "memory://"
-    else:
-        dsn = request.getfixturevalue("sqlite_dsn" if request.param == "sqlite" else "postgres_dsn")
-    async with connect(dsn) as opened:
-        yield opened
 
 
 async def test_store_conformance(backend: Backend) -> None:

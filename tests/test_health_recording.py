@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import pytest
 from structlog.testing import capture_logs
 
-from buttress import connect
 from buttress.backends import Backend
 from buttress.errors import ValidationError
 from buttress.health import HealthRegistry, HealthReport, Status
 from buttress.monitoring import HealthHistory
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "memory":
-        dsn = "memory://"
-    else:
-        dsn = request.getfixturevalue("sqlite_dsn" if request.param == "sqlite" else "postgres_dsn")
-    async with connect(dsn) as opened:
-        yield opened
 
 
 async def test_every_full_run_is_recorded_with_its_metrics(backend: Backend) -> None:

@@ -381,6 +381,13 @@ _UNIQUE = {
 }
 
 
+async def _duplicate_index_findings(db: SqlBackend) -> set[tuple[str | None, str]]:
+    """(index, message) of each duplicate-index warning on table ``t`` (keyed by ``id``)."""
+    declared = Schema([Table("t", [Column("id", "integer")], primary_key=["id"])])
+    report = await SchemaValidator(db, declared).validate()
+    return {(f.index, f.message) for f in report.warnings if f.code is FindingCode.DUPLICATE_INDEX}
+
+
 @pytest.mark.postgres
 async def test_postgres_duplicate_index_compares_the_whole_definition(postgres_dsn: str) -> None:
     """Indexes differing in access method, operator class, collation, sort
@@ -393,12 +400,7 @@ async def test_postgres_duplicate_index_compares_the_whole_definition(postgres_d
             await db.execute(f"CREATE INDEX {name} ON t {body}")
         for name, body in _UNIQUE.items():
             await db.execute(f"CREATE UNIQUE INDEX {name} ON t {body}")
-        declared = Schema([Table("t", [Column("id", "integer")], primary_key=["id"])])
-        report = await SchemaValidator(db, declared).validate()
-        duplicates = {
-            (f.index, f.message) for f in report.warnings if f.code is FindingCode.DUPLICATE_INDEX
-        }
-        assert duplicates == {
+        assert await _duplicate_index_findings(db) == {
             ("twin_base", "index duplicates base"),
             ("twin_partial", "index duplicates partial"),
             ("twin_expression", "index duplicates expression"),
@@ -428,12 +430,7 @@ async def test_sqlite_duplicate_index_compares_collation_and_order(sqlite_dsn: s
             "[twin partial]": "(a) WHERE id > 0",
         }.items():
             await db.execute(f"CREATE INDEX {name} ON t {body}")
-        declared = Schema([Table("t", [Column("id", "integer")], primary_key=["id"])])
-        report = await SchemaValidator(db, declared).validate()
-        duplicates = {
-            (f.index, f.message) for f in report.warnings if f.code is FindingCode.DUPLICATE_INDEX
-        }
-        assert duplicates == {
+        assert await _duplicate_index_findings(db) == {
             ("twin_base", "index duplicates base"),
             ("twin_nocase", "index duplicates nocase"),
             ('twin "on" lowered', "index duplicates lowered"),
