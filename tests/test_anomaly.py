@@ -61,6 +61,20 @@ def test_spike_detects_doubling() -> None:
     assert anomaly.observed == 25
 
 
+def test_drop_and_spike_keep_their_own_defaults_and_field_order() -> None:
+    drop, spike = DropRule("signups"), SpikeRule("errors")
+    assert (drop.warning, spike.warning) == (0.5, 1.0)
+    positional = (0.3, 0.6, timedelta(hours=2), 5)
+    for rule in (DropRule("m", *positional), SpikeRule("m", *positional)):
+        assert (rule.warning, rule.critical, rule.window, rule.min_samples) == positional
+    # Same fields, other rule: never equal.
+    drop_rule: object = DropRule("m", 0.5)
+    assert drop_rule != SpikeRule("m", 0.5)
+    with pytest.raises(ValidationError, match="warning"):
+        DropRule("m", warning=1.5)
+    assert SpikeRule("m", warning=1.5).warning == 1.5
+
+
 def test_baseline_needs_enough_samples_inside_the_window() -> None:
     series = hourly([100, 100, 1])
     assert detect(series, [DropRule("m", min_samples=3)], now_after(series)) == []

@@ -62,3 +62,18 @@ def test_import_buttress_config_loads_twelve_buttress_modules_at_most() -> None:
     assert len(loaded) <= 12, loaded
     for heavy in ("buttress.flags", "buttress.breaker", "buttress.policies", "buttress.backends"):
         assert not any(m == heavy or m.startswith(heavy + ".") for m in loaded), loaded
+
+
+@pytest.mark.parametrize("package", ["buttress", "buttress.backends", "buttress.config"])
+def test_dir_lists_every_public_name_before_any_is_loaded(package: str) -> None:
+    # Completion in a REPL reads dir(): a name still waiting to be imported on
+    # first use must be listed all the same, and loading nothing to say so.
+    probe = (
+        f"import sys, importlib; face = importlib.import_module({package!r}); "
+        "before = set(sys.modules); listed = dir(face); "
+        "print(sorted(listed) == sorted(face.__all__), sorted(set(sys.modules) - before))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "True []"

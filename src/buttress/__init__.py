@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from buttress._seam import lazy_attributes
+from buttress._seam import lazy_attributes, public_dir
 
 if TYPE_CHECKING:
     from buttress._connect import connect
@@ -203,10 +203,7 @@ _LAZY: dict[str, str] = {
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY, globals())
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__dir__ = public_dir(globals())
 
 
 __all__ = [

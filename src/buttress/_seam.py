@@ -21,7 +21,7 @@ something with a ``kind`` that can ``provide`` a store.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from buttress._exceptions import UnsupportedBackendError
@@ -32,6 +32,7 @@ __all__ = [
     "Seam",
     "lazy_attributes",
     "load",
+    "public_dir",
     "resolve_store",
     "store_for",
     "supported_kinds",
@@ -149,6 +150,17 @@ def lazy_attributes(
         return value
 
     return __getattr__
+
+
+def public_dir(namespace: Mapping[str, object]) -> Callable[[], list[str]]:
+    """A package's ``__dir__``: its public names (``__all__``), whether loaded yet
+    or still waiting in ``lazy_attributes``."""
+
+    def __dir__() -> list[str]:
+        names = cast("Iterable[str]", namespace["__all__"])
+        return sorted(names)
+
+    return __dir__
 
 
 def store_for(backend: Provider, seam: Seam[S]) -> S:

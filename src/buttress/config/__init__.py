@@ -7,7 +7,7 @@ does the same for an environment variable.
 
 from typing import TYPE_CHECKING
 
-from buttress._seam import lazy_attributes
+from buttress._seam import lazy_attributes, public_dir
 from buttress.config._core import MISSING, Setting, check_json, dumps, loads
 from buttress.config._service import MAINTENANCE_KEY, ConfigStore
 from buttress.config._store import ConfigBackendStore, MemoryConfigStore
@@ -34,6 +34,7 @@ __getattr__ = lazy_attributes(
     dict.fromkeys(("EnvSetting", "EnvSettingError", "parse_env_text"), "buttress.config._env"),
     globals(),
 )
+__dir__ = public_dir(globals())
 
 __all__ = [
     "ALL",

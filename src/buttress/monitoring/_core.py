@@ -9,9 +9,9 @@ same verdict. Nothing here reads a clock or storage: ``now`` is passed in.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 import attrs
 
@@ -68,19 +68,25 @@ def _check_thresholds(warning: float, critical: float | None) -> None:
         raise ValidationError("critical", "must be >= the warning threshold")
 
 
+@attrs.frozen
 class _TrailingMedianRule:
-    """What ``DropRule`` and ``SpikeRule`` share: the newest value against the trailing median."""
+    """What ``DropRule`` and ``SpikeRule`` share: their fields, and the newest value
+    against the trailing median. Each sets its own ``warning`` default."""
 
-    __slots__ = ()
-    metric: str
-    warning: float
-    critical: float | None
-    window: timedelta
-    min_samples: int
+    metric: str = attrs.field(validator=check_metric_name_attr)
+    warning: float = attrs.field(default=0.5, validator=_fraction)
+    critical: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_fraction)
+    )
+    window: timedelta = attrs.field(default=timedelta(days=1), validator=_positive_period)
+    min_samples: int = attrs.field(default=3, validator=_min_samples)
     _kind: ClassVar[str]
     _sign: ClassVar[int]
     """+1: a rise is the anomaly; -1: a fall is."""
     _relation: ClassVar[str]
+
+    def __attrs_post_init__(self) -> None:
+        _check_thresholds(self.warning, self.critical)
 
     def check(self, series: Sequence[Sample], now: datetime) -> Anomaly | None:
         if not series:
@@ -104,7 +110,19 @@ class _TrailingMedianRule:
         )
 
 
-@attrs.frozen
+_Fields: TypeAlias = "list[attrs.Attribute[Any]]"
+
+
+def _warning_default(default: float) -> Callable[[type, _Fields], _Fields]:
+    """A rule's own default for the shared ``warning`` field; the fields keep their order."""
+
+    def transform(_cls: type, fields: _Fields) -> _Fields:
+        return [f.evolve(default=default) if f.name == "warning" else f for f in fields]
+
+    return transform
+
+
+@attrs.frozen(field_transformer=_warning_default(0.5))
 class DropRule(_TrailingMedianRule):
     """Newest value below the trailing median by more than ``warning`` (a fraction).
 
@@ -116,13 +134,6 @@ class DropRule(_TrailingMedianRule):
     _kind: ClassVar[str] = "drop"
     _sign: ClassVar[int] = -1
     _relation: ClassVar[str] = "below"
-    metric: str = attrs.field(validator=check_metric_name_attr)
-    warning: float = attrs.field(default=0.5, validator=_fraction)
-    critical: float | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_fraction)
-    )
-    window: timedelta = attrs.field(default=timedelta(days=1), validator=_positive_period)
-    min_samples: int = attrs.field(default=3, validator=_min_samples)
 
     def __attrs_post_init__(self) -> None:
         if self.warning >= 1:
@@ -132,7 +143,7 @@ class DropRule(_TrailingMedianRule):
         _check_thresholds(self.warning, self.critical)
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=_warning_default(1.0))
 class SpikeRule(_TrailingMedianRule):
     """Newest value above the trailing median by more than ``warning`` (a fraction).
 
@@ -142,16 +153,6 @@ class SpikeRule(_TrailingMedianRule):
     _kind: ClassVar[str] = "spike"
     _sign: ClassVar[int] = 1
     _relation: ClassVar[str] = "above"
-    metric: str = attrs.field(validator=check_metric_name_attr)
-    warning: float = attrs.field(default=1.0, validator=_fraction)
-    critical: float | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_fraction)
-    )
-    window: timedelta = attrs.field(default=timedelta(days=1), validator=_positive_period)
-    min_samples: int = attrs.field(default=3, validator=_min_samples)
-
-    def __attrs_post_init__(self) -> None:
-        _check_thresholds(self.warning, self.critical)
 
 
 @attrs.frozen
