@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from buttress.adapters._ratelimit_http import ClientAddress
 from buttress.adapters.asgi_ratelimit import ASGIRateLimitMiddleware, Scope
@@ -274,14 +275,86 @@ def test_asgi_backend_down_can_deny(down_limiter: RateLimiter) -> None:
     assert refused.json()["error"]["code"] == "RATE_LIMITED"
 
 
-def test_wsgi_key_function_errors_never_escape() -> None:
-    def broken(environ: object) -> str:
-        raise RuntimeError("bug in key function")
+def _cost_from_query(request: Any) -> int:
+    # A cost taken from the request, as a batch endpoint would: hostile input.
+    query = str(request.get("QUERY_STRING") or request.get("query_string", b"").decode())
+    return int(query.removeprefix("n="))
 
-    allow = flask_app(limiter(), key=broken).test_client()
-    assert allow.get("/").status_code == 200
-    deny = flask_app(limiter(), key=broken, on_backend_error="deny").test_client()
-    assert deny.get("/").status_code == 429
+
+@pytest.mark.parametrize("policy", ["allow", "deny"])
+@pytest.mark.parametrize("n", ["3", "1000", "0", "-5", "abc"])
+def test_a_cost_that_cannot_be_charged_is_refused_whatever_the_policy(
+    n: str, policy: str
+) -> None:
+    # The trial's bypass: with the budget spent, a larger (or zero, negative,
+    # unparsable) cost used to reach on_backend_error="allow" and pass.
+    for app in ("asgi", "wsgi"):
+        rl = limiter(limit=2)
+        options = {"cost": _cost_from_query, "on_backend_error": policy}
+        if app == "asgi":
+            client = starlette_app(rl, **options)
+            assert client.get("/?n=2").status_code == 200
+            answer = client.get(f"/?n={n}")
+            status, body = answer.status_code, answer.json()
+        else:
+            test_client = flask_app(rl, **options).test_client()
+            assert test_client.get("/?n=2").status_code == 200
+            response = test_client.get(f"/?n={n}")
+            status, body = response.status_code, response.get_json()
+        if n == "3":  # outside 1..limit
+            assert (status, body["error"]["code"]) == (400, "BAD_REQUEST")
+            assert body["error"]["message"] == (
+                "This request cannot be rate limited: its cost must be from 1 to the limit (2)."
+            )
+        elif n == "abc":  # the cost function raised
+            assert (status, body["error"]["code"]) == (400, "BAD_REQUEST")
+            assert "cost could not be computed" in body["error"]["message"]
+            assert "abc" not in body["error"]["message"]  # never the request's value
+        else:
+            assert (status, body["error"]["code"]) == (400, "BAD_REQUEST"), app
+        # Nothing was charged for the refused request, and the budget stays spent.
+        assert not rl.peek("testclient" if app == "asgi" else "127.0.0.1").allowed
+
+
+@pytest.mark.parametrize("policy", ["allow", "deny"])
+def test_key_functions_that_fail_refuse_the_request_whatever_the_policy(policy: str) -> None:
+    def broken(request: object) -> str:
+        raise RuntimeError("bug in key function, token=s3cret")
+
+    def not_a_string(request: object) -> str:
+        return None  # type: ignore[return-value]  # what a careless key function returns
+
+    for key in (broken, not_a_string):
+        for status, body in _both(key=key, on_backend_error=policy):
+            assert status == 400
+            assert body["error"]["code"] == "BAD_REQUEST"
+            message = body["error"]["message"]
+            assert message.startswith("This request cannot be rate limited: its key")
+            assert "s3cret" not in str(body)
+            assert "RuntimeError" not in str(body)
+
+
+def _both(**options: Any) -> list[tuple[int, dict[str, Any]]]:
+    asgi = starlette_app(limiter(), **options).get("/")
+    wsgi = flask_app(limiter(), **options).test_client().get("/")
+    return [(asgi.status_code, asgi.json()), (wsgi.status_code, wsgi.get_json())]
+
+
+def test_a_refused_request_input_is_logged_by_field_and_rule() -> None:
+    def broken(request: object) -> str:
+        raise KeyError("s3cret-api-key")
+
+    with capture_logs() as logs:
+        _both(key=broken)
+    bad = [entry for entry in logs if entry["event"] == "ratelimit.bad_request"]
+    assert len(bad) == 2  # one per request (ASGI, WSGI), like refusals
+    assert {(e["field"], e["rule"], e["error"]) for e in bad} == {
+        ("key", "could not be computed", "KeyError")
+    }
+    assert "s3cret" not in repr(logs)
+    with capture_logs() as logs:
+        _both(key=broken, log_refusals=False)
+    assert not [entry for entry in logs if entry["event"] == "ratelimit.bad_request"]
 
 
 def test_wsgi_async_only_backend_follows_policy(down_limiter: RateLimiter) -> None:

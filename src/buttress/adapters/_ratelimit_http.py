@@ -17,9 +17,19 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.ratelimit import OUTAGE_RETRY_AFTER, Decision
+from buttress.responses import error as error_envelope
 from buttress.responses import rate_limited
 
-__all__ = ["UNIX_SOCKET", "ClientAddress", "ErrorPolicy", "Exempt", "HTTPOptions", "refusal"]
+__all__ = [
+    "UNIX_SOCKET",
+    "ClientAddress",
+    "ErrorPolicy",
+    "Exempt",
+    "HTTPOptions",
+    "RequestInputError",
+    "bad_request",
+    "refusal",
+]
 
 Request = TypeVar("Request")
 App = TypeVar("App")
@@ -172,6 +182,32 @@ def refusal(
     return body, fields
 
 
+class RequestInputError(ValidationError):
+    """The request's key or cost could not be had (your ``key`` or ``cost``
+    function raised, or returned no string key or no cost from 1 to the limit).
+    Not a store failure: the request is refused whatever ``on_backend_error``
+    says, so nothing a request carries can switch its limit off. ``error`` is
+    the type name of what your function raised, for the log only."""
+
+    def __init__(self, field: str, rule: str, *, error: str | None = None) -> None:
+        super().__init__(field, rule)
+        self.error = error
+
+    @classmethod
+    def raised(cls, field: str, exc: Exception) -> RequestInputError:
+        return cls(field, "could not be computed", error=type(exc).__name__)
+
+
+def bad_request(error: RequestInputError) -> tuple[bytes, list[tuple[str, str]]]:
+    """The 400 body (``BAD_REQUEST`` in the standard envelope) and its headers.
+    It names the field and the rule, never the value or your function's error."""
+    envelope = error_envelope(
+        "BAD_REQUEST", f"This request cannot be rate limited: its {error.field} {error.rule}."
+    )
+    body = json.dumps(envelope, separators=(",", ":")).encode()
+    return body, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+
+
 class ErrorPolicy:
     """What middleware does when deciding fails: let the request through
     (``"allow"``) or refuse it (``"deny"``); logged once per run of failures."""
@@ -231,7 +267,7 @@ class HTTPOptions(Generic[Request, App, LimiterArg]):
         self._log_refusals = log_refusals
         self._custom_key = key is not None
         self._client = ClientAddress(trusted_proxies, ipv6_prefix=ipv6_prefix)
-        self._key = key or self._client_key
+        self._key = self._client_key if key is None else _checked_key(key)
         self._cost = cost
         self._exempt = Exempt(exempt)
         self._policy = ErrorPolicy(on_backend_error, limit)
@@ -245,8 +281,31 @@ class HTTPOptions(Generic[Request, App, LimiterArg]):
     def _client_key(self, request: Request) -> str:
         raise NotImplementedError
 
-    def _key_and_cost(self, request: Request) -> tuple[str, int]:
-        return self._key(request), 1 if self._cost is None else self._cost(request)
+    def _request_cost(self, request: Request, limit: int) -> int:
+        """What your ``cost`` function charges ``request``; ``RequestInputError``
+        when it raises or answers anything but an integer from 1 to ``limit``."""
+        assert self._cost is not None
+        try:
+            cost = self._cost(request)
+        except Exception as exc:  # noqa: BLE001 - reported as the request's fault, by type
+            raise RequestInputError.raised("cost", exc) from None
+        if isinstance(cost, bool) or not isinstance(cost, int):
+            raise RequestInputError("cost", "must be an integer")
+        if not 1 <= cost <= limit:
+            # Above the limit it could never pass: "retry later" would be a lie.
+            raise RequestInputError("cost", f"must be from 1 to the limit ({limit})")
+        return cost
+
+    def _bad_request(self, error: RequestInputError, limiter: str | None) -> None:
+        """Log one request refused for its key or cost: the field and the rule."""
+        if self._log_refusals:
+            _logger.warning(
+                "ratelimit.bad_request",
+                field=error.field,
+                rule=error.rule,
+                error=error.error,
+                limiter=limiter,
+            )
 
     def _refused(self, key: str, cost: int, decision: Decision, limiter: str | None) -> None:
         """Log one refusal: who (the client address, or a fingerprint of a key
@@ -261,6 +320,22 @@ class HTTPOptions(Generic[Request, App, LimiterArg]):
             retry_after=decision.retry_after,
             limiter=limiter,
         )
+
+
+def _checked_key(key: Callable[[Request], str]) -> Callable[[Request], str]:
+    """Your ``key`` function, answering ``RequestInputError`` instead of raising
+    or returning anything but a string."""
+
+    def checked(request: Request) -> str:
+        try:
+            found = key(request)
+        except Exception as exc:  # noqa: BLE001 - reported as the request's fault, by type
+            raise RequestInputError.raised("key", exc) from None
+        if type(found) is not str:
+            raise RequestInputError("key", "must be a string")
+        return found
+
+    return checked
 
 
 def key_for_log(key: str, *, custom: bool) -> str:

@@ -5,7 +5,8 @@ address by default); a refusal is answered here with 429, the standard error
 envelope and the rate-limit headers. The limiter is given ready-made or as a
 factory built once the app's lifespan has started (a shared store needs an
 async connect). The middleware never raises: a limiter that fails, or is not
-there yet, follows ``on_backend_error``, logged once per outage.
+there yet, follows ``on_backend_error``, logged once per outage; a request whose
+key or cost cannot be had is answered 400, whatever that policy says.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ from buttress.adapters._asgi_types import (
     Scope,
     Send,
 )
-from buttress.adapters._ratelimit_http import HTTPOptions, refusal
+from buttress.adapters._ratelimit_http import (
+    HTTPOptions,
+    RequestInputError,
+    bad_request,
+    refusal,
+)
 from buttress.errors import ValidationError
 from buttress.log import get_logger
 from buttress.ratelimit import Decision, RateLimiter
@@ -189,11 +195,16 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
                 assert lazy is not None  # a ready limiter is never None
                 limiter = await lazy.get()
             key = self._key(request)
-            cost = 1 if self._cost is None else self._cost(request)
+            cost = 1 if self._cost is None else self._request_cost(request, limiter.capacity)
             if limiter.in_process:  # no I/O to wait for: no coroutine to make either
                 decision = limiter.hit(key, cost)
             else:
                 decision = await limiter.ahit(key, cost)
+        except RequestInputError as error:
+            # The request's own fault, not the store's: refused whatever the policy.
+            self._bad_request(error, None if limiter is None else limiter.name)
+            await _respond(send, 400, *bad_request(error))
+            return
         except Exception as exc:  # noqa: BLE001 - the middleware must never break the app
             decision = self._policy.failed(exc)
             if decision is not None and limiter is not None:
@@ -206,15 +217,7 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
             await self.app(scope, receive, send)
         elif not decision.allowed:
             window = None if limiter is None else limiter.window
-            body, fields = refusal(decision, window, quota=limiter is not None)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [(k.lower().encode(), v.encode()) for k, v in fields],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _respond(send, 429, *refusal(decision, window, quota=limiter is not None))
         elif self._headers:
             window = None if limiter is None else limiter.window
             await self.app(scope, receive, _HeaderSend(send, decision.raw_headers(window=window)))
@@ -238,6 +241,17 @@ class ASGIRateLimitMiddleware(HTTPOptions[Scope, AnyApp, RateLimiter | LimiterFa
             await send(message)
 
         return send_through
+
+
+async def _respond(send: Send, status: int, body: bytes, fields: list[tuple[str, str]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.lower().encode(), v.encode()) for k, v in fields],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class _HeaderSend:

@@ -4,7 +4,8 @@ Each request takes ``cost(environ)`` units for ``key(environ)`` (the client
 address by default) from a limiter with a sync store (memory, SQLite or Redis); a
 refusal is answered with 429, the standard error envelope and the rate-limit
 headers. The middleware never raises: a limiter failure follows
-``on_backend_error``, logged once per outage.
+``on_backend_error``, logged once per outage; a request whose key or cost cannot
+be had is answered 400, whatever that policy says.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from buttress.adapters._ratelimit_http import HTTPOptions, refusal
+from buttress.adapters._ratelimit_http import (
+    HTTPOptions,
+    RequestInputError,
+    bad_request,
+    refusal,
+)
 from buttress.errors import ValidationError
 from buttress.ratelimit import Decision, RateLimiter
 
@@ -42,7 +48,13 @@ class WSGIRateLimitMiddleware(HTTPOptions[WSGIEnvironment, WSGIApplication, Rate
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self._exempt(str(environ.get("PATH_INFO", "") or "/")):
             return self.app(environ, start_response)
-        decision = self._decide(environ)
+        try:
+            decision = self._decide(environ)
+        except RequestInputError as error:
+            self._bad_request(error, self.limiter.name)
+            body, fields = bad_request(error)
+            start_response("400 Bad Request", fields)
+            return [body]
         if decision is None:
             return self.app(environ, start_response)
         if not decision.allowed:
@@ -61,9 +73,11 @@ class WSGIRateLimitMiddleware(HTTPOptions[WSGIEnvironment, WSGIApplication, Rate
         return self.app(environ, start_with_headers)
 
     def _decide(self, environ: WSGIEnvironment) -> Decision | None:
-        """The decision, or None to pass the request through untouched."""
+        """The decision, or None to pass the request through untouched;
+        ``RequestInputError`` when the request's key or cost cannot be had."""
+        key = self._key(environ)
+        cost = 1 if self._cost is None else self._request_cost(environ, self.limiter.capacity)
         try:
-            key, cost = self._key_and_cost(environ)
             decision = self.limiter.hit(key, cost)
         except Exception as exc:  # noqa: BLE001 - the middleware must never break the app
             return self._policy.failed(exc)
