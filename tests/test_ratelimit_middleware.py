@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from buttress.adapters._ratelimit_http import ClientAddress
@@ -180,6 +182,44 @@ def test_client_address_resolution() -> None:
         ClientAddress(["not-an-ip"])
     with pytest.raises(ValidationError, match="trusted_proxies"):
         ClientAddress("10.0.0.0/8")
+
+
+def test_forwarded_entries_with_a_port_or_no_address_never_make_new_buckets() -> None:
+    # Some proxies append "ip:port"; keyed as it stood, every source port would
+    # get a bucket of its own and the limit would do nothing.
+    resolve = ClientAddress(["127.0.0.1", "10.0.0.0/8"])
+    assert resolve("127.0.0.1", "203.0.113.5:40001") == "203.0.113.5"
+    assert resolve("127.0.0.1", "203.0.113.5:40002, 10.0.0.7:443") == "203.0.113.5"
+    assert resolve("127.0.0.1", "[2001:db8:5::1]:4711") == "2001:db8:5::/64"
+    assert resolve("127.0.0.1", "[2001:db8:5::1]") == "2001:db8:5::/64"
+    for junk in (
+        "junk1",
+        "unknown",
+        "_hidden",
+        "1.2.3.4:5:6",
+        "1.2.3.4:http",
+        "[2001:db8::1",
+        "[2001:db8::1]x",
+        "[2001:db8::1]:",
+    ):
+        assert resolve("127.0.0.1", f"198.51.100.1, {junk}") == "unknown", junk
+    assert resolve("127.0.0.1", " , ") == "127.0.0.1"  # no entry at all: the peer
+
+
+@given(
+    ip=st.ip_addresses(v=4).map(str),
+    port=st.integers(0, 65535),
+    proxies=st.lists(st.sampled_from(["10.0.0.1", "10.2.3.4:8080", "[10.9.9.9]"]), max_size=3),
+)
+def test_a_port_on_a_forwarded_entry_never_changes_the_key(
+    ip: str, port: int, proxies: list[str]
+) -> None:
+    resolve = ClientAddress(["127.0.0.1", "10.0.0.0/8"])
+    chain = ", ".join(proxies)
+    bare = resolve("127.0.0.1", ", ".join([ip, *proxies]))
+    assert resolve("127.0.0.1", ", ".join([f"{ip}:{port}", *proxies])) == bare
+    if not ip.startswith("10."):
+        assert bare == ip, chain
 
 
 def test_ipv6_clients_share_a_bucket_per_network() -> None:

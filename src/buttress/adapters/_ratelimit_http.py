@@ -38,6 +38,7 @@ LimiterArg = TypeVar("LimiterArg")
 _logger = get_logger("ratelimit.middleware")
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 UNKNOWN_CLIENT: Final = "unknown"
 """The key used when the server does not say who the peer is."""
@@ -109,11 +110,20 @@ class ClientAddress:
         return self._key(self._forwarded_client(forwarded_for) or peer)
 
     def _forwarded_client(self, forwarded_for: str) -> str | None:
-        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-        for hop in reversed(hops):
-            if not self._is_trusted(hop):
-                return hop
-        return hops[0] if hops else None
+        # Right to left: the first hop that is not a trusted proxy is the client.
+        # An entry that names no address means the client is unknown: keyed as
+        # such, never as the entry (a port or junk per request would otherwise
+        # give every request a bucket of its own).
+        client: _Address | None = None
+        for hop in reversed(forwarded_for.split(",")):
+            if not hop.strip():
+                continue
+            client = _hop_address(hop)
+            if client is None:
+                return UNKNOWN_CLIENT
+            if not any(client in net for net in self._trusted):
+                break
+        return None if client is None else str(client)
 
     def _key(self, address: str) -> str:
         if type(address) is not str:
@@ -137,6 +147,28 @@ class ClientAddress:
                 return str(ip.ipv4_mapped)
             return str(ipaddress.ip_network(f"{ip}/{self._ipv6_prefix}", strict=False))
         return str(ip)
+
+
+def _hop_address(hop: str) -> _Address | None:
+    """The IP address an ``X-Forwarded-For`` entry names, with the port some
+    proxies add taken off (``203.0.113.5:4711``, ``[2001:db8::1]:4711``); None
+    when it names none."""
+    text = hop.strip()
+    rest = None  # what follows the address: None, or ":" and the port
+    if text.startswith("["):
+        text, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            return None
+        rest = rest or None
+    elif text.count(":") == 1:
+        text, colon, port = text.partition(":")
+        rest = colon + port
+    if rest is not None and not (rest[:1] == ":" and rest[1:].isascii() and rest[1:].isdigit()):
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 class Exempt:
