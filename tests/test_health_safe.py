@@ -45,6 +45,22 @@ def test_safe_error_message_shapes() -> None:
     assert safe_error_message(TimeoutError()) == "TimeoutError"
 
 
+@given(text=st.text(max_size=600), name=st.from_regex(r"[A-Z][A-Za-z]{0,240}", fullmatch=True))
+def test_safe_error_message_is_200_characters_at_most_type_included(text: str, name: str) -> None:
+    error_type = type(name, (Exception,), {})
+    message = safe_error_message(error_type(text))
+    assert len(message) <= 200
+    if len(name) < 200:
+        assert message == name or message.startswith(f"{name}: ")
+
+
+def test_a_long_message_keeps_its_type_and_ends_cut() -> None:
+    message = safe_error_message(RuntimeError("y" * 185 + " and more text after it"))
+    assert len(message) == 200
+    assert message.startswith("RuntimeError: yyy")
+    assert message.endswith("…")
+
+
 def test_importing_health_and_lifecycle_pulls_in_no_driver_or_framework() -> None:
     code = (
         "import sys, buttress.health, buttress.health.builtin, buttress.lifecycle, "

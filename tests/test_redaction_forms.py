@@ -105,12 +105,30 @@ def test_the_forms_keep_their_key_and_lose_only_the_value(text: str, expected: s
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("PasswordError=hunter2", f"PasswordError={MASK}"),  # "=": a key after all
+        ("AuthenticationError: token=abc123", f"AuthenticationError: token={MASK}"),
+        (
+            "InvalidPasswordError: postgresql://u:pw@h/db",
+            f"InvalidPasswordError: postgresql://u:{MASK}@h/db",
+        ),
+    ],
+)
+def test_after_an_exception_name_secrets_are_still_masked(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "tokens=5 author=bob secretary=ann",
         "ConnectionError: connection refused by db.internal:5432",
         "see https://example.com/a:b",
         "max_tokens: 100",
+        # An exception's name is not a key: asyncpg's wrong-password error.
+        'InvalidPasswordError: password authentication failed for user "postgres"',
+        "TokenExpiredError: the session ended at 12:00",
     ],
 )
 def test_words_that_only_look_like_secrets_are_kept(text: str) -> None:

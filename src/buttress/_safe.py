@@ -23,14 +23,18 @@ def scrub(text: str, limit: int = _LIMIT) -> str:
     return text
 
 
-def safe_error_message(exc: BaseException) -> str:
-    """``"TypeName: short redacted message"`` (just the type when there is no text)."""
+def safe_error_message(exc: BaseException, limit: int = _LIMIT) -> str:
+    """``"TypeName: short redacted message"`` (just the type when there is no
+    text), ``limit`` characters at most, the type's name included."""
     name = type(exc).__name__
+    if len(name) >= limit:
+        return name[: limit - 1] + "…"
     try:
         detail = str(exc)
     except Exception:  # noqa: BLE001 - a broken __str__ must not break the report
         detail = ""
-    detail = scrub(detail)
+    room = limit - len(name) - len(": ")
+    detail = scrub(detail, room) if room > 1 else ""
     return f"{name}: {detail}" if detail else name
 
 

@@ -221,6 +221,16 @@ def _is_sensitive_key(key: str) -> bool:
     return any(pair in _SENSITIVE_PAIRS for pair in itertools.pairwise(words))
 
 
+_EXCEPTION_NAME: Final = re.compile(r"[a-z0-9](?:Error|Exception|Warning)\Z")
+"""A CamelCase name ending in Error, Exception or Warning: an exception type's."""
+
+
+def _names_an_error(key: re.Match[str], name: str) -> bool:
+    """``InvalidPasswordError: password authentication failed``: an exception's
+    name then ``:`` is not a key; what follows is the error's text."""
+    return _EXCEPTION_NAME.search(name) is not None and "=" not in key.group()
+
+
 @functools.lru_cache(maxsize=1024)
 def _is_secret_name(name: str) -> bool:
     """A key in free text that names a secret: a sensitive key, or one that ends in a
@@ -237,7 +247,12 @@ def _mask_keyed(text: str) -> str:
     done = 0  # text[:done] is settled
     key = _KEY.search(text)
     while key is not None:
-        value = _VALUE.match(text, key.end()) if _is_secret_name(key.group("name")) else None
+        name = key.group("name")
+        value = (
+            _VALUE.match(text, key.end())
+            if _is_secret_name(name) and not _names_an_error(key, name)
+            else None
+        )
         if value is None:
             key = _KEY.search(text, key.end())
             continue
