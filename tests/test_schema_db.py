@@ -214,6 +214,53 @@ async def test_postgres_diagnosis_finds_invalid_duplicate_and_unindexed(
         assert (FindingCode.NO_PRIMARY_KEY, None) in found
 
 
+@pytest.mark.postgres
+async def test_postgres_foreign_keys_to_and_from_partitioned_tables_are_reported_once(
+    postgres_dsn: str,
+) -> None:
+    # PostgreSQL keeps a copy of such a constraint per partition (conparentid):
+    # they are its bookkeeping, not foreign keys of their own.
+    async with connect(postgres_dsn, migrate=False) as raw:
+        db = require_sql(raw, "tests")
+        await db.execute(
+            "CREATE TABLE orders (id integer, placed date, PRIMARY KEY (id, placed))"
+            " PARTITION BY RANGE (placed)"
+        )
+        for year in (2024, 2025):
+            await db.execute(
+                f"CREATE TABLE orders_{year} PARTITION OF orders"
+                f" FOR VALUES FROM ('{year}-01-01') TO ('{year + 1}-01-01')"
+            )
+        await db.execute("CREATE TABLE orders_default PARTITION OF orders DEFAULT")
+        await db.execute(
+            "CREATE TABLE items (id integer PRIMARY KEY, order_id integer, placed date,"
+            " FOREIGN KEY (order_id, placed) REFERENCES orders)"
+        )
+        await db.execute(
+            "CREATE TABLE notes (id integer, order_id integer, placed date, at date,"
+            " PRIMARY KEY (id, at), FOREIGN KEY (order_id, placed) REFERENCES orders)"
+            " PARTITION BY RANGE (at)"
+        )
+        await db.execute(
+            "CREATE TABLE notes_all PARTITION OF notes FOR VALUES FROM (MINVALUE) TO (MAXVALUE)"
+        )
+        declared = Schema(
+            [
+                Table("items", [Column("id", "integer")], primary_key=["id"]),
+                Table("notes", [Column("id", "integer"), Column("at", "date")]),
+                Table("notes_all", [Column("id", "integer"), Column("at", "date")]),
+            ]
+        )
+        report = await SchemaValidator(db, declared).validate()
+        unindexed = sorted(
+            (f.table, f.message)
+            for f in report.warnings
+            if f.code is FindingCode.UNINDEXED_FOREIGN_KEY
+        )
+        assert [table for table, _ in unindexed] == ["items", "notes"]
+        assert all("-> orders has no" in message for _, message in unindexed), unindexed
+
+
 _VALUES: dict[str, object] = {
     "integer": 1,
     "bigint": 2,

@@ -97,7 +97,7 @@ SELECT 'k', k.conrelid, NULL, k.conname::text, k.contype::text, NULL, NULL, NULL
                            ORDER BY u.ord)
        END, NULL, NULL, NULL
   FROM tabs t JOIN pg_constraint k ON k.conrelid = t.oid
- WHERE k.contype IN ('p', 'u', 'f')
+ WHERE k.contype IN ('p', 'u', 'f') AND (k.contype <> 'f' OR k.conparentid = 0)
 UNION ALL
 SELECT 'i', i.indrelid, i.indnkeyatts, r.name,
        format('%s/%s/%s/%s/%s/%s/%s/%s/%s/%L/%L', r.relam, i.indnatts, i.indnkeyatts,
