@@ -259,6 +259,11 @@ def test_maintenance_mode(sqlite_dsn: str, capsys: pytest.CaptureFixture[str]) -
         (["set", "bad key", "1"], "key: must be 1-200 characters"),
         (["set", "n", "1", "--expected-version", "-1"], "expected_version"),
         (["get", "n", "-e", "PROD"], "environment"),
+        # An empty environment (-e "$ENV" with ENV unset) is not "all".
+        (["set", "n", "1", "-e", ""], "environment: must be a lower-case name"),
+        (["delete", "n", "-e", ""], "environment: must be a lower-case name"),
+        (["maintenance", "on", "-e", ""], "environment: must be a lower-case name"),
+        (["list", "-e", ""], "environment: must be a lower-case name"),
         (["history", "n", "--limit", "0"], "limit: must be a positive int"),
         (["revert", "n", "3"], "to_version: no version 3 recorded"),
         (["revert", "n", "0"], "to_version: must be a positive int"),
@@ -272,6 +277,9 @@ def test_bad_input_exits_2_with_a_message(
     assert captured.err.startswith(f"buttress config {argv[0]}: ")
     assert message in captured.err
     assert captured.out == ""
+    # Refused before anything was written.
+    assert run_json(capsys, sqlite_dsn, "list") == []
+    assert run_json(capsys, sqlite_dsn, "maintenance", "status")["maintenance_mode"] is False  # type: ignore[index]  # a JSON object
 
 
 def test_an_unusable_backend_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

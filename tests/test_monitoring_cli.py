@@ -98,6 +98,12 @@ def test_parse_rule(spec: str, rule: object) -> None:
         ("drop:signups:24h", "fractions"),
         ("flat:signups:24", "unit"),
         ("flat:signups:1h:2h", "at most a PERIOD"),
+        # Bad arguments are refused, never taken into the metric's name.
+        ("flat:signups:1w", "'1w' is not a PERIOD like 24h"),
+        ("flat:signups:30min", "'30min' is not a PERIOD"),
+        ("drop:signups:-5", "'-5' is not a threshold"),
+        ("spike:latency:2x", "'2x' is not a threshold"),
+        ("spike:errors:1.0:+3", "'+3' is not a threshold"),
     ],
 )
 def test_bad_rule_specs_name_the_spec_and_the_rule(spec: str, rule_words: str) -> None:

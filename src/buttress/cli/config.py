@@ -38,7 +38,10 @@ STDIN = "-"
 
 
 def _store(backend: Backend, args: argparse.Namespace) -> ConfigStore:
-    return ConfigStore(backend, environment=getattr(args, "environment", None) or ALL)
+    # Only a missing option means "all": an empty one (``-e "$ENV"`` with ENV
+    # unset) is refused by the store rather than widened to every environment.
+    environment = getattr(args, "environment", None)
+    return ConfigStore(backend, environment=ALL if environment is None else environment)
 
 
 # buttress messages name the key and rule, never a value (it may be a secret).

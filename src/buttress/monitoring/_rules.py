@@ -24,6 +24,12 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smhd])")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?|\.\d+%?")
 _RULE_SPEC = "KIND:METRIC[:ARGS] with KIND drop, spike or flat"
+_ATTEMPTS = {
+    "flat": re.compile(r"[+\-.].*|\d+(?:\.\d+)?[A-Za-z]+"),
+    "threshold": re.compile(r"[+\-.].*|\d+(?:\.\d+)?(?:x|%.+)"),
+}
+"""Trailing parts that are a failed try at an argument (``-5``, ``1w``, ``30min``,
+``2x``) rather than part of a metric's name (``5xx`` stays a name)."""
 
 
 def parse_duration(field: str, text: object) -> timedelta:
@@ -47,7 +53,9 @@ def parse_rule(spec: str) -> Rule:
     ``drop:METRIC[:WARNING[:CRITICAL]]``, ``spike:METRIC[:WARNING[:CRITICAL]]``
     (fractions: ``0.5`` or ``50%``) and ``flat:METRIC[:PERIOD]`` (``24h``).
     Trailing parts that look like numbers are the arguments; the rest is the
-    metric, so ``spike:latency:db:1.0`` watches ``latency:db``.
+    metric, so ``spike:latency:db:1.0`` watches ``latency:db``. A trailing part
+    that is a failed try at an argument (``1w``, ``-5``, ``2x``) is refused,
+    never taken into the metric's name.
     """
     field = f"--rule {spec}"
     kind, _, rest = spec.partition(":")
@@ -55,6 +63,16 @@ def parse_rule(spec: str) -> Rule:
     arguments: list[str] = []
     while len(parts) > 1 and (_NUMBER.fullmatch(parts[-1]) or _DURATION.fullmatch(parts[-1])):
         arguments.insert(0, parts.pop())
+    attempt = _ATTEMPTS["flat" if kind == "flat" else "threshold"]
+    if len(parts) > 1 and attempt.fullmatch(parts[-1]):
+        wanted = "a PERIOD like 24h (units s, m, h, d)"
+        if kind != "flat":
+            wanted = "a threshold like 0.5 or 50% (above 0)"
+        raise ValidationError(
+            field,
+            f"{parts[-1]!r} is not {wanted}; a metric named with such a part goes in a "
+            "--rules file",
+        )
     metric = check_metric_name(field, ":".join(parts), allow_latency=True)
     try:
         return _build(field, kind, metric, arguments)
