@@ -126,6 +126,30 @@ def test_usage_errors_never_echo_a_password(tmp_path: Path, argv: list[str], mes
     assert PASSWORD not in as_json.stdout + as_json.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["config", "history", "k", "--limit", "abc"],
+            "buttress config history: argument --limit: invalid int value: 'abc'"
+            " (see: buttress config history --help)",
+        ),
+        (["config"], "buttress config: the following arguments are required: ACTION"),
+        (["nosuch"], "buttress: argument COMMAND: invalid choice: 'nosuch'"),
+    ],
+)
+def test_a_usage_error_is_one_line(tmp_path: Path, argv: list[str], line: str) -> None:
+    done = buttress(*argv, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    [only] = done.stderr.splitlines()
+    assert only.startswith(line)
+    as_json = buttress(*argv, "--json", cwd=tmp_path)
+    assert as_json.returncode == 2
+    assert as_json.stderr == ""  # the JSON object on stdout says it all
+    assert json.loads(as_json.stdout)["error"]["type"] == "UsageError"
+
+
 def test_a_usage_error_names_its_command_under_json(tmp_path: Path) -> None:
     done = buttress("--json", "doctor", "--dns", PG_DSN, cwd=tmp_path)
     assert json.loads(done.stdout)["error"]["command"] == "doctor"

@@ -50,14 +50,16 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with every message it prints redacted (sub-parsers are made of this class)."""
 
     def error(self, message: str) -> NoReturn:
+        # One line, like every other failure (the usage block is for --help), or
+        # the JSON error object alone under --json.
         message = redact_text(message)
         wants_json, named = _USAGE.get()
         if wants_json:
             command = self.prog.removeprefix("buttress").strip() or named
             error = {"command": command, "message": message, "type": "UsageError"}
             print(json.dumps({"ok": False, "error": error}, indent=2))
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+            self.exit(2)
+        self.exit(2, f"{self.prog}: {message} (see: {self.prog} --help)\n")
 
 
 def _common() -> argparse.ArgumentParser:
