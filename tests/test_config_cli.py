@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from buttress.cli import build_parser as parser
 from buttress.cli import config as cli
+from buttress.config import check_json
 from buttress.config._values import JSONValue
 from buttress.errors import ValidationError
 from buttress.log import MASK, configure_logging
@@ -378,3 +379,17 @@ def test_through_buttress_main_once_wired(
     assert SECRET not in captured.out + captured.err
     assert main(["config", "get", "api", "--reveal", "--json", "--dsn", sqlite_dsn]) == 0
     assert json.loads(capsys.readouterr().out)["value"] == SECRET
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_a_value_nested_too_deep_says_so_however_deep(depth: int) -> None:
+    # 100 levels parse and the store's rule refuses them; 100,000 overflow the
+    # parser itself: both get the same precise line.
+    text = "[" * depth + "]" * depth
+    if depth > 1_000:
+        with pytest.raises(ValidationError, match="VALUE: nests deeper than 64 levels"):
+            cli.parse_value(text)
+    else:
+        value = cli.parse_value(text)
+        with pytest.raises(ValidationError, match="nests deeper than 64 levels"):
+            check_json(value)

@@ -52,7 +52,10 @@ def parse_value(text: str) -> JSONValue:
     """VALUE as JSON; a bare word is refused with a hint to quote it. Never echoes the text."""
     try:
         value: JSONValue = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        # Too deep for the parser, far deeper than the store's 64 levels.
+        raise ValidationError("VALUE", "nests deeper than 64 levels") from None
+    except ValueError:
         raise ValidationError(
             "VALUE",
             "must be JSON: numbers, true/false/null, [lists], {objects}, or text in "
