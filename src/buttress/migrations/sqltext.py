@@ -3,6 +3,12 @@
 A small lexer that knows quotes, quoted identifiers, comments, dollar quoting
 and trigger/function bodies, so a file is split into the statements the
 database would see, and a DROP inside a string literal is not a DROP.
+
+Strings follow PostgreSQL with ``standard_conforming_strings`` on (its default
+since 9.1; SQLite's rule too): in ``'...'``, ``U&'...'``, ``X'...'``, ``B'...'`` and
+``N'...'`` only ``''`` escapes a quote, a backslash is an ordinary character;
+in an escape string ``E'...'`` a backslash also escapes the character after it
+(``\\'``, ``\\\\``, ``\\n``, ...).
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ _TOKEN_RE = re.compile(
   | (?P<line_comment>--[^\n]*)
   | (?P<block_comment>/\*)
   | (?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)
-  | (?P<string>[EeXxBbNn]?'(?:[^']|'')*(?:'|\Z))
-  | (?P<ident>"(?:[^"]|"")*(?:"|\Z)|`[^`]*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
+  | (?P<string>
+        [Ee]'(?:[^'\\]|\\.|'')*\\?(?:'|\Z)   # E'...': \x escapes any x, '' too
+      | (?:[Uu]&|[XxBbNn])?'(?:[^']|'')*(?:'|\Z)  # standard_conforming_strings: only ''
+    )
+  | (?P<ident>(?:[Uu]&)?"(?:[^"]|"")*(?:"|\Z)|`[^`]*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
   | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
   | (?P<semicolon>;)
   | (?P<other>.)
