@@ -210,3 +210,45 @@ async def test_a_failure_after_an_escape_string_is_blamed_on_the_failing_stateme
         await Migrator(pg, directory).migrate()
     assert (info.value.index, info.value.line) == (2, 3)
     assert info.value.statement == "INSERT INTO missing VALUES (1)"
+
+
+HOWTO_FUNCTION = (
+    "CREATE FUNCTION howto() RETURNS text LANGUAGE sql AS $$ SELECT 'Write migrations like this:\n"
+    "-- buttress: no-transaction\n"
+    "CREATE INDEX CONCURRENTLY ix ON t (a);' $$;"
+)
+
+
+async def test_a_directive_quoted_in_a_function_body_leaves_the_file_transactional(
+    pg: PostgresBackend, tmp_path: Path
+) -> None:
+    text = f"{HOWTO_FUNCTION}\nCREATE TABLE kept (a integer);\nINSERT INTO missing VALUES (1);\n"
+    directory = write(tmp_path / "m", {"0001_howto.sql": text})
+    with pytest.raises(MigrationFailedError) as info:
+        await Migrator(pg, directory).migrate()
+    assert info.value.index == 2
+    # One transaction: nothing of the file was kept.
+    assert await pg.fetchval("SELECT to_regclass('public.kept')") is None
+    assert await pg.fetchval("SELECT to_regprocedure('public.howto()')") is None
+
+
+@pytest.mark.parametrize("down", ["", "-- down\nDROP FUNCTION one();\n"])
+async def test_a_down_comment_inside_a_plpgsql_body_stays_in_the_body(
+    pg: PostgresBackend, tmp_path: Path, down: str
+) -> None:
+    text = (
+        "CREATE FUNCTION one() RETURNS integer LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n"
+        "-- down\n"
+        "  RETURN 1;\n"
+        "END\n"
+        "$$;\n"
+    )
+    directory = write(tmp_path / "m", {"0001_one.sql": text + down})
+    migrator = Migrator(pg, directory)
+    assert (await migrator.validate()).ok
+    assert (await migrator.migrate()).applied == ("0001_one",)
+    assert await pg.fetchval("SELECT one()") == 1
+    if down:
+        assert await migrator.rollback(0) == ("0001_one",)
+        assert await pg.fetchval("SELECT to_regprocedure('public.one()')") is None

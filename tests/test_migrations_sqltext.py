@@ -1,12 +1,14 @@
-"""The migration lexer against PostgreSQL's quoting rules: escape strings,
-Unicode-escape strings and identifiers."""
+"""The migration lexer against PostgreSQL's quoting rules (escape strings,
+Unicode-escape strings and identifiers), and directives, ``-- down`` and COPY
+data in migration files read through it."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from buttress.migrations.files import parse_migration
+from buttress.migrations.files import normalise_text, parse_migration
 from buttress.migrations.sqltext import split_statements, tokenize
 
 # -- E'...' escape strings ------------------------------------------------------------------
@@ -110,3 +112,147 @@ def statement(draw: st.DrawFn) -> str:
 def test_escape_strings_never_split_or_change_a_statement(statements: list[str]) -> None:
     assert split_statements(";\n".join(statements)) == statements
     assert split_statements(";\n".join(statements) + ";") == statements
+
+
+# -- directives and '-- down' count only at top level ----------------------------------------
+
+HOWTO_FUNCTION = (
+    "CREATE FUNCTION howto() RETURNS text LANGUAGE sql AS $$ SELECT 'Write migrations like this:\n"
+    "-- buttress: no-transaction\n"
+    "CREATE INDEX CONCURRENTLY ix ON t (a);' $$;"
+)
+
+PLPGSQL_WITH_DOWN_COMMENT = """CREATE FUNCTION one() RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+-- down
+  RETURN 1;
+END
+$$;"""
+
+
+def test_a_directive_inside_a_string_in_a_function_body_does_not_count() -> None:
+    text = f"{HOWTO_FUNCTION}\nCREATE TABLE t (a int);\n"
+    outcome = parse_migration("0001_howto.sql", text)
+    assert outcome.errors == ()
+    migration = outcome.migration
+    assert migration is not None
+    assert not migration.no_transaction
+    assert split_statements(migration.up) == [HOWTO_FUNCTION[:-1], "CREATE TABLE t (a int)"]
+
+
+def test_a_down_line_inside_a_function_body_does_not_cut_the_up_part() -> None:
+    outcome = parse_migration("0001_one.sql", PLPGSQL_WITH_DOWN_COMMENT + "\n")
+    assert outcome.errors == ()
+    migration = outcome.migration
+    assert migration is not None
+    assert migration.up == PLPGSQL_WITH_DOWN_COMMENT
+    assert migration.down is None
+    assert split_statements(migration.up) == [PLPGSQL_WITH_DOWN_COMMENT[:-1]]
+    with_down = PLPGSQL_WITH_DOWN_COMMENT + "\n-- down\nDROP FUNCTION one();\n"
+    migration = parse_migration("0001_one.sql", with_down).migration
+    assert migration is not None
+    assert (migration.up, migration.down) == (PLPGSQL_WITH_DOWN_COMMENT, "DROP FUNCTION one();")
+
+
+DIRECTIVE_LINES = (
+    "\n-- depends: 0009_other\n-- category: security\n"
+    "-- buttress: allow-destructive, no-transaction\n-- buttress: bogus\n-- down\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [
+        ("SELECT '", "'"),
+        ("SELECT E'\\'", "'"),
+        ("SELECT U&'", "'"),
+        ("SELECT $$", "$$"),
+        ("SELECT $tag$ $$", "$$ $tag$"),
+        ('SELECT 1 AS "', '"'),
+        ("SELECT 1 /* ", " */"),
+        ("SELECT 1 /* /* nested */", " */"),
+    ],
+)
+def test_directive_lines_inside_quotes_bodies_and_comments_do_not_count(
+    opening: str, closing: str
+) -> None:
+    text = f"{opening}{DIRECTIVE_LINES}{closing};\nSELECT 2;\n"
+    outcome = parse_migration("0002_x.sql", text)
+    assert outcome.errors == ()
+    migration = outcome.migration
+    assert migration is not None
+    assert migration.depends == ()
+    assert migration.category is None
+    assert not migration.no_transaction
+    assert not migration.allow_destructive
+    assert migration.down is None
+    assert migration.up == normalise_text(text).strip()
+
+
+def test_directive_lines_after_closed_quotes_and_comments_still_count() -> None:
+    text = (
+        "-- it's a comment: its quote opens nothing\n"
+        "SELECT 'a\n-- not a directive\n', E'\\'', $$ $$, \"x\n\" /* ' */;\n"
+        "  -- depends: 0001\n"
+        "-- category: fixes\n"
+        "-- buttress: no-transaction\n"
+        "SELECT 2;\n"
+        "-- down\n"
+        "SELECT 3;\n"
+    )
+    outcome = parse_migration("0002_x.sql", text)
+    assert outcome.errors == ()
+    migration = outcome.migration
+    assert migration is not None
+    assert (migration.depends, migration.category) == (("0001",), "fixes")
+    assert migration.no_transaction
+    assert migration.down == "SELECT 3;"
+
+
+_BODY_LINES = st.one_of(
+    st.sampled_from(
+        [
+            "-- down",
+            "  -- DOWN",
+            "-- buttress: no-transaction",
+            "-- buttress: allow-destructive",
+            "-- buttress: nonsense",
+            "-- depends: 0007_x",
+            "-- depends: not a reference",
+            "-- category: security",
+            "-- category: Not One Word",
+            "'",
+            '"',
+            "/*",
+            "*/",
+            "$$",
+            "E'\\'",
+            "$x$",
+        ]
+    ),
+    st.text(max_size=30),
+)
+BASE_UP = "-- depends: 0001\nCREATE FUNCTION f() RETURNS text LANGUAGE sql AS $body$"
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_BODY_LINES, max_size=8))
+def test_text_inside_a_dollar_quoted_body_never_changes_directives_or_down(
+    lines: list[str],
+) -> None:
+    body = "\n".join(lines)
+    assume("$body$" not in body)
+    text = f"{BASE_UP}\n{body}\n$body$;\nCREATE TABLE t (a int);\n-- down\nDROP TABLE t;\n"
+    outcome = parse_migration("0002_f.sql", text)
+    assert outcome.errors == ()
+    migration = outcome.migration
+    assert migration is not None
+    assert migration.depends == ("0001",)
+    assert migration.category is None
+    assert not migration.no_transaction
+    assert not migration.allow_destructive
+    assert migration.down == "DROP TABLE t;"
+    # The whole body is in the up part, as the file has it (normalised).
+    up = normalise_text(text).rpartition("\n-- down\n")[0]
+    assert migration.up == up.strip()
+    assert len(split_statements(migration.up)) == 2

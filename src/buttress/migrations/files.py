@@ -4,7 +4,10 @@ A migration is ``NNNN_name.sql``. Comment directives anywhere in the up part:
 ``-- depends: 0003_orders`` (several, or comma-separated), ``-- buttress:
 no-transaction``, ``-- buttress: allow-destructive`` and one ``-- category:
 security`` tag (core, security, performance, fixes, ...). A line ``-- down``
-starts the optional down section. Parsing collects every problem it finds.
+starts the optional down section. Directive and ``-- down`` lines count only
+at top level: inside a string, a quoted identifier, a dollar-quoted body or a
+block comment they are text like any other. Parsing collects every problem it
+finds.
 """
 
 from __future__ import annotations
@@ -99,9 +102,11 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
     depends: list[str] = []
     flags: set[str] = set()
     category: str | None = None
-    for number, raw in enumerate(normalise_text(text).split("\n"), start=1):
+    normalised = normalise_text(text)
+    top_level = _top_level_comment_lines(normalised)
+    for number, raw in enumerate(normalised.split("\n"), start=1):
         line = raw.strip()
-        if _DOWN_RE.match(line):
+        if number in top_level and _DOWN_RE.match(line):
             if down_lines is not None:
                 errors.append(f"{filename}:{number}: a second '-- down' line")
             down_lines = []
@@ -110,6 +115,8 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
             down_lines.append(raw)
             continue
         up_lines.append(raw)
+        if number not in top_level:
+            continue
         if dep := _DEPENDS_RE.match(line):
             for ref in (r.strip() for r in dep["refs"].replace(",", " ").split()):
                 if _REFERENCE_RE.match(ref):
@@ -163,6 +170,26 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
         category=category,
     )
     return ParseOutcome(migration, tuple(errors))
+
+
+def _top_level_comment_lines(text: str) -> frozenset[int]:
+    """Numbers (1-based) of the lines of ``text`` that begin with a ``--``
+    comment outside every string, quoted identifier, dollar-quoted body and
+    block comment: the only lines that can hold a directive or ``-- down``."""
+    found: set[int] = set()
+    offset, number, line_start = 0, 1, 0
+    for token in tokenize(text):
+        if (
+            token.kind == "comment"
+            and token.text.startswith("--")
+            and not text[line_start:offset].strip()
+        ):
+            found.add(number)
+        if newlines := token.text.count("\n"):
+            number += newlines
+            line_start = offset + token.text.rindex("\n") + 1
+        offset += len(token.text)
+    return frozenset(found)
 
 
 def _copy_from_stdin(filename: str, text: str, statements: list[str]) -> list[str]:
