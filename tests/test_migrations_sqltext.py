@@ -256,3 +256,67 @@ def test_text_inside_a_dollar_quoted_body_never_changes_directives_or_down(
     up = normalise_text(text).rpartition("\n-- down\n")[0]
     assert migration.up == up.strip()
     assert len(split_statements(migration.up)) == 2
+
+
+# -- COPY ... FROM stdin data ------------------------------------------------------------------
+
+
+def _pg_dump_blocks(count: int, *, hostile: bool = True) -> str:
+    """A pg_dump-style data file: ``count`` COPY blocks of tab-separated rows,
+    hostile ones holding quotes, semicolons, comment and directive look-alikes."""
+    parts = ["SET statement_timeout = 0;\n", "CREATE TABLE public.t (a integer, b text);\n"]
+    for block in range(count):
+        rows = f"{block}\tx\n{block + 100}\ty\n"
+        if hostile:
+            rows = f"{block}\tO'Brien; DROP TABLE t\n{block + 100}\t-- down\n"
+            rows += f"{block + 200}\t$$ /* E'\\\\'\n"
+        parts.append(
+            f"\n--\n-- Data for Name: t; Type: TABLE DATA (block {block})\n--\n\n"
+            f"COPY public.t (a, b) FROM stdin;\n{rows}\\.\n"
+        )
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("hostile", [False, True])
+def test_every_copy_from_stdin_block_is_named_with_its_line(hostile: bool) -> None:
+    text = _pg_dump_blocks(5, hostile=hostile)
+    outcome = parse_migration("0001_data.sql", text)
+    copy_lines = [
+        number for number, line in enumerate(text.split("\n"), start=1) if line.startswith("COPY ")
+    ]
+    assert len(copy_lines) == 5
+    named = [e.split(":")[1] for e in outcome.errors if "COPY ... FROM stdin" in e]
+    assert named == [str(number) for number in copy_lines]
+    assert len(outcome.errors) == 5  # the data is not read as SQL: nothing else to report
+
+
+def test_copy_data_is_not_sql() -> None:
+    text = _pg_dump_blocks(2) + "-- down\nDROP TABLE public.t;\n"
+    migration = parse_migration("0001_data.sql", text).migration
+    assert migration is not None
+    assert migration.down == "DROP TABLE public.t;"
+    statements = split_statements(migration.up)
+    assert [s.split("\n")[-1] for s in statements] == [
+        "SET statement_timeout = 0",
+        "CREATE TABLE public.t (a integer, b text)",
+        "COPY public.t (a, b) FROM stdin",
+        "COPY public.t (a, b) FROM stdin",
+    ]
+    data = [t.text for t in tokenize(text) if t.kind == "data"]
+    assert data[0] == "0\tO'Brien; DROP TABLE t\n100\t-- down\n200\t$$ /* E'\\\\'\n\\."
+
+
+def test_copy_data_starts_on_the_next_line_and_may_run_to_the_end() -> None:
+    sql = (
+        "COPY t FROM STDIN; -- rows follow\n1\n2;\n\\.\n"
+        "COPY u (a) FROM stdin WITH (FORMAT csv);\n3,'"
+    )
+    assert split_statements(sql) == [
+        "COPY t FROM STDIN",
+        "-- rows follow\n\nCOPY u (a) FROM stdin WITH (FORMAT csv)",
+    ]
+    assert [t.text for t in tokenize(sql) if t.kind == "data"] == ["1\n2;\n\\.", "3,'"]
+    # Only COPY ... FROM stdin has data after it.
+    sql = "COPY t TO STDOUT;\nSELECT 'from stdin';\nCOPY t FROM '/tmp/x';\nSELECT 1;"
+    assert len(split_statements(sql)) == 4
+    assert all(t.kind != "data" for t in tokenize(sql))

@@ -13,13 +13,14 @@ finds.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
 
-from buttress.migrations.sqltext import split_statements, tokenize
+from buttress.migrations.sqltext import located_statements, tokenize
 
 __all__ = [
     "CHECKSUM_ALGORITHM",
@@ -145,11 +146,15 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
                         f"{filename}:{number}: unknown directive {flag!r} "
                         f"(known: {', '.join(sorted(_FLAGS))})"
                     )
-    up = "\n".join(up_lines).strip()
-    statements = split_statements(up)
+    joined = "\n".join(up_lines)
+    up = joined.strip()
+    # Line n of ``up`` is line n + skipped of the file.
+    skipped = joined[: len(joined) - len(joined.lstrip())].count("\n")
+    located = [(line + skipped, statement) for line, statement in located_statements(up)]
+    statements = [statement for _, statement in located]
     if not statements:
         errors.append(f"{filename}: has no statements before '-- down'")
-    errors.extend(_copy_from_stdin(filename, text, statements))
+    errors.extend(_copy_from_stdin(filename, located))
     if "no-transaction" not in flags and any(_controls_transaction(s) for s in statements):
         errors.append(
             f"{filename}: controls transactions itself (BEGIN/COMMIT/ROLLBACK); "
@@ -192,25 +197,19 @@ def _top_level_comment_lines(text: str) -> frozenset[int]:
     return frozenset(found)
 
 
-def _copy_from_stdin(filename: str, text: str, statements: list[str]) -> list[str]:
+def _copy_from_stdin(filename: str, statements: list[tuple[int, str]]) -> list[str]:
     """``COPY ... FROM stdin`` (every pg_dump data file has it) needs psql's copy
-    protocol: sent as a statement, the server would wait for data for ever."""
+    protocol: sent as a statement, the server would wait for data for ever.
+    ``statements`` are (line in the file, statement) pairs."""
     problems = []
-    lines = normalise_text(text).split("\n")
-    for statement in statements:
+    for number, statement in statements:
         words = [t.text.upper() for t in tokenize(statement) if t.kind == "word"]
-        if words[:1] != ["COPY"] or "FROM" not in words:
+        if words[:1] != ["COPY"] or ("FROM", "STDIN") not in itertools.pairwise(words):
             continue
-        after_from = words[words.index("FROM") + 1 : words.index("FROM") + 2]
-        if after_from != ["STDIN"]:
-            continue
-        head = statement.strip().split("\n")[0].strip()
-        number = next((n for n, line in enumerate(lines, 1) if line.strip().startswith(head)), 0)
-        where = f"{filename}:{number}" if number else filename
         problems.append(
-            f"{where}: COPY ... FROM stdin needs psql's copy protocol, which a migration "
-            "cannot use; load the data with `psql -1 -f FILE`, or rewrite it as INSERT "
-            "statements (pg_dump --inserts)"
+            f"{filename}:{number}: COPY ... FROM stdin needs psql's copy protocol, which a "
+            "migration cannot use; load the data with `psql -1 -f FILE`, or rewrite it as "
+            "INSERT statements (pg_dump --inserts)"
         )
     return problems
 
