@@ -104,8 +104,9 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
     flags: set[str] = set()
     category: str | None = None
     normalised = normalise_text(text)
-    top_level = _top_level_comment_lines(normalised)
-    for number, raw in enumerate(normalised.split("\n"), start=1):
+    lines = normalised.split("\n")
+    top_level = _top_level_comment_lines(normalised, _directive_like(lines))
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if number in top_level and _DOWN_RE.match(line):
             if down_lines is not None:
@@ -177,15 +178,32 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
     return ParseOutcome(migration, tuple(errors))
 
 
-def _top_level_comment_lines(text: str) -> frozenset[int]:
-    """Numbers (1-based) of the lines of ``text`` that begin with a ``--``
-    comment outside every string, quoted identifier, dollar-quoted body and
-    block comment: the only lines that can hold a directive or ``-- down``."""
+_LINE_RES = (_DOWN_RE, _DEPENDS_RE, _DIRECTIVE_RE, _CATEGORY_RE)
+
+
+def _directive_like(lines: list[str]) -> frozenset[int]:
+    """Numbers (1-based) of the lines that read as a directive or ``-- down``."""
+    return frozenset(
+        number
+        for number, raw in enumerate(lines, start=1)
+        if "--" in raw and any(pattern.match(raw.strip()) for pattern in _LINE_RES)
+    )
+
+
+def _top_level_comment_lines(text: str, candidates: frozenset[int]) -> frozenset[int]:
+    """Those of the ``candidates`` (line numbers, 1-based) whose line begins
+    with a ``--`` comment outside every string, quoted identifier,
+    dollar-quoted body and block comment: only such a line holds a directive
+    or ``-- down``. The text is lexed only as far as the last candidate."""
     found: set[int] = set()
     offset, number, line_start = 0, 1, 0
+    last = max(candidates, default=0)
     for token in tokenize(text):
+        if number > last:
+            break
         if (
-            token.kind == "comment"
+            number in candidates
+            and token.kind == "comment"
             and token.text.startswith("--")
             and not text[line_start:offset].strip()
         ):
@@ -203,6 +221,8 @@ def _copy_from_stdin(filename: str, statements: list[tuple[int, str]]) -> list[s
     ``statements`` are (line in the file, statement) pairs."""
     problems = []
     for number, statement in statements:
+        if "copy" not in statement.lower():  # the cheap test first: most files have none
+            continue
         words = [t.text.upper() for t in tokenize(statement) if t.kind == "word"]
         if words[:1] != ["COPY"] or ("FROM", "STDIN") not in itertools.pairwise(words):
             continue

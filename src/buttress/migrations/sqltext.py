@@ -110,12 +110,14 @@ def tokenize(sql: str) -> Iterator[Token]:
             end = len(sql) if closing < 0 else closing + len(match.group())
             kind = "string"
         elif kind == "word":
-            word = match.group().upper()
-            first_word = first_word or word
-            from_stdin = from_stdin or (previous_word, word) == ("FROM", "STDIN")
-            previous_word = word
+            if not first_word:
+                first_word = previous_word = match.group().upper()
+            elif first_word == "COPY":  # other statements: no upper-casing every word
+                word = match.group().upper()
+                from_stdin = from_stdin or (previous_word, word) == ("FROM", "STDIN")
+                previous_word = word
         elif kind == "semicolon":
-            data_follows = first_word == "COPY" and from_stdin
+            data_follows = from_stdin
             first_word, previous_word, from_stdin = "", "", False
         yield Token(kind, sql[pos:end])
         pos = end
