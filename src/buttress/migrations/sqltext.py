@@ -79,8 +79,8 @@ def tokenize(sql: str) -> Iterator[Token]:
     """Tokens of ``sql``; unterminated quotes and comments run to the end.
 
     The data of a ``COPY ... FROM stdin`` statement starts on the line after
-    its semicolon and ends with a line holding only ``\\.`` (or the text);
-    it is one ``data`` token.
+    its semicolon and ends with a line holding only ``\\.`` (or at the end of
+    the text); it is one ``data`` token.
     """
     pos = 0
     first_word, previous_word = "", ""
