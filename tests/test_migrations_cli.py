@@ -79,3 +79,21 @@ def test_migrate_without_a_directory_sets_up_only_buttress_tables(
     assert first["applied"] == []
     assert _call("migrate", "--dsn", sqlite_dsn, "--json") == 0
     assert json.loads(capsys.readouterr().out)["buttress_applied"] == []  # idempotent
+
+
+def test_validate_names_every_copy_from_stdin_block(
+    sqlite_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    blocks = "".join(
+        f"\nCOPY public.t (a, b) FROM stdin;\n{i}\tx\n{i + 1}\ty\n\\.\n" for i in range(5)
+    )
+    (directory / "0001_data.sql").write_text("CREATE TABLE t (a integer, b text);\n" + blocks)
+    sqlite3.connect(sqlite_dsn.removeprefix("sqlite:///")).close()
+    base = ("--dsn", sqlite_dsn, "--dir", str(directory))
+    assert _call("migrate", *base, "--validate-only") == 2
+    out = capsys.readouterr().out
+    for line in (3, 8, 13, 18, 23):
+        assert f"0001_data.sql:{line}: COPY ... FROM stdin needs psql's copy protocol" in out
+    assert out.count("COPY ... FROM stdin needs") == 5

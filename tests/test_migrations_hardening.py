@@ -166,3 +166,89 @@ async def test_a_failing_statement_deep_in_a_large_file_is_named_by_index_and_li
         )
         == 0
     )
+
+
+# Literals as a migration file spells them; the server decides what each means.
+ESCAPE_LITERALS = [
+    "E'escaped \\' quote; here'",
+    "E'tab\\there; back\\\\slash \\x41\\101 \\u00e9 it''s \\;'",
+    "e'line one;\\nline two'",
+    "U&'d\\0061t; a'",
+    "'plain \\ backslash; ''quoted'''",
+]
+
+
+async def test_escape_strings_are_stored_exactly_as_psql_would_store_them(
+    pg: PostgresBackend, tmp_path: Path
+) -> None:
+    inserts = [
+        f"INSERT INTO notes (id, note) VALUES ({i}, {literal});"
+        for i, literal in enumerate(ESCAPE_LITERALS)
+    ]
+    text = "CREATE TABLE notes (id integer PRIMARY KEY, note text);\n" + "\n".join(inserts)
+    directory = write(tmp_path / "m", {"0001_notes.sql": text})
+    assert (await Migrator(pg, directory).migrate()).applied == ("0001_notes",)
+    stored = [
+        await pg.fetchval("SELECT note FROM notes WHERE id = $1", i)
+        for i in range(len(ESCAPE_LITERALS))
+    ]
+    # Each literal sent to the server on its own, as psql sends a statement.
+    assert stored == [await pg.fetchval(f"SELECT {literal}") for literal in ESCAPE_LITERALS]
+    assert stored[0] == "escaped ' quote; here"
+
+
+async def test_a_failure_after_an_escape_string_is_blamed_on_the_failing_statement(
+    pg: PostgresBackend, tmp_path: Path
+) -> None:
+    text = (
+        "CREATE TABLE notes (id integer PRIMARY KEY, note text);\n"
+        "INSERT INTO notes (id, note) VALUES (1, E'escaped \\' quote; here');\n"
+        "INSERT INTO missing VALUES (1);\n"
+    )
+    directory = write(tmp_path / "m", {"0001_notes.sql": text})
+    with pytest.raises(MigrationFailedError) as info:
+        await Migrator(pg, directory).migrate()
+    assert (info.value.index, info.value.line) == (2, 3)
+    assert info.value.statement == "INSERT INTO missing VALUES (1)"
+
+
+HOWTO_FUNCTION = (
+    "CREATE FUNCTION howto() RETURNS text LANGUAGE sql AS $$ SELECT 'Write migrations like this:\n"
+    "-- buttress: no-transaction\n"
+    "CREATE INDEX CONCURRENTLY ix ON t (a);' $$;"
+)
+
+
+async def test_a_directive_quoted_in_a_function_body_leaves_the_file_transactional(
+    pg: PostgresBackend, tmp_path: Path
+) -> None:
+    text = f"{HOWTO_FUNCTION}\nCREATE TABLE kept (a integer);\nINSERT INTO missing VALUES (1);\n"
+    directory = write(tmp_path / "m", {"0001_howto.sql": text})
+    with pytest.raises(MigrationFailedError) as info:
+        await Migrator(pg, directory).migrate()
+    assert info.value.index == 2
+    # One transaction: nothing of the file was kept.
+    assert await pg.fetchval("SELECT to_regclass('public.kept')") is None
+    assert await pg.fetchval("SELECT to_regprocedure('public.howto()')") is None
+
+
+@pytest.mark.parametrize("down", ["", "-- down\nDROP FUNCTION one();\n"])
+async def test_a_down_comment_inside_a_plpgsql_body_stays_in_the_body(
+    pg: PostgresBackend, tmp_path: Path, down: str
+) -> None:
+    text = (
+        "CREATE FUNCTION one() RETURNS integer LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n"
+        "-- down\n"
+        "  RETURN 1;\n"
+        "END\n"
+        "$$;\n"
+    )
+    directory = write(tmp_path / "m", {"0001_one.sql": text + down})
+    migrator = Migrator(pg, directory)
+    assert (await migrator.validate()).ok
+    assert (await migrator.migrate()).applied == ("0001_one",)
+    assert await pg.fetchval("SELECT one()") == 1
+    if down:
+        assert await migrator.rollback(0) == ("0001_one",)
+        assert await pg.fetchval("SELECT to_regprocedure('public.one()')") is None

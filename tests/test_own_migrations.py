@@ -4,7 +4,9 @@ migrations (0002-0004); the stores only check them and say how to fix a gap."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.resources
+import json
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -19,7 +21,8 @@ from buttress.deploy import DeploymentLog
 from buttress.errors import BackendError
 from buttress.flags import FeatureFlags, Flag
 from buttress.migrations import Migrator, apply_builtin
-from buttress.migrations.files import load_directory
+from buttress.migrations.files import Migration, load_directory
+from buttress.migrations.sqltext import split_statements
 
 BUILTIN = Path(str(importlib.resources.files("buttress.migrations") / "builtin"))
 OURS = ("0002_config", "0003_flags", "0004_deployments")
@@ -67,6 +70,56 @@ def test_packaged_files_parse_with_dependencies_and_down_parts(dialect: str) -> 
                 assert f"CREATE OR REPLACE FUNCTION {table[:-1]}" in up
         else:
             assert re.search(rf"CREATE (UNLOGGED )?TABLE IF NOT EXISTS {table} \(", up)
+
+
+# What each packaged file parses to (up and down text, their statements,
+# dependencies, flags, category), as sha256 prefixes: a change to the parser or
+# the lexer must leave every one of them exactly as it is (files added later
+# are not pinned here).
+PARSED_DIGESTS = {
+    "postgresql/0001_init": "51d6cbbd54c24907",
+    "postgresql/0002_config": "98a30a4891b3067f",
+    "postgresql/0003_flags": "dc96ad012d3674cb",
+    "postgresql/0004_deployments": "5086a639a4c71721",
+    "postgresql/0005_health_history": "853cf951a8e3939f",
+    "postgresql/0006_rate_limits": "0ab058c594d79672",
+    "postgresql/0007_breaker_state": "fbcd7b78d75f66f8",
+    "postgresql/0008_system_health": "84644e0d328cdf30",
+    "postgresql/0009_integrity_backup": "b5d6fe906acc914e",
+    "postgresql/0010_rate_limit_single_key": "282e37dddebe267b",
+    "postgresql/0011_system_health_roles": "a4976525bddf5e17",
+    "sqlite/0001_init": "6e4eb041ee26043d",
+    "sqlite/0002_config": "5c612ab7343f2def",
+    "sqlite/0003_flags": "3e77cff6952eb94c",
+    "sqlite/0004_deployments": "595f3e2054e0e51e",
+    "sqlite/0005_health_history": "91f807feac8bdbf3",
+    "sqlite/0006_rate_limits": "e908eff852a3d19d",
+    "sqlite/0008_system_health": "16ee004938749bc7",
+    "sqlite/0009_integrity_backup": "66bdaa7675757e85",
+    "sqlite/0010_rate_limit_single_key": "205655ed671cced6",
+}
+
+
+def _parsed_digest(migration: Migration) -> str:
+    parsed = {
+        "up": migration.up,
+        "down": migration.down,
+        "depends": migration.depends,
+        "flags": [migration.no_transaction, migration.allow_destructive],
+        "category": migration.category,
+        "up_statements": split_statements(migration.up),
+        "down_statements": split_statements(migration.down or ""),
+    }
+    return hashlib.sha256(json.dumps(parsed).encode()).hexdigest()[:16]
+
+
+def test_packaged_files_parse_exactly_as_pinned() -> None:
+    found = {}
+    for dialect in ("postgresql", "sqlite"):
+        migrations, problems = load_directory(BUILTIN / dialect)
+        assert problems == []
+        found.update({f"{dialect}/{m.id}": _parsed_digest(m) for m in migrations})
+    assert {name: found.get(name) for name in PARSED_DIGESTS} == PARSED_DIGESTS
 
 
 def test_both_dialects_ship_the_same_versions() -> None:

@@ -4,19 +4,23 @@ A migration is ``NNNN_name.sql``. Comment directives anywhere in the up part:
 ``-- depends: 0003_orders`` (several, or comma-separated), ``-- buttress:
 no-transaction``, ``-- buttress: allow-destructive`` and one ``-- category:
 security`` tag (core, security, performance, fixes, ...). A line ``-- down``
-starts the optional down section. Parsing collects every problem it finds.
+starts the optional down section. Directive and ``-- down`` lines count only
+at top level: inside a string, a quoted identifier, a dollar-quoted body or a
+block comment they are text like any other. Parsing collects every problem it
+finds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
 
-from buttress.migrations.sqltext import split_statements, tokenize
+from buttress.migrations.sqltext import located_statements, tokenize
 
 __all__ = [
     "CHECKSUM_ALGORITHM",
@@ -99,9 +103,12 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
     depends: list[str] = []
     flags: set[str] = set()
     category: str | None = None
-    for number, raw in enumerate(normalise_text(text).split("\n"), start=1):
+    normalised = normalise_text(text)
+    lines = normalised.split("\n")
+    top_level = _top_level_comment_lines(normalised, _directive_like(lines))
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
-        if _DOWN_RE.match(line):
+        if number in top_level and _DOWN_RE.match(line):
             if down_lines is not None:
                 errors.append(f"{filename}:{number}: a second '-- down' line")
             down_lines = []
@@ -110,6 +117,8 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
             down_lines.append(raw)
             continue
         up_lines.append(raw)
+        if number not in top_level:
+            continue
         if dep := _DEPENDS_RE.match(line):
             for ref in (r.strip() for r in dep["refs"].replace(",", " ").split()):
                 if _REFERENCE_RE.match(ref):
@@ -138,11 +147,15 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
                         f"{filename}:{number}: unknown directive {flag!r} "
                         f"(known: {', '.join(sorted(_FLAGS))})"
                     )
-    up = "\n".join(up_lines).strip()
-    statements = split_statements(up)
+    joined = "\n".join(up_lines)
+    up = joined.strip()
+    # Line n of ``up`` is line n + skipped of the file.
+    skipped = joined[: len(joined) - len(joined.lstrip())].count("\n")
+    located = [(line + skipped, statement) for line, statement in located_statements(up)]
+    statements = [statement for _, statement in located]
     if not statements:
         errors.append(f"{filename}: has no statements before '-- down'")
-    errors.extend(_copy_from_stdin(filename, text, statements))
+    errors.extend(_copy_from_stdin(filename, located))
     if "no-transaction" not in flags and any(_controls_transaction(s) for s in statements):
         errors.append(
             f"{filename}: controls transactions itself (BEGIN/COMMIT/ROLLBACK); "
@@ -165,25 +178,58 @@ def parse_migration(filename: str, text: str, *, path: Path | None = None) -> Pa
     return ParseOutcome(migration, tuple(errors))
 
 
-def _copy_from_stdin(filename: str, text: str, statements: list[str]) -> list[str]:
+_LINE_RES = (_DOWN_RE, _DEPENDS_RE, _DIRECTIVE_RE, _CATEGORY_RE)
+
+
+def _directive_like(lines: list[str]) -> frozenset[int]:
+    """Numbers (1-based) of the lines that read as a directive or ``-- down``."""
+    return frozenset(
+        number
+        for number, raw in enumerate(lines, start=1)
+        if "--" in raw and any(pattern.match(raw.strip()) for pattern in _LINE_RES)
+    )
+
+
+def _top_level_comment_lines(text: str, candidates: frozenset[int]) -> frozenset[int]:
+    """Those of the ``candidates`` (line numbers, 1-based) whose line begins
+    with a ``--`` comment outside every string, quoted identifier,
+    dollar-quoted body and block comment: only such a line holds a directive
+    or ``-- down``. The text is lexed only as far as the last candidate."""
+    found: set[int] = set()
+    offset, number, line_start = 0, 1, 0
+    last = max(candidates, default=0)
+    for token in tokenize(text):
+        if number > last:
+            break
+        if (
+            number in candidates
+            and token.kind == "comment"
+            and token.text.startswith("--")
+            and not text[line_start:offset].strip()
+        ):
+            found.add(number)
+        if newlines := token.text.count("\n"):
+            number += newlines
+            line_start = offset + token.text.rindex("\n") + 1
+        offset += len(token.text)
+    return frozenset(found)
+
+
+def _copy_from_stdin(filename: str, statements: list[tuple[int, str]]) -> list[str]:
     """``COPY ... FROM stdin`` (every pg_dump data file has it) needs psql's copy
-    protocol: sent as a statement, the server would wait for data for ever."""
+    protocol: sent as a statement, the server would wait for data for ever.
+    ``statements`` are (line in the file, statement) pairs."""
     problems = []
-    lines = normalise_text(text).split("\n")
-    for statement in statements:
+    for number, statement in statements:
+        if "copy" not in statement.lower():  # the cheap test first: most files have none
+            continue
         words = [t.text.upper() for t in tokenize(statement) if t.kind == "word"]
-        if words[:1] != ["COPY"] or "FROM" not in words:
+        if words[:1] != ["COPY"] or ("FROM", "STDIN") not in itertools.pairwise(words):
             continue
-        after_from = words[words.index("FROM") + 1 : words.index("FROM") + 2]
-        if after_from != ["STDIN"]:
-            continue
-        head = statement.strip().split("\n")[0].strip()
-        number = next((n for n, line in enumerate(lines, 1) if line.strip().startswith(head)), 0)
-        where = f"{filename}:{number}" if number else filename
         problems.append(
-            f"{where}: COPY ... FROM stdin needs psql's copy protocol, which a migration "
-            "cannot use; load the data with `psql -1 -f FILE`, or rewrite it as INSERT "
-            "statements (pg_dump --inserts)"
+            f"{filename}:{number}: COPY ... FROM stdin needs psql's copy protocol, which a "
+            "migration cannot use; load the data with `psql -1 -f FILE`, or rewrite it as "
+            "INSERT statements (pg_dump --inserts)"
         )
     return problems
 
