@@ -120,7 +120,7 @@ TARGETS: dict[str, Target] = {
             "tests/test_ratelimit_hostile_keys.py",
             "tests/test_documented_boundaries.py",
         ),
-        constants=("MAX_KEY_LENGTH", "_HASHED", "_US"),
+        constants=("MAX_KEY_LENGTH", "_US"),
     ),
     "breaker": Target(
         "src/buttress/breaker/_core.py",
@@ -219,10 +219,9 @@ EQUIVALENT: dict[str, str] = {
     _RL + "x_sliding_window__mutmut_42": (
         "`log[-1] <= now` to `<`: when log[-1] == now both pick the same stamp"
     ),
-    _RL + "x__digest__mutmut_7": _UTF8,
     _RL + "x_storage_key__mutmut_8": _UTF8,
     _RL + "x_storage_key__mutmut_9": (
-        "`_digest(key)` to `_digest(None)` in the UnicodeEncodeError branch, which no key"
+        "`digest_key(key)` to `digest_key(None)` in the UnicodeEncodeError branch, which no key"
         " reaches: only lone surrogates fail to encode as UTF-8 and they are not printable,"
         " so `isprintable()` has already sent them to the digest"
     ),

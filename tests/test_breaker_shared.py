@@ -263,6 +263,42 @@ async def test_store_outage_falls_back_to_local_state() -> None:
     assert breaker.stats().store_available is True
 
 
+class Failing:
+    """A store that always raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def step(self, name: str, op: Op, epoch: int, probe: str, params: StepParams) -> Snapshot:
+        raise self.error
+
+
+async def test_store_unreachable_logs_the_errors_message_redacted() -> None:
+    error = ConnectionError(
+        "Error 111 connecting to 10.0.0.7:6379, password=s3cret-Pw token=abc123 "
+        "via <redis.asyncio.connection.Connection(host=10.0.0.7,port=6379)>"
+    )
+    breaker = CircuitBreaker("msg", backend=Failing(error), registry=None)
+    with capture_logs() as logs:
+        assert await breaker.acall(ok) == "ok"
+    (entry,) = [e for e in logs if e["event"] == "breaker.store_unreachable"]
+    assert entry["error"] == "ConnectionError"
+    message = entry["message"]
+    assert "Error 111 connecting to 10.0.0.7:6379" in message
+    assert "s3cret-Pw" not in message
+    assert "abc123" not in message
+    assert "<redis." not in message  # a driver object's repr is summarised
+
+
+async def test_store_unreachable_without_a_message_logs_only_the_type() -> None:
+    breaker = CircuitBreaker("bare", backend=Failing(TimeoutError()), registry=None)
+    with capture_logs() as logs:
+        assert await breaker.acall(ok) == "ok"
+    (entry,) = [e for e in logs if e["event"] == "breaker.store_unreachable"]
+    assert entry["error"] == "TimeoutError"
+    assert "message" not in entry
+
+
 async def test_store_outage_fail_open_and_fail_closed() -> None:
     store = Switchable()
     store.down = True

@@ -5,10 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from buttress._safe import safe_error_message, scrub
+from buttress._safe import safe_error_message, scrub, strip_reprs
 
 secrets = st.text(
     alphabet=st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="!$%^*-_"),
@@ -59,6 +60,29 @@ def test_a_long_message_keeps_its_type_and_ends_cut() -> None:
     assert len(message) == 200
     assert message.startswith("RuntimeError: yyy")
     assert message.endswith("…")
+
+
+_POOL_REPR = (
+    "<redis.asyncio.client.Redis(<redis.asyncio.connection.ConnectionPool("
+    "<redis.asyncio.connection.Connection(db=0,username=<REDACTED>,host=10.0.0.7,"
+    "retry=<redis.asyncio.retry.Retry object at 0x7f96a9c1c290>,"
+    "socket_keepalive_options=<object object at 0x7f69523a5260>)>)>)>"
+)
+
+
+def test_driver_object_reprs_shrink_to_their_class_name() -> None:
+    text = f"No master found : {_POOL_REPR} - ConnectionError: refused"
+    assert strip_reprs(text) == "No master found : <Redis> - ConnectionError: refused"
+    assert strip_reprs("at <Foo object at 0x1f> now") == "at <Foo> now"
+    assert strip_reprs("cut <pkg.Conn(host=h, retry=<x.Retry(") == "cut <Conn>"  # unclosed
+    assert "object at" not in scrub(f"lost {_POOL_REPR} twice {_POOL_REPR}")
+
+
+@pytest.mark.parametrize(
+    "text", ["a < b and c > d", "<html>", "list<int>", "x <y> (z)", "ERR <wrong> (args)"]
+)
+def test_text_with_angle_brackets_but_no_repr_is_kept(text: str) -> None:
+    assert strip_reprs(text) == text
 
 
 def test_importing_health_and_lifecycle_pulls_in_no_driver_or_framework() -> None:

@@ -95,7 +95,8 @@ def test_malformed_topology_dsns(dsn: str, rule: str) -> None:
 def test_multi_host_passwords_never_shown(password: str, scheme: str) -> None:
     encoded = quote(password, safe="")
     path = {"redis+cluster": "0", "redis+sentinel": "mymaster", "postgresql": "db"}[scheme]
-    rest = f"h1:1,h2:2/{path}?pgbouncer=true"
+    query = "?pgbouncer=true" if scheme == "postgresql" else ""  # Redis ones take none
+    rest = f"h1:1,h2:2/{path}{query}"
     dsn = f"{scheme}://app:{encoded}@{rest}"
     parsed = parse_dsn(dsn)
     assert parsed.password == password

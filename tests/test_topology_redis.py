@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from redis.crc import key_slot
+from structlog.testing import capture_logs
 
 from buttress import CircuitBreaker, Rate, RateLimiter, ahit_all, connect, hit_all
 from buttress.backends import Backend, RedisBackend
-from buttress.breaker import BreakerState, CircuitOpenError
+from buttress.breaker import BreakerState, CircuitOpenError, RedisBreakerStore, StepParams
 from buttress.errors import BackendUnavailableError, UnsupportedBackendError
 from buttress.ratelimit._redis import CrossSlotHitAllError
 from topology import RedisCluster, RedisSentinel, RedisTLS
@@ -23,6 +24,9 @@ from topology import RedisCluster, RedisSentinel, RedisTLS
 ALGORITHMS = ("gcra", "fixed_window", "sliding_window")
 HOUR = 3600.0
 LONG = 10**6  # a fixed window this long will not roll over during a test
+_PARAMS = StepParams(
+    failure_threshold=5, recovery_timeout=30.0, half_open_max_calls=1, probe_timeout=60.0
+)
 
 
 @pytest.fixture(params=["cluster", "sentinel", "tls"])
@@ -268,6 +272,76 @@ async def test_cluster_follows_ask_and_tryagain_during_a_migration_in_steps(
         for key in (moving, staying, fresh):
             storage = limiter._storage_key(key)
             assert redis_cluster.process(target).command("EXISTS", storage) == 1
+
+
+# Names that spoil a hash tag ("}pay" gives the empty tag "{}"), unicode, very long.
+SPOILING_NAMES = ["}pay", "{}pay", "}{", "{}", "}", "{{}}", "}支付", "p" * 3000, "bad\udc80name"]
+
+
+class _Spy:
+    """redis-py's cluster client, recording the keys of each script call."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.keys: list[tuple[str, ...]] = []
+
+    async def evalsha(self, sha: str, numkeys: int, *rest: Any) -> Any:
+        self.keys.append(tuple(rest[:numkeys]))
+        return await self.client.evalsha(sha, numkeys, *rest)
+
+    async def eval(self, script: str, numkeys: int, *rest: Any) -> Any:
+        self.keys.append(tuple(rest[:numkeys]))
+        return await self.client.eval(script, numkeys, *rest)
+
+
+@pytest.mark.parametrize("name", SPOILING_NAMES)
+async def test_cluster_breaker_keys_share_a_slot_whatever_the_name(
+    redis_cluster_dsn: str, redis_cluster: RedisCluster, name: str
+) -> None:
+    async with connect(redis_cluster_dsn) as backend:
+        assert isinstance(backend, RedisBackend)
+        spy = _Spy(backend.client)
+        store = RedisBreakerStore(spy)  # type: ignore[arg-type]
+        snapshot = await store.step(name, "failure", 0, "", _PARAMS)
+        assert snapshot.failures == 1  # the script ran: no cross-slot refusal
+        assert (await store.step(name, "read", 0, "", _PARAMS)).failures == 1
+    (keys, *_) = spy.keys
+    assert len({redis_cluster.key_slot(key.encode()) for key in keys}) == 1
+
+
+async def test_cluster_breaker_named_after_a_closing_brace_is_shared(
+    redis_cluster_dsn: str, redis_cluster: RedisCluster
+) -> None:
+    """Two instances, each seeded with a different master, share one OPEN "}pay"."""
+    seeded = [
+        f"redis+cluster://:{redis_cluster.password}@{node.address}"
+        for node in redis_cluster.nodes[:2]
+    ]
+    async with connect(seeded[0]) as one, connect(seeded[1]) as two:
+        with capture_logs() as logs:
+            a, b = (
+                CircuitBreaker(
+                    "}pay", backend=side, failure_threshold=2, sync_interval=0.01, registry=None
+                )
+                for side in (one, two)
+            )
+            for breaker in (a, b):  # one failure each: together they reach the threshold
+                with pytest.raises(RuntimeError):
+                    await breaker.acall(_boom)
+            assert b.state is BreakerState.OPEN
+            await asyncio.sleep(0.02)
+            with pytest.raises(CircuitOpenError):
+                await a.acall(_boom)
+            assert a.stats().store_available
+            assert b.stats().store_available
+        assert "breaker.store_unreachable" not in [entry["event"] for entry in logs]
+    stored = [
+        key
+        for process in redis_cluster.processes
+        for key in process.command("KEYS", "buttress:breaker:*")
+    ]
+    assert len(stored) == 1
+    assert stored[0].startswith("buttress:breaker:{~h:")
 
 
 # Redis Sentinel

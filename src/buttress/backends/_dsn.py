@@ -8,7 +8,7 @@ a ``password=``-like query parameter) never leaves this module except inside
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import parse_qsl, quote, unquote
 
 import attrs
@@ -45,6 +45,43 @@ _DEFAULT_PORTS: dict[str, int] = {
     "rediss": 6379,
     "redis+cluster": 6379,
     "redis+sentinel": 26379,
+}
+
+# The query parameters each Redis scheme takes: redis-py's own names, which it reads
+# from the DSN. Anything else would reach redis-py as a keyword argument and fail
+# there as a TypeError, or be ignored; it is refused when the DSN is parsed.
+_REDIS_QUERY: Final = (
+    "client_name",
+    "db",
+    "health_check_interval",
+    "max_connections",
+    "protocol",
+    "retry_on_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_timeout",
+    "timeout",
+)
+_REDIS_TLS_QUERY: Final = (
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_ca_path",
+    "ssl_cert_reqs",
+    "ssl_certfile",
+    "ssl_check_hostname",
+    "ssl_ciphers",
+    "ssl_exclude_verify_flags",
+    "ssl_include_verify_flags",
+    "ssl_keyfile",
+    "ssl_min_version",
+    "ssl_password",
+)
+_QUERY_PARAMETERS: Final[dict[str, tuple[str, ...]]] = {
+    "redis": _REDIS_QUERY,
+    "rediss": tuple(sorted(_REDIS_QUERY + _REDIS_TLS_QUERY)),
+    # redis-py builds cluster and sentinel clients from buttress's options, not a URL.
+    "redis+cluster": (),
+    "redis+sentinel": (),
 }
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -217,6 +254,7 @@ def _parse_network(scheme: str, kind: BackendKind, rest: str, dsn: str, redacted
     query_string = query_string.partition("#")[0]
     path = path.partition("#")[0]
     query = tuple(parse_qsl(query_string, keep_blank_values=True))
+    _check_query(scheme, query)
     hosts = _hosts(scheme, hostport, dict(query))
     database = unquote(path.lstrip("/")) or None
     service = None
@@ -239,6 +277,29 @@ def _parse_network(scheme: str, kind: BackendKind, rest: str, dsn: str, redacted
         query=query,
         hosts=hosts,
         service=service,
+    )
+
+
+def _check_query(scheme: str, query: tuple[tuple[str, str], ...]) -> None:
+    """Refuse the query parameters ``scheme`` does not take, naming them (never their
+    values) and the ones it does take."""
+    supported = _QUERY_PARAMETERS.get(scheme)
+    if supported is None:
+        return  # PostgreSQL: libpq's parameters and server settings, asyncpg decides
+    unknown = sorted({key for key, _value in query if key not in supported})
+    if not unknown:
+        return
+    names = ", ".join(repr(name[:60]) for name in unknown)
+    plural = "s" if len(unknown) > 1 else ""
+    if supported:
+        listing = ", ".join(supported)
+    else:
+        listing = "none (pass options such as socket_timeout to connect())"
+    hint = ""
+    if scheme == "redis" and any(name in _REDIS_TLS_QUERY for name in unknown):
+        hint = "; ssl_* parameters need TLS: use rediss://"
+    raise InvalidDSNError(
+        f"unknown query parameter{plural} {names} for {scheme}://; supported: {listing}{hint}"
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any, Final
 import attrs
 
 from buttress._exceptions import BackendUnavailableError, UnsupportedBackendError
+from buttress._keys import hash_tag
 from buttress.backends._resp import (
     Arg,
     BlockingClient,
@@ -85,12 +86,8 @@ def _as_bytes(arg: Arg) -> bytes:
 def key_slot(key: bytes) -> int:
     """Redis Cluster's slot of ``key``: CRC16 (XMODEM) of its hash tag (the text
     inside the first ``{...}``, when not empty) or else of the whole key."""
-    start = key.find(b"{")
-    if start >= 0:
-        end = key.find(b"}", start + 1)
-        if end > start + 1:
-            key = key[start + 1 : end]
-    return crc_hqx(key, 0) % SLOTS
+    tag = hash_tag(key)
+    return crc_hqx(key if tag is None else tag, 0) % SLOTS
 
 
 def command_keys(args: Sequence[Arg]) -> Sequence[Arg]:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from buttress._exceptions import BackendUnavailableError
+from buttress._safe import strip_reprs
 from buttress.backends._dsn import DSN, scrub
 from buttress.log import redact_text
 
@@ -58,10 +59,12 @@ def unavailable(dsn: DSN, exc: BaseException, attempts: int = 1) -> BackendUnava
     """A ``BackendUnavailableError`` for ``exc`` that names the address, never a secret.
 
     The driver's text is kept (it says what went wrong) but scrubbed of every
-    spelling of the DSN's secrets. Raise it *outside* the ``except`` block (or
+    spelling of the DSN's secrets, and of object reprs. Raise it *outside* the ``except`` block (or
     ``from None``) so the driver's exception does not ride along as context.
     """
-    detail = redact_text(scrub(str(exc), dsn.secrets)) or type(exc).__name__
+    # Some driver messages embed whole client reprs (redis-py's MasterNotFoundError):
+    # each shrinks to its class name, so no setting, address or object id leaks.
+    detail = redact_text(scrub(strip_reprs(str(exc)), dsn.secrets)) or type(exc).__name__
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     return BackendUnavailableError(
         f"cannot connect to {dsn.kind} at {dsn.address}{tries}: {type(exc).__name__}: {detail}"

@@ -10,10 +10,13 @@ when a Redis DSN is opened.
 
 from __future__ import annotations
 
+import os
 import ssl
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from buttress._exceptions import BackendUnavailableError, MissingDependencyError
+from buttress._safe import strip_reprs
 from buttress.backends._base import Backend
 from buttress.backends._dsn import DSN
 from buttress.backends._options import check_known, opt_bool, opt_int, opt_seconds
@@ -203,6 +206,9 @@ class RedisBackend(Backend):
             # fix it, nor a certificate the CA does not vouch for.
             if isinstance(exc, errors.AuthenticationError | errors.ResponseError):
                 return False
+            if isinstance(exc, errors.RedisClusterException):
+                # "Redis Cluster cannot be connected": retry as its cause says.
+                return exc.__cause__ is not None and should_retry(exc.__cause__)
             if _bad_certificate(exc):
                 return False
             return isinstance(
@@ -210,6 +216,12 @@ class RedisBackend(Backend):
             )
 
         async def ping_once() -> None:
+            if topology == "sentinel":
+                # redis-py's own "no master found" error embeds each sentinel
+                # client's repr and reads the same for a wrong password as for
+                # a sentinel that is down: ask first, and say which it was.
+                assert dsn.service is not None
+                await _ask_sentinels(client.buttress_sentinels, dsn.service, errors)
             await client.ping()
 
         counter = Attempts()
@@ -221,8 +233,8 @@ class RedisBackend(Backend):
                 deadline=connect_deadline,
                 counter=counter,
             )
-        except (OSError, TimeoutError, errors.RedisError) as exc:
-            failure = unavailable(dsn, exc, counter.count)
+        except (OSError, TimeoutError, errors.RedisError, errors.RedisClusterException) as exc:
+            failure = unavailable(dsn, _answer(exc, errors), counter.count)
         if failure is not None:
             await client.aclose()
             for sentinel in getattr(client, "buttress_sentinels", ()):
@@ -248,6 +260,85 @@ class RedisBackend(Backend):
             # loop and cannot be closed on it. Their sockets go with the pool.
             if "closed" not in str(exc):
                 raise
+
+
+async def _ask_sentinels(sentinels: Sequence[Any], service: str, errors: Any) -> None:
+    """Return as soon as one sentinel names a master for ``service``; otherwise raise
+    one redis-py error saying why none did, naming the sentinels: an
+    ``AuthenticationError`` when any refused the credentials (not retried), a
+    ``ResponseError`` when every one answered as no sentinel does (not retried),
+    else a ``ConnectionError`` (unreachable, or no master known yet: retried)."""
+    refused: list[str] = []
+    unreachable: list[str] = []
+    unaware: list[str] = []
+    strangers: list[str] = []
+    refusal = unreached = ""
+    for sentinel in sentinels:
+        where = _address_of(sentinel)
+        try:
+            # SENTINEL MASTERS, as redis-py's own discovery asks: no other permission needed.
+            masters = await sentinel.sentinel_masters()
+        except errors.AuthenticationError as exc:  # a ConnectionError too: first
+            refused.append(where)
+            refusal = refusal or _reason(exc, errors)
+        except errors.ResponseError as exc:
+            reason = _reason(exc, errors)
+            what = "is not a sentinel" if "unknown command" in reason else "answered"
+            strangers.append(f"{where} {what} ({reason})")
+        except (errors.ConnectionError, errors.TimeoutError, OSError, TimeoutError) as exc:
+            unreachable.append(where)
+            unreached = unreached or _reason(exc, errors)
+        else:
+            if service in masters:
+                return
+            unaware.append(where)
+    parts = []
+    if refused:
+        parts.append(f"authentication failed at sentinel {', '.join(refused)} ({refusal})")
+    parts.extend(strangers)
+    if unaware:
+        parts.append(f"sentinel {', '.join(unaware)} named no master for service {service!r}")
+    if unreachable:
+        parts.append(f"could not reach sentinel {', '.join(unreachable)} ({unreached})")
+    text = "; ".join(parts) or "no sentinel to ask"
+    if refused:
+        raise errors.AuthenticationError(text)
+    if strangers and not (unaware or unreachable):
+        raise errors.ResponseError(text)
+    raise errors.ConnectionError(text)
+
+
+def _answer(exc: BaseException, errors: Any) -> BaseException:
+    """The error to report: a server's own answer (wrong credentials, no cluster
+    mode) rather than redis-py's cluster wrapper, which asks for "at least one
+    reachable node" whatever went wrong."""
+    cause: BaseException | None = exc.__cause__
+    answered: tuple[type[BaseException], ...] = (errors.AuthenticationError, errors.ResponseError)
+    if isinstance(exc, errors.RedisClusterException) and isinstance(cause, answered):
+        return cause
+    return exc
+
+
+def _address_of(client: Any) -> str:
+    """``host:port`` of a redis-py client (a sentinel), for messages."""
+    settings = client.connection_pool.connection_kwargs
+    host = str(settings.get("host", "?"))
+    return f"[{host}]:{settings.get('port')}" if ":" in host else f"{host}:{settings.get('port')}"
+
+
+def _reason(exc: BaseException, errors: Any) -> str:
+    """Why a call failed, in a few words: the system's text for a refused or reset
+    connection, "timed out", or the driver's message without object reprs."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, TimeoutError | errors.TimeoutError):
+            return "timed out"
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return strip_reprs(" ".join(str(exc).split())) or type(exc).__name__
 
 
 def _bad_certificate(exc: BaseException) -> bool:

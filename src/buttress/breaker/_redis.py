@@ -18,6 +18,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from buttress._exceptions import ValidationError
+from buttress._keys import HASHED, digest_key, hash_tag
 from buttress.breaker._store import Op, Snapshot, StepParams
 from buttress.breaker._values import BreakerState
 
@@ -159,15 +161,43 @@ def _state(value: str) -> BreakerState:
     return BreakerState(value)
 
 
+def _tag_of(key: str) -> bytes | None:
+    """``key``'s Redis Cluster hash tag; None when it has none, or cannot be encoded."""
+    try:
+        return hash_tag(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
 class RedisBreakerStore:
     """A shared circuit in two Redis keys, moved by one Lua script call per step."""
 
     _SHA = hashlib.sha1(REDIS_SCRIPT.encode()).hexdigest()
 
     def __init__(self, client: Redis, *, prefix: str = "buttress:breaker:", ttl: int = 86_400):
+        if not isinstance(prefix, str) or _tag_of(f"{prefix}{{{HASHED}}}") is None:
+            raise ValidationError(
+                "prefix",
+                "must be a string that leaves the breaker's hash tag working: no empty "
+                "'{}' before any other '}' (Redis Cluster would hash each key whole)",
+            )
         self._client = client
         self._prefix = prefix
         self._ttl = ttl
+
+    def keys(self, name: str) -> tuple[str, str]:
+        """The circuit's two keys: ``<prefix>{<name>}`` and ``<prefix>{<name>}:probes``.
+
+        The braces are a Redis Cluster hash tag, so both keys live in one slot and
+        the script runs on one master. A name that would leave no usable tag (one
+        that starts with ``}``: ``{}`` is an empty tag), cannot be encoded as UTF-8,
+        or starts with ``~h:`` stands inside the braces as ``~h:`` and its digest,
+        as rate-limit keys do; every other name keeps its keys.
+        """
+        base = f"{self._prefix}{{{name}}}"
+        if name.startswith(HASHED) or _tag_of(base) is None:
+            base = f"{self._prefix}{{{digest_key(name)}}}"
+        return base, f"{base}:probes"
 
     @classmethod
     def on(cls, backend: RedisBackend) -> RedisBreakerStore:
@@ -180,9 +210,7 @@ class RedisBreakerStore:
     async def step(self, name: str, op: Op, epoch: int, probe: str, params: StepParams) -> Snapshot:
         from redis.exceptions import NoScriptError
 
-        # The braces are a hash tag: both keys land on one Redis Cluster slot.
-        base = f"{self._prefix}{{{name}}}"
-        keys = (base, f"{base}:probes")
+        keys = self.keys(name)
         ttl = max(self._ttl, int(params.recovery_timeout * 2) + 1)
         args = (
             op,

@@ -24,6 +24,7 @@ import attrs
 from buttress._context import AsyncContext
 from buttress._exceptions import SchemaMissingError, ValidationError
 from buttress._guard import routed
+from buttress._safe import error_text
 from buttress._seam import resolve_store
 from buttress.breaker._core import open_wait
 from buttress.breaker._service import CircuitBreaker, SharingOptions
@@ -350,11 +351,14 @@ class SharedCircuitBreaker(AsyncContext, CircuitBreaker):
         if not self.available:
             return
         self.available = False
+        # The error's own text says why (a refused connection, a script error), redacted.
+        detail = error_text(exc)
         self._log.warning(
             "breaker.store_unreachable",
             policy=self.on_store_error,
             error=type(exc).__name__,
             retry_in=self.sync_interval,
+            **({"message": detail} if detail else {}),
         )
         if self.on_store_error == "local":
             # Start the outage from a clean local circuit; the last known OPEN still holds.

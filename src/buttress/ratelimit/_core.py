@@ -16,7 +16,6 @@ spent in process) that keeps a fleet within the algorithm's bound. Callers guara
 
 from __future__ import annotations
 
-import hashlib
 import json
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Sequence
@@ -24,6 +23,7 @@ from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 import attrs
 
+from buttress._keys import HASHED, digest_key
 from buttress.ratelimit._values import Decision
 
 __all__ = [
@@ -323,13 +323,6 @@ def lease_spend(grants: LeaseGrants, now: int, cost: int) -> tuple[int, LeaseGra
 
 MAX_KEY_LENGTH: Final = 200
 """Longer keys are replaced by a digest before they reach any store."""
-_HASHED = "~h:"
-
-
-def _digest(key: str) -> str:
-    # surrogatepass: a lone surrogate (valid in a str, not in UTF-8) still digests.
-    data = key.encode("utf-8", "surrogatepass")
-    return _HASHED + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def storage_key(key: str) -> str:
@@ -342,18 +335,18 @@ def storage_key(key: str) -> str:
     (up to the digest's collisions); a key that looks like a digest is itself
     digested, so no raw key can stand for another.
     """
-    if len(key) <= MAX_KEY_LENGTH and key.isprintable() and not key.startswith(_HASHED):
+    if len(key) <= MAX_KEY_LENGTH and key.isprintable() and not key.startswith(HASHED):
         if key.isascii():
             return key
         try:
             key.encode("utf-8")
         except UnicodeEncodeError:
-            return _digest(key)
+            return digest_key(key)
         return key
-    return _digest(key)
+    return digest_key(key)
 
 
 def memory_key(key: str) -> str:
     """``key`` as the in-process store keeps it: bounded in length, anything else
     is fine in a dict (the hot path checks only the length)."""
-    return key if len(key) <= MAX_KEY_LENGTH else _digest(key)
+    return key if len(key) <= MAX_KEY_LENGTH else digest_key(key)
