@@ -4,6 +4,7 @@ targeting options, revert (in process and through the installed entry point)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -217,6 +218,10 @@ def test_history_and_delete(sqlite_dsn: str, capsys: pytest.CaptureFixture[str])
         (["set", "f", "--rules", '[{"when": [{"attribute": "v", "operator": "semver_gt", '
                                  '"value": "1.0"}]}]'], "rules[0].when[0].value"),
         (["set", "f", "--split", '{"on": 60, "off": 30}'], "split: percentages must add up"),
+        (["set", "f", "--rules", '[{"when": [{"attribute": "v", "operator": "matches", '
+                                 '"value": "(a+)+$"}]}]'],
+         "rules[0].when[0].value: a regular expression with nested repetition could take "
+         "exponential time"),
         (["revert", "existing", "0"], "to_version: must be a positive int"),
         (["revert", "existing", "9"], "to_version: no version 9 recorded for 'existing'"),
     ],
@@ -357,3 +362,31 @@ def test_targeting_options_and_eval_with_variants(
     assert isinstance(split, dict)
     assert (split["reason"], split["bucket"]) == ("SPLIT", bucket("banner", "u1"))
     assert split["variant"] == ("eu" if bucket("banner", "u1") < 5000 else "base")
+
+
+def test_a_stored_pattern_refused_today_is_served_with_a_warning_until_fixed(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule an earlier release stored with a catastrophic ``matches`` pattern: ``get``,
+    ``list`` and ``eval`` warn (the condition never matches); ``set`` refuses to write
+    the flag back until its rules are replaced."""
+    run(sqlite_dsn, "set", "redos", "--enabled", "--default-variant", "off")
+    data = run_json(capsys, sqlite_dsn, "get", "redos")
+    assert isinstance(data, dict)
+    data["rules"] = [{"when": [{"attribute": "v", "operator": "matches", "value": "(a+)+$"}]}]
+    with sqlite3.connect(sqlite_dsn.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE buttress_flags SET data = ? WHERE key = 'redos'", [json.dumps(data)])
+    warning = "warning: redos: rules[0].when[0].value: a regular expression with nested"
+    for argv in (["get", "redos"], ["list"], ["eval", "redos", "--attr", "v=" + "a" * 27 + "!"]):
+        capsys.readouterr()
+        assert run(sqlite_dsn, *argv) == 0
+        captured = capsys.readouterr()
+        assert warning in captured.err
+        assert "this condition never matches meanwhile" in captured.err
+    assert captured.out.strip() == "redos: off (DEFAULT)"
+    assert run(sqlite_dsn, "set", "redos", "--disabled") == 2
+    assert "rules[0].when[0].value: a regular expression" in capsys.readouterr().err
+    assert run(sqlite_dsn, "set", "redos", "--disabled", "--rules", "none") == 0
+    capsys.readouterr()
+    assert run(sqlite_dsn, "get", "redos") == 0
+    assert capsys.readouterr().err == ""

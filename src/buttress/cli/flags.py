@@ -162,12 +162,26 @@ def _describe_change(change: FlagChange) -> str:
     return f"{line}  [{fields}]" if fields else line
 
 
+def _problem_notes(flag: Flag | None) -> tuple[str, ...]:
+    """Stderr lines for what today's rules refuse in a stored flag (``Flag.problems``)."""
+    if flag is None:
+        return ()
+    return tuple(
+        f"warning: {flag.key}: {field}: {rule}; fix it to change this flag"
+        + ("; this condition never matches meanwhile" if field.startswith("rules[") else "")
+        for field, rule in flag.problems
+    )
+
+
 def _missing(key: str, payload: object = None) -> Reply:
     return not_found(f"flag {key!r} does not exist", payload)
 
 
 async def _list(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
-    return listing(await flags.list(), _describe, Flag.to_dict, "no flags")
+    every = await flags.list()
+    reply = listing(every, _describe, Flag.to_dict, "no flags")
+    notes = tuple(note for flag in every for note in _problem_notes(flag))
+    return attrs.evolve(reply, notes=notes) if notes else reply
 
 
 async def _get(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
@@ -175,7 +189,7 @@ async def _get(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
     if flag is None:
         return _missing(args.key)
     text = _describe(flag) + (f"\n  {flag.description}" if flag.description else "")
-    return Reply(flag.to_dict(), text)
+    return Reply(flag.to_dict(), text, notes=_problem_notes(flag))
 
 
 def _rules(text: str) -> Any:
@@ -259,7 +273,7 @@ async def _eval(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
         served = f" variant {result.variant} = {json.dumps(result.value)}"
     outcome = Outcome.WARNING if flag is None else Outcome.OK
     text = f"{result.key}: {state}{served} ({result.reason.value}{bucket})"
-    return Reply(payload, text, outcome)
+    return Reply(payload, text, outcome, notes=_problem_notes(flag))
 
 
 async def _history(flags: FeatureFlags, args: argparse.Namespace) -> Reply:

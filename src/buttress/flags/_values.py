@@ -7,6 +7,7 @@ flag is refused before it can reach a store or a snapshot. Targeting values
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 from collections.abc import Iterable, Mapping
@@ -28,9 +29,11 @@ from buttress.flags._targeting import (
     check_variant_name,
     check_variant_value,
     copy_json,
+    reading_stored,
     split_bounds,
     to_items,
     to_split,
+    tolerating,
 )
 
 __all__ = [
@@ -191,8 +194,18 @@ class Flag:
     split_bounds: tuple[int, ...] = attrs.field(init=False, repr=False, eq=False)
     fallthrough: Outcome = attrs.field(init=False, repr=False, eq=False)
     """What it decides when nothing targets the context: the default variant."""
+    problems: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
+    """``(field, rule)`` for what today's rules refuse in a flag read from storage
+    (``from_dict(..., stored=True)``): a ``matches`` pattern that could backtrack
+    catastrophically (that condition never matches).
+    Empty for every flag built otherwise, which raises instead. Such a flag loads
+    and is served; writing it back is refused until it is fixed."""
 
     def __attrs_post_init__(self) -> None:
+        problems = self._problems()
+        if problems and not tolerating():
+            raise ValidationError(*problems[0])
+        object.__setattr__(self, "problems", problems)
         if (
             self.enable_at is not None
             and self.disable_at is not None
@@ -227,6 +240,20 @@ class Flag:
         set_(self, "on_variants", on_variants)
         set_(self, "split_bounds", split_bounds(self.split))
         set_(self, "fallthrough", (default in on_variants, Reason.DEFAULT, None, default))
+
+    def _problems(self) -> tuple[tuple[str, str], ...]:
+        """What a flag may not hold but a stored one can (see ``problems``)."""
+        found: list[tuple[str, str] | None] = []
+        for index, rule in enumerate(self.rules):
+            for position, condition in enumerate(rule.when):
+                if condition.refused is not None:
+                    found.append(
+                        (
+                            f"rules[{index}].when[{position}].value",
+                            f"{condition.refused} (condition on {condition.attribute!r})",
+                        )
+                    )
+        return tuple(problem for problem in found if problem is not None)
 
     def _check_variants(self, served: Mapping[str, JSONValue]) -> None:
         if self.variants:
@@ -295,12 +322,21 @@ class Flag:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Flag:
+    def from_dict(cls, data: Mapping[str, Any], *, stored: bool = False) -> Flag:
         """Rebuild a flag from ``to_dict`` output; raises ``ValidationError`` on bad data.
 
         Keys it does not know are refused, so a typo in a hand-written file
         (``"varaints"``) is an error rather than a silently plain flag.
+        ``stored=True`` reads what a store holds, which an earlier release may
+        have written under looser rules: what today's rules refuse is noted in
+        ``problems`` rather than raised (see there).
         """
+        reading = reading_stored() if stored else contextlib.nullcontext()
+        with reading:
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> Flag:
         if not isinstance(data, Mapping):
             raise ValidationError("flag", f"must be an object, got {type(data).__name__}")
         unknown = sorted(set(data) - _FIELDS)
