@@ -131,9 +131,10 @@ _STORED: ContextVar[bool] = ContextVar("buttress_flags_reading_stored", default=
 @contextlib.contextmanager
 def reading_stored() -> Iterator[None]:
     """Build flags read from storage: what today's rules refuse but an earlier release
-    stored (a regular expression that could backtrack catastrophically) is kept and
-    noted on the flag (``Flag.problems``) instead of raising, so loading never drops
-    a flag; writing it back is refused until it is fixed."""
+    stored (a regular expression that could backtrack catastrophically, text over a
+    length limit) is kept and noted on the flag (``Flag.problems``) instead of
+    raising, so loading never drops a flag; writing it back is refused until it is
+    fixed."""
     token = _STORED.set(True)
     try:
         yield

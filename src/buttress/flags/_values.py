@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 import attrs
 
@@ -39,6 +39,8 @@ from buttress.flags._targeting import (
 __all__ = [
     "BUCKETS",
     "FLAG_EVALUATED",
+    "MAX_DESCRIPTION",
+    "MAX_NAME",
     "Flag",
     "FlagAction",
     "FlagChange",
@@ -55,6 +57,13 @@ __all__ = [
 T = TypeVar("T")
 
 
+MAX_NAME: Final = 200
+"""The longest ``Flag.name`` and metadata name, in characters: as long as a key (and
+as a deployment's version)."""
+MAX_DESCRIPTION: Final = 2_000
+"""The longest ``Flag.description`` and metadata text value, in characters."""
+
+
 def _check_key(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
     validate_key(attribute.name, value)
 
@@ -62,6 +71,12 @@ def _check_key(_inst: object, attribute: attrs.Attribute[str], value: str) -> No
 def _check_name(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(attribute.name, "must be a non-empty str")
+
+
+def _too_long(field: str, text: str, limit: int) -> tuple[str, str] | None:
+    if len(text) <= limit:
+        return None
+    return field, f"must be at most {limit:,} characters, not {len(text):,}"
 
 
 def _to_names(value: Iterable[str]) -> frozenset[str]:
@@ -197,7 +212,8 @@ class Flag:
     problems: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
     """``(field, rule)`` for what today's rules refuse in a flag read from storage
     (``from_dict(..., stored=True)``): a ``matches`` pattern that could backtrack
-    catastrophically (that condition never matches).
+    catastrophically (that condition never matches), a name, description or
+    metadata text over its length limit.
     Empty for every flag built otherwise, which raises instead. Such a flag loads
     and is served; writing it back is refused until it is fixed."""
 
@@ -243,7 +259,17 @@ class Flag:
 
     def _problems(self) -> tuple[tuple[str, str], ...]:
         """What a flag may not hold but a stored one can (see ``problems``)."""
-        found: list[tuple[str, str] | None] = []
+        found = [
+            _too_long("name", self.name, MAX_NAME),
+            None
+            if not isinstance(self.description, str)
+            else _too_long("description", self.description, MAX_DESCRIPTION),
+        ]
+        for name, value in self.metadata.items():
+            if len(name) > MAX_NAME:
+                found.append(("metadata", f"names must be at most {MAX_NAME} characters"))
+            elif isinstance(value, str):
+                found.append(_too_long(f"metadata[{name!r}]", value, MAX_DESCRIPTION))
         for index, rule in enumerate(self.rules):
             for position, condition in enumerate(rule.when):
                 if condition.refused is not None:
