@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from buttress.cli import build_parser as parser
-from buttress.flags import bucket
+from buttress.flags import Flag, bucket
 from cli_support import buttress, set_up
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
@@ -200,6 +200,11 @@ def test_history_and_delete(sqlite_dsn: str, capsys: pytest.CaptureFixture[str])
         (["set", "f", "--percentage", "101"], "percentage: must be between 0 and 100"),
         (["set", "f", "--percentage", "ten"], "percentage: must be a number"),
         (["set", "f", "--percentage", "nan"], "percentage: must be between 0 and 100"),
+        (["set", "f6", "--percentage", "1e-400"],
+         "percentage: 1e-400 is not 0 but too small to store: it would be saved as 0 "
+         "(a percentage of 0 means no rollout rule)"),
+        (["set", "f", "--variants", '{"on": true, "off": false}', "--split",
+          '{"on": 1e-400, "off": 100}'], "split: 1e-400 is not 0 but too small to store"),
         (["set", "f", "--enable-at", "2024-01-01T00:00"], "enable_at: must carry a timezone"),
         (["set", "f", "--disable-at", "soon"], "disable_at: must be an ISO 8601 time"),
         (["set", "f", "--enable-at", "2024-02-01T00:00Z", "--disable-at", "2024-01-01T00:00Z"],
@@ -396,3 +401,15 @@ def test_a_stored_pattern_refused_today_is_served_with_a_warning_until_fixed(
     capsys.readouterr()
     assert run(sqlite_dsn, "get", "redos") == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_tiny_percentage_is_kept_and_admits_one_bucket(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_json(capsys, sqlite_dsn, "set", "f6", "--enabled", "--percentage", "1e-300")
+    assert isinstance(result, dict)
+    assert result["flag"]["percentage"] == 1e-300
+    assert Flag.from_dict(result["flag"]).threshold == 1  # bucket 0 is on
+    result = run_json(capsys, sqlite_dsn, "set", "f7", "--percentage", "-0")
+    assert isinstance(result, dict)
+    assert json.dumps(result["flag"]["percentage"]) == "0.0"

@@ -15,6 +15,7 @@ import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import attrs
@@ -72,9 +73,29 @@ def _names(text: str) -> frozenset[str]:
 
 def _percentage(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValidationError("percentage", "must be a number between 0 and 100") from None
+    _refuse_underflow("percentage", text, value)
+    return value or 0.0  # -0 is 0
+
+
+def _refuse_underflow(field: str, text: str, value: float) -> None:
+    """Refuse a number written as not 0 that reads as 0 (``1e-400``): it would be stored
+    as 0, which for a percentage means "no rollout rule", on for everyone."""
+    if value != 0:
+        return
+    try:
+        written = Decimal(text.strip())
+    except InvalidOperation:  # pragma: no cover - float() read it, so Decimal can
+        return
+    if written != 0:
+        why = " (a percentage of 0 means no rollout rule)" if field == "percentage" else ""
+        raise ValidationError(
+            field,
+            f"{text.strip()[:40]} is not 0 but too small to store: it would be saved as "
+            f"0{why}; give 0 or a larger number",
+        )
 
 
 def _attribute_value(text: str) -> object:
@@ -97,11 +118,18 @@ def _attributes(pairs: list[str] | None) -> dict[str, object]:
 
 
 def _json_option(field: str, text: str) -> Any:
-    """A targeting option's JSON; ``''`` or ``none`` clears it."""
+    """A targeting option's JSON; ``''`` or ``none`` clears it. A number written as not
+    0 that a float holds as 0 (``1e-400``, in a split, say) is refused."""
     if text.strip().lower() in _CLEAR:
         return None
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        _refuse_underflow(field, literal, value)
+        return value
+
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=number)
     except json.JSONDecodeError as exc:
         raise ValidationError(field, f"must be JSON ({exc.msg} at column {exc.colno})") from None
 
