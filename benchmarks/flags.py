@@ -11,6 +11,11 @@ each peer's cost as a multiple of buttress's.
 A second table measures targeting: rules over context attributes (equals, in,
 a semantic-version comparison, a regular expression, a negation), a split
 across variants and a typed read, each as a multiple of the plain flag.
+A third table shows why ``matches`` refuses some regular expressions: ``re.search``
+time for patterns the check refuses, on growing text (exponential and polynomial
+growth), beside the slowest text found for accepted patterns at the longest value
+``matches`` looks at (``MAX_TEXT``), and what the check itself costs per pattern.
+
 ``--baseline SRC`` (a ``src`` directory of another buttress checkout, e.g.
 ``git archive main src | tar -x -C /tmp/main``) measures the three buttress
 rows there too, in a subprocess, and prints this checkout's cost as a ratio of
@@ -26,9 +31,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -322,6 +329,61 @@ def report_targeting(repeats: int, number: int) -> None:
         print(f"  {row:<26}{times[row]:>10,.0f} ns  ({times[row] / plain:.1f}x)")
 
 
+REFUSED = (  # pattern, the unit its text repeats, the character that makes it fail, lengths
+    ("(a+)+$", "a", "!", (16, 18, 20, 22)),
+    (r"(\w+\s?)*$", "a", "!", (16, 18, 20, 22)),
+    (r"\d+\d+x", "1", "!", (125, 250, 500, 1000)),
+    (r".*a.*b", "a", "!", (125, 250, 500, 1000)),
+)
+ACCEPTED = (
+    r"^[a-z0-9._%+-]+@example\.com$",
+    r"(foo|bar)+",
+    r"^v\d+\.\d+",
+    r".*beta.*",
+    r"(\w+\.)+com",
+    r"[\w.]+@[\w.]+\.com",
+    r"^v\d+(\.\d+)*$",
+)
+
+
+def search_ms(pattern: str, text: str, repeats: int = 3) -> float:
+    """The best of ``repeats`` ``re.search`` calls, in milliseconds."""
+    compiled = re.compile(pattern)
+    return min(timeit.repeat(lambda: compiled.search(text), number=1, repeat=repeats)) * 1e3
+
+
+def slowest_text(pattern: str, length: int) -> tuple[float, str]:
+    """The slowest of a few hundred adversarial texts of ``length`` characters: a short
+    unit over the pattern's characters, repeated, then one that may make it fail."""
+    chars = sorted({c for c in pattern if c.isalnum() or c in ".@ -_"} | {"a", "1", " "})
+    worst = (0.0, "")
+    for size in (1, 2, 3):
+        for unit in itertools.islice(itertools.product(chars, repeat=size), 60):
+            for tail in ("!", "\n", ""):
+                text = ("".join(unit) * length)[: length - len(tail)] + tail
+                worst = max(worst, (search_ms(pattern, text, repeats=1), text[:6]))
+    return worst
+
+
+def report_patterns() -> None:
+    """What the refused patterns would cost, beside the accepted ones at the cap."""
+    from buttress.flags._regex import MAX_TEXT, refusal
+
+    print("\nmatches: re.search time (best of 3) for refused patterns as text grows")
+    for pattern, unit, tail, lengths in REFUSED:
+        cells = "  ".join(
+            f"{n:>5} chars {search_ms(pattern, unit * n + tail):>9,.2f} ms" for n in lengths
+        )
+        print(f"  {pattern:<22} {cells}")
+    print(f"accepted patterns: the slowest text found of {MAX_TEXT} characters, and the check")
+    uncached = refusal.__wrapped__
+    for pattern in ACCEPTED:
+        check = min(timeit.repeat(lambda p=pattern: uncached(p), number=1, repeat=5)) * 1e3  # type: ignore[misc]  # default binds the loop value
+        assert refusal(pattern) is None, pattern
+        worst, text = slowest_text(pattern, MAX_TEXT)
+        print(f"  {pattern:<34} {worst:>7,.2f} ms on {text!r}...   check {check:,.2f} ms")
+
+
 def _rows_in(src: str, repeats: int, number: int) -> dict[str, float]:
     """The buttress rows (best of ``repeats``) measured in a fresh process on ``src``."""
     environment = {**os.environ, "PYTHONPATH": src, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -428,6 +490,7 @@ def main() -> None:
                 f"{peers[fastest]:,.0f} ns = {peers[fastest] / base[row]:.1f}x"
             )
     report_targeting(repeats, number)
+    report_patterns()
     if options.baseline:
         report_baseline(options.baseline, repeats, number)
     report_propagation()

@@ -4,13 +4,14 @@ targeting options, revert (in process and through the installed entry point)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from buttress.cli import build_parser as parser
-from buttress.flags import bucket
+from buttress.flags import Flag, bucket
 from cli_support import buttress, set_up
 
 pytestmark = pytest.mark.usefixtures("cli_logging")
@@ -199,6 +200,11 @@ def test_history_and_delete(sqlite_dsn: str, capsys: pytest.CaptureFixture[str])
         (["set", "f", "--percentage", "101"], "percentage: must be between 0 and 100"),
         (["set", "f", "--percentage", "ten"], "percentage: must be a number"),
         (["set", "f", "--percentage", "nan"], "percentage: must be between 0 and 100"),
+        (["set", "f6", "--percentage", "1e-400"],
+         "percentage: 1e-400 is not 0 but too small to store: it would be saved as 0 "
+         "(a percentage of 0 means no rollout rule)"),
+        (["set", "f", "--variants", '{"on": true, "off": false}', "--split",
+          '{"on": 1e-400, "off": 100}'], "split: 1e-400 is not 0 but too small to store"),
         (["set", "f", "--enable-at", "2024-01-01T00:00"], "enable_at: must carry a timezone"),
         (["set", "f", "--disable-at", "soon"], "disable_at: must be an ISO 8601 time"),
         (["set", "f", "--enable-at", "2024-02-01T00:00Z", "--disable-at", "2024-01-01T00:00Z"],
@@ -206,6 +212,12 @@ def test_history_and_delete(sqlite_dsn: str, capsys: pytest.CaptureFixture[str])
         (["set", "", "--enabled"], "key: must not be empty"),
         (["set", "bad key"], "key: must be 1-200 characters"),
         (["set", "f", "--name", " "], "name: must be a non-empty str"),
+        (["set", "f8", "--name", "n" * 100_000],
+         "name: must be at most 200 characters, not 100,000"),
+        (["set", "existing", "--description", "d" * 2_001],
+         "description: must be at most 2,000 characters, not 2,001"),
+        (["set", "f", "--metadata", '{"owner": "' + "o" * 2_001 + '"}'],
+         "metadata['owner']: must be at most 2,000 characters"),
         (["set", "existing"], "flags set: give at least one change"),
         (["eval", "existing", "--attr", "plan"], "--attr: must be NAME=VALUE"),
         (["eval", "existing", "--at", "noon"], "at: must be an ISO 8601 time"),
@@ -217,6 +229,10 @@ def test_history_and_delete(sqlite_dsn: str, capsys: pytest.CaptureFixture[str])
         (["set", "f", "--rules", '[{"when": [{"attribute": "v", "operator": "semver_gt", '
                                  '"value": "1.0"}]}]'], "rules[0].when[0].value"),
         (["set", "f", "--split", '{"on": 60, "off": 30}'], "split: percentages must add up"),
+        (["set", "f", "--rules", '[{"when": [{"attribute": "v", "operator": "matches", '
+                                 '"value": "(a+)+$"}]}]'],
+         "rules[0].when[0].value: a regular expression with nested repetition could take "
+         "exponential time"),
         (["revert", "existing", "0"], "to_version: must be a positive int"),
         (["revert", "existing", "9"], "to_version: no version 9 recorded for 'existing'"),
     ],
@@ -357,3 +373,43 @@ def test_targeting_options_and_eval_with_variants(
     assert isinstance(split, dict)
     assert (split["reason"], split["bucket"]) == ("SPLIT", bucket("banner", "u1"))
     assert split["variant"] == ("eu" if bucket("banner", "u1") < 5000 else "base")
+
+
+def test_a_stored_pattern_refused_today_is_served_with_a_warning_until_fixed(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule an earlier release stored with a catastrophic ``matches`` pattern: ``get``,
+    ``list`` and ``eval`` warn (the condition never matches); ``set`` refuses to write
+    the flag back until its rules are replaced."""
+    run(sqlite_dsn, "set", "redos", "--enabled", "--default-variant", "off")
+    data = run_json(capsys, sqlite_dsn, "get", "redos")
+    assert isinstance(data, dict)
+    data["rules"] = [{"when": [{"attribute": "v", "operator": "matches", "value": "(a+)+$"}]}]
+    with sqlite3.connect(sqlite_dsn.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE buttress_flags SET data = ? WHERE key = 'redos'", [json.dumps(data)])
+    warning = "warning: redos: rules[0].when[0].value: a regular expression with nested"
+    for argv in (["get", "redos"], ["list"], ["eval", "redos", "--attr", "v=" + "a" * 27 + "!"]):
+        capsys.readouterr()
+        assert run(sqlite_dsn, *argv) == 0
+        captured = capsys.readouterr()
+        assert warning in captured.err
+        assert "this condition never matches meanwhile" in captured.err
+    assert captured.out.strip() == "redos: off (DEFAULT)"
+    assert run(sqlite_dsn, "set", "redos", "--disabled") == 2
+    assert "rules[0].when[0].value: a regular expression" in capsys.readouterr().err
+    assert run(sqlite_dsn, "set", "redos", "--disabled", "--rules", "none") == 0
+    capsys.readouterr()
+    assert run(sqlite_dsn, "get", "redos") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_tiny_percentage_is_kept_and_admits_one_bucket(
+    sqlite_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_json(capsys, sqlite_dsn, "set", "f6", "--enabled", "--percentage", "1e-300")
+    assert isinstance(result, dict)
+    assert result["flag"]["percentage"] == 1e-300
+    assert Flag.from_dict(result["flag"]).threshold == 1  # bucket 0 is on
+    result = run_json(capsys, sqlite_dsn, "set", "f7", "--percentage", "-0")
+    assert isinstance(result, dict)
+    assert json.dumps(result["flag"]["percentage"]) == "0.0"

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from buttress import connect
 from buttress.backends import Backend, require_sql
+from buttress.errors import ValidationError
 from buttress.flags import Condition, FeatureFlags, Flag, FlagContext, Reason, Rule
 from buttress.testing import FakeClock
 
@@ -260,3 +262,37 @@ async def test_postgres_pushes_a_variant_change_to_another_instance(postgres_dsn
         await _wait_for(two, lambda: "checkout" in two.snapshot)
         await one.update("checkout", default_variant="bold")
         await _wait_for(two, lambda: two.get_string("checkout", "?") == "BOLD")
+
+
+async def test_a_row_with_a_pattern_refused_today_loads_and_is_served(sql_dsn: str) -> None:
+    """A ``matches`` pattern an earlier release stored, now refused as catastrophic:
+    the flag loads (its condition never matches, a warning is logged), reads back
+    whole, and cannot be written again until the rule is fixed."""
+    rule = {"attribute": "v", "operator": "matches", "value": "(a+)+$"}
+    old = {"key": "redos", "name": "ReDoS", "description": None, "enabled": True,
+           "users": [], "roles": [], "percentage": 0.0, "enable_at": None,
+           "disable_at": None, "rules": [{"when": [rule]}], "default_variant": "off"}  # fmt: skip
+    async with connect(sql_dsn) as backend:
+        sql = require_sql(backend, "test")
+        await sql.execute(
+            sql.dialect.placeholders(
+                "INSERT INTO buttress_flags (key, data, version, updated_at, updated_by) "
+                "VALUES (?, ?, 1, ?, NULL)"
+            ),
+            "redos",
+            json.dumps(old, sort_keys=True),
+            sql.dialect.to_db_time(datetime(2024, 1, 1, tzinfo=UTC)),
+        )
+        with capture_logs() as logs:
+            async with FeatureFlags(backend, refresh_interval=None) as flags:
+                context = FlagContext(attributes={"v": "a" * 27 + "!"})
+                assert flags.evaluate("redos", context).reason is Reason.DEFAULT
+                stored = await flags.get("redos")
+                assert stored is not None
+                assert stored.to_dict() == old
+                assert [field for field, _rule in stored.problems] == ["rules[0].when[0].value"]
+                with pytest.raises(ValidationError, match=r"rules\[0\]\.when\[0\]\.value"):
+                    await flags.update("redos", enabled=False)
+        assert [(e["event"], e["key"]) for e in logs if e["log_level"] == "warning"] == [
+            ("flags.stored_flag_refused", "redos")
+        ]

@@ -347,6 +347,42 @@ def test_variants_are_checked_against_the_flag(changes: dict[str, Any], field: s
     assert info.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("field", "limit", "changes"),
+    [
+        ("name", 200, lambda text: {"name": text}),
+        ("description", 2_000, lambda text: {"description": text}),
+        ("metadata['owner']", 2_000, lambda text: {"metadata": {"owner": text}}),
+    ],
+)
+def test_free_text_fields_are_limited(field: str, limit: int, changes: Any) -> None:
+    Flag("f", **{"name": "F", **changes("x" * limit)})  # exactly at the limit: fine
+    with pytest.raises(ValidationError) as info:
+        Flag("f", **{"name": "F", **changes("x" * (limit + 1))})
+    assert info.value.field == field
+    assert info.value.rule == f"must be at most {limit:,} characters, not {limit + 1:,}"
+
+
+def test_metadata_names_are_as_long_as_a_name_at_most() -> None:
+    Flag("f", "F", metadata={"k" * 200: 1})
+    with pytest.raises(ValidationError, match="names must be at most 200 characters") as info:
+        Flag("f", "F", metadata={"k" * 201: 1})
+    assert info.value.field == "metadata"
+
+
+def test_a_stored_flag_over_a_text_limit_loads_and_cannot_be_written_back() -> None:
+    data = {**Flag("f", "F", enabled=True).to_dict(), "name": "n" * 100_000}
+    with pytest.raises(ValidationError, match="name: must be at most 200 characters"):
+        Flag.from_dict(data)
+    flag = Flag.from_dict(data, stored=True)  # written by an earlier release
+    assert flag.problems == (("name", "must be at most 200 characters, not 100,000"),)
+    assert flag.name == "n" * 100_000
+    assert flag.enabled
+    with pytest.raises(ValidationError, match="name: must be at most 200"):
+        attrs.evolve(flag, enabled=False)
+    assert attrs.evolve(flag, name="Short").problems == ()
+
+
 def test_unknown_keys_in_a_stored_flag_are_refused() -> None:
     data = {**Flag("f", "F").to_dict(), "varaints": {"a": 1}}
     with pytest.raises(ValidationError, match="varaints"):

@@ -15,6 +15,7 @@ import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import attrs
@@ -72,9 +73,29 @@ def _names(text: str) -> frozenset[str]:
 
 def _percentage(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValidationError("percentage", "must be a number between 0 and 100") from None
+    _refuse_underflow("percentage", text, value)
+    return value or 0.0  # -0 is 0
+
+
+def _refuse_underflow(field: str, text: str, value: float) -> None:
+    """Refuse a number written as not 0 that reads as 0 (``1e-400``): it would be stored
+    as 0, which for a percentage means "no rollout rule", on for everyone."""
+    if value != 0:
+        return
+    try:
+        written = Decimal(text.strip())
+    except InvalidOperation:  # pragma: no cover - float() read it, so Decimal can
+        return
+    if written != 0:
+        why = " (a percentage of 0 means no rollout rule)" if field == "percentage" else ""
+        raise ValidationError(
+            field,
+            f"{text.strip()[:40]} is not 0 but too small to store: it would be saved as "
+            f"0{why}; give 0 or a larger number",
+        )
 
 
 def _attribute_value(text: str) -> object:
@@ -97,11 +118,18 @@ def _attributes(pairs: list[str] | None) -> dict[str, object]:
 
 
 def _json_option(field: str, text: str) -> Any:
-    """A targeting option's JSON; ``''`` or ``none`` clears it."""
+    """A targeting option's JSON; ``''`` or ``none`` clears it. A number written as not
+    0 that a float holds as 0 (``1e-400``, in a split, say) is refused."""
     if text.strip().lower() in _CLEAR:
         return None
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        _refuse_underflow(field, literal, value)
+        return value
+
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=number)
     except json.JSONDecodeError as exc:
         raise ValidationError(field, f"must be JSON ({exc.msg} at column {exc.colno})") from None
 
@@ -162,12 +190,26 @@ def _describe_change(change: FlagChange) -> str:
     return f"{line}  [{fields}]" if fields else line
 
 
+def _problem_notes(flag: Flag | None) -> tuple[str, ...]:
+    """Stderr lines for what today's rules refuse in a stored flag (``Flag.problems``)."""
+    if flag is None:
+        return ()
+    return tuple(
+        f"warning: {flag.key}: {field}: {rule}; fix it to change this flag"
+        + ("; this condition never matches meanwhile" if field.startswith("rules[") else "")
+        for field, rule in flag.problems
+    )
+
+
 def _missing(key: str, payload: object = None) -> Reply:
     return not_found(f"flag {key!r} does not exist", payload)
 
 
 async def _list(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
-    return listing(await flags.list(), _describe, Flag.to_dict, "no flags")
+    every = await flags.list()
+    reply = listing(every, _describe, Flag.to_dict, "no flags")
+    notes = tuple(note for flag in every for note in _problem_notes(flag))
+    return attrs.evolve(reply, notes=notes) if notes else reply
 
 
 async def _get(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
@@ -175,7 +217,7 @@ async def _get(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
     if flag is None:
         return _missing(args.key)
     text = _describe(flag) + (f"\n  {flag.description}" if flag.description else "")
-    return Reply(flag.to_dict(), text)
+    return Reply(flag.to_dict(), text, notes=_problem_notes(flag))
 
 
 def _rules(text: str) -> Any:
@@ -259,7 +301,7 @@ async def _eval(flags: FeatureFlags, args: argparse.Namespace) -> Reply:
         served = f" variant {result.variant} = {json.dumps(result.value)}"
     outcome = Outcome.WARNING if flag is None else Outcome.OK
     text = f"{result.key}: {state}{served} ({result.reason.value}{bucket})"
-    return Reply(payload, text, outcome)
+    return Reply(payload, text, outcome, notes=_problem_notes(flag))
 
 
 async def _history(flags: FeatureFlags, args: argparse.Namespace) -> Reply:

@@ -5,9 +5,10 @@ a snapshot; ``now`` and the flag are handed in. The order is the contract's,
 with targeting rules and splits in between: disabled, schedule, user target,
 role target, rules, percentage, split, default. Every condition operator is one
 entry of ``_TESTS``; a test answers True, False, or None when it does not apply
-(the attribute is of another kind), and a condition that does not apply does
-not match, negated or not. A condition is compiled into one closure at its
-first evaluation and keeps it, so a rule costs one call per condition.
+(the attribute is of another kind, or too long for ``matches``), and a condition
+that does not apply does not match, negated or not. A condition is compiled into
+one closure at its first evaluation and keeps it, so a rule costs one call per
+condition.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from hashlib import blake2b
 from re import Pattern
 from typing import Final
 
+from buttress.flags._regex import MAX_TEXT
 from buttress.flags._targeting import (
     Condition,
     ConditionTest,
     InSet,
     Operator,
+    RefusedPattern,
     Rule,
     SemverKey,
     semver_key,
@@ -137,13 +140,19 @@ def _text(compare: Callable[[str, str], bool]) -> Callable[[object], Check]:
     return prepare
 
 
+def _does_not_apply(actual: object) -> None:
+    return None
+
+
 def _matches(expected: object) -> Check:
+    if isinstance(expected, RefusedPattern):
+        return _does_not_apply  # a stored pattern refused today (logged when loaded)
     assert isinstance(expected, Pattern)
     search = expected.search
 
     def test(actual: object) -> bool | None:
-        if not isinstance(actual, str):
-            return None
+        if not isinstance(actual, str) or len(actual) > MAX_TEXT:
+            return None  # longer text would let searching take too long: it does not apply
         return search(actual) is not None
 
     return test

@@ -12,7 +12,7 @@ import asyncio
 import builtins
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -364,6 +364,8 @@ class FeatureFlags(Running):
         """Create or replace ``flag`` (recorded in its history with who and why)."""
         if not isinstance(flag, Flag):
             raise ValidationError("flag", f"must be a Flag, got {type(flag).__name__}")
+        if flag.problems:  # read from storage under looser rules (a revert, say): fix first
+            raise ValidationError(*flag.problems[0])
         await self._open()
         change = await self._store.put(
             flag, changed_by=updated_by, reason=reason, at=self._clock.now()
@@ -538,12 +540,20 @@ class FeatureFlags(Running):
         self._snapshot = snapshot
         if not changed:
             return
+        self._warn_problems(snapshot, changed)
         self._persist()
         for callback in tuple(self._listeners):
             try:
                 callback(changed)
             except Exception as exc:  # noqa: BLE001 - a listener must not break propagation
                 self._log.error("flags.listener_failed", error=type(exc).__name__)
+
+    def _warn_problems(self, snapshot: Mapping[str, Flag], keys: Iterable[str]) -> None:
+        """Log what today's rules refuse in flags now served (each time one changes)."""
+        for key in sorted(keys):
+            flag = snapshot.get(key)
+            for field, rule in () if flag is None else flag.problems:
+                self._log.warning("flags.stored_flag_refused", key=key, field=field, rule=rule)
 
     def _apply(self, key: str, flag: Flag | None) -> None:
         if self._loading:
@@ -614,8 +624,11 @@ class FeatureFlags(Running):
             return
         try:
             payload = json.loads(self._snapshot_path.read_text())
-            self._snapshot = {key: Flag.from_dict(data) for key, data in payload.items()}
+            self._snapshot = {
+                key: Flag.from_dict(data, stored=True) for key, data in payload.items()
+            }
             self._loaded = True
+            self._warn_problems(self._snapshot, self._snapshot)
         except (OSError, ValueError, TypeError) as exc:
             self._log.warning("flags.snapshot_load_failed", error=type(exc).__name__)
 

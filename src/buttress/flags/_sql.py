@@ -37,7 +37,8 @@ def _encode(flag: Flag | None) -> str | None:
 def _decode(text: object) -> Flag | None:
     if text is None:
         return None
-    return Flag.from_dict(json.loads(str(text)))
+    # Stored under an earlier release's rules, maybe: what today's refuse is noted, not raised.
+    return Flag.from_dict(json.loads(str(text)), stored=True)
 
 
 def _change(row: Mapping[str, Any]) -> FlagChange:

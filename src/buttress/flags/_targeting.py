@@ -1,24 +1,30 @@
 """Targeting values: ``Condition`` (one comparison), ``Rule`` (conditions -> a variant or a
 split), ``Operator``, weighted splits and semantic versions.
 
-Everything is validated and prepared when built (regular expressions compiled,
-versions parsed, weights turned into bucket boundaries), so evaluation in
-``_core`` only compares. No I/O, no clock, no evaluation here.
+Everything is validated and prepared when built (regular expressions compiled
+and checked for catastrophic backtracking by ``_regex``, versions parsed,
+weights turned into bucket boundaries), so evaluation in ``_core`` only
+compares. Flags read from storage are built under ``reading_stored``, where a
+pattern refused today is kept, marked, and never run. No I/O, no clock, no
+evaluation here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, Final, Protocol, Self, TypeAlias, TypeGuard, TypeVar
 
 import attrs
 
 from buttress._exceptions import ValidationError
+from buttress.flags._regex import MAX_PATTERN, TOO_LONG, refusal
 
 __all__ = [
     "BUCKETS",
@@ -26,16 +32,19 @@ __all__ = [
     "ConditionTest",
     "JSONValue",
     "Operator",
+    "RefusedPattern",
     "Rule",
     "Scalar",
     "Split",
     "check_variant_name",
     "check_variant_value",
     "copy_json",
+    "reading_stored",
     "semver_key",
     "split_bounds",
     "to_items",
     "to_split",
+    "tolerating",
 ]
 
 BUCKETS = 10_000
@@ -116,6 +125,48 @@ def semver_key(text: str) -> SemverKey | None:
     return int(major), int(minor), int(patch), 0, identifiers
 
 
+_STORED: ContextVar[bool] = ContextVar("buttress_flags_reading_stored", default=False)
+
+
+@contextlib.contextmanager
+def reading_stored() -> Iterator[None]:
+    """Build flags read from storage: what today's rules refuse but an earlier release
+    stored (a regular expression that could backtrack catastrophically, text over a
+    length limit) is kept and noted on the flag (``Flag.problems``) instead of
+    raising, so loading never drops a flag; writing it back is refused until it is
+    fixed."""
+    token = _STORED.set(True)
+    try:
+        yield
+    finally:
+        _STORED.reset(token)
+
+
+def tolerating() -> bool:
+    """Whether values are being read from storage (see ``reading_stored``)."""
+    return _STORED.get()
+
+
+@attrs.frozen(slots=True)
+class RefusedPattern:
+    """The operand of a stored ``matches`` condition whose pattern is refused today:
+    evaluation treats the condition as not applying (it never matches, negated or not)."""
+
+    rule: str
+
+
+def _pattern(text: str) -> re.Pattern[str] | RefusedPattern:
+    """``text`` compiled, or why it is refused (``_regex``); ``ValidationError`` if invalid."""
+    if len(text) > MAX_PATTERN:
+        return RefusedPattern(TOO_LONG)  # not even compiled: compiling costs with length
+    try:
+        compiled = re.compile(text)
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise ValidationError("value", f"is not a valid regular expression ({exc})") from None
+    rule = refusal(text)
+    return compiled if rule is None else RefusedPattern(rule)
+
+
 def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -168,10 +219,10 @@ def _operand(operator: Operator, value: object) -> tuple[object, object]:
     if not isinstance(value, str):
         raise ValidationError("value", f"{operator} needs a str, got {type(value).__name__}")
     if operator is Operator.MATCHES:
-        try:
-            return value, re.compile(value)
-        except re.error as exc:
-            raise ValidationError("value", f"is not a valid regular expression ({exc})") from None
+        pattern = _pattern(value)
+        if isinstance(pattern, RefusedPattern) and not tolerating():
+            raise ValidationError("value", pattern.rule)
+        return value, pattern
     return value, value
 
 
@@ -215,6 +266,9 @@ class Condition:
     )
     operand: object = attrs.field(init=False, repr=False, eq=False)
     """What evaluation compares with: compiled pattern, version key, value set."""
+    refused: str | None = attrs.field(init=False, default=None, repr=False, eq=False)
+    """Why a stored ``matches`` pattern is refused today (it then never matches), or None;
+    only a condition read from storage (``reading_stored``) can have one."""
     compiled: ConditionTest | None = attrs.field(init=False, default=None, repr=False, eq=False)
     """The evaluation core's prepared test, filled in by ``_core`` at first use."""
 
@@ -226,6 +280,8 @@ class Condition:
             raise ValidationError(exc.field, where) from None
         object.__setattr__(self, "value", stored)
         object.__setattr__(self, "operand", operand)
+        if isinstance(operand, RefusedPattern):
+            object.__setattr__(self, "refused", operand.rule)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

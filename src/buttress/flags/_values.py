@@ -7,13 +7,14 @@ flag is refused before it can reach a store or a snapshot. Targeting values
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 import attrs
 
@@ -28,14 +29,18 @@ from buttress.flags._targeting import (
     check_variant_name,
     check_variant_value,
     copy_json,
+    reading_stored,
     split_bounds,
     to_items,
     to_split,
+    tolerating,
 )
 
 __all__ = [
     "BUCKETS",
     "FLAG_EVALUATED",
+    "MAX_DESCRIPTION",
+    "MAX_NAME",
     "Flag",
     "FlagAction",
     "FlagChange",
@@ -52,6 +57,13 @@ __all__ = [
 T = TypeVar("T")
 
 
+MAX_NAME: Final = 200
+"""The longest ``Flag.name`` and metadata name, in characters: as long as a key (and
+as a deployment's version)."""
+MAX_DESCRIPTION: Final = 2_000
+"""The longest ``Flag.description`` and metadata text value, in characters."""
+
+
 def _check_key(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
     validate_key(attribute.name, value)
 
@@ -59,6 +71,12 @@ def _check_key(_inst: object, attribute: attrs.Attribute[str], value: str) -> No
 def _check_name(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(attribute.name, "must be a non-empty str")
+
+
+def _too_long(field: str, text: str, limit: int) -> tuple[str, str] | None:
+    if len(text) <= limit:
+        return None
+    return field, f"must be at most {limit:,} characters, not {len(text):,}"
 
 
 def _to_names(value: Iterable[str]) -> frozenset[str]:
@@ -191,8 +209,19 @@ class Flag:
     split_bounds: tuple[int, ...] = attrs.field(init=False, repr=False, eq=False)
     fallthrough: Outcome = attrs.field(init=False, repr=False, eq=False)
     """What it decides when nothing targets the context: the default variant."""
+    problems: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False, eq=False)
+    """``(field, rule)`` for what today's rules refuse in a flag read from storage
+    (``from_dict(..., stored=True)``): a ``matches`` pattern that could backtrack
+    catastrophically (that condition never matches), a name, description or
+    metadata text over its length limit.
+    Empty for every flag built otherwise, which raises instead. Such a flag loads
+    and is served; writing it back is refused until it is fixed."""
 
     def __attrs_post_init__(self) -> None:
+        problems = self._problems()
+        if problems and not tolerating():
+            raise ValidationError(*problems[0])
+        object.__setattr__(self, "problems", problems)
         if (
             self.enable_at is not None
             and self.disable_at is not None
@@ -227,6 +256,30 @@ class Flag:
         set_(self, "on_variants", on_variants)
         set_(self, "split_bounds", split_bounds(self.split))
         set_(self, "fallthrough", (default in on_variants, Reason.DEFAULT, None, default))
+
+    def _problems(self) -> tuple[tuple[str, str], ...]:
+        """What a flag may not hold but a stored one can (see ``problems``)."""
+        found = [
+            _too_long("name", self.name, MAX_NAME),
+            None
+            if not isinstance(self.description, str)
+            else _too_long("description", self.description, MAX_DESCRIPTION),
+        ]
+        for name, value in self.metadata.items():
+            if len(name) > MAX_NAME:
+                found.append(("metadata", f"names must be at most {MAX_NAME} characters"))
+            elif isinstance(value, str):
+                found.append(_too_long(f"metadata[{name!r}]", value, MAX_DESCRIPTION))
+        for index, rule in enumerate(self.rules):
+            for position, condition in enumerate(rule.when):
+                if condition.refused is not None:
+                    found.append(
+                        (
+                            f"rules[{index}].when[{position}].value",
+                            f"{condition.refused} (condition on {condition.attribute!r})",
+                        )
+                    )
+        return tuple(problem for problem in found if problem is not None)
 
     def _check_variants(self, served: Mapping[str, JSONValue]) -> None:
         if self.variants:
@@ -295,12 +348,21 @@ class Flag:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Flag:
+    def from_dict(cls, data: Mapping[str, Any], *, stored: bool = False) -> Flag:
         """Rebuild a flag from ``to_dict`` output; raises ``ValidationError`` on bad data.
 
         Keys it does not know are refused, so a typo in a hand-written file
         (``"varaints"``) is an error rather than a silently plain flag.
+        ``stored=True`` reads what a store holds, which an earlier release may
+        have written under looser rules: what today's rules refuse is noted in
+        ``problems`` rather than raised (see there).
         """
+        reading = reading_stored() if stored else contextlib.nullcontext()
+        with reading:
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> Flag:
         if not isinstance(data, Mapping):
             raise ValidationError("flag", f"must be an object, got {type(data).__name__}")
         unknown = sorted(set(data) - _FIELDS)
