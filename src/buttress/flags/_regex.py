@@ -543,6 +543,20 @@ Vector = tuple[tuple[int, int], ...]
 """``(state, ways)`` pairs, sorted: how many ways the pattern is in each state."""
 
 
+def _link(
+    graph: dict[Node, set[Node]], source: Node, target: Node, todo: list[Node], cap: int
+) -> bool:
+    """Add the edge ``source -> target`` to a graph being explored, queueing ``target``
+    in ``todo`` when it is new; False, adding nothing, once ``cap`` nodes are reached."""
+    if target not in graph:
+        if len(graph) >= cap:
+            return False
+        graph[target] = set()
+        todo.append(target)
+    graph[source].add(target)
+    return True
+
+
 def _walk(
     successors: Sequence[Counter[int]], set_of: Sequence[int], letters: Iterable[frozenset[int]]
 ) -> str | None:
@@ -569,12 +583,8 @@ def _walk(
             after = tuple(sorted((t, n) for t, n in targets.items() if set_of[t] in sets))
             if _ways(after) > _MAX_WAYS:
                 return NESTED if _exponential(successors, set_of, letters) else OVERLAPPING
-            edges[vector].add(after)
-            if after not in edges:
-                if len(edges) >= _MAX_VECTORS:
-                    return TOO_COMPLEX
-                edges[after] = set()
-                todo.append(after)
+            if not _link(edges, vector, after, todo, _MAX_VECTORS):
+                return TOO_COMPLEX
     sustained, transient = _work(edges)
     return AMBIGUOUS if sustained > _SUSTAINED or transient > _TRANSIENT else None
 
@@ -719,13 +729,8 @@ def _exponential(
             for q2 in successors[q]:
                 if not compatible(p2, q2):
                     continue
-                target = (p2, q2)
-                pairs[pair].add(target)
-                if target not in pairs:
-                    if len(pairs) >= _MAX_PAIRS:
-                        return True
-                    pairs[target] = set()
-                    todo.append(target)
+                if not _link(pairs, pair, (p2, q2), todo, _MAX_PAIRS):
+                    return True
     for component in _components(pairs):
         members = set(component)
         diagonal = [pair for pair in members if pair[0] == pair[1]]
