@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -226,6 +226,20 @@ async def test_targeting_round_trips_on_every_store(backend: Backend) -> None:
         assert reader.evaluate("checkout", context).reason is Reason.RULE_MATCH
 
 
+async def _store_row(backend: Backend, key: str, data: Mapping[str, object]) -> None:
+    """Write a flag's row as an earlier release did, past FeatureFlags' checks."""
+    sql = require_sql(backend, "test")
+    await sql.execute(
+        sql.dialect.placeholders(
+            "INSERT INTO buttress_flags (key, data, version, updated_at, updated_by) "
+            "VALUES (?, ?, 1, ?, NULL)"
+        ),
+        key,
+        json.dumps(data, sort_keys=True),
+        sql.dialect.to_db_time(datetime(2024, 1, 1, tzinfo=UTC)),
+    )
+
+
 async def test_a_row_written_before_targeting_existed_loads_unchanged(sql_dsn: str) -> None:
     old = {
         "key": "legacy", "name": "Legacy", "description": None, "enabled": True,
@@ -233,16 +247,7 @@ async def test_a_row_written_before_targeting_existed_loads_unchanged(sql_dsn: s
         "enable_at": None, "disable_at": None,
     }  # fmt: skip
     async with connect(sql_dsn) as backend:
-        sql = require_sql(backend, "test")
-        await sql.execute(
-            sql.dialect.placeholders(
-                "INSERT INTO buttress_flags (key, data, version, updated_at, updated_by) "
-                "VALUES (?, ?, 1, ?, NULL)"
-            ),
-            "legacy",
-            json.dumps(old, sort_keys=True),
-            sql.dialect.to_db_time(datetime(2024, 1, 1, tzinfo=UTC)),
-        )
+        await _store_row(backend, "legacy", old)
         async with FeatureFlags(backend, refresh_interval=None) as flags:
             assert flags.snapshot["legacy"] == Flag(
                 "legacy", "Legacy", enabled=True, users={"u1"}, roles={"staff"}, percentage=12.5
@@ -273,16 +278,7 @@ async def test_a_row_with_a_pattern_refused_today_loads_and_is_served(sql_dsn: s
            "users": [], "roles": [], "percentage": 0.0, "enable_at": None,
            "disable_at": None, "rules": [{"when": [rule]}], "default_variant": "off"}  # fmt: skip
     async with connect(sql_dsn) as backend:
-        sql = require_sql(backend, "test")
-        await sql.execute(
-            sql.dialect.placeholders(
-                "INSERT INTO buttress_flags (key, data, version, updated_at, updated_by) "
-                "VALUES (?, ?, 1, ?, NULL)"
-            ),
-            "redos",
-            json.dumps(old, sort_keys=True),
-            sql.dialect.to_db_time(datetime(2024, 1, 1, tzinfo=UTC)),
-        )
+        await _store_row(backend, "redos", old)
         with capture_logs() as logs:
             async with FeatureFlags(backend, refresh_interval=None) as flags:
                 context = FlagContext(attributes={"v": "a" * 27 + "!"})
